@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Create the isolated virtualenvs of the libraries that benchmarks/cartpole.py compares ppox with.
+#
+#   bash benchmarks/setup_envs.sh          # make the missing ones
+#   bash benchmarks/setup_envs.sh --force  # remake all of them
+#
+# Each env lives in bench-envs/NAME (gitignored). An env that finished installing carries the
+# marker file .bench-ok and is skipped on later runs; a half-made one (no marker) is remade.
+# The pins are versions that were installed and run end to end together (see benchmarks/README.md).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ENVS="$ROOT/bench-envs"
+PYTHON="${PYTHON:-python3}"
+FORCE=0
+[[ "${1:-}" == "--force" ]] && FORCE=1
+
+# rejax 0.1.3 unpacks 5 values from env.step; gymnax >= 1.0 returns 6 (terminated and truncated),
+# so rejax only works with gymnax 0.0.9. The rest is what pip resolved with it, pinned.
+REJAX_PINS=(
+  rejax==0.1.3
+  gymnax==0.0.9
+  jax==0.10.2
+  jaxlib==0.10.2
+  flax==0.12.8
+  optax==0.2.8
+  chex==0.1.92
+  distrax==0.1.9
+  tfp-nightly==0.26.0.dev20261027
+  numpy==2.4.6
+)
+
+# torch first, alone and pinned: on this machine torch==2.13.0 resolves to a local CPU wheel
+# (pip's find-links); a bare `torch` requirement pulled in by stable-baselines3 could fetch a
+# multi-GB CUDA build instead. stable-baselines3 then finds its torch requirement satisfied.
+TORCH_PIN=torch==2.13.0
+SB3_PINS=(
+  stable-baselines3==2.9.2
+  gymnasium==1.4.0
+  numpy==2.4.6
+)
+
+pip_quiet() {
+  # pip's warnings about missing local index folders are noise; keep real errors.
+  local log rc=0
+  log="$(mktemp)"
+  "$@" >"$log" 2>&1 || rc=$?
+  grep -v "^WARNING: Location 'file:" "$log" >&2 || true
+  rm -f "$log"
+  return "$rc"
+}
+
+make_env() {
+  local name="$1" check="$2"
+  shift 2
+  local dir="$ENVS/$name"
+  if [[ $FORCE == 0 && -f "$dir/.bench-ok" ]]; then
+    echo "[setup_envs] $name: exists, skipping ($dir)"
+    return 0
+  fi
+  echo "[setup_envs] $name: creating $dir"
+  rm -rf "$dir"
+  mkdir -p "$ENVS"
+  "$PYTHON" -m venv "$dir"
+  pip_quiet "$dir/bin/python" -m pip install --quiet --upgrade pip
+  # each remaining argument is one `pip install` step (a space-separated requirement list)
+  local step
+  for step in "$@"; do
+    echo "[setup_envs] $name: pip install $step"
+    # shellcheck disable=SC2086
+    pip_quiet "$dir/bin/python" -m pip install --quiet $step
+  done
+  "$dir/bin/python" -c "$check"
+  "$dir/bin/python" -m pip freeze > "$dir/freeze.txt"
+  touch "$dir/.bench-ok"
+  echo "[setup_envs] $name: ready"
+}
+
+make_env rejax "import rejax, gymnax, jax; print('rejax ok, jax', jax.__version__)" \
+  "${REJAX_PINS[*]}"
+
+make_env sb3 "import stable_baselines3, torch, gymnasium; print('sb3', stable_baselines3.__version__, 'torch', torch.__version__)" \
+  "$TORCH_PIN" \
+  "${SB3_PINS[*]}"
+
+echo "[setup_envs] done: $(ls "$ENVS")"

@@ -1,0 +1,16 @@
+"""ppox: Proximal Policy Optimization on JAX.
+
+    import ppox
+    result = ppox.train(ppox.Config(env="CartPole-v1"))
+    policy = ppox.load(result.run_path)
+    actions = policy.act(observations)
+"""
+
+__version__ = "0.1.0"
+
+from ppox.config import Config, ConfigError  # noqa: E402
+from ppox.policy import Policy, load  # noqa: E402
+from ppox.training import TrainResult, train  # noqa: E402
+from ppox.drivers.fused import make_train  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "Policy", "TrainResult", "load", "make_train", "train", "__version__"]

@@ -1,0 +1,256 @@
+"""The one configuration of a ppox run: a frozen dataclass, validated when it is built.
+
+Every field has a docstring (it becomes the CLI's help through tyro); ``Config.preset``
+starts from the tuned values for an environment. Invalid values raise ``ConfigError``
+with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from typing import Literal
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Proximal Policy Optimization, as configured for one run (one or several seeds)."""
+
+    env: str = "CartPole-v1"
+    """Environment id. JAX-native (gymnax): CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1,
+    MountainCarContinuous-v0, Breakout-MinAtar, ... (see `ppox envs`)."""
+
+    total_timesteps: int = 500_000
+    """Environment steps to train for, over all parallel envs (per seed)."""
+
+    num_envs: int = 4
+    """Parallel environments stepped together."""
+
+    num_steps: int = 128
+    """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""
+
+    update_epochs: int = 4
+    """Passes over each collected batch (the surrogate's importance-sampled reuse)."""
+
+    num_minibatches: int = 4
+    """Minibatches per epoch; num_envs * num_steps must divide by it."""
+
+    learning_rate: float = 2.5e-4
+    """Adam step size (the start value when annealed)."""
+
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+
+    adam_eps: float = 1e-5
+    """Adam's epsilon (1e-5, as in the PPO reference implementations, not optax's 1e-8)."""
+
+    gamma: float = 0.99
+    """Discount factor."""
+
+    gae_lambda: float = 0.95
+    """GAE's bias-variance dial: 0 is the TD residual, 1 the Monte Carlo advantage."""
+
+    clip_coef: float | None = 0.2
+    """Surrogate clip range eps: the ratio is clipped to [1-eps, 1+eps]. None: no clip (plain r*A)."""
+
+    vf_clip_coef: float | None = 0.2
+    """Value clip range: the new value stays within +-this of the old one in the loss. None: no value clipping."""
+
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient c2."""
+
+    vf_coef: float = 0.5
+    """Value loss coefficient c1."""
+
+    max_grad_norm: float | None = 0.5
+    """Clip the global gradient norm to this. None: no gradient clipping."""
+
+    target_kl: float | None = None
+    """Stop an update's remaining minibatches once a minibatch's approx KL exceeds this. None: never."""
+
+    norm_adv: bool = True
+    """Normalise advantages to zero mean and unit std within each minibatch."""
+
+    norm_obs: bool = False
+    """Normalise observations by their running mean and std, clipped to +-10."""
+
+    norm_reward: bool = False
+    """Scale rewards by the running std of the discounted return, clipped to +-10."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the actor and of the critic."""
+
+    activation: Literal["tanh", "relu"] = "tanh"
+    """Hidden-layer activation."""
+
+    shared_trunk: bool = False
+    """Share the hidden layers between actor and critic (default: two separate networks)."""
+
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+
+    seed: int = 0
+    """Random seed of the first run; seed i of --seeds N uses seed + i."""
+
+    seeds: int = 1
+    """Independent seeds trained together in one compiled, vmapped run."""
+
+    driver: Literal["auto", "fused"] = "auto"
+    """fused: the whole run in one jitted function (JAX-native environments). auto: pick from the env."""
+
+    run_dir: str = "runs"
+    """Folder under which each run's folder is made."""
+
+    run_name: str | None = None
+    """Name of this run's folder (default: ENV__SEED__TIMESTAMP)."""
+
+    save: bool = True
+    """Write the run folder (config, metrics, TensorBoard events, parameters)."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run folder."""
+
+    progress: bool = True
+    """Show a progress bar while training."""
+
+    def __post_init__(self):
+        _validate(self)
+
+    # Derived sizes -------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    # Construction ----------------------------------------------------------------------
+    @classmethod
+    def preset(cls, env: str = "CartPole-v1", **overrides) -> "Config":
+        """The tuned configuration for ``env``, with ``overrides`` applied on top."""
+        return cls(**{**PRESETS.get(env, {}), "env": env, **overrides})
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(names)}")
+        if "hidden_sizes" in data:
+            data = {**data, "hidden_sizes": tuple(data["hidden_sizes"])}
+        return cls(**data)
+
+
+# Tuned starting points per environment (only the fields that differ from the defaults).
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": {},
+    "Acrobot-v1": {"num_envs": 8},
+    "MountainCar-v0": {"num_envs": 16, "total_timesteps": 1_000_000, "norm_obs": True},
+    "Pendulum-v1": {
+        "total_timesteps": 200_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 1e-3,
+        "gamma": 0.9,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+        "vf_clip_coef": None,
+    },
+    "MountainCarContinuous-v0": {
+        "total_timesteps": 1_000_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    },
+}
+for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
+    PRESETS[f"{_game}-MinAtar"] = {
+        "total_timesteps": 2_000_000,
+        "num_envs": 64,
+        "num_steps": 128,
+        "learning_rate": 5e-4,
+        "num_minibatches": 8,
+        "activation": "relu",
+        "hidden_sizes": (256, 256),
+    }
+
+
+def _validate(c: Config) -> None:
+    from ppox.envs import check_env_id
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "seeds"):
+        value = getattr(c, name)
+        need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
+             f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    need(c.batch_size % c.num_minibatches == 0,
+         f"num_envs * num_steps = {c.batch_size} does not divide into --num-minibatches {c.num_minibatches}; "
+         f"choose a number of minibatches that divides {c.batch_size} (e.g. {_divisor_near(c.batch_size, c.num_minibatches)})")
+    need(c.total_timesteps >= c.batch_size,
+         f"--total-timesteps {c.total_timesteps} is less than one rollout (num_envs * num_steps = {c.batch_size}); "
+         f"raise --total-timesteps or lower --num-envs/--num-steps")
+    for name in ("learning_rate", "adam_eps"):
+        value = getattr(c, name)
+        need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    need(_finite(c.gamma) and 0.0 <= c.gamma <= 1.0, f"--gamma must lie in [0, 1], got {c.gamma!r}")
+    need(_finite(c.gae_lambda) and 0.0 <= c.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {c.gae_lambda!r}")
+    for name in ("clip_coef", "vf_clip_coef", "max_grad_norm", "target_kl"):
+        value = getattr(c, name)
+        need(value is None or (_finite(value) and value > 0),
+             f"--{name.replace('_', '-')} must be a positive number or None (off), got {value!r}")
+    for name in ("ent_coef", "vf_coef"):
+        value = getattr(c, name)
+        need(_finite(value) and value >= 0, f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
+    need(_finite(c.log_std_init), f"--log-std-init must be a finite number, got {c.log_std_init!r}")
+    need(len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
+         f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}")
+    need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
+    need(c.driver in ("auto", "fused"), f"--driver must be auto or fused, got {c.driver!r}")
+    need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
+    need(c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
+         f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}")
+    need(bool(c.run_dir), "--run-dir must not be empty")
+    check_env_id(c.env)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _divisor_near(n: int, target: int) -> int:
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def closest(name: str, choices) -> list[str]:
+    """Up to three names from ``choices`` closest to ``name`` (for 'did you mean' messages)."""
+    by_lower = {c.lower(): c for c in choices}
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]

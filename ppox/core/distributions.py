@@ -1,0 +1,111 @@
+"""Action distributions as small immutable dataclasses sharing one interface.
+
+Each has ``sample(key)``, ``log_prob(action)``, ``entropy()`` and ``mode()``; batch
+dimensions lead, the event dimension (if any) trails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@struct.dataclass
+class Categorical:
+    """pi(a|s) = softmax(logits)_a over n actions; ``mask`` (bool, True = allowed) removes actions.
+
+    H = -sum_a p_a log p_a (masked actions contribute 0).
+    """
+
+    logits: jax.Array
+    mask: jax.Array | None = None
+
+    def _masked_logits(self):
+        if self.mask is None:
+            return self.logits
+        return jnp.where(self.mask, self.logits, jnp.finfo(self.logits.dtype).min)
+
+    def log_probs(self):
+        return jax.nn.log_softmax(self._masked_logits(), axis=-1)
+
+    def sample(self, key):
+        return jax.random.categorical(key, self._masked_logits(), axis=-1)
+
+    def mode(self):
+        return jnp.argmax(self._masked_logits(), axis=-1)
+
+    def log_prob(self, action):
+        action = jnp.asarray(action, jnp.int32)
+        return jnp.take_along_axis(self.log_probs(), action[..., None], axis=-1)[..., 0]
+
+    def entropy(self):
+        logp = self.log_probs()
+        p = jnp.exp(logp)
+        return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
+
+
+@struct.dataclass
+class DiagGaussian:
+    """pi(a|s) = N(mean, diag(exp(log_std)^2)); ``log_std`` broadcasts (state-independent).
+
+    log pi(a) = -sum_i [ (a_i - mu_i)^2 / (2 sigma_i^2) + log sigma_i + log(2 pi) / 2 ]
+    H = sum_i [ log sigma_i + (1 + log(2 pi)) / 2 ]
+    """
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def sample(self, key):
+        noise = jax.random.normal(key, self.mean.shape, self.mean.dtype)
+        return self.mean + jnp.exp(self.log_std) * noise
+
+    def mode(self):
+        return self.mean
+
+    def log_prob(self, action):
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        z = (action - self.mean) * jnp.exp(-log_std)
+        return -jnp.sum(0.5 * jnp.square(z) + log_std + 0.5 * _LOG_2PI, axis=-1)
+
+    def entropy(self):
+        log_std = jnp.broadcast_to(self.log_std, self.mean.shape)
+        return jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+
+
+@struct.dataclass
+class MultiCategorical:
+    """Independent categoricals, one per action dimension (MultiDiscrete / MultiBinary).
+
+    ``logits`` holds all dimensions' logits concatenated on the last axis; ``nvec`` (static)
+    gives each dimension's size. log pi(a) = sum_i log pi_i(a_i); H = sum_i H_i.
+    """
+
+    logits: jax.Array
+    nvec: tuple[int, ...] = struct.field(pytree_node=False)
+    mask: jax.Array | None = None
+
+    def _parts(self):
+        splits = list(itertools.accumulate(self.nvec))[:-1]
+        logits = jnp.split(self.logits, splits, axis=-1)
+        masks = [None] * len(logits) if self.mask is None else jnp.split(self.mask, splits, axis=-1)
+        return [Categorical(lg, m) for lg, m in zip(logits, masks)]
+
+    def sample(self, key):
+        parts = self._parts()
+        keys = jax.random.split(key, len(parts))
+        return jnp.stack([d.sample(k) for d, k in zip(parts, keys)], axis=-1)
+
+    def mode(self):
+        return jnp.stack([d.mode() for d in self._parts()], axis=-1)
+
+    def log_prob(self, action):
+        return sum(d.log_prob(action[..., i]) for i, d in enumerate(self._parts()))
+
+    def entropy(self):
+        return sum(d.entropy() for d in self._parts())

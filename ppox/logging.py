@@ -1,0 +1,126 @@
+"""A run's record: the run folder, the metrics CSV, TensorBoard event files, the progress bar."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ppox.config import Config
+
+# Per-update metrics, in the order of the CSV columns (after update, global_step, seed).
+METRICS = (
+    "episode_return",
+    "episode_length",
+    "episode_count",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+    "learning_rate",
+    "minibatch_steps",
+)
+
+
+def make_run_path(config: Config) -> Path:
+    """runs/ENV__SEED__YYYYmmdd-HHMMSS (or --run-name), created; a clear error if it cannot be."""
+    name = config.run_name or f"{config.env}__{config.seed}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path = Path(config.run_dir) / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"cannot write the run folder {path}: {err.strerror}; choose another --run-dir") from None
+    return path
+
+
+class RunLog:
+    """Writes config.json, metrics.csv and TensorBoard events into the run folder, and shows progress."""
+
+    def __init__(self, config: Config, path: Path | None):
+        self.config = config
+        self.path = path
+        self.start = time.perf_counter()
+        self._csv_file = self._csv = None
+        self._writers = []
+        if path is not None:
+            (path / "config.json").write_text(config.to_json())
+            self._csv_file = open(path / "metrics.csv", "w", newline="")
+            self._csv = csv.writer(self._csv_file)
+            self._csv.writerow(["update", "global_step", "seed", *METRICS, "steps_per_second", "wall_time"])
+            if config.tensorboard:
+                from tensorboardX import SummaryWriter
+
+                self._writers = [SummaryWriter(str(path / "tb" / f"seed_{config.seed + i}"), flush_secs=30)
+                                 for i in range(config.seeds)]
+        self._progress = None
+        if config.progress:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
+            self._task = self._progress.add_task(
+                f"{config.env} x{config.seeds}", total=config.num_updates * config.batch_size, status="compiling..."
+            )
+            self._progress.start()
+
+    def write(self, metrics: dict[str, np.ndarray], first_update: int, steps_per_second: float) -> None:
+        """Record updates first_update .. first_update + n - 1; metrics are [seeds, n]."""
+        n = metrics["episode_return"].shape[1]
+        wall = time.perf_counter() - self.start
+        batch = self.config.batch_size
+        for j in range(n):
+            update = first_update + j
+            step = (update + 1) * batch
+            for s in range(self.config.seeds):
+                values = [metrics[m][s, j].item() for m in METRICS]
+                if self._csv is not None:
+                    self._csv.writerow([update, step, self.config.seed + s, *values, f"{steps_per_second:.1f}",
+                                        f"{wall:.3f}"])
+                if self._writers:
+                    writer = self._writers[s]
+                    for name, value in zip(METRICS, values):
+                        if math.isfinite(value):
+                            writer.add_scalar(f"{'charts' if name.startswith('episode') else 'losses'}/{name}",
+                                              value, step)
+                    writer.add_scalar("charts/steps_per_second", steps_per_second, step)
+        if self._csv_file is not None:
+            self._csv_file.flush()
+        if self._progress is not None:
+            recent = _weighted_return(metrics)
+            status = f"{steps_per_second * self.config.seeds:,.0f} steps/s  return {recent:.1f}"
+            self._progress.update(self._task, completed=(first_update + n) * batch, status=status)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        for writer in self._writers:
+            writer.close()
+        if self._csv_file is not None:
+            self._csv_file.close()
+
+    def write_summary(self, summary: dict) -> None:
+        if self.path is not None:
+            (self.path / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def _weighted_return(metrics: dict[str, np.ndarray]) -> float:
+    counts = metrics["episode_count"].astype(np.float64)
+    returns = np.nan_to_num(metrics["episode_return"].astype(np.float64))
+    total = counts.sum()
+    return float((returns * counts).sum() / total) if total > 0 else float("nan")

@@ -1,0 +1,76 @@
+"""Actor and critic networks (flax.linen), with PPO's customary orthogonal initialisation.
+
+Hidden layers: orthogonal(sqrt(2)); policy head: orthogonal(0.01), so the first policy is
+close to uniform; value head: orthogonal(1.0); biases zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ppox.core.distributions import Categorical, DiagGaussian, MultiCategorical
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+def _dense(features: int, scale: float) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros)
+
+
+class MLP(nn.Module):
+    """Hidden layers of the given sizes, each Dense then the activation."""
+
+    hidden_sizes: Sequence[int]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x):
+        for size in self.hidden_sizes:
+            x = ACTIVATIONS[self.activation](_dense(size, math.sqrt(2.0))(x))
+        return x
+
+
+class ActorCritic(nn.Module):
+    """obs -> (action distribution, V(obs)).
+
+    ``action_kind`` is "discrete" (n = action_dims[0]), "continuous" (a Gaussian over
+    action_dims[0] dimensions with a state-independent log std) or "multi_discrete"
+    (action_dims = sizes per dimension). ``shared_trunk`` makes actor and critic share the
+    hidden layers; by default they are separate networks. ``obs_ndim`` is the number of
+    trailing observation axes flattened into the MLP input.
+    """
+
+    action_kind: str
+    action_dims: tuple[int, ...]
+    obs_ndim: int = 1
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    shared_trunk: bool = False
+    log_std_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        actor_features = MLP(self.hidden_sizes, self.activation, name="actor_trunk")(x)
+        critic_features = (
+            actor_features if self.shared_trunk else MLP(self.hidden_sizes, self.activation, name="critic_trunk")(x)
+        )
+        value = _dense(1, 1.0)(critic_features)[..., 0]
+        if self.action_kind == "continuous":
+            mean = _dense(self.action_dims[0], 0.01)(actor_features)
+            log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dims[0],))
+            return DiagGaussian(mean, log_std), value
+        logits = _dense(int(sum(self.action_dims)), 0.01)(actor_features)
+        if self.action_kind == "discrete":
+            return Categorical(logits), value
+        return MultiCategorical(logits, tuple(self.action_dims)), value
+
+
+def init_params(network: ActorCritic, key: jax.Array, obs_example: jax.Array):
+    """Initialise parameters from one example observation (without batch axis)."""
+    return network.init(key, jnp.asarray(obs_example)[None])

@@ -1,0 +1,109 @@
+"""``ppox.train``: pick the driver, run it with progress and logging, save the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppox.checkpoint import save_policy
+from ppox.config import Config
+from ppox.envs import EnvSpec
+from ppox.logging import METRICS, RunLog, make_run_path
+from ppox.policy import POLICY_FILE, Policy
+
+PROGRESS_CHUNKS = 20  # the run is executed in about this many jitted chunks
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced. ``metrics[name]`` is a NumPy array [seeds, num_updates]."""
+
+    config: Config
+    spec: EnvSpec
+    params: Any  # seed-stacked parameter pytree (leading axis = seed)
+    obs_stats: Any  # seed-stacked RunningMeanStd
+    metrics: dict[str, np.ndarray]
+    wall_time: float  # seconds, compilation included
+    run_path: Path | None
+
+    def final_return(self, fraction: float = 0.1) -> np.ndarray:
+        """Per seed: mean return of the episodes finished in the last ``fraction`` of updates."""
+        return final_return(self.metrics, fraction)
+
+    def policy(self, seed_index: int = 0) -> Policy:
+        pick = lambda x: x[seed_index]  # noqa: E731
+        return Policy(self.config, self.spec, jax.tree_util.tree_map(pick, self.params),
+                      jax.tree_util.tree_map(pick, self.obs_stats))
+
+
+def final_return(metrics: dict[str, np.ndarray], fraction: float = 0.1) -> np.ndarray:
+    """Per seed: episode-weighted mean return over the last ``fraction`` of the updates."""
+    returns, counts = metrics["episode_return"], metrics["episode_count"].astype(np.float64)
+    tail = max(1, int(round(returns.shape[1] * fraction)))
+    r, c = np.nan_to_num(returns[:, -tail:].astype(np.float64)), counts[:, -tail:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (r * c).sum(axis=1) / c.sum(axis=1)
+
+
+def train(config: Config | None = None, **overrides) -> TrainResult:
+    """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``)."""
+    if config is None:
+        config = Config.preset(**overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    from ppox.drivers.fused import build, make_chunk_runner
+
+    run_path = make_run_path(config) if config.save else None
+    start = time.perf_counter()
+    fused = build(config)
+    chunk = max(1, math.ceil(config.num_updates / PROGRESS_CHUNKS))
+    run_chunk = jax.jit(jax.vmap(make_chunk_runner(fused, chunk), in_axes=(0, None)), donate_argnums=0)
+    keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
+    runner = jax.jit(jax.vmap(fused.init))(keys)
+
+    log = RunLog(config, run_path)
+    chunks = []
+    try:
+        done = 0
+        while done < config.num_updates:
+            n = min(chunk, config.num_updates - done)
+            t = time.perf_counter()
+            runner, metrics = run_chunk(runner, n)
+            metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(metrics).items()}
+            sps = n * config.batch_size / (time.perf_counter() - t)
+            log.write(metrics, done, sps)
+            chunks.append(metrics)
+            done += n
+    finally:
+        log.close()
+    wall = time.perf_counter() - start
+    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
+    params, obs_stats = jax.device_get((runner.params, runner.obs_stats))
+    result = TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path)
+    if run_path is not None:
+        save_policy(run_path / POLICY_FILE, params, dataclasses.asdict(obs_stats) if dataclasses.is_dataclass(obs_stats)
+                    else obs_stats, dataclasses.asdict(config), fused.spec.to_dict())
+        log.write_summary(summary(result))
+    return result
+
+
+def summary(result: TrainResult) -> dict:
+    finals = result.final_return()
+    config = result.config
+    return {
+        "env": config.env,
+        "seeds": config.seeds,
+        "total_timesteps": config.num_updates * config.batch_size,
+        "wall_time_s": round(result.wall_time, 3),
+        "steps_per_second": round(config.num_updates * config.batch_size * config.seeds / result.wall_time, 1),
+        "final_return_per_seed": [round(float(x), 3) for x in finals],
+        "final_return_mean": round(float(np.nanmean(finals)), 3),
+        "run_path": None if result.run_path is None else str(result.run_path),
+    }

@@ -1,0 +1,135 @@
+"""One PPO update over a collected batch: epochs x shuffled minibatches, as one jitted scan.
+
+Used unchanged by every driver. The optimiser is optax Adam (eps from the config) behind
+global gradient-norm clipping, with the learning rate injected per update so that it can
+be annealed linearly: lr_i = lr * (1 - i / num_updates).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from ppox.config import Config
+from ppox.core.losses import LossTerms, explained_variance, ppo_loss
+
+
+class Batch(NamedTuple):
+    """One rollout's training data, flattened to [batch, ...]."""
+
+    obs: jax.Array  # the (normalised) observation the policy acted on
+    actions: jax.Array  # the sampled action, unclipped
+    log_probs: jax.Array  # log pi_old(a|s)
+    values: jax.Array  # V_old(s)
+    advantages: jax.Array
+    returns: jax.Array  # value targets: advantages + values
+
+
+class UpdateMetrics(NamedTuple):
+    """Means over the update's minibatch steps (plus batch-level figures)."""
+
+    policy_loss: jax.Array
+    value_loss: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+    clip_fraction: jax.Array
+    explained_variance: jax.Array
+    learning_rate: jax.Array
+    minibatch_steps: jax.Array  # gradient steps taken (fewer than epochs * minibatches after a target-KL stop)
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """Adam (eps = config.adam_eps) after global-norm clipping, lr injectable per update."""
+
+    def build(learning_rate):
+        adam = optax.adam(learning_rate, eps=config.adam_eps)
+        if config.max_grad_norm is None:
+            return adam
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+
+    return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
+
+
+def init_opt_state(optimizer: optax.GradientTransformation, params):
+    """Optimiser state over the parameters raveled into one vector (see ``ppo_update``)."""
+    return optimizer.init(ravel_pytree(params)[0])
+
+
+def learning_rate_at(config: Config, update_index) -> jax.Array:
+    """lr * (1 - i / num_updates) when annealing, else the constant lr."""
+    if not config.anneal_lr:
+        return jnp.asarray(config.learning_rate, jnp.float32)
+    return config.learning_rate * (1.0 - update_index / config.num_updates)
+
+
+def _minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
+    dist, values = apply_fn(params, minibatch.obs)
+    log_prob = dist.log_prob(minibatch.actions)
+    advantages = minibatch.advantages
+    if config.norm_adv:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    terms = ppo_loss(
+        log_prob,
+        minibatch.log_probs,
+        advantages,
+        values,
+        minibatch.values,
+        minibatch.returns,
+        dist.entropy(),
+        clip_coef=config.clip_coef,
+        vf_clip_coef=config.vf_clip_coef,
+        vf_coef=config.vf_coef,
+        ent_coef=config.ent_coef,
+    )
+    return terms.loss, terms
+
+
+def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, optimizer, config: Config):
+    """update_epochs passes, each over num_minibatches shuffled minibatches; returns (params, opt_state, metrics).
+
+    The optimiser works on the parameters raveled into one vector: the same arithmetic as
+    per-leaf Adam, in a few large ops instead of many small ones (it halves compile time).
+    """
+    lr = learning_rate_at(config, update_index)
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+    flat_params, unravel = ravel_pytree(params)
+    grad_fn = jax.value_and_grad(lambda flat, mb: _minibatch_loss(unravel(flat), apply_fn, mb, config), has_aux=True)
+    num_mb, mb_size = config.num_minibatches, config.minibatch_size
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state, stopped = carry
+        (_, terms), grads = grad_fn(params, minibatch)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        if config.target_kl is None:
+            return (new_params, new_opt_state, stopped), (terms, jnp.ones(()))
+        # Early stop: once a minibatch's KL to the old policy exceeds target_kl, take no more steps.
+        stopped = stopped | (terms.approx_kl > config.target_kl)
+        keep = lambda new, old: jnp.where(stopped, old, new)  # noqa: E731
+        params = jax.tree_util.tree_map(keep, new_params, params)
+        opt_state = jax.tree_util.tree_map(keep, new_opt_state, opt_state)
+        return (params, opt_state, stopped), (terms, 1.0 - stopped.astype(jnp.float32))
+
+    def epoch(carry, epoch_key):
+        order = jax.random.permutation(epoch_key, config.batch_size)
+        shuffled = jax.tree_util.tree_map(lambda x: x[order].reshape((num_mb, mb_size) + x.shape[1:]), batch)
+        return jax.lax.scan(minibatch_step, carry, shuffled)
+
+    keys = jax.random.split(key, config.update_epochs)
+    (flat_params, opt_state, _), (terms, taken) = jax.lax.scan(epoch, (flat_params, opt_state, jnp.zeros((), bool)), keys)
+    terms: LossTerms
+    metrics = UpdateMetrics(
+        policy_loss=terms.policy_loss.mean(),
+        value_loss=terms.value_loss.mean(),
+        entropy=terms.entropy.mean(),
+        approx_kl=terms.approx_kl.mean(),
+        clip_fraction=terms.clip_fraction.mean(),
+        explained_variance=explained_variance(batch.values, batch.returns),
+        learning_rate=jnp.asarray(lr, jnp.float32),
+        minibatch_steps=taken.sum(),
+    )
+    return unravel(flat_params), opt_state, metrics
