@@ -14,7 +14,7 @@ import math
 from typing import Literal
 
 
-class ConfigError(ValueError):
+class ConfigError(Exception):
     """A configuration value that cannot work; the message says what to change."""
 
 

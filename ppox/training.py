@@ -60,6 +60,7 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
         config = config.replace(**overrides)
     from ppox.drivers.fused import build, make_chunk_runner
 
+    choose_driver(config)
     run_path = make_run_path(config) if config.save else None
     start = time.perf_counter()
     fused = build(config)
@@ -92,6 +93,16 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
                     else obs_stats, dataclasses.asdict(config), fused.spec.to_dict())
         log.write_summary(summary(result))
     return result
+
+
+def choose_driver(config: Config) -> str:
+    """The driver for this config: "fused" for JAX-native environments (the only kind so far)."""
+    from ppox.config import ConfigError
+    from ppox.envs import known_env_ids
+
+    if config.driver in ("auto", "fused") and config.env in known_env_ids():
+        return "fused"
+    raise ConfigError(f"--driver {config.driver}: no driver for {config.env!r}")
 
 
 def summary(result: TrainResult) -> dict:

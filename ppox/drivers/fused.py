@@ -60,6 +60,7 @@ class Fused(NamedTuple):
     spec: EnvSpec
     network: ActorCritic
     init: Callable  # key -> Runner
+    collect: Callable  # Runner -> (Runner, Transition [num_steps, num_envs, ...])
     update_step: Callable  # Runner -> (Runner, metrics dict)
 
 
@@ -153,8 +154,13 @@ def build(config: Config) -> Fused:
         )
         return runner, transition
 
+    def collect(runner: Runner):
+        """num_steps vector steps with the current policy -> (runner, time-major Transition)."""
+        return jax.lax.scan(rollout_step, runner, None, length=config.num_steps)
+
     def update_step(runner: Runner):
-        runner, traj = jax.lax.scan(rollout_step, runner, None, length=config.num_steps)
+        """One PPO iteration: collect a rollout, compute advantages, run the update."""
+        runner, traj = collect(runner)
         # V(s_{t+1}) of the true next observation: bootstraps truncations and the batch's last step.
         _, next_values = network.apply(runner.params, traj.next_obs)
         advantages = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated,
@@ -177,7 +183,7 @@ def build(config: Config) -> Fused:
         runner = runner.replace(params=params, opt_state=opt_state, key=key, update_index=runner.update_index + 1)
         return runner, metrics
 
-    return Fused(config, spec, network, init, update_step)
+    return Fused(config, spec, network, init, collect, update_step)
 
 
 def make_train(config: Config):

@@ -30,6 +30,8 @@ def make_gymnax(env_id: str):
         spec = EnvSpec(tuple(obs_space.shape), "continuous", (int(np.prod(shape)),),
                        tuple(float(x) for x in low), tuple(float(x) for x in high))
     else:
-        raise ValueError(f"{env_id}: action space {type(act_space).__name__} is not supported by ppox "
+        from ppox.config import ConfigError
+
+        raise ConfigError(f"--env {env_id}: action space {type(act_space).__name__} is not supported by ppox "
                          "(supported: Discrete, Box)")
     return env, params, spec

@@ -1,0 +1,93 @@
+"""The command line: ``ppox train [FLAGS]``, ``ppox envs``.
+
+``ppox train`` is the Config dataclass turned into flags by tyro; the defaults shown are the
+preset of the chosen ``--env``. Bad input is a one-line error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: ppox COMMAND [ARGS]
+
+commands:
+  train   train PPO (ppox train --help lists every flag; defaults are the --env preset)
+  envs    list the environments ppox can train on
+
+example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
+"""
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"ppox {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _env_from_args(args: list[str]) -> str:
+    """The value of --env in ``args`` (tyro parses it again; this only picks the preset)."""
+    for i, arg in enumerate(args):
+        if arg == "--env" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--env="):
+            return arg.split("=", 1)[1]
+    return "CartPole-v1"
+
+
+def train_command(args: list[str]) -> int:
+    import tyro
+
+    from ppox.config import Config, ConfigError
+
+    try:
+        default = Config.preset(_env_from_args(args))
+        config = tyro.cli(Config, default=default, args=args, prog="ppox train",
+                          description="Train PPO. Defaults shown are the preset of --env.")
+    except ConfigError as err:
+        return _fail("train", str(err))
+    from ppox.training import summary, train
+
+    try:
+        result = train(config)
+    except (OSError, ConfigError) as err:
+        return _fail("train", str(err))
+    s = summary(result)
+    finals = ", ".join(f"{x:.1f}" for x in s["final_return_per_seed"])
+    where = f" -> {s['run_path']}" if s["run_path"] else ""
+    print(f"{config.env}: {s['total_timesteps']:,} steps x {config.seeds} seed(s) in {s['wall_time_s']:.1f} s "
+          f"({s['steps_per_second']:,.0f} steps/s); mean episodic return over the last 10%: {finals}{where}")
+    return 0
+
+
+def envs_command(args: list[str]) -> int:
+    from ppox.config import PRESETS
+    from ppox.envs import JAX_ENV_IDS, known_env_ids
+
+    if args:
+        return _fail("envs", f"takes no arguments, got {' '.join(args)}")
+    print("JAX-native (fused driver), with presets:")
+    for env_id in JAX_ENV_IDS:
+        print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
+    others = [e for e in known_env_ids() if e not in JAX_ENV_IDS]
+    print("other gymnax ids (default hyperparameters): " + ", ".join(others))
+    return 0
+
+
+COMMANDS = {"train": train_command, "envs": envs_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        from ppox.config import closest
+
+        hint = closest(command, COMMANDS)
+        return _fail(command, f"unknown command{'; did you mean ' + hint[0] + '?' if hint else ''}\n{USAGE}")
+    return COMMANDS[command](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

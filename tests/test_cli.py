@@ -1,0 +1,68 @@
+"""The command line: bad input is a one-line error with exit code 2; a short run writes its folder."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ppox.cli import main
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--num-minibatches", "3"], "--num-minibatches"),
+        (["train", "--env", "Cartpole"], "did you mean CartPole-v1"),
+        (["train", "--learning-rate", "-1"], "--learning-rate must be a positive number"),
+        (["train", "--seeds", "0"], "--seeds must be a positive integer"),
+        (["trian"], "did you mean train"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, fragment, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_unparsable_value_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "ppox.cli", "train", "--total-timesteps", "abc"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "total-timesteps" in proc.stderr
+
+
+def test_unwritable_run_dir_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = main(["train", "--run-dir", str(blocker / "sub"), "--total-timesteps", "1024", "--no-progress"])
+    assert code == 2
+    assert "cannot write the run folder" in capsys.readouterr().err
+
+
+def test_short_run_writes_run_folder(tmp_path, capsys):
+    code = main(["train", "--env", "CartPole-v1", "--total-timesteps", "4096", "--seeds", "2",
+                 "--run-dir", str(tmp_path), "--run-name", "smoke", "--no-progress"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "CartPole-v1" in out and "steps/s" in out
+    run = tmp_path / "smoke"
+    config = json.loads((run / "config.json").read_text())
+    assert config["seeds"] == 2 and config["total_timesteps"] == 4096
+    lines = (run / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    for column in ("global_step", "episode_return", "policy_loss", "value_loss", "entropy", "approx_kl",
+                   "clip_fraction", "explained_variance", "learning_rate", "steps_per_second"):
+        assert column in header
+    assert len(lines) == 1 + 8 * 2  # 8 updates x 2 seeds
+    assert (run / "policy.safetensors").is_file()
+    events = list((run / "tb").rglob("events.out.tfevents.*"))
+    assert len(events) == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(summary["final_return_per_seed"]) == 2
+
+
+def test_envs_lists_presets(capsys):
+    assert main(["envs"]) == 0
+    assert "Pendulum-v1" in capsys.readouterr().out

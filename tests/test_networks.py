@@ -1,0 +1,55 @@
+"""Actor-critic networks: orthogonal initialisation scales, separate or shared trunks, heads per action kind."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ppox.config import Config
+from ppox.core.distributions import Categorical, DiagGaussian, MultiCategorical
+from ppox.drivers.fused import make_network
+from ppox.envs import EnvSpec
+
+
+def _init(spec, **changes):
+    network = make_network(Config(**changes), spec)
+    return network, network.init(jax.random.PRNGKey(0), jnp.zeros((1,) + spec.obs_shape))["params"]
+
+
+def test_orthogonal_init_scales():
+    _, params = _init(EnvSpec((64,), "discrete", (4,)))
+    hidden = np.asarray(params["actor_trunk"]["Dense_1"]["kernel"])  # 64 x 64
+    np.testing.assert_allclose(hidden.T @ hidden, 2.0 * np.eye(64), atol=1e-4)  # gain sqrt(2)
+    policy_head = np.asarray(params["Dense_1"]["kernel"])  # 64 x 4: orthonormal columns times 0.01
+    np.testing.assert_allclose(policy_head.T @ policy_head, 1e-4 * np.eye(4), atol=1e-8)
+    value_head = np.asarray(params["Dense_0"]["kernel"])  # 64 x 1, gain 1
+    assert np.linalg.norm(value_head) == pytest.approx(1.0, rel=1e-5)
+    for leaf_path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if "bias" in jax.tree_util.keystr(leaf_path):
+            assert not np.any(np.asarray(leaf))
+
+
+def test_separate_networks_by_default_and_shared_as_option():
+    _, separate = _init(EnvSpec((3,), "discrete", (2,)))
+    assert {"actor_trunk", "critic_trunk"} <= set(separate)
+    _, shared = _init(EnvSpec((3,), "discrete", (2,)), shared_trunk=True)
+    assert "critic_trunk" not in shared and "actor_trunk" in shared
+
+
+@pytest.mark.parametrize(
+    "spec, kind",
+    [
+        (EnvSpec((3,), "discrete", (5,)), Categorical),
+        (EnvSpec((3,), "continuous", (2,), (-1.0, -1.0), (1.0, 1.0)), DiagGaussian),
+        (EnvSpec((3,), "multi_discrete", (2, 3)), MultiCategorical),
+        (EnvSpec((10, 10, 4), "discrete", (3,)), Categorical),
+    ],
+)
+def test_heads_per_action_kind(spec, kind):
+    network, params = _init(spec)
+    dist, value = network.apply({"params": params}, jnp.zeros((7,) + spec.obs_shape))
+    assert isinstance(dist, kind) and value.shape == (7,)
+    action = dist.sample(jax.random.PRNGKey(1))
+    assert dist.log_prob(action).shape == (7,)
+    if kind is DiagGaussian:
+        np.testing.assert_allclose(params["log_std"], 0.0)  # state-independent, log_std_init
