@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from pathlib import Path
@@ -58,16 +59,12 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
         config = Config.preset(**overrides)
     elif overrides:
         config = config.replace(**overrides)
-    from ppox.drivers.fused import build, make_chunk_runner
-
     choose_driver(config)
     run_path = make_run_path(config) if config.save else None
     start = time.perf_counter()
-    fused = build(config)
-    chunk = max(1, math.ceil(config.num_updates / PROGRESS_CHUNKS))
-    run_chunk = jax.jit(jax.vmap(make_chunk_runner(fused, chunk), in_axes=(0, None)), donate_argnums=0)
+    fused, init, run_chunk, chunk = compiled_driver(graph_config(config))
     keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
-    runner = jax.jit(jax.vmap(fused.init))(keys)
+    runner = init(keys)
 
     log = RunLog(config, run_path)
     chunks = []
@@ -93,6 +90,25 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
                     else obs_stats, dataclasses.asdict(config), fused.spec.to_dict())
         log.write_summary(summary(result))
     return result
+
+
+def graph_config(config: Config) -> Config:
+    """The config with the fields that do not change the compiled program set to fixed values."""
+    return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False)
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_driver(config: Config):
+    """(fused parts, jitted vmapped init, jitted vmapped chunk runner, chunk size), cached per program.
+
+    Runs that differ only in seed or output settings reuse the compiled functions.
+    """
+    from ppox.drivers.fused import build, make_chunk_runner
+
+    fused = build(config)
+    chunk = max(1, math.ceil(config.num_updates / PROGRESS_CHUNKS))
+    run_chunk = jax.jit(jax.vmap(make_chunk_runner(fused, chunk), in_axes=(0, None)), donate_argnums=0)
+    return fused, jax.jit(jax.vmap(fused.init)), run_chunk, chunk
 
 
 def choose_driver(config: Config) -> str:

@@ -17,7 +17,7 @@ from flax import struct
 from ppox.config import Config
 from ppox.core.advantages import gae
 from ppox.core.normalize import RewardScaler, RunningMeanStd, normalize, scale_reward, update_stats
-from ppox.envs import EnvSpec, make_gymnax
+from ppox.envs import EnvSpec, make_autoreset_step, make_gymnax
 from ppox.networks import ActorCritic
 from ppox.update import Batch, init_opt_state, make_optimizer, ppo_update
 
@@ -84,6 +84,7 @@ def prepare_obs(config: Config, stats: RunningMeanStd, obs):
 
 def build(config: Config) -> Fused:
     env, env_params, spec = make_gymnax(config.env)
+    env_step = jax.vmap(make_autoreset_step(env, env_params))
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
     num_envs = config.num_envs
@@ -115,14 +116,13 @@ def build(config: Config) -> Fused:
             update_index=jnp.zeros((), jnp.int32),
         )
 
-    def rollout_step(runner: Runner, _):
-        key, k_act, k_env = jax.random.split(runner.key, 3)
+    def rollout_step(runner: Runner, keys):
+        act_key, env_keys = keys
         obs_in = prepare_obs(config, runner.obs_stats, runner.obs)
         dist, value = network.apply(runner.params, obs_in)
-        action = dist.sample(k_act)
-        step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-        next_obs, env_state, reward, terminated, truncated, info = step(
-            jax.random.split(k_env, num_envs), runner.env_state, env_action(action), env_params
+        action = dist.sample(act_key)
+        next_obs, env_state, reward, terminated, truncated, final_obs = env_step(
+            env_keys, runner.env_state, env_action(action)
         )
         done = jnp.logical_or(terminated, truncated)
         stats = update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
@@ -139,7 +139,7 @@ def build(config: Config) -> Fused:
             reward=train_reward,
             terminated=terminated,
             truncated=truncated,
-            next_obs=prepare_obs(config, stats, info["final_observation"]),
+            next_obs=prepare_obs(config, stats, final_obs),
             finished_return=jnp.where(done, ep_return, 0.0),
             finished_length=jnp.where(done, ep_length, 0),
         )
@@ -150,13 +150,19 @@ def build(config: Config) -> Fused:
             reward_scaler=scaler,
             episode_return=jnp.where(done, 0.0, ep_return),
             episode_length=jnp.where(done, 0, ep_length),
-            key=key,
         )
         return runner, transition
 
     def collect(runner: Runner):
-        """num_steps vector steps with the current policy -> (runner, time-major Transition)."""
-        return jax.lax.scan(rollout_step, runner, None, length=config.num_steps)
+        """num_steps vector steps with the current policy -> (runner, time-major Transition).
+
+        All the rollout's random keys are drawn here in two calls, not inside the step loop.
+        """
+        key, act_key, env_key = jax.random.split(runner.key, 3)
+        act_keys = jax.random.split(act_key, config.num_steps)
+        env_keys = jax.random.split(env_key, (config.num_steps, num_envs, 2))
+        runner, traj = jax.lax.scan(rollout_step, runner.replace(key=key), (act_keys, env_keys))
+        return runner, traj
 
     def update_step(runner: Runner):
         """One PPO iteration: collect a rollout, compute advantages, run the update."""

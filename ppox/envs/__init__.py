@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ppox.envs.jax_envs import gymnax_ids, make_gymnax
+from ppox.envs.jax_envs import gymnax_ids, make_autoreset_step, make_gymnax
 from ppox.envs.spec import EnvSpec
 
 # gymnax ids that ppox trains on and tests (the others are registered but not presets).
@@ -36,4 +36,4 @@ def check_env_id(env_id: str) -> None:
     raise ConfigError(f"--env: unknown environment {env_id!r}{suggestion}")
 
 
-__all__ = ["EnvSpec", "JAX_ENV_IDS", "check_env_id", "known_env_ids", "make_gymnax"]
+__all__ = ["EnvSpec", "JAX_ENV_IDS", "check_env_id", "known_env_ids", "make_autoreset_step", "make_gymnax"]

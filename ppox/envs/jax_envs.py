@@ -35,3 +35,26 @@ def make_gymnax(env_id: str):
         raise ConfigError(f"--env {env_id}: action space {type(act_space).__name__} is not supported by ppox "
                          "(supported: Discrete, Box)")
     return env, params, spec
+
+
+def make_autoreset_step(env, env_params):
+    """step(keys [2], state, action) -> (obs, state, reward, terminated, truncated, final_obs).
+
+    gymnax's own ``step`` with the two keys it would split supplied by the caller, so that a
+    rollout can draw all its keys in one call: step_env, the time-limit check, and a reset
+    selected where the episode ended. ``final_obs`` is the observation the step reached (the
+    terminal or truncated one where the episode ended); ``obs`` is the one the policy sees next.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    def step(keys, state, action):
+        obs_st, state_st, reward, terminated, _ = env.step_env(keys[0], state, action, env_params)
+        truncated = jnp.logical_and(env.is_truncated(state_st, env_params), jnp.logical_not(terminated))
+        done = jnp.logical_or(terminated, truncated)
+        obs_re, state_re = env.reset_env(keys[1], env_params)
+        state = jax.tree_util.tree_map(lambda r, s: jax.lax.select(done, r, s), state_re, state_st)
+        obs = jax.lax.select(done, obs_re, obs_st)
+        return obs, state, reward, terminated.astype(bool), truncated.astype(bool), obs_st
+
+    return step

@@ -34,7 +34,7 @@ MODES = pytest.mark.parametrize("mode", ["jit", "eager"])
 
 # Called eagerly, every lax.scan / fori_loop is traced and compiled again (~0.1 s per call),
 # so the eager runs draw fewer examples than the jitted ones to keep the suite fast.
-EXAMPLES = {"jit": 30, "eager": 6}
+EXAMPLES = {"jit": 30, "eager": 4}
 
 
 def property_test(*strategies, examples=EXAMPLES):
@@ -56,6 +56,7 @@ def property_test(*strategies, examples=EXAMPLES):
         return test
 
     return decorate
+
 
 TD = lambda mode: transform(mode, td_residuals)  # noqa: E731
 GAE = lambda mode: transform(mode, gae)  # noqa: E731

@@ -179,7 +179,7 @@ def test_diag_gaussian_matches_numpy_formula(mode, seed, shape, shared_log_std):
     np.testing.assert_array_equal(mode_, mean)
     if shared_log_std:  # same as giving every row the same log_std explicitly
         full = np.broadcast_to(log_std, mean.shape)
-        lp_full, ent_full, _ = gaussian_stats(mean, full, actions)
+        lp_full, ent_full, _ = transform(mode, gaussian_stats)(mean, full, actions)
         np.testing.assert_allclose(log_prob, lp_full, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(entropy, ent_full, rtol=1e-6, atol=1e-6)
 
@@ -208,9 +208,10 @@ def test_diag_gaussian_sample_statistics(mode):
 
 @MODES
 @SETTINGS
-@given(SEEDS, st.sampled_from([1, 4]), st.sampled_from([(2,), (3, 2, 4)]), st.booleans())
-def test_multi_categorical_is_sum_of_independent_categoricals(mode, seed, batch, nvec, masked):
+@given(SEEDS, st.sampled_from([(2,), (3, 2, 4)]), st.booleans())
+def test_multi_categorical_is_sum_of_independent_categoricals(mode, seed, nvec, masked):
     rng = np.random.default_rng(seed)
+    batch = 3
     total = sum(nvec)
     logits = f32(rng.normal(scale=2.0, size=(batch, total)))
     mask = np.concatenate([random_mask(rng, (batch, k)) for k in nvec], axis=-1) if masked else None
