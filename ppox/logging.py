@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import queue
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +46,11 @@ def make_run_path(config: Config) -> Path:
 
 
 class RunLog:
-    """Writes config.json, metrics.csv and TensorBoard events into the run folder, and shows progress."""
+    """Writes config.json, metrics.csv and TensorBoard events into the run folder, and shows progress.
+
+    The files are written by a background thread, so that formatting thousands of rows and
+    TensorBoard events overlaps with the next chunk of training instead of delaying it.
+    """
 
     def __init__(self, config: Config, path: Path | None):
         self.config = config
@@ -62,6 +68,12 @@ class RunLog:
 
                 self._writers = [SummaryWriter(str(path / "tb" / f"seed_{config.seed + i}"), flush_secs=30)
                                  for i in range(config.seeds)]
+        self._queue: queue.Queue = queue.Queue()
+        self._error: OSError | None = None
+        self._worker = None
+        if self._csv is not None:
+            self._worker = threading.Thread(target=self._drain, name="ppox-run-log", daemon=True)
+            self._worker.start()
         self._progress = None
         if config.progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -82,7 +94,23 @@ class RunLog:
     def write(self, metrics: dict[str, np.ndarray], first_update: int, steps_per_second: float) -> None:
         """Record updates first_update .. first_update + n - 1; metrics are [seeds, n]."""
         n = metrics["episode_return"].shape[1]
-        wall = time.perf_counter() - self.start
+        if self._worker is not None:
+            self._queue.put((metrics, first_update, steps_per_second, time.perf_counter() - self.start))
+        if self._progress is not None:
+            recent = _weighted_return(metrics)
+            status = f"{steps_per_second * self.config.seeds:,.0f} steps/s  return {recent:.1f}"
+            self._progress.update(self._task, completed=(first_update + n) * self.config.batch_size, status=status)
+
+    def _drain(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write_files(*item)
+                except OSError as err:  # e.g. a full disk: reported by close(), training goes on
+                    self._error = err
+
+    def _write_files(self, metrics, first_update: int, steps_per_second: float, wall: float) -> None:
+        n = metrics["episode_return"].shape[1]
         batch = self.config.batch_size
         for j in range(n):
             update = first_update + j
@@ -99,20 +127,21 @@ class RunLog:
                             writer.add_scalar(f"{'charts' if name.startswith('episode') else 'losses'}/{name}",
                                               value, step)
                     writer.add_scalar("charts/steps_per_second", steps_per_second, step)
-        if self._csv_file is not None:
-            self._csv_file.flush()
-        if self._progress is not None:
-            recent = _weighted_return(metrics)
-            status = f"{steps_per_second * self.config.seeds:,.0f} steps/s  return {recent:.1f}"
-            self._progress.update(self._task, completed=(first_update + n) * batch, status=status)
+        self._csv_file.flush()
 
     def close(self) -> None:
+        """Finish writing everything queued, then close the files."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
         if self._progress is not None:
             self._progress.stop()
         for writer in self._writers:
             writer.close()
         if self._csv_file is not None:
             self._csv_file.close()
+        if self._error is not None:
+            raise OSError(f"could not write the metrics in {self.path}: {self._error}")
 
     def write_summary(self, summary: dict) -> None:
         if self.path is not None:

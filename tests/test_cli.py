@@ -66,3 +66,29 @@ def test_short_run_writes_run_folder(tmp_path, capsys):
 def test_envs_lists_presets(capsys):
     assert main(["envs"]) == 0
     assert "Pendulum-v1" in capsys.readouterr().out
+
+
+def _scalar_tags(event_file):
+    """Tags of the scalar summaries in a TensorBoard event file (TFRecord framing, Event protos)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, tags, pos = event_file.read_bytes(), set(), 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos:pos + 8])
+        event = Event.FromString(data[pos + 12:pos + 12 + length])
+        tags.update(v.tag for v in event.summary.value)
+        pos += 12 + length + 4
+    return tags
+
+
+def test_tensorboard_events_hold_the_metrics(tmp_path):
+    assert main(["train", "--total-timesteps", "2048", "--run-dir", str(tmp_path), "--run-name", "tb",
+                 "--no-progress"]) == 0
+    (event_file,) = (tmp_path / "tb" / "tb").rglob("events.out.tfevents.*")
+    tags = _scalar_tags(event_file)
+    for tag in ("losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
+                "losses/clip_fraction", "losses/explained_variance", "losses/learning_rate",
+                "charts/steps_per_second"):
+        assert tag in tags, tag

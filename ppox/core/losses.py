@@ -56,8 +56,9 @@ def clip_fraction(log_prob, old_log_prob, clip_coef: float):
 
 def explained_variance(values, returns):
     """1 - Var[G - V] / Var[G]: 1 is a perfect critic, 0 no better than a constant, NaN if Var[G] = 0."""
-    var_returns = jnp.var(returns)
-    return jnp.where(var_returns == 0, jnp.nan, 1.0 - jnp.var(returns - values) / var_returns)
+    constant = jnp.all(returns == returns.ravel()[0])  # exact: float32 var() of a constant can be 1e-17, not 0
+    var_returns = jnp.where(constant, 1.0, jnp.var(returns))
+    return jnp.where(constant, jnp.nan, 1.0 - jnp.var(returns - values) / var_returns)
 
 
 class LossTerms(NamedTuple):
