@@ -18,6 +18,11 @@ Hyperparameters that SB3 cannot match exactly (see benchmarks/README.md):
   * the learning-rate schedule is SB3's progress-based one, ``lr * progress_remaining``, where
     progress is updated after each rollout: update i uses lr*(1 - i/N) instead of lr*(1 - (i-1)/N);
   * SB3 bootstraps the value at time-limit truncations (500 steps), CleanRL/PureJaxRL do not.
+
+Threads: torch runs with 1 intra-op thread by default here (--torch-threads). Its default pool
+(one thread per core) made SB3 10-25x slower on the shared 2-core machine, because tiny 64x64
+matmuls gain nothing from threads and the pool threads spin against other processes. One thread
+was the faster setting in every measurement here, so it is the fairer comparison.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ def main():
     p.add_argument("--total-timesteps", type=int, default=500_000)
     p.add_argument("--clip-range-vf", type=float, default=None,
                    help="SB3 value clipping (default None = SB3's default, off)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads (default 1; 0 = torch's default, one per core). "
+                        "With the default pool, on a loaded 2-core machine SB3 ran 10-25x slower "
+                        "(threads spinning against each other for tiny 64x64 matmuls)")
     args = p.parse_args()
 
     import gymnasium as gym
@@ -49,6 +58,9 @@ def main():
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
 
     batch = NUM_ENVS * NUM_STEPS
     num_updates = args.total_timesteps // batch

@@ -83,4 +83,4 @@ make_env sb3 "import stable_baselines3, torch, gymnasium; print('sb3', stable_ba
   "$TORCH_PIN" \
   "${SB3_PINS[*]}"
 
-echo "[setup_envs] done: $(ls "$ENVS")"
+echo "[setup_envs] done: $(ls "$ENVS" | tr "\n" " ")"

@@ -15,20 +15,7 @@ import numpy as np
 
 from ppox.config import Config
 
-# Per-update metrics, in the order of the CSV columns (after update, global_step, seed).
-METRICS = (
-    "episode_return",
-    "episode_length",
-    "episode_count",
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "explained_variance",
-    "learning_rate",
-    "minibatch_steps",
-)
+from ppox.drivers.fused import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
 
 
 def make_run_path(config: Config) -> Path:

@@ -67,18 +67,22 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
     runner = init(keys)
 
     log = RunLog(config, run_path)
+    sizes = [min(chunk, config.num_updates - start) for start in range(0, config.num_updates, chunk)]
     chunks = []
     try:
-        done = 0
-        while done < config.num_updates:
-            n = min(chunk, config.num_updates - done)
-            t = time.perf_counter()
-            runner, metrics = run_chunk(runner, n)
-            metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(metrics).items()}
-            sps = n * config.batch_size / (time.perf_counter() - t)
-            log.write(metrics, done, sps)
+        # Chunk i+1 is dispatched before chunk i's metrics are fetched, so the device never waits on the host.
+        runner, pending = run_chunk(runner, sizes[0])
+        tick = time.perf_counter()
+        for i, n in enumerate(sizes):
+            if i + 1 < len(sizes):
+                runner, upcoming = run_chunk(runner, sizes[i + 1])
+            metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
+            now = time.perf_counter()
+            log.write(metrics, sum(sizes[:i]), n * config.batch_size / (now - tick))
+            tick = now
             chunks.append(metrics)
-            done += n
+            if i + 1 < len(sizes):
+                pending = upcoming
     finally:
         log.close()
     wall = time.perf_counter() - start
@@ -107,8 +111,19 @@ def compiled_driver(config: Config):
 
     fused = build(config)
     chunk = max(1, math.ceil(config.num_updates / PROGRESS_CHUNKS))
-    run_chunk = jax.jit(jax.vmap(make_chunk_runner(fused, chunk), in_axes=(0, None)), donate_argnums=0)
-    return fused, jax.jit(jax.vmap(fused.init)), run_chunk, chunk
+    run = make_chunk_runner(fused, chunk)
+    if config.seeds == 1:  # no vmap for one seed: a smaller program, faster to trace and compile
+        return fused, jax.jit(lambda keys: _add_seed_axis(fused.init(keys[0]))), jax.jit(
+            lambda runner, n: _add_seed_axis(run(_drop_seed_axis(runner), n)), donate_argnums=0), chunk
+    return fused, jax.jit(jax.vmap(fused.init)), jax.jit(jax.vmap(run, in_axes=(0, None)), donate_argnums=0), chunk
+
+
+def _add_seed_axis(tree):
+    return jax.tree_util.tree_map(lambda x: x[None], tree)
+
+
+def _drop_seed_axis(tree):
+    return jax.tree_util.tree_map(lambda x: x[0], tree)
 
 
 def choose_driver(config: Config) -> str:

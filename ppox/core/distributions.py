@@ -41,8 +41,9 @@ class Categorical:
         return jnp.argmax(self._masked_logits(), axis=-1)
 
     def log_prob(self, action):
-        action = jnp.asarray(action, jnp.int32)
-        return jnp.take_along_axis(self.log_probs(), action[..., None], axis=-1)[..., 0]
+        # a one-hot product rather than a gather: its gradient is a product too, not a scatter
+        one_hot = jax.nn.one_hot(action, self.logits.shape[-1], dtype=self.logits.dtype)
+        return jnp.sum(jnp.where(one_hot > 0, self.log_probs(), 0.0), axis=-1)
 
     def entropy(self):
         logp = self.log_probs()

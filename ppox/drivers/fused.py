@@ -19,7 +19,11 @@ from ppox.core.advantages import gae
 from ppox.core.normalize import RewardScaler, RunningMeanStd, normalize, scale_reward, update_stats
 from ppox.envs import EnvSpec, make_autoreset_step, make_gymnax
 from ppox.networks import ActorCritic
-from ppox.update import Batch, init_opt_state, make_optimizer, ppo_update
+from ppox.update import Batch, UpdateMetrics, init_opt_state, make_optimizer, ppo_update
+
+
+# Per-update metrics (float32 scalars) returned by update_step, in the order they are logged.
+METRIC_NAMES = ("episode_return", "episode_length", "episode_count") + UpdateMetrics._fields
 
 
 @struct.dataclass
@@ -183,7 +187,7 @@ def build(config: Config) -> Fused:
         metrics = {
             "episode_return": jnp.where(count > 0, traj.finished_return.sum() / jnp.maximum(count, 1), jnp.nan),
             "episode_length": jnp.where(count > 0, traj.finished_length.sum() / jnp.maximum(count, 1), jnp.nan),
-            "episode_count": count,
+            "episode_count": count.astype(jnp.float32),
             **update_metrics._asdict(),
         }
         runner = runner.replace(params=params, opt_state=opt_state, key=key, update_index=runner.update_index + 1)
@@ -205,12 +209,9 @@ def make_train(config: Config):
 
 def make_chunk_runner(fused: Fused, chunk: int):
     """run(runner, n) -> (runner, metrics[chunk]): n <= chunk updates (n dynamic, one compilation)."""
-    metric_shapes = jax.eval_shape(lambda r: fused.update_step(r)[1], jax.eval_shape(fused.init, jax.random.PRNGKey(0)))
 
     def run(runner, n):
-        buffer = jax.tree_util.tree_map(lambda s: jnp.full((chunk,) + s.shape, jnp.nan, s.dtype)
-                                        if jnp.issubdtype(s.dtype, jnp.floating) else jnp.zeros((chunk,) + s.shape, s.dtype),
-                                        metric_shapes)
+        buffer = {name: jnp.full((chunk,), jnp.nan, jnp.float32) for name in METRIC_NAMES}
 
         def body(i, carry):
             runner, buffer = carry
