@@ -33,6 +33,23 @@ def _env_from_args(args: list[str]) -> str:
     return "CartPole-v1"
 
 
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk so that a repeated run skips XLA compilation.
+
+    The folder is $PPOX_CACHE_DIR (default ~/.cache/ppox/xla); an empty PPOX_CACHE_DIR turns it off.
+    """
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get("PPOX_CACHE_DIR", str(Path.home() / ".cache" / "ppox" / "xla"))
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def train_command(args: list[str]) -> int:
     import tyro
 
@@ -46,6 +63,7 @@ def train_command(args: list[str]) -> int:
         return _fail("train", str(err))
     from ppox.training import summary, train
 
+    enable_compilation_cache()
     try:
         result = train(config)
     except (OSError, ConfigError) as err:
