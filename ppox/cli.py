@@ -85,8 +85,12 @@ def envs_command(args: list[str]) -> int:
     print("JAX-native (fused driver), with presets:")
     for env_id in JAX_ENV_IDS:
         print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
-    others = [e for e in known_env_ids() if e not in JAX_ENV_IDS]
+    from ppox.envs import gymnax_ids
+    from ppox.envs.gym_envs import gymnasium_ids
+
+    others = [e for e in gymnax_ids() if e not in JAX_ENV_IDS]
     print("other gymnax ids (default hyperparameters): " + ", ".join(others))
+    print("Gymnasium ids (host driver; also any 'package.module:Class'): " + ", ".join(gymnasium_ids()))
     return 0
 
 

@@ -23,8 +23,8 @@ class Config:
     """Proximal Policy Optimization, as configured for one run (one or several seeds)."""
 
     env: str = "CartPole-v1"
-    """Environment id. JAX-native (gymnax): CartPole-v1, Acrobot-v1, MountainCar-v0, Pendulum-v1,
-    MountainCarContinuous-v0, Breakout-MinAtar, ... (see `ppox envs`)."""
+    """Environment: a JAX-native gymnax id (CartPole-v1, Acrobot-v1, Pendulum-v1, Breakout-MinAtar, ...:
+    fused driver), or any Gymnasium id or 'package.module:Class' entry point (host driver). See `ppox envs`."""
 
     total_timesteps: int = 500_000
     """Environment steps to train for, over all parallel envs (per seed)."""
@@ -101,8 +101,12 @@ class Config:
     seeds: int = 1
     """Independent seeds trained together in one compiled, vmapped run."""
 
-    driver: Literal["auto", "fused"] = "auto"
-    """fused: the whole run in one jitted function (JAX-native environments). auto: pick from the env."""
+    driver: Literal["auto", "fused", "host"] = "auto"
+    """fused: the whole run in one jitted function (JAX-native envs). host: a Python loop over a Gymnasium
+    vector env (any env). auto: fused where the env is JAX-native, else host."""
+
+    vec: Literal["sync", "async"] = "sync"
+    """Host driver: step the envs in this process (sync) or one subprocess each (async)."""
 
     run_dir: str = "runs"
     """Folder under which each run's folder is made."""
@@ -233,12 +237,21 @@ def _validate(c: Config) -> None:
     need(len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
          f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}")
     need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
-    need(c.driver in ("auto", "fused"), f"--driver must be auto or fused, got {c.driver!r}")
+    need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
+    need(c.vec in ("sync", "async"), f"--vec must be sync or async, got {c.vec!r}")
     need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
     need(c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
          f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}")
     need(bool(c.run_dir), "--run-dir must not be empty")
     check_env_id(c.env)
+    from ppox.envs import is_jax_env
+
+    if c.driver == "fused":
+        need(is_jax_env(c.env), f"--driver fused needs a JAX-native env; {c.env!r} is not one (use --driver host)")
+    if c.seeds > 1:
+        need(c.driver != "host" and is_jax_env(c.env),
+             f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
+             f"on the host driver run one process per seed (--seed S)")
 
 
 def _finite(x) -> bool:

@@ -53,13 +53,18 @@ def final_return(metrics: dict[str, np.ndarray], fraction: float = 0.1) -> np.nd
         return (r * c).sum(axis=1) / c.sum(axis=1)
 
 
-def train(config: Config | None = None, **overrides) -> TrainResult:
-    """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``)."""
+def train(config: Config | None = None, *, env: Any = None, **overrides) -> TrainResult:
+    """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``).
+
+    ``env`` may be a Gymnasium env instance or a function returning a new env: it is trained on
+    the host driver, and ``config.env`` only names the run.
+    """
     if config is None:
         config = Config.preset(**overrides)
     elif overrides:
         config = config.replace(**overrides)
-    choose_driver(config)
+    if choose_driver(config, env) == "host":
+        return _train_host(config, env if env is not None else config.env)
     run_path = make_run_path(config) if config.save else None
     start = time.perf_counter()
     fused, init, run_chunk, chunk = compiled_driver(graph_config(config))
@@ -88,10 +93,33 @@ def train(config: Config | None = None, **overrides) -> TrainResult:
     wall = time.perf_counter() - start
     metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
     params, obs_stats = jax.device_get((runner.params, runner.obs_stats))
-    result = TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path)
-    if run_path is not None:
-        save_policy(run_path / POLICY_FILE, params, dataclasses.asdict(obs_stats) if dataclasses.is_dataclass(obs_stats)
-                    else obs_stats, dataclasses.asdict(config), fused.spec.to_dict())
+    return _finish(TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path), log)
+
+
+def _train_host(config: Config, env) -> TrainResult:
+    from ppox.drivers.host import train_host
+    from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
+
+    start = time.perf_counter()
+    venv = make_vector_env(env, config.num_envs, config.vec)  # bad envs and spaces fail here, before any output
+    try:
+        spec_from_spaces(venv.single_observation_space, venv.single_action_space)
+        run_path = make_run_path(config) if config.save else None
+        log = RunLog(config, run_path)
+        try:
+            spec, params, obs_stats, metrics = train_host(config, venv, log)
+        finally:
+            log.close()
+    finally:
+        venv.close()
+    return _finish(TrainResult(config, spec, params, obs_stats, metrics, time.perf_counter() - start, run_path), log)
+
+
+def _finish(result: TrainResult, log: RunLog) -> TrainResult:
+    """Save the policy and the summary into the run folder (if any)."""
+    if result.run_path is not None:
+        save_policy(result.run_path / POLICY_FILE, result.params, dataclasses.asdict(result.obs_stats),
+                    dataclasses.asdict(result.config), result.spec.to_dict())
         log.write_summary(summary(result))
     return result
 
@@ -126,14 +154,18 @@ def _drop_seed_axis(tree):
     return jax.tree_util.tree_map(lambda x: x[0], tree)
 
 
-def choose_driver(config: Config) -> str:
-    """The driver for this config: "fused" for JAX-native environments (the only kind so far)."""
+def choose_driver(config: Config, env: Any = None) -> str:
+    """"fused" for a JAX-native env id (unless --driver host), "host" for everything else."""
     from ppox.config import ConfigError
-    from ppox.envs import known_env_ids
+    from ppox.envs import is_jax_env
 
-    if config.driver in ("auto", "fused") and config.env in known_env_ids():
-        return "fused"
-    raise ConfigError(f"--driver {config.driver}: no driver for {config.env!r}")
+    if env is not None:
+        if config.driver == "fused":
+            raise ConfigError("an env object or factory runs on the host driver; drop driver='fused'")
+        return "host"
+    if config.driver == "host" or not is_jax_env(config.env):
+        return "host"
+    return "fused"
 
 
 def summary(result: TrainResult) -> dict:

@@ -21,13 +21,24 @@ JAX_ENV_IDS = (
 
 
 def known_env_ids() -> list[str]:
-    return gymnax_ids()
+    """gymnax ids first, then the Gymnasium registry's."""
+    from ppox.envs.gym_envs import gymnasium_ids
+
+    jax_ids = gymnax_ids()
+    return jax_ids + [i for i in gymnasium_ids() if i not in jax_ids]
+
+
+def is_jax_env(env_id: str) -> bool:
+    return env_id in gymnax_ids()
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise ConfigError, naming the closest known ids, if ``env_id`` is not known."""
+    """Raise ConfigError, naming the closest known ids, if ``env_id`` is neither known nor an entry point."""
     from ppox.config import ConfigError, closest
+    from ppox.envs.gym_envs import is_entry_point
 
+    if is_entry_point(env_id):
+        return
     ids = known_env_ids()
     if env_id in ids:
         return
@@ -36,4 +47,4 @@ def check_env_id(env_id: str) -> None:
     raise ConfigError(f"--env: unknown environment {env_id!r}{suggestion}")
 
 
-__all__ = ["EnvSpec", "JAX_ENV_IDS", "check_env_id", "known_env_ids", "make_autoreset_step", "make_gymnax"]
+__all__ = ["EnvSpec", "JAX_ENV_IDS", "check_env_id", "gymnax_ids", "is_jax_env", "known_env_ids", "make_autoreset_step", "make_gymnax"]

@@ -1,0 +1,155 @@
+"""Gymnasium environments for the host driver: making vector envs, reading their spaces.
+
+Vector envs run in Gymnasium's SAME_STEP autoreset mode: when an episode ends, ``step``
+returns the first observation of the next episode and puts the episode's final observation
+in ``info["final_obs"]``, so no reset step ever enters a training batch and a truncated
+episode can bootstrap from the value of its true final observation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import numpy as np
+
+from ppox.envs.spec import EnvSpec
+
+
+def gymnasium_ids() -> list[str]:
+    import gymnasium as gym
+
+    return sorted(gym.registry)
+
+
+def is_entry_point(env_id: str) -> bool:
+    return ":" in env_id
+
+
+def env_factory(env: Any) -> Callable[[], Any]:
+    """A zero-argument function making one env, from an id, 'module:Class', an env instance or a factory."""
+    import gymnasium as gym
+
+    if isinstance(env, gym.Env):
+        return lambda: env
+    if callable(env) and not isinstance(env, str):
+        return env
+    if is_entry_point(env):
+        module_name, _, attr = env.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            from ppox.config import ConfigError
+
+            raise ConfigError(f"--env {env}: cannot import module {module_name!r} ({err})") from None
+        target = getattr(module, attr, None)
+        if callable(target):
+            return target
+        return lambda: gym.make(env, disable_env_checker=True)  # 'module:RegisteredId', gymnasium's own form
+    return lambda: gym.make(env, disable_env_checker=True)
+
+
+def make_vector_env(env: Any, num_envs: int, vec: str):
+    """A Gymnasium vector env of ``num_envs`` copies, sync or async (subprocesses), SAME_STEP autoreset."""
+    import gymnasium as gym
+    from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+
+    if isinstance(env, gym.Env) and num_envs > 1:
+        from ppox.config import ConfigError
+
+        raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
+                          "returning a new env) or an id to run several")
+    factory = env_factory(env)
+    cls = AsyncVectorEnv if vec == "async" else SyncVectorEnv
+    try:
+        return cls([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+    except gym.error.DependencyNotInstalled as err:
+        from ppox.config import ConfigError
+
+        hint = ' (MuJoCo envs: pip install "ppox[mujoco]")' if "mujoco" in str(err).lower() else ""
+        raise ConfigError(f"--env {env}: {err}{hint}") from None
+
+
+class ObsEncoder:
+    """Turns a vector env's batched observations into one float32 array [num_envs, features...].
+
+    Box: as is (uint8 images scaled to [0, 1]); Discrete: one-hot; Dict and Tuple: each part
+    encoded and flattened, concatenated in the space's order.
+    """
+
+    def __init__(self, space):
+        self.space = space
+        self.shape = _encoded_shape(space)
+
+    def __call__(self, obs) -> np.ndarray:
+        return _encode(self.space, obs)
+
+
+def _encoded_shape(space) -> tuple[int, ...]:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        return tuple(space.shape)
+    if isinstance(space, spaces.Discrete):
+        return (int(space.n),)
+    if isinstance(space, spaces.MultiBinary):
+        return (int(np.prod(space.shape)),)
+    if isinstance(space, spaces.MultiDiscrete):
+        return (int(np.sum(space.nvec)),)
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        parts = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        return (int(sum(np.prod(_encoded_shape(p)) for p in parts)),)
+    _unsupported("observation", space)
+
+
+def _encode(space, obs) -> np.ndarray:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        obs = np.asarray(obs)
+        return obs.astype(np.float32) / 255.0 if obs.dtype == np.uint8 else obs.astype(np.float32, copy=False)
+    if isinstance(space, spaces.Discrete):
+        return np.eye(int(space.n), dtype=np.float32)[np.asarray(obs) - int(space.start)]
+    if isinstance(space, spaces.MultiBinary):
+        obs = np.asarray(obs, np.float32)
+        return obs.reshape(obs.shape[0], -1)
+    if isinstance(space, spaces.MultiDiscrete):
+        obs = np.asarray(obs)
+        return np.concatenate([np.eye(int(n), dtype=np.float32)[obs[:, i]] for i, n in enumerate(space.nvec)], axis=1)
+    if isinstance(space, spaces.Dict):
+        parts = [_encode(sub, obs[key]) for key, sub in space.spaces.items()]
+    else:
+        parts = [_encode(sub, obs[i]) for i, sub in enumerate(space.spaces)]
+    return np.concatenate([p.reshape(p.shape[0], -1) for p in parts], axis=1)
+
+
+def spec_from_spaces(obs_space, action_space) -> EnvSpec:
+    """The EnvSpec of a single env's spaces; a ConfigError naming an unsupported space."""
+    from gymnasium import spaces
+
+    obs_shape = _encoded_shape(obs_space)
+    if isinstance(action_space, spaces.Discrete):
+        return EnvSpec(obs_shape, "discrete", (int(action_space.n),))
+    if isinstance(action_space, spaces.Box) and np.issubdtype(action_space.dtype, np.floating):
+        dim = int(np.prod(action_space.shape))
+        low = np.broadcast_to(action_space.low, action_space.shape).ravel().astype(float)
+        high = np.broadcast_to(action_space.high, action_space.shape).ravel().astype(float)
+        return EnvSpec(obs_shape, "continuous", (dim,), tuple(low), tuple(high))
+    if isinstance(action_space, spaces.MultiDiscrete):
+        return EnvSpec(obs_shape, "multi_discrete", tuple(int(n) for n in np.ravel(action_space.nvec)))
+    if isinstance(action_space, spaces.MultiBinary):
+        return EnvSpec(obs_shape, "multi_discrete", (2,) * int(np.prod(action_space.shape)))
+    _unsupported("action", action_space)
+
+
+def _unsupported(what: str, space) -> None:
+    from ppox.config import ConfigError
+
+    supported = ("Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple" if what == "observation"
+                 else "Discrete, Box (float), MultiDiscrete, MultiBinary")
+    raise ConfigError(f"unsupported {what} space {space!r}; ppox supports {supported}")
+
+
+def action_start(action_space) -> int | np.ndarray:
+    """Offset added to sampled indices (Discrete(n, start=k) and MultiDiscrete starts)."""
+    return np.asarray(getattr(action_space, "start", 0))

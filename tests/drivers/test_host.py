@@ -1,0 +1,95 @@
+"""The host driver on Gymnasium envs: autoreset handling, spaces, entry points, learning."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import ppox
+from ppox.config import ConfigError
+from ppox.drivers.host import _final_observations
+from ppox.envs.gym_envs import ObsEncoder, make_vector_env, spec_from_spaces
+from tests import toy_envs
+
+FAST = dict(num_envs=2, num_steps=16, num_minibatches=2, update_epochs=2, save=False, progress=False)
+
+
+def test_same_step_autoreset_gives_final_observation_and_no_reset_step():
+    venv = make_vector_env(toy_envs.countdown, 2, "sync")
+    encoder = ObsEncoder(venv.single_observation_space)
+    obs = encoder(venv.reset(seed=0)[0])
+    seen = []
+    for _ in range(12):
+        raw, reward, terminated, truncated, info = venv.step(np.array([0, 1]))  # env 0 terminates, env 1 truncates
+        next_obs = encoder(raw)
+        done = np.logical_or(terminated, truncated)
+        final = _final_observations(venv, encoder, next_obs, done, info) if done.any() else next_obs
+        seen.append((obs[:, 0].copy(), reward.copy(), terminated.copy(), truncated.copy(), final[:, 0].copy()))
+        obs = next_obs
+    venv.close()
+    for o, r, te, tr, final in seen:
+        assert np.all(r == 1.0), "every transition is a real step: no reset step with reward 0"
+        assert np.all(final == o + 1), "the next observation of every step is the one the step reached"
+        assert not te[1] and not tr[0]
+    assert [s[2][0] for s in seen[:6]] == [False, False, True, False, False, True]
+    assert [s[3][1] for s in seen[:10]] == [False] * 4 + [True] + [False] * 4 + [True]
+
+
+def test_host_training_records_raw_episode_statistics():
+    result = ppox.train(ppox.Config(**FAST, total_timesteps=320, norm_reward=True), env=toy_envs.countdown)
+    lengths = result.metrics["episode_length"][0]
+    returns = result.metrics["episode_return"][0]
+    finite = np.isfinite(lengths)
+    assert finite.any()
+    assert np.all((lengths[finite] >= 3) & (lengths[finite] <= 5))
+    np.testing.assert_allclose(returns[finite], lengths[finite])  # raw reward 1 per step, though scaled for training
+
+
+@pytest.mark.parametrize("factory, kind", [
+    (toy_envs.DictObsMultiAction, "multi_discrete"),
+    (toy_envs.ContinuousTarget, "continuous"),
+    (toy_envs.MultiBinaryAction, "multi_discrete"),
+])
+def test_spaces_train_and_save(factory, kind, tmp_path):
+    config = ppox.Config(**{**FAST, "save": True}, total_timesteps=64, run_dir=str(tmp_path), run_name="r",
+                         norm_obs=True)
+    result = ppox.train(config, env=factory)
+    assert result.spec.action_kind == kind
+    assert np.isfinite(result.metrics["policy_loss"]).all()
+    policy = ppox.load(tmp_path / "r")
+    assert policy.act(np.zeros((3,) + result.spec.obs_shape, np.float32)).shape[0] == 3
+
+
+def test_dict_observation_is_flattened_with_one_hot():
+    space = toy_envs.DictObsMultiAction.observation_space
+    encoded = ObsEncoder(space)({"pos": np.array([[0.5, -0.5]], np.float32), "mode": np.array([2])})
+    np.testing.assert_array_equal(encoded, [[0, 0, 1, 0.5, -0.5]])  # Dict keys in sorted order: mode, pos
+
+
+def test_uint8_images_are_scaled():
+    encoded = ObsEncoder(toy_envs.MultiBinaryAction.observation_space)(np.full((1, 4, 4, 1), 255, np.uint8))
+    assert encoded.dtype == np.float32 and encoded.max() == 1.0
+
+
+def test_unsupported_space_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unsupported observation space Text"):
+        spec_from_spaces(toy_envs.TextObs.observation_space, toy_envs.TextObs.action_space)
+
+
+def test_entry_point_and_instance():
+    result = ppox.train(ppox.Config(env="tests.toy_envs:countdown", **FAST, total_timesteps=64))
+    assert result.spec.obs_shape == (1,)
+    with pytest.raises(ConfigError, match="instance can only be used with --num-envs 1"):
+        ppox.train(ppox.Config(**FAST, total_timesteps=64), env=toy_envs.countdown())
+    single = ppox.train(ppox.Config(**{**FAST, "num_envs": 1}, total_timesteps=64), env=toy_envs.countdown())
+    assert single.metrics["policy_loss"].shape == (1, 4)
+
+
+def test_host_driver_rejects_several_seeds():
+    with pytest.raises(ConfigError, match="several seeds in one run need the fused driver"):
+        ppox.Config(env="Pendulum-v1", driver="host", seeds=2)
+
+
+@pytest.mark.learning
+def test_host_cartpole_learns():
+    result = ppox.train(ppox.Config(driver="host", total_timesteps=150_000, save=False, progress=False))
+    assert result.final_return()[0] >= 150, result.final_return()

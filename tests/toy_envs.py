@@ -1,0 +1,85 @@
+"""Tiny Gymnasium environments with known dynamics, for testing the host driver."""
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Countdown(gym.Env):
+    """obs = [steps taken]; reward 1 per step; terminates at step 3 when the first action was 0,
+    otherwise runs into the TimeLimit (5 steps) and is truncated."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.first = 0, None
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.first = int(action) if self.first is None else self.first
+        self.t += 1
+        terminated = self.first == 0 and self.t == 3
+        return np.array([float(self.t)], np.float32), 1.0, terminated, False, {}
+
+
+def countdown():
+    return gym.wrappers.TimeLimit(Countdown(), max_episode_steps=5)
+
+
+class DictObsMultiAction(gym.Env):
+    """Dict observation (Box + Discrete) and a MultiDiscrete action; reward for matching the hidden target."""
+
+    observation_space = spaces.Dict({"pos": spaces.Box(-1, 1, (2,), np.float32), "mode": spaces.Discrete(3)})
+    action_space = spaces.MultiDiscrete([3, 2])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.mode = int(self.np_random.integers(3))
+        return self._obs(), {}
+
+    def _obs(self):
+        return {"pos": self.np_random.uniform(-1, 1, 2).astype(np.float32), "mode": self.mode}
+
+    def step(self, action):
+        self.t += 1
+        reward = float(action[0] == self.mode) + 0.5 * float(action[1] == 1)
+        return self._obs(), reward, self.t >= 10, False, {}
+
+
+class ContinuousTarget(gym.Env):
+    """Box action in [-2, 2]^2; reward -|a - 1|^2; episodes of 8 steps end by truncation."""
+
+    observation_space = spaces.Box(-1, 1, (3,), np.float32)
+    action_space = spaces.Box(-2, 2, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        assert np.all(np.abs(action) <= 2.0), "actions reach the env clipped to the bounds"
+        return np.zeros(3, np.float32), -float(np.sum((np.asarray(action) - 1.0) ** 2)), False, self.t >= 8, {}
+
+
+class MultiBinaryAction(gym.Env):
+    observation_space = spaces.Box(0, 255, (4, 4, 1), np.uint8)
+    action_space = spaces.MultiBinary(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros((4, 4, 1), np.uint8), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.full((4, 4, 1), 255, np.uint8), float(np.sum(action)), self.t >= 4, False, {}
+
+
+class TextObs(gym.Env):
+    observation_space = spaces.Text(5)
+    action_space = spaces.Discrete(2)
