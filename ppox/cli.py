@@ -78,7 +78,7 @@ def train_command(args: list[str]) -> int:
 
 def envs_command(args: list[str]) -> int:
     from ppox.config import PRESETS
-    from ppox.envs import JAX_ENV_IDS, known_env_ids
+    from ppox.envs import JAX_ENV_IDS
 
     if args:
         return _fail("envs", f"takes no arguments, got {' '.join(args)}")

@@ -7,7 +7,7 @@ be annealed linearly: lr_i = lr * (1 - i / num_updates).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

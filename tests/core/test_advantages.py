@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -14,23 +12,13 @@ from hypothesis import strategies as st
 
 from ppox.core import discounted_returns, gae, nstep_advantages, td_residuals
 from tests.core import reference as ref
+from tests.core.modes import MODES, SEEDS, SETTINGS, f32, transform  # noqa: F401
 
 # ----------------------------------------------------------------------------- harness
 
 RTOL, ATOL = 1e-4, 1e-4  # float32 results vs float64 references (values are O(1..30))
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted(fn, static_argnames=()):
-    return jax.jit(fn, static_argnames=static_argnames)
-
-
-def transform(mode, fn, static_argnames=()):
-    """The function as called in a test: compiled with jax.jit, or run eagerly."""
-    return _jitted(fn, tuple(static_argnames)) if mode == "jit" else fn
-
-
-MODES = pytest.mark.parametrize("mode", ["jit", "eager"])
 
 # Called eagerly, every lax.scan / fori_loop is traced and compiled again (~0.1 s per call),
 # so the eager runs draw fewer examples than the jitted ones to keep the suite fast.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ppox.core import (
@@ -22,30 +21,16 @@ from ppox.core import (
     value_loss,
 )
 from tests.core import reference as ref
+from tests.core.modes import MODES, SEEDS, SETTINGS, f32, transform  # noqa: F401
 
 RTOL, ATOL = 1e-4, 1e-5
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted(fn, static_argnames=()):
-    return jax.jit(fn, static_argnames=static_argnames)
-
-
-def transform(mode, fn, static_argnames=()):
-    """The function as called in a test: compiled with jax.jit, or run eagerly."""
-    return _jitted(fn, tuple(static_argnames)) if mode == "jit" else fn
-
-
-MODES = pytest.mark.parametrize("mode", ["jit", "eager"])
-SETTINGS = settings(max_examples=30, deadline=None, database=None)
 
 SIZES = st.sampled_from([1, 33])
 CLIPS = st.sampled_from([None, 0.1, 0.2, 0.3])
-SEEDS = st.integers(0, 2**32 - 1)
 
 
-def f32(x):
-    return np.asarray(x, dtype=np.float32)
 
 
 def samples(seed, size, spread=0.5):

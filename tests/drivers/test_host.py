@@ -1,6 +1,5 @@
 """The host driver on Gymnasium envs: autoreset handling, spaces, entry points, learning."""
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
