@@ -192,6 +192,19 @@ PRESETS: dict[str, dict] = {
         "norm_reward": True,
     },
 }
+# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters.
+for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
+    PRESETS[_mujoco] = {
+        "total_timesteps": 1_000_000,
+        "num_envs": 1,
+        "num_steps": 2048,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    }
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
     PRESETS[f"{_game}-MinAtar"] = {
         "total_timesteps": 2_000_000,

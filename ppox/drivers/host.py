@@ -10,6 +10,7 @@ so the observations the policy acted on are exactly the ones it is trained on.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, NamedTuple
 
@@ -71,6 +72,16 @@ class NumpyActor:
         return np.stack([np.argmax(part, axis=-1) for part in parts], axis=-1)
 
 
+@functools.lru_cache(maxsize=8)
+def build_learner(config: Config, spec: EnvSpec):
+    """(network, optimizer, jitted learn) for a program; cached, so repeated runs skip compilation.
+
+    ``config`` should come through ``training.graph_config`` (seed and output fields fixed)."""
+    network = make_network(config, spec)
+    optimizer = make_optimizer(config)
+    return network, optimizer, make_learn(config, network, optimizer)
+
+
 def make_learn(config: Config, network, optimizer):
     """learn(params, opt_state, obs_stats, scaler, rollout, key, update_index) -> (..., metrics), jitted."""
 
@@ -119,11 +130,11 @@ def _batch_of_one(space, x):
 
 def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, np.ndarray]]:
     """Train on a Gymnasium vector env (see make_vector_env); returns (spec, params, obs_stats, metrics [1, U])."""
+    from ppox.training import graph_config
+
     encoder = ObsEncoder(venv.single_observation_space)
     spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
-    network = make_network(config, spec)
-    optimizer = make_optimizer(config)
-    learn = make_learn(config, network, optimizer)
+    network, optimizer, learn = build_learner(graph_config(config), spec)
     key, init_key = jax.random.split(jax.random.PRNGKey(config.seed))
     rng = np.random.default_rng(config.seed)
 

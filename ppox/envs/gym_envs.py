@@ -1,6 +1,6 @@
 """Gymnasium environments for the host driver: making vector envs, reading their spaces.
 
-Vector envs run in Gymnasium's SAME_STEP autoreset mode: when an episode ends, ``step``
+Vector envs run with Gymnasium's SAME_STEP autoreset semantics: when an episode ends, ``step``
 returns the first observation of the next episode and puts the episode's final observation
 in ``info["final_obs"]``, so no reset step ever enters a training batch and a truncated
 episode can bootstrap from the value of its true final observation.
@@ -49,10 +49,57 @@ def env_factory(env: Any) -> Callable[[], Any]:
     return lambda: gym.make(env, disable_env_checker=True)
 
 
+class SyncEnvs:
+    """Several envs stepped one after another in this process, with SAME_STEP autoreset semantics.
+
+    The contract of Gymnasium's SyncVectorEnv in SAME_STEP mode (batched obs, rewards,
+    terminated, truncated; ``info["final_obs"]`` and ``info["_final_obs"]`` for the envs that
+    ended), without merging every env's info dict each step: on HalfCheetah-v5 that merging
+    and copying cost about as much as the physics. Async stepping uses Gymnasium's AsyncVectorEnv.
+    """
+
+    def __init__(self, factories):
+        self.envs = [make() for make in factories]
+        self.num_envs = len(self.envs)
+        self.single_observation_space = self.envs[0].observation_space
+        self.single_action_space = self.envs[0].action_space
+
+    def reset(self, *, seed: int | None = None):
+        results = [env.reset(seed=None if seed is None else seed + i) for i, env in enumerate(self.envs)]
+        return _stack(self.single_observation_space, [obs for obs, _ in results]), {}
+
+    def step(self, actions):
+        observations, rewards = [], np.zeros(self.num_envs)
+        terminated, truncated = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
+        final_obs, ended = np.full(self.num_envs, None, object), np.zeros(self.num_envs, bool)
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
+            if terminated[i] or truncated[i]:
+                final_obs[i], ended[i] = obs, True
+                obs, _ = env.reset()
+            observations.append(obs)
+        info = {"final_obs": final_obs, "_final_obs": ended}
+        return _stack(self.single_observation_space, observations), rewards, terminated, truncated, info
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _stack(space, items):
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict):
+        return {k: _stack(s, [x[k] for x in items]) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(_stack(s, [x[i] for x in items]) for i, s in enumerate(space.spaces))
+    return np.stack([np.asarray(x) for x in items])
+
+
 def make_vector_env(env: Any, num_envs: int, vec: str):
-    """A Gymnasium vector env of ``num_envs`` copies, sync or async (subprocesses), SAME_STEP autoreset."""
+    """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv."""
     import gymnasium as gym
-    from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+    from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
     if isinstance(env, gym.Env) and num_envs > 1:
         from ppox.config import ConfigError
@@ -60,9 +107,10 @@ def make_vector_env(env: Any, num_envs: int, vec: str):
         raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
                           "returning a new env) or an id to run several")
     factory = env_factory(env)
-    cls = AsyncVectorEnv if vec == "async" else SyncVectorEnv
     try:
-        return cls([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        if vec == "async":
+            return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        return SyncEnvs([factory] * num_envs)
     except gym.error.DependencyNotInstalled as err:
         from ppox.config import ConfigError
 

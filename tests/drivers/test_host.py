@@ -1,5 +1,6 @@
 """The host driver on Gymnasium envs: autoreset handling, spaces, entry points, learning."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -92,3 +93,28 @@ def test_host_driver_rejects_several_seeds():
 def test_host_cartpole_learns():
     result = ppox.train(ppox.Config(driver="host", total_timesteps=150_000, save=False, progress=False))
     assert result.final_return()[0] >= 150, result.final_return()
+
+
+def test_sync_envs_match_gymnasium_sync_vector_env():
+    """SyncEnvs keeps the contract of gymnasium's SyncVectorEnv in SAME_STEP mode, step for step."""
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    ours = make_vector_env("CartPole-v1", 3, "sync")
+    theirs = SyncVectorEnv([lambda: gym.make("CartPole-v1")] * 3, autoreset_mode=AutoresetMode.SAME_STEP)
+    np.testing.assert_array_equal(ours.reset(seed=7)[0], theirs.reset(seed=7)[0])
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        action = rng.integers(0, 2, 3)
+        a, b = ours.step(action), theirs.step(action)
+        for x, y in zip(a[:4], b[:4]):
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(a[4]["_final_obs"], b[4].get("_final_obs", np.zeros(3, bool)))
+        for i in np.flatnonzero(a[4]["_final_obs"]):
+            np.testing.assert_array_equal(a[4]["final_obs"][i], b[4]["final_obs"][i])
+    ours.close()
+    theirs.close()
+
+
+def test_async_vector_env_trains():
+    result = ppox.train(ppox.Config(env="CartPole-v1", driver="host", vec="async", **FAST, total_timesteps=64))
+    assert np.isfinite(result.metrics["policy_loss"]).all()
