@@ -6,16 +6,38 @@ preset of the chosen ``--env``. Bad input is a one-line error and exit code 2.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+
+import tyro
 
 USAGE = """usage: ppox COMMAND [ARGS]
 
 commands:
   train   train PPO (ppox train --help lists every flag; defaults are the --env preset)
+  eval    run a saved policy: ppox eval RUN [--episodes N] [--deterministic] [--video]
   envs    list the environments ppox can train on
 
 example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
 """
+
+
+@dataclasses.dataclass(frozen=True)
+class Eval:
+    """Run a saved policy for some episodes and print the mean and std of the return."""
+
+    run: tyro.conf.Positional[str]
+    """A run folder (or its policy.safetensors)."""
+    episodes: int = 10
+    """Episodes to run."""
+    deterministic: bool = False
+    """Act with the distribution's mode instead of sampling."""
+    video: bool = False
+    """Record every episode as mp4 into RUN/videos (Gymnasium environments; needs ppox[video])."""
+    seed_index: int = 0
+    """Which seed of a multi-seed run."""
+    seed: int = 0
+    """Seed of the evaluation episodes."""
 
 
 def _fail(command: str, message: str) -> int:
@@ -57,8 +79,13 @@ def train_command(args: list[str]) -> int:
 
     try:
         default = Config.preset(_env_from_args(args))
-        config = tyro.cli(Config, default=default, args=args, prog="ppox train",
-                          description="Train PPO. Defaults shown are the preset of --env.")
+        config = tyro.cli(
+            Config,
+            default=default,
+            args=args,
+            prog="ppox train",
+            description="Train PPO. Defaults shown are the preset of --env.",
+        )
     except ConfigError as err:
         return _fail("train", str(err))
     from ppox.training import summary, train
@@ -71,8 +98,40 @@ def train_command(args: list[str]) -> int:
     s = summary(result)
     finals = ", ".join(f"{x:.1f}" for x in s["final_return_per_seed"])
     where = f" -> {s['run_path']}" if s["run_path"] else ""
-    print(f"{config.env}: {s['total_timesteps']:,} steps x {config.seeds} seed(s) in {s['wall_time_s']:.1f} s "
-          f"({s['steps_per_second']:,.0f} steps/s); mean episodic return over the last 10%: {finals}{where}")
+    print(
+        f"{config.env}: {s['total_timesteps']:,} steps x {config.seeds} seed(s) in {s['wall_time_s']:.1f} s "
+        f"({s['steps_per_second']:,.0f} steps/s); mean episodic return over the last 10%: {finals}{where}"
+    )
+    return 0
+
+
+def eval_command(args: list[str]) -> int:
+    from ppox.checkpoint import CheckpointError
+    from ppox.config import ConfigError
+
+    opts = tyro.cli(Eval, args=args, prog="ppox eval")
+    from pathlib import Path
+
+    from ppox.evaluate import evaluate
+    from ppox.policy import load
+
+    try:
+        policy = load(opts.run, seed_index=opts.seed_index)
+        folder = Path(opts.run) if Path(opts.run).is_dir() else Path(opts.run).parent
+        returns = evaluate(
+            policy,
+            episodes=opts.episodes,
+            deterministic=opts.deterministic,
+            seed=opts.seed,
+            video_folder=folder / "videos" if opts.video else None,
+        )
+    except (CheckpointError, ConfigError) as err:
+        return _fail("eval", str(err))
+    mode = "deterministic" if opts.deterministic else "stochastic"
+    print(
+        f"{policy.config.env}: return {returns.mean():.2f} +- {returns.std():.2f} over {opts.episodes} "
+        f"episodes ({mode} policy)" + (f"; videos in {folder / 'videos'}" if opts.video else "")
+    )
     return 0
 
 
@@ -94,7 +153,7 @@ def envs_command(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": train_command, "envs": envs_command}
+COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,12 @@ class Policy:
                 action = jnp.clip(action, low, high)
             return action, value
 
+        self._act_fn = act
         self._act = jax.jit(act, static_argnames="deterministic")
+
+    def act_jax(self, obs, key, deterministic: bool):
+        """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation)."""
+        return self._act_fn(self.params, self.obs_stats, obs, key, deterministic)[0]
 
     def act(self, obs, *, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
         """Actions for a batch of observations shaped [batch, *obs_shape]."""

@@ -37,7 +37,7 @@ def test_defaults_are_valid_and_cleanrl_cartpole():
         ({"hidden_sizes": (64, 0)}, "--hidden-sizes must be one or more positive integers"),
         ({"activation": "gelu"}, "--activation must be tanh or relu"),
         ({"run_name": "a/b"}, "--run-name must be a plain folder name"),
-        ({"env": "Cartpole-v0"}, "did you mean CartPole-v1"),
+        ({"env": "Cartpole-v0"}, "did you mean CartPole-v0 or CartPole-v1"),
         ({"env": "acrobot"}, "did you mean Acrobot-v1"),
     ],
 )

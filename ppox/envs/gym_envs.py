@@ -8,6 +8,7 @@ episode can bootstrap from the value of its true final observation.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any, Callable
 
@@ -45,8 +46,8 @@ def env_factory(env: Any) -> Callable[[], Any]:
         target = getattr(module, attr, None)
         if callable(target):
             return target
-        return lambda: gym.make(env, disable_env_checker=True)  # 'module:RegisteredId', gymnasium's own form
-    return lambda: gym.make(env, disable_env_checker=True)
+    # 'module:RegisteredId' (gymnasium's own form) or a registered id; a partial pickles for subprocesses
+    return functools.partial(gym.make, env, disable_env_checker=True)
 
 
 class SyncEnvs:
@@ -108,8 +109,8 @@ def make_vector_env(env: Any, num_envs: int, vec: str):
                           "returning a new env) or an id to run several")
     factory = env_factory(env)
     try:
-        if vec == "async":
-            return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        if vec == "async":  # spawned, not forked: forking a process that runs JAX can deadlock
+            return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
         return SyncEnvs([factory] * num_envs)
     except gym.error.DependencyNotInstalled as err:
         from ppox.config import ConfigError
