@@ -56,9 +56,11 @@ def final_return(metrics: dict[str, np.ndarray], fraction: float = 0.1) -> np.nd
 def train(config: Config | None = None, *, env: Any = None, **overrides) -> TrainResult:
     """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``).
 
-    ``env`` may be a Gymnasium env instance or a function returning a new env: it is trained on
-    the host driver, and ``config.env`` only names the run.
+    ``env`` may be an id (the same as ``env=`` in the config), or a Gymnasium env instance or a
+    function returning a new env: those train on the host driver, and ``config.env`` only names the run.
     """
+    if isinstance(env, str):
+        overrides, env = {**overrides, "env": env}, None
     if config is None:
         config = Config.preset(**overrides)
     elif overrides:
@@ -72,7 +74,7 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
     runner = init(keys)
 
     log = RunLog(config, run_path)
-    sizes = [min(chunk, config.num_updates - start) for start in range(0, config.num_updates, chunk)]
+    sizes = [min(chunk, config.num_updates - first) for first in range(0, config.num_updates, chunk)]
     chunks = []
     try:
         # Chunk i+1 is dispatched before chunk i's metrics are fetched, so the device never waits on the host.

@@ -122,3 +122,8 @@ def test_runs_on_the_gymnax_set(env):
     result = ppox.train(config)
     assert result.metrics["policy_loss"].shape == (1, 2)
     assert np.isfinite(result.metrics["value_loss"]).all() and np.isfinite(result.metrics["entropy"]).all()
+
+
+def test_train_with_an_env_id_uses_its_preset():
+    result = ppox.train(env="Acrobot-v1", total_timesteps=4096, save=False, progress=False)
+    assert result.config.env == "Acrobot-v1" and result.config.num_envs == 8  # the Acrobot preset, fused driver
