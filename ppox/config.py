@@ -89,6 +89,10 @@ class Config:
     activation: Literal["tanh", "relu"] = "tanh"
     """Hidden-layer activation."""
 
+    network: Literal["auto", "mlp", "cnn"] = "auto"
+    """Torso: cnn (convolutions, then the hidden layers) for HxWxC image observations, mlp (flattened
+    observations) otherwise; auto picks cnn exactly when the observations are images."""
+
     shared_trunk: bool = False
     """Share the hidden layers between actor and critic (default: two separate networks)."""
 
@@ -250,6 +254,7 @@ def _validate(c: Config) -> None:
     need(len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
          f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}")
     need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
+    need(c.network in ("auto", "mlp", "cnn"), f"--network must be auto, mlp or cnn, got {c.network!r}")
     need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
     need(c.vec in ("sync", "async"), f"--vec must be sync or async, got {c.vec!r}")
     need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")

@@ -63,6 +63,22 @@ class MLP(nn.Module):
         return x
 
 
+class CNN(nn.Module):
+    """Convolutions over [batch, H, W, C] images, flattened: the Nature-DQN stack (32 8x8/4, 64 4x4/2,
+    64 3x3/1) for images of 36 pixels or more, one 16-channel 3x3 layer for small ones (MinAtar's 10x10)."""
+
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x):
+        layers = [(32, 8, 4), (64, 4, 2), (64, 3, 1)] if min(x.shape[-3:-1]) >= 36 else [(16, 3, 1)]
+        for features, size, stride in layers:
+            x = nn.Conv(features, (size, size), (stride, stride), padding="VALID",
+                        kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
+            x = ACTIVATIONS[self.activation](x)
+        return x.reshape(x.shape[0], -1)
+
+
 class ActorCritic(nn.Module):
     """obs -> (action distribution, V(obs)).
 
@@ -70,7 +86,8 @@ class ActorCritic(nn.Module):
     action_dims[0] dimensions with a state-independent log std) or "multi_discrete"
     (action_dims = sizes per dimension). ``shared_trunk`` makes actor and critic share the
     hidden layers; by default they are separate networks. ``obs_ndim`` is the number of
-    trailing observation axes flattened into the MLP input.
+    trailing observation axes; with ``cnn`` they are an HxWxC image that goes through
+    convolutions first, otherwise they are flattened into the MLP input.
     """
 
     action_kind: str
@@ -80,13 +97,21 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
     shared_trunk: bool = False
     log_std_init: float = 0.0
+    cnn: bool = False
 
     @nn.compact
     def __call__(self, obs):
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
-        actor_features = MLP(self.hidden_sizes, self.activation, name="actor_trunk")(x)
+        lead = obs.shape[: obs.ndim - self.obs_ndim]
+        if self.cnn:  # convolutions take one batch axis: fold the leading axes, unfold the features after
+            images = obs.reshape((-1,) + obs.shape[obs.ndim - 3:])
+            actor_x = CNN(name="actor_cnn")(images).reshape(lead + (-1,))
+            critic_x = actor_x if self.shared_trunk else CNN(name="critic_cnn")(images).reshape(lead + (-1,))
+        else:
+            actor_x = critic_x = obs.reshape(lead + (-1,))
+        actor_features = MLP(self.hidden_sizes, self.activation, name="actor_trunk")(actor_x)
         critic_features = (
-            actor_features if self.shared_trunk else MLP(self.hidden_sizes, self.activation, name="critic_trunk")(x)
+            actor_features if self.shared_trunk
+            else MLP(self.hidden_sizes, self.activation, name="critic_trunk")(critic_x)
         )
         value = _dense(1, 1.0)(critic_features)[..., 0]
         if self.action_kind == "continuous":

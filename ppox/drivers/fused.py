@@ -69,7 +69,14 @@ class Fused(NamedTuple):
 
 
 def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
+    """The actor-critic for this config and env; a CNN torso for image (HxWxC) observations."""
+    from ppox.config import ConfigError
+
+    image = len(spec.obs_shape) == 3
+    if config.network == "cnn" and not image:
+        raise ConfigError(f"--network cnn needs image observations (HxWxC); this env's are shaped {spec.obs_shape}")
     return ActorCritic(
+        cnn=config.network == "cnn" or (config.network == "auto" and image),
         action_kind=spec.action_kind,
         action_dims=spec.action_dims,
         obs_ndim=len(spec.obs_shape),

@@ -82,6 +82,23 @@ def build_learner(config: Config, spec: EnvSpec):
     return network, optimizer, make_learn(config, network, optimizer)
 
 
+class JaxActor:
+    """The jitted actor, for networks the NumPy actor does not mirror (CNN torsos)."""
+
+    def __init__(self, config: Config, spec: EnvSpec, network):
+        def sample(params, stats, obs, key):
+            return network.apply(params, prepare_obs(config, stats, obs))[0].sample(key)
+
+        self._sample = jax.jit(sample)
+
+    def load(self, params, obs_stats: RunningMeanStd) -> None:
+        self.params, self.obs_stats = params, obs_stats
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        return np.asarray(self._sample(self.params, self.obs_stats, obs, key))
+
+
 def make_learn(config: Config, network, optimizer):
     """learn(params, opt_state, obs_stats, scaler, rollout, key, update_index) -> (..., metrics), jitted."""
 
@@ -144,7 +161,7 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
     params = network.init(init_key, prepare_obs(config, obs_stats, obs[:1]))
     opt_state = init_opt_state(optimizer, params)
     scaler = RewardScaler.create(config.num_envs)
-    actor = NumpyActor(config, spec)
+    actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
     continuous = spec.action_kind == "continuous"
     low, high = (np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)) if continuous \
         else (None, None)

@@ -118,3 +118,10 @@ def test_sync_envs_match_gymnasium_sync_vector_env():
 def test_async_vector_env_trains():
     result = ppox.train(ppox.Config(env="CartPole-v1", driver="host", vec="async", **FAST, total_timesteps=64))
     assert np.isfinite(result.metrics["policy_loss"]).all()
+
+
+def test_image_observations_go_through_a_cnn():
+    result = ppox.train(ppox.Config(**FAST, total_timesteps=64), env=toy_envs.MultiBinaryAction)
+    assert "actor_cnn" in result.params["params"] and "critic_cnn" in result.params["params"]
+    with pytest.raises(ConfigError, match="--network cnn needs image observations"):
+        ppox.train(ppox.Config(**FAST, total_timesteps=64, network="cnn"), env=toy_envs.countdown)
