@@ -193,14 +193,15 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
             env_action = np.clip(action, low, high).reshape((N,) + action_shape) if continuous else action + offset
             raw, reward, terminated, truncated, info = venv.step(env_action)
             next_obs = encoder(raw)
-            terminated = np.asarray(terminated, bool)
-            truncated = np.logical_and(truncated, ~terminated)
-            done = terminated | truncated
+            done = np.logical_or(terminated, truncated)
             buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated
-            buffers.next_obs[t] = _final_observations(venv, encoder, next_obs, done, info) if done.any() else next_obs
             episode_return += reward
             episode_length += 1
-            if done.any():
+            if not done.any():
+                buffers.next_obs[t] = next_obs
+            else:
+                buffers.truncated[t] &= ~buffers.terminated[t]  # both at once: terminated wins, no bootstrap
+                buffers.next_obs[t] = _final_observations(venv, encoder, next_obs, done, info)
                 finished_returns.extend(episode_return[done])
                 finished_lengths.extend(episode_length[done])
                 episode_return[done], episode_length[done] = 0.0, 0
