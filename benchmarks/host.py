@@ -89,6 +89,7 @@ LIBRARIES = {
     "sbx": (ROOT / "bench-envs" / "sbx" / "bin" / "python", HERE / "_sbx_host.py"),
 }
 FLOORS = ("floor-vector", "floor-loop")
+FLOOR_LABELS = {"floor-vector": "env floor: gymnasium SyncVectorEnv", "floor-loop": "env floor: plain loop"}
 
 
 def log(msg: str) -> None:
@@ -205,9 +206,9 @@ def table(summary: dict, libs: list[str]) -> str:
     for f in FLOORS:
         e = summary[f]
         if not e.get("runs"):
-            rows.append([f"env {f}", f"0 ({e['failed']} failed)"] + ["-"] * 7)
+            rows.append([FLOOR_LABELS[f], f"0 ({e['failed']} failed)"] + ["-"] * 7)
             continue
-        rows.append([f"env {f} (random actions)", str(e["runs"]), "-", "-", "-",
+        rows.append([FLOOR_LABELS[f], str(e["runs"]), "-", "-", "-",
                      f"{e['median_steps_per_s']:,.0f} ({e['min_steps_per_s']:,.0f}-{e['max_steps_per_s']:,.0f})",
                      "-", "-", "-"])
     return _render(header, rows)
@@ -227,6 +228,10 @@ def main(argv=None) -> int:
                    help=f"scale the env-floor step counts {FLOOR_STEPS} (e.g. 0.1 for a smoke run)")
     p.add_argument("--seed", type=int, default=0, help="seed of repetition 0 (repetition r: seed + r)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before one run is abandoned")
+    p.add_argument("--budget-minutes", type=float, default=24.0,
+                   help="skip a task's remaining repetitions once another one (as long as its last) would end "
+                        "past this many minutes from the start (default 24; 0: no limit); skipped ones are "
+                        "recorded in the JSON and printed")
     p.add_argument("--out", type=Path, default=HERE / "results" / "host.json")
     args = p.parse_args(argv)
 
@@ -255,7 +260,15 @@ def main(argv=None) -> int:
         units = available + list(FLOORS)
         records = []
         t_task = time.perf_counter()
+        skipped, last_rep_s = 0, 0.0
         for rep in range(args.runs):
+            elapsed = time.perf_counter() - t_start
+            if rep > 0 and args.budget_minutes > 0 and elapsed + last_rep_s > args.budget_minutes * 60:
+                skipped = args.runs - rep
+                log(f"[host] {env_id}: skipping the last {skipped} repetition(s): {elapsed / 60:.1f} min spent, "
+                    f"a repetition takes about {last_rep_s / 60:.1f} min, budget {args.budget_minutes:g} min")
+                break
+            t_rep = time.perf_counter()
             order = units[rep % len(units):] + units[:rep % len(units)]
             seed = args.seed + rep
             for unit in order:
@@ -270,9 +283,12 @@ def main(argv=None) -> int:
                 else:
                     log(f"[host]   wall {rec['wall_s']:.1f} s  {rec['steps'] / rec['wall_s']:,.0f} steps/s  "
                         f"final return {rec['final_return']:.1f}  (process {rec['process_s']:.1f} s)")
+            last_rep_s = time.perf_counter() - t_rep
         results[env_id] = {
             "total_timesteps": timesteps[env_id],
             "floor_steps": floor_steps[env_id],
+            "repetitions_done": args.runs - skipped,
+            "repetitions_skipped_for_budget": skipped,
             "hyperparameters": TASKS[env_id],
             "summary": summarize(records, available),
             "elapsed_s": time.perf_counter() - t_task,
@@ -303,9 +319,13 @@ def main(argv=None) -> int:
 
     for env_id, res in results.items():
         n = TASKS[env_id]["num_envs"]
+        skipped = f" ({res['repetitions_skipped_for_budget']} skipped for the time budget)" \
+            if res["repetitions_skipped_for_budget"] else ""
         print(f"\n{env_id}, {res['total_timesteps']:,} steps per run, {n} env{'s' if n > 1 else ''}, "
-              f"{args.runs} run(s) per library (medians; wall includes JIT compilation)\n")
+              f"{res['repetitions_done']} run(s) per library{skipped} (medians; wall includes JIT compilation)\n")
         print(table(res["summary"], available))
+        print("(env floor: random actions, no learning; steps/s median (min-max). "
+              "'of ... floor': a library's steps/s / the floor's)")
     print(f"\ntotal {out['elapsed_s'] / 60:.1f} min; written: {args.out}")
     ok = all(res["summary"][u]["runs"] for res in results.values() for u in [*available, *FLOORS])
     return 0 if ok else 1

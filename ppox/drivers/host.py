@@ -65,21 +65,34 @@ class NumpyActor:
         out = x @ self.head[0] + self.head[1]
         if self.spec.action_kind == "continuous":
             return (out + self.std * rng.standard_normal(out.shape)).astype(np.float32)
-        gumbel = -np.log(-np.log(rng.random(out.shape)))  # Gumbel-max: argmax(logits + G) ~ softmax(logits)
+        # Gumbel-max: argmax(logits + G) ~ softmax(logits), with G = -log(E), E ~ Exponential(1)
+        perturbed = out - np.log(rng.standard_exponential(out.shape, np.float32))
         if self.spec.action_kind == "discrete":
-            return np.argmax(out + gumbel, axis=-1)
-        parts = np.split(out + gumbel, np.cumsum(self.spec.action_dims)[:-1], axis=-1)
+            return np.argmax(perturbed, axis=-1)
+        parts = np.split(perturbed, np.cumsum(self.spec.action_dims)[:-1], axis=-1)
         return np.stack([np.argmax(part, axis=-1) for part in parts], axis=-1)
 
 
 @functools.lru_cache(maxsize=8)
 def build_learner(config: Config, spec: EnvSpec):
-    """(network, optimizer, jitted learn) for a program; cached, so repeated runs skip compilation.
+    """(network, optimizer, jitted init, jitted learn) for a program; cached, so repeated runs skip compilation.
 
     ``config`` should come through ``training.graph_config`` (seed and output fields fixed)."""
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
-    return network, optimizer, make_learn(config, network, optimizer)
+    return network, optimizer, make_init(config, network, optimizer), make_learn(config, network, optimizer)
+
+
+def make_init(config: Config, network, optimizer):
+    """init(seed, first_obs) -> (params, opt_state, obs_stats, scaler, key), jitted: one compilation, not one per op."""
+
+    def init(seed, first_obs):
+        key, init_key = jax.random.split(jax.random.PRNGKey(seed))
+        obs_stats = update_stats(RunningMeanStd.create(first_obs.shape[1:]), first_obs)
+        params = network.init(init_key, prepare_obs(config, obs_stats, first_obs[:1]))
+        return params, init_opt_state(optimizer, params), obs_stats, RewardScaler.create(config.num_envs), key
+
+    return jax.jit(init)
 
 
 class JaxActor:
@@ -100,9 +113,12 @@ class JaxActor:
 
 
 def make_learn(config: Config, network, optimizer):
-    """learn(params, opt_state, obs_stats, scaler, rollout, key, update_index) -> (..., metrics), jitted."""
+    """learn(params, opt_state, obs_stats, scaler, rollout, key, update_index) -> (..., key, metrics), jitted.
+
+    ``key`` is split inside (the next update's key is returned), so the loop dispatches one call per update."""
 
     def learn(params, opt_state, obs_stats, scaler, rollout: Rollout, key, update_index):
+        key, update_key = jax.random.split(key)
         obs_in = prepare_obs(config, obs_stats, rollout.obs)
         dist, values = network.apply(params, obs_in)
         _, next_values = network.apply(params, prepare_obs(config, obs_stats, rollout.next_obs))
@@ -118,11 +134,11 @@ def make_learn(config: Config, network, optimizer):
                          config.gamma, config.gae_lambda)
         batch = Batch(obs_in, rollout.actions, dist.log_prob(rollout.actions), values, advantages, advantages + values)
         batch = jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
-        params, opt_state, metrics = ppo_update(params, opt_state, batch, key, update_index,
+        params, opt_state, metrics = ppo_update(params, opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config)
         if config.norm_obs:
             obs_stats = update_stats(obs_stats, rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:]))
-        return params, opt_state, obs_stats, scaler, metrics._asdict()
+        return params, opt_state, obs_stats, scaler, key, metrics._asdict()
 
     return jax.jit(learn, donate_argnums=(0, 1))
 
@@ -151,16 +167,12 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
 
     encoder = ObsEncoder(venv.single_observation_space)
     spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
-    network, optimizer, learn = build_learner(graph_config(config), spec)
-    key, init_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    network, _, init, learn = build_learner(graph_config(config), spec)
     rng = np.random.default_rng(config.seed)
 
     raw, _ = venv.reset(seed=config.seed)
     obs = encoder(raw)
-    obs_stats = update_stats(RunningMeanStd.create(spec.obs_shape), jnp.asarray(obs))
-    params = network.init(init_key, prepare_obs(config, obs_stats, obs[:1]))
-    opt_state = init_opt_state(optimizer, params)
-    scaler = RewardScaler.create(config.num_envs)
+    params, opt_state, obs_stats, scaler, key = init(config.seed, obs)
     actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
     continuous = spec.action_kind == "continuous"
     low, high = (np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)) if continuous \
@@ -181,7 +193,7 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
     )
     episode_return, episode_length = np.zeros(N), np.zeros(N, np.int64)
     history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
-    logged, tick = 0, time.perf_counter()
+    logged, tick, pending = 0, time.perf_counter(), []
 
     for update in range(config.num_updates):
         actor.load(params, obs_stats)
@@ -207,16 +219,17 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
                 episode_return[done], episode_length[done] = 0.0, 0
             obs = next_obs
         _check_finite(buffers, update)
-        key, update_key = jax.random.split(key)
-        params, opt_state, obs_stats, scaler, metrics = learn(params, opt_state, obs_stats, scaler, buffers,
-                                                             update_key, update)
-        metrics = jax.device_get(metrics)
-        for name, value in metrics.items():
-            history[name][update] = value
+        params, opt_state, obs_stats, scaler, key, metrics = learn(params, opt_state, obs_stats, scaler, buffers,
+                                                                  key, update)
+        pending.append(metrics)  # fetched with the next log write: no extra wait per update
         history["episode_count"][update] = len(finished_returns)
         history["episode_return"][update] = np.mean(finished_returns) if finished_returns else np.nan
         history["episode_length"][update] = np.mean(finished_lengths) if finished_lengths else np.nan
         if update + 1 - logged >= LOG_EVERY or update + 1 == config.num_updates:
+            for i, metrics in enumerate(jax.device_get(pending)):
+                for name, value in metrics.items():
+                    history[name][logged + i] = value
+            pending = []
             now = time.perf_counter()
             n = update + 1 - logged
             log.write({k: v[None, logged:update + 1] for k, v in history.items()}, logged,

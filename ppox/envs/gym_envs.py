@@ -60,27 +60,37 @@ class SyncEnvs:
     """
 
     def __init__(self, factories):
+        from gymnasium import spaces
+
         self.envs = [make() for make in factories]
         self.num_envs = len(self.envs)
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
+        # Discrete actions go to the envs as Python ints: a space's contains() checks those fastest.
+        self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
 
     def reset(self, *, seed: int | None = None):
         results = [env.reset(seed=None if seed is None else seed + i) for i, env in enumerate(self.envs)]
         return _stack(self.single_observation_space, [obs for obs, _ in results]), {}
 
     def step(self, actions):
-        observations, rewards = [], np.zeros(self.num_envs)
-        terminated, truncated = np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool)
-        final_obs, ended = np.full(self.num_envs, None, object), np.zeros(self.num_envs, bool)
+        if self._int_actions:
+            actions = np.asarray(actions).tolist()
+        observations, rewards, terminated, truncated = [], [], [], []
+        info = {}
         for i, env in enumerate(self.envs):
-            obs, rewards[i], terminated[i], truncated[i], _ = env.step(actions[i])
-            if terminated[i] or truncated[i]:
-                final_obs[i], ended[i] = obs, True
+            obs, reward, term, trunc, _ = env.step(actions[i])
+            if term or trunc:
+                if not info:
+                    info = {"final_obs": np.full(self.num_envs, None, object), "_final_obs": np.zeros(self.num_envs, bool)}
+                info["final_obs"][i], info["_final_obs"][i] = obs, True
                 obs, _ = env.reset()
             observations.append(obs)
-        info = {"final_obs": final_obs, "_final_obs": ended}
-        return _stack(self.single_observation_space, observations), rewards, terminated, truncated, info
+            rewards.append(reward)
+            terminated.append(term)
+            truncated.append(trunc)
+        return (_stack(self.single_observation_space, observations), np.array(rewards, np.float64),
+                np.array(terminated, bool), np.array(truncated, bool), info)
 
     def close(self) -> None:
         for env in self.envs:
@@ -94,7 +104,7 @@ def _stack(space, items):
         return {k: _stack(s, [x[k] for x in items]) for k, s in space.spaces.items()}
     if isinstance(space, spaces.Tuple):
         return tuple(_stack(s, [x[i] for x in items]) for i, s in enumerate(space.spaces))
-    return np.stack([np.asarray(x) for x in items])
+    return np.array(items)  # one array [n, ...] from same-shaped observations
 
 
 def make_vector_env(env: Any, num_envs: int, vec: str):
