@@ -12,7 +12,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
@@ -97,3 +100,102 @@ def load_policy_file(path) -> tuple[dict, dict, dict, dict, dict]:
     except (KeyError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: damaged metadata ({err})") from None
     return unflatten(arrays, "params"), unflatten(arrays, "obs_stats"), config, spec, extra
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training checkpoints: the whole training state, to resume a run exactly where it stopped.
+
+CHECKPOINT_FORMAT = "ppox-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _leaf_names(tree) -> list[str]:
+    paths = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return ["state" + jax.tree_util.keystr(path) for path, _ in paths]
+
+
+def save_checkpoint(run_path, update: int, state, metrics: dict[str, np.ndarray], meta: dict, keep: int) -> Path:
+    """Write RUN/checkpoints/update_UUUUUUUU.safetensors atomically, then keep only the newest ``keep``.
+
+    ``state`` is any pytree of arrays (the driver's whole training state: parameters, optimiser
+    state, PRNG keys, normalisation statistics, env state); its leaves are stored under their
+    pytree paths, and loading puts them back into a template of the same structure, so nothing
+    but arrays and JSON is ever read. ``metrics`` are the per-update metrics so far [seeds, update].
+    """
+    from safetensors.numpy import save
+
+    from ppox import __version__
+
+    folder = Path(run_path) / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    leaves = jax.device_get(jax.tree_util.tree_leaves(state))
+    for name, leaf in zip(_leaf_names(state), leaves):
+        leaf = np.asarray(leaf)
+        if np.issubdtype(leaf.dtype, np.floating) and not np.isfinite(leaf).all():
+            raise FloatingPointError(f"non-finite values in {name} after update {update}; training stopped, the "
+                                     "last good checkpoint is kept")
+    arrays = {name: np.ascontiguousarray(np.asarray(leaf)) for name, leaf in zip(_leaf_names(state), leaves)}
+    arrays.update({f"metrics/{k}": np.ascontiguousarray(v) for k, v in metrics.items()})
+    metadata = {"format": CHECKPOINT_FORMAT, "format_version": str(CHECKPOINT_VERSION), "ppox_version": __version__,
+                "update": str(update), "meta": json.dumps(meta)}
+    path = folder / f"update_{update:08d}.safetensors"
+    atomic_write_bytes(path, save(arrays, metadata=metadata))
+    for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_path) -> list[Path]:
+    """The run's checkpoint files, oldest first (temporary files of an interrupted write are not listed)."""
+    folder = Path(run_path) / CHECKPOINT_DIR
+    return sorted(folder.glob("update_*.safetensors")) if folder.is_dir() else []
+
+
+def read_checkpoint(path) -> tuple[dict[str, np.ndarray], int, dict]:
+    """(arrays, update, meta) of a checkpoint file, or CheckpointError saying what is wrong with it."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises several types for damaged files
+        raise CheckpointError(f"{path}: not a readable ppox checkpoint ({type(err).__name__}: {err})") from None
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a ppox checkpoint (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != str(CHECKPOINT_VERSION):
+        raise CheckpointError(f"{path}: checkpoint format version {metadata.get('format_version')} is not supported "
+                              f"by this ppox (it reads version {CHECKPOINT_VERSION})")
+    try:
+        return arrays, int(metadata["update"]), json.loads(metadata["meta"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata ({err})") from None
+
+
+def restore_state(arrays: dict[str, np.ndarray], template, path) -> Any:
+    """Put a checkpoint's arrays into ``template``'s structure, checking every name, shape and dtype."""
+    names = _leaf_names(template)
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    restored = []
+    for name, leaf in zip(names, leaves):
+        if name not in arrays:
+            raise CheckpointError(f"{path}: checkpoint lacks {name}; it was written for a different configuration")
+        value, want = arrays[name], np.asarray(jax.device_get(leaf))
+        if want.ndim == 0 and value.shape == (1,):  # safetensors reads a 0-d array back as [1]
+            value = value.reshape(())
+        if value.shape != want.shape or value.dtype != want.dtype:
+            raise CheckpointError(f"{path}: {name} is {value.dtype}{list(value.shape)}, this run needs "
+                                  f"{want.dtype}{list(want.shape)}")
+        restored.append(jnp.asarray(value))
+    extra = sorted(set(k for k in arrays if k.startswith("state")) - set(names))
+    if extra:
+        raise CheckpointError(f"{path}: checkpoint holds arrays this run does not have ({extra[:3]}...)")
+    return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def checkpoint_metrics(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k[len("metrics/"):]: v for k, v in arrays.items() if k.startswith("metrics/")}

@@ -77,6 +77,8 @@ def train_command(args: list[str]) -> int:
 
     from ppox.config import Config, ConfigError
 
+    if "--resume" in args or any(a.startswith("--resume=") for a in args):
+        return resume_command(args)
     try:
         default = Config.preset(_env_from_args(args))
         config = tyro.cli(
@@ -88,13 +90,51 @@ def train_command(args: list[str]) -> int:
         )
     except ConfigError as err:
         return _fail("train", str(err))
-    from ppox.training import summary, train
+    from ppox.training import train
 
     enable_compilation_cache()
     try:
         result = train(config)
+    except FloatingPointError as err:  # training diverged: not bad input, but a clear stop all the same
+        print(f"ppox train: stopped: {err}", file=sys.stderr)
+        return 1
     except (OSError, ConfigError) as err:
         return _fail("train", str(err))
+    return _report(result)
+
+
+def resume_command(args: list[str]) -> int:
+    """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config."""
+    from ppox.checkpoint import CheckpointError
+    from ppox.config import ConfigError
+    from ppox.training import resume
+
+    rest = [a for a in args if a != "--resume" and not a.startswith("--resume=")]
+    target = next((a.split("=", 1)[1] for a in args if a.startswith("--resume=")), None)
+    if target is None:
+        i = args.index("--resume")
+        target = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else None
+        if target is not None:
+            rest.remove(target)
+    if target is None:
+        return _fail("train", "--resume needs a run folder: ppox train --resume runs/ENV__SEED__TIME")
+    if rest:
+        return _fail("train", f"--resume continues a run with its own settings; drop {' '.join(rest)}")
+    enable_compilation_cache()
+    try:
+        result = resume(target)
+    except FloatingPointError as err:  # training diverged: not bad input, but a clear stop all the same
+        print(f"ppox train: stopped: {err}", file=sys.stderr)
+        return 1
+    except (OSError, ConfigError, CheckpointError) as err:
+        return _fail("train", str(err))
+    return _report(result)
+
+
+def _report(result) -> int:
+    from ppox.training import summary
+
+    config = result.config
     s = summary(result)
     finals = ", ".join(f"{x:.1f}" for x in s["final_return_per_seed"])
     where = f" -> {s['run_path']}" if s["run_path"] else ""

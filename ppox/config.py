@@ -124,6 +124,13 @@ class Config:
     tensorboard: bool = True
     """Write TensorBoard event files into the run folder."""
 
+    checkpoint_every: int = 100_000
+    """Env steps (per seed) between training checkpoints in RUN/checkpoints (0: only at the end and on
+    an interrupt); rounded up to whole updates (fused driver: whole chunks of about 1/20 of the run)."""
+
+    keep_checkpoints: int = 3
+    """How many of the newest training checkpoints to keep."""
+
     progress: bool = True
     """Show a progress bar while training."""
 
@@ -209,6 +216,18 @@ for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoi
         "norm_obs": True,
         "norm_reward": True,
     }
+# Box2D (host driver, pip install "ppox[box2d]"): the RL Zoo's PPO hyperparameters for LunarLander.
+PRESETS["LunarLander-v3"] = {
+    "total_timesteps": 1_000_000,
+    "num_envs": 16,
+    "num_steps": 1024,
+    "update_epochs": 4,
+    "num_minibatches": 256,
+    "learning_rate": 3e-4,
+    "gamma": 0.999,
+    "gae_lambda": 0.98,
+    "ent_coef": 0.01,
+}
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
     PRESETS[f"{_game}-MinAtar"] = {
         "total_timesteps": 2_000_000,
@@ -261,6 +280,10 @@ def _validate(c: Config) -> None:
     need(c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
          f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}")
     need(bool(c.run_dir), "--run-dir must not be empty")
+    need(isinstance(c.checkpoint_every, int) and not isinstance(c.checkpoint_every, bool) and c.checkpoint_every >= 0,
+         f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}")
+    need(isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
+         f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
     check_env_id(c.env)
     from ppox.envs import is_jax_env
 

@@ -39,17 +39,24 @@ class RunLog:
     TensorBoard events overlaps with the next chunk of training instead of delaying it.
     """
 
-    def __init__(self, config: Config, path: Path | None):
+    def __init__(self, config: Config, path: Path | None, resume_from: int | None = None):
+        """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends."""
         self.config = config
         self.path = path
         self.start = time.perf_counter()
         self._csv_file = self._csv = None
         self._writers = []
+        header = ["update", "global_step", "seed", *METRICS, "steps_per_second", "wall_time"]
         if path is not None:
             (path / "config.json").write_text(config.to_json())
-            self._csv_file = open(path / "metrics.csv", "w", newline="")
-            self._csv = csv.writer(self._csv_file)
-            self._csv.writerow(["update", "global_step", "seed", *METRICS, "steps_per_second", "wall_time"])
+            if resume_from is None:
+                self._csv_file = open(path / "metrics.csv", "w", newline="")
+                self._csv = csv.writer(self._csv_file)
+                self._csv.writerow(header)
+            else:
+                _keep_rows_before(path / "metrics.csv", header, resume_from)
+                self._csv_file = open(path / "metrics.csv", "a", newline="")
+                self._csv = csv.writer(self._csv_file)
             if config.tensorboard:
                 from tensorboardX import SummaryWriter
 
@@ -74,7 +81,8 @@ class RunLog:
                 transient=False,
             )
             self._task = self._progress.add_task(
-                f"{config.env} x{config.seeds}", total=config.num_updates * config.batch_size, status="compiling..."
+                f"{config.env} x{config.seeds}", total=config.num_updates * config.batch_size, status="compiling...",
+                completed=(resume_from or 0) * config.batch_size,
             )
             self._progress.start()
 
@@ -133,6 +141,26 @@ class RunLog:
     def write_summary(self, summary: dict) -> None:
         if self.path is not None:
             (self.path / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
+    """Rewrite metrics.csv (atomically) with only the rows of updates before ``first_update``.
+
+    A run that crashed after its last checkpoint may have logged later updates; the resumed run
+    logs them again."""
+    from ppox.checkpoint import atomic_write_bytes
+
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.reader(f)][1:]
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(r for r in rows if r and r[0].isdigit() and int(r[0]) < first_update)
+    atomic_write_bytes(path, out.getvalue().encode())
 
 
 def _weighted_return(metrics: dict[str, np.ndarray]) -> float:

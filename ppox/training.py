@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ class TrainResult:
     metrics: dict[str, np.ndarray]
     wall_time: float  # seconds, compilation included
     run_path: Path | None
+    interrupted: bool = False  # stopped early by SIGINT/SIGTERM; ppox.resume(run_path) continues it
 
     def final_return(self, fraction: float = 0.1) -> np.ndarray:
         """Per seed: mean return of the episodes finished in the last ``fraction`` of updates."""
@@ -58,6 +63,9 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
 
     ``env`` may be an id (the same as ``env=`` in the config), or a Gymnasium env instance or a
     function returning a new env: those train on the host driver, and ``config.env`` only names the run.
+
+    SIGINT (Ctrl-C) or SIGTERM finishes the work in flight, saves a checkpoint and returns the
+    result so far with ``interrupted=True``; ``ppox.resume(result.run_path)`` continues the run.
     """
     if isinstance(env, str):
         overrides, env = {**overrides, "env": env}, None
@@ -67,38 +75,161 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         config = config.replace(**overrides)
     if choose_driver(config, env) == "host":
         return _train_host(config, env if env is not None else config.env)
-    run_path = make_run_path(config) if config.save else None
+    return _train_fused(config, make_run_path(config) if config.save else None)
+
+
+def resume(run_path, env: Any = None) -> TrainResult:
+    """Continue an interrupted run from its newest loadable checkpoint to its planned end.
+
+    The fused driver continues exactly: the result is bit-identical to an uninterrupted run. The
+    host driver restores the learner (parameters, optimiser, statistics, random state) exactly and
+    starts the environments afresh (episodes in progress at the interruption are lost). ``env``: the
+    env object or factory the run was started with, if it was not started from an id.
+    """
+    from ppox.checkpoint import CheckpointError, list_checkpoints, read_checkpoint
+
+    run_path = Path(run_path)
+    if not run_path.is_dir():
+        raise CheckpointError(f"{run_path}: no such run folder")
+    files = list_checkpoints(run_path)
+    if not files:
+        raise CheckpointError(f"{run_path}: the run has no checkpoints to resume from")
+    problems = []
+    for path in reversed(files):  # newest first; a damaged one falls back to the one before
+        try:
+            arrays, update, meta = read_checkpoint(path)
+            break
+        except CheckpointError as err:
+            problems.append(str(err))
+    else:
+        raise CheckpointError("no loadable checkpoint: " + "; ".join(problems))
+    for problem in problems:
+        print(f"ppox: skipped a damaged checkpoint: {problem}", file=sys.stderr)
+    config = Config.from_dict(meta["config"])
+    if update >= config.num_updates:
+        raise CheckpointError(f"{run_path}: the run already finished ({update} of {config.num_updates} updates)")
+    checkpoint = (path, arrays, update, meta)
+    if meta["driver"] == "host":
+        return _train_host(config, env if env is not None else config.env, run_path, checkpoint)
+    return _train_fused(config, run_path, checkpoint)
+
+
+def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> TrainResult:
+    from ppox.checkpoint import checkpoint_metrics, restore_state
+
     start = time.perf_counter()
     fused, init, run_chunk, chunk = compiled_driver(graph_config(config))
     keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
     runner = init(keys)
+    first, chunks, wall_before = 0, [], 0.0
+    if checkpoint is not None:
+        path, arrays, first, meta = checkpoint
+        runner = restore_state(arrays, runner, path)
+        chunks = [{k: v for k, v in checkpoint_metrics(arrays).items() if k in METRICS}]
+        wall_before = meta.get("wall_time", 0.0)
 
-    log = RunLog(config, run_path)
-    sizes = [min(chunk, config.num_updates - first) for first in range(0, config.num_updates, chunk)]
-    chunks = []
+    log = RunLog(config, run_path, resume_from=first if checkpoint is not None else None)
+    bounds = [b for b in range(0, config.num_updates, chunk) if b > first] + [config.num_updates]
+    sizes = [b - a for a, b in zip([first, *bounds[:-1]], bounds)]
+    every = _checkpoint_interval(config)
+    interrupted = False
+
+    def save(done: int) -> None:
+        if run_path is not None:
+            so_far = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
+            _save_checkpoint(run_path, done, runner, so_far, config, fused.spec, "fused",
+                             wall_before + time.perf_counter() - start)
+
     try:
-        # Chunk i+1 is dispatched before chunk i's metrics are fetched, so the device never waits on the host.
-        runner, pending = run_chunk(runner, sizes[0])
-        tick = time.perf_counter()
-        for i, n in enumerate(sizes):
-            if i + 1 < len(sizes):
-                runner, upcoming = run_chunk(runner, sizes[i + 1])
-            metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
-            now = time.perf_counter()
-            log.write(metrics, sum(sizes[:i]), n * config.batch_size / (now - tick))
-            tick = now
-            chunks.append(metrics)
-            if i + 1 < len(sizes):
-                pending = upcoming
+        with StopOnSignal() as stop:
+            # Chunk i+1 is dispatched before chunk i's metrics are fetched, so the device never waits on the
+            # host; not where a checkpoint follows chunk i (its state must still exist to be saved).
+            runner, pending = run_chunk(runner, sizes[0])
+            tick, done = time.perf_counter(), first
+            for i, n in enumerate(sizes):
+                done += n
+                checkpoint_due = every and done // every > (done - n) // every
+                ahead = i + 1 < len(sizes) and not checkpoint_due and not stop.requested
+                if ahead:
+                    next_runner, upcoming = run_chunk(runner, sizes[i + 1])
+                metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
+                now = time.perf_counter()
+                log.write(metrics, done - n, n * config.batch_size / (now - tick))
+                tick = now
+                chunks.append(metrics)
+                _check_finite_metrics(metrics, done - n)
+                if ahead:
+                    runner, pending = next_runner, upcoming
+                    continue
+                if checkpoint_due or stop.requested or i + 1 == len(sizes):
+                    save(done)
+                if stop.requested and i + 1 < len(sizes):
+                    interrupted = True
+                    break
+                if i + 1 < len(sizes):
+                    runner, pending = run_chunk(runner, sizes[i + 1])
     finally:
         log.close()
-    wall = time.perf_counter() - start
+    wall = wall_before + time.perf_counter() - start
     metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
     params, obs_stats = jax.device_get((runner.params, runner.obs_stats))
-    return _finish(TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path), log)
+    result = TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path, interrupted=interrupted)
+    return _finish(result, log)
 
 
-def _train_host(config: Config, env) -> TrainResult:
+def _checkpoint_interval(config: Config) -> int:
+    """Updates between checkpoints (0: none but the last)."""
+    return math.ceil(config.checkpoint_every / config.batch_size) if config.checkpoint_every else 0
+
+
+def _save_checkpoint(run_path, done, state, metrics, config, spec, driver, wall_time, extra=None):
+    from ppox.checkpoint import save_checkpoint
+
+    meta = {"config": json.loads(config.to_json()), "env_spec": spec.to_dict(), "driver": driver,
+            "wall_time": wall_time, "global_step": done * config.batch_size, **(extra or {})}
+    save_checkpoint(run_path, done, state, metrics, meta, config.keep_checkpoints)
+
+
+def _check_finite_metrics(metrics: dict[str, np.ndarray], first_update: int) -> None:
+    """Stop on a non-finite loss (the parameters it produced are not saved; earlier checkpoints stay)."""
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl"):
+        bad = ~np.isfinite(metrics[name])
+        if bad.any():
+            seed, j = map(int, np.argwhere(bad)[0])
+            raise FloatingPointError(f"non-finite {name.replace('_', ' ')} in update {first_update + j} (seed index "
+                                     f"{seed}); training stopped, the last good checkpoint is kept")
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM ask the training loop to stop at the next safe point.
+
+    A second signal stops at once (KeyboardInterrupt). Outside the main thread nothing is installed.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nppox: {signal.Signals(signum).name} received: finishing the work in flight and saving a "
+              "checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=None) -> TrainResult:
     from ppox.drivers.host import train_host
     from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
 
@@ -106,19 +237,26 @@ def _train_host(config: Config, env) -> TrainResult:
     venv = make_vector_env(env, config.num_envs, config.vec)  # bad envs and spaces fail here, before any output
     try:
         spec_from_spaces(venv.single_observation_space, venv.single_action_space)
-        run_path = make_run_path(config) if config.save else None
-        log = RunLog(config, run_path)
+        if run_path is None and config.save:
+            run_path = make_run_path(config)
+        log = RunLog(config, run_path, resume_from=None if checkpoint is None else checkpoint[2])
         try:
-            spec, params, obs_stats, metrics = train_host(config, venv, log)
+            with StopOnSignal() as stop:
+                spec, params, obs_stats, metrics, interrupted = train_host(config, venv, log, run_path, checkpoint, stop)
         finally:
             log.close()
     finally:
         venv.close()
-    return _finish(TrainResult(config, spec, params, obs_stats, metrics, time.perf_counter() - start, run_path), log)
+    wall = time.perf_counter() - start + (0.0 if checkpoint is None else checkpoint[3].get("wall_time", 0.0))
+    return _finish(TrainResult(config, spec, params, obs_stats, metrics, wall, run_path, interrupted), log)
 
 
 def _finish(result: TrainResult, log: RunLog) -> TrainResult:
-    """Save the policy and the summary into the run folder (if any)."""
+    """Save the policy and the summary into the run folder (if any); say how to resume an interrupted run."""
+    if result.interrupted:
+        where = f"ppox train --resume {result.run_path}" if result.run_path is not None else "(nothing was saved)"
+        print(f"ppox: stopped after {result.metrics['episode_return'].shape[1]} of {result.config.num_updates} "
+              f"updates; to continue: {where}", file=sys.stderr, flush=True)
     if result.run_path is not None:
         save_policy(result.run_path / POLICY_FILE, result.params, dataclasses.asdict(result.obs_stats),
                     dataclasses.asdict(result.config), result.spec.to_dict())
@@ -128,7 +266,8 @@ def _finish(result: TrainResult, log: RunLog) -> TrainResult:
 
 def graph_config(config: Config) -> Config:
     """The config with the fields that do not change the compiled program set to fixed values."""
-    return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False)
+    return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
+                          checkpoint_every=0, keep_checkpoints=1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -181,5 +320,6 @@ def summary(result: TrainResult) -> dict:
         "steps_per_second": round(config.num_updates * config.batch_size * config.seeds / result.wall_time, 1),
         "final_return_per_seed": [round(float(x), 3) for x in finals],
         "final_return_mean": round(float(np.nanmean(finals)), 3),
+        "interrupted": result.interrupted,
         "run_path": None if result.run_path is None else str(result.run_path),
     }

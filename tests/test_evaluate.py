@@ -51,3 +51,22 @@ def test_gymnax_only_env_evaluates_in_jax(tmp_path):
     assert returns.shape == (4,) and np.all(returns >= 0)
     with pytest.raises(ppox.ConfigError, match="--video needs a Gymnasium environment"):
         evaluate(ppox.load(tmp_path / "b"), episodes=1, video_folder=tmp_path / "v")
+
+
+@pytest.mark.learning
+def test_host_policy_with_observation_normalisation_evaluates_as_in_training(tmp_path):
+    """Pendulum's observations span [-1, 1] and [-8, 8]: the saved statistics decide the actions.
+
+    Trained on the host driver (the Gymnasium env stepped from Python), saved, loaded from the file
+    and run on fresh episodes, the policy returns what it returned during training; with the
+    statistics replaced by the identity it does much worse."""
+    config = ppox.Config.preset("Pendulum-v1", driver="host", total_timesteps=150_000, run_dir=str(tmp_path),
+                                run_name="p", progress=False, tensorboard=False)
+    result = ppox.train(config)
+    training = float(result.final_return()[0])
+    assert training >= -500, training
+    policy = ppox.load(tmp_path / "p")
+    evaluated = evaluate(policy, episodes=16, seed=123)
+    assert abs(evaluated.mean() - training) < 120, (evaluated.mean(), training)
+    identity = dataclasses.replace(policy, obs_stats=RunningMeanStd.create((3,)))
+    assert evaluate(identity, episodes=16, seed=123).mean() < evaluated.mean() - 150

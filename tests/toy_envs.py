@@ -83,3 +83,22 @@ class MultiBinaryAction(gym.Env):
 class TextObs(gym.Env):
     observation_space = spaces.Text(5)
     action_space = spaces.Discrete(2)
+
+
+class NanRewardAfter(gym.Env):
+    """A 2-action env whose reward becomes NaN after ``steps`` steps (for the non-finite guard)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, steps: int):
+        self.steps, self.t = steps, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.t > self.steps else 1.0
+        return np.zeros(2, np.float32), reward, False, self.t % 50 == 0, {}

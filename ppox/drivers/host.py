@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -161,9 +161,15 @@ def _batch_of_one(space, x):
     return np.asarray(x)[None]
 
 
-def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, np.ndarray]]:
-    """Train on a Gymnasium vector env (see make_vector_env); returns (spec, params, obs_stats, metrics [1, U])."""
-    from ppox.training import graph_config
+def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None):
+    """Train on a Gymnasium vector env (see make_vector_env).
+
+    Returns (spec, params, obs_stats, metrics [1, U], interrupted). With ``run_path``, checkpoints
+    the learner every ``config.checkpoint_every`` steps, at the end, and when ``stop.requested``
+    (set by a signal) before stopping. ``checkpoint`` = (path, arrays, update, meta) resumes one:
+    the learner state exactly, the envs from a fresh reset."""
+    from ppox.checkpoint import checkpoint_metrics, restore_state
+    from ppox.training import _check_finite_metrics, _checkpoint_interval, _save_checkpoint, graph_config
 
     encoder = ObsEncoder(venv.single_observation_space)
     spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
@@ -173,6 +179,27 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
     raw, _ = venv.reset(seed=config.seed)
     obs = encoder(raw)
     params, opt_state, obs_stats, scaler, key = init(config.seed, obs)
+    first, wall_before = 0, 0.0
+    history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
+    if checkpoint is not None:
+        path, arrays, first, meta = checkpoint
+        state = restore_state(arrays, {"learner": (params, opt_state, obs_stats, scaler, key)}, path)
+        params, opt_state, obs_stats, scaler, key = state["learner"]
+        rng.bit_generator.state = meta["numpy_rng"]
+        wall_before = meta.get("wall_time", 0.0)
+        for name, values in checkpoint_metrics(arrays).items():
+            if name in history:
+                history[name][:first] = values[0, :first]
+        raw, _ = venv.reset(seed=config.seed + 1_000_003 * first)  # fresh episodes, not the first run's
+        obs = encoder(raw)
+    start = time.perf_counter()
+    every = _checkpoint_interval(config)
+
+    def save(done: int) -> None:
+        if run_path is not None:
+            _save_checkpoint(run_path, done, {"learner": (params, opt_state, obs_stats, scaler, key)},
+                             {k: v[None, :done] for k, v in history.items()}, config, spec, "host",
+                             wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state})
     actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
     continuous = spec.action_kind == "continuous"
     low, high = (np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)) if continuous \
@@ -192,10 +219,10 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
         next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
     )
     episode_return, episode_length = np.zeros(N), np.zeros(N, np.int64)
-    history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
-    logged, tick, pending = 0, time.perf_counter(), []
+    logged, tick, pending = first, time.perf_counter(), []
+    interrupted = False
 
-    for update in range(config.num_updates):
+    for update in range(first, config.num_updates):
         actor.load(params, obs_stats)
         finished_returns, finished_lengths = [], []
         for t in range(T):
@@ -225,20 +252,29 @@ def train_host(config: Config, venv, log) -> tuple[EnvSpec, Any, Any, dict[str, 
         history["episode_count"][update] = len(finished_returns)
         history["episode_return"][update] = np.mean(finished_returns) if finished_returns else np.nan
         history["episode_length"][update] = np.mean(finished_lengths) if finished_lengths else np.nan
-        if update + 1 - logged >= LOG_EVERY or update + 1 == config.num_updates:
+        done = update + 1
+        checkpoint_due = every and done % every == 0
+        stopping = stop is not None and stop.requested
+        if done - logged >= LOG_EVERY or done == config.num_updates or checkpoint_due or stopping:
             for i, metrics in enumerate(jax.device_get(pending)):
                 for name, value in metrics.items():
                     history[name][logged + i] = value
             pending = []
             now = time.perf_counter()
-            n = update + 1 - logged
-            log.write({k: v[None, logged:update + 1] for k, v in history.items()}, logged,
-                      n * config.batch_size / (now - tick))
-            logged, tick = update + 1, now
+            log.write({k: v[None, logged:done] for k, v in history.items()}, logged,
+                      (done - logged) * config.batch_size / (now - tick))
+            _check_finite_metrics({k: v[None, logged:done] for k, v in history.items()}, logged)
+            logged, tick = done, now
+        if checkpoint_due or stopping or done == config.num_updates:
+            save(done)
+        if stopping and done < config.num_updates:
+            interrupted = True
+            history = {k: v[:done] for k, v in history.items()}
+            break
     add_seed_axis = lambda x: np.asarray(x)[None]  # noqa: E731
     return (spec, jax.tree_util.tree_map(add_seed_axis, jax.device_get(params)),
             jax.tree_util.tree_map(add_seed_axis, jax.device_get(obs_stats)),
-            {k: v[None] for k, v in history.items()})
+            {k: v[None] for k, v in history.items()}, interrupted)
 
 
 def _check_finite(rollout: Rollout, update: int) -> None:

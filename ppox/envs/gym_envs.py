@@ -125,7 +125,9 @@ def make_vector_env(env: Any, num_envs: int, vec: str):
     except gym.error.DependencyNotInstalled as err:
         from ppox.config import ConfigError
 
-        hint = ' (MuJoCo envs: pip install "ppox[mujoco]")' if "mujoco" in str(err).lower() else ""
+        text = str(err).lower()
+        hint = (' (MuJoCo envs: pip install "ppox[mujoco]")' if "mujoco" in text else
+                ' (Box2D envs: pip install "ppox[box2d]")' if "box2d" in text or "pygame" in text else "")
         raise ConfigError(f"--env {env}: {err}{hint}") from None
 
 
