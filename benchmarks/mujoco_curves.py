@@ -86,7 +86,8 @@ def episode_curve(m: dict[str, np.ndarray], window: int = 10) -> np.ndarray:
 def final_return(m: dict[str, np.ndarray]) -> float:
     """Mean return of the episodes that ended in the last tenth of the updates (as ppox reports it)."""
     n = len(m["update"])
-    r, c = m["episode_return"][-max(1, n // 10):], m["episode_count"][-max(1, n // 10):]
+    tail = max(1, int(round(n * 0.1)))
+    r, c = m["episode_return"][-tail:], m["episode_count"][-tail:]
     ok = c > 0
     return float((r[ok] * c[ok]).sum() / c[ok].sum())
 

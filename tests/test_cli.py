@@ -92,3 +92,52 @@ def test_tensorboard_events_hold_the_metrics(tmp_path):
                 "losses/clip_fraction", "losses/explained_variance", "losses/learning_rate",
                 "charts/steps_per_second"):
         assert tag in tags, tag
+
+
+class _WouldTrain(Exception):
+    """Raised instead of training: the fuzzed input was accepted as a valid configuration."""
+
+
+def _would_train(config, **kwargs):
+    raise _WouldTrain
+
+
+def test_fuzzed_command_lines_are_an_error_exit_2_or_a_valid_config():
+    """Random flags with random values: either a clear error (exit 2, no traceback) or a Config that trains."""
+    import contextlib
+    import dataclasses
+    import io
+    from unittest import mock
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from ppox.config import Config
+
+    flags = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(Config)] + ["--resume", "--bogus"]
+    values = st.one_of(
+        st.integers(-(10**12), 10**12).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8),
+        st.sampled_from(["None", "True", "false", "", "-", "1e999", "nan", "CartPole-v1", "Cartpole", "relu",
+                         "host", "fused", "async", "64", "0", "/dev/null/x", "a:b", "os:system"]),
+    )
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(flags), values), min_size=1, max_size=4))
+    def check(pairs):
+        args = ["train"] + [x for pair in pairs for x in pair]
+        err = io.StringIO()
+        with mock.patch("ppox.training.train", _would_train), mock.patch("ppox.training.resume", _would_train), \
+                contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(args)
+            except _WouldTrain:
+                return
+            except SystemExit as exit_:  # tyro's own parse errors
+                code = exit_.code
+        assert code == 2, (args, err.getvalue())
+        assert "Traceback" not in err.getvalue(), args
+        assert err.getvalue().strip(), args
+
+    check()

@@ -48,7 +48,7 @@ def config_args(tmp_path, name):
     return ["--run-dir", str(tmp_path), "--run-name", name]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_fused_run_resumes_bit_identical(tmp_path, sig):
     proc = ppox_cli("train", *FUSED, *config_args(tmp_path, "cut"))
     wait_for_checkpoint(tmp_path / "cut", proc)
@@ -226,3 +226,26 @@ def test_resume_errors_are_one_line_exit_2(tmp_path, capsys):
     assert main(["train", "--resume"]) == 2
     assert main(["train", "--resume", str(tmp_path), "--seed", "3"]) == 2
     assert "drop --seed 3" in capsys.readouterr().err
+
+
+def test_diverging_fused_run_stops_naming_the_loss(tmp_path):
+    config = ppox.Config(total_timesteps=4096, num_envs=4, num_steps=128, learning_rate=1e30, anneal_lr=False,
+                         max_grad_norm=None, checkpoint_every=0, run_dir=str(tmp_path), run_name="x",
+                         progress=False, tensorboard=False)
+    with pytest.raises(FloatingPointError, match=r"non-finite .* in update \d+"):
+        ppox.train(config)
+    assert list_checkpoints(tmp_path / "x") == []  # nothing non-finite was saved
+
+
+def test_missing_optional_extra_names_the_pip_extra(monkeypatch):
+    import gymnasium as gym
+
+    from ppox.config import ConfigError
+    from ppox.envs.gym_envs import make_vector_env
+
+    def missing(*args, **kwargs):
+        raise gym.error.DependencyNotInstalled('MuJoCo is not installed, run `pip install "gymnasium[mujoco]"`')
+
+    monkeypatch.setattr(gym, "make", missing)
+    with pytest.raises(ConfigError, match=r'pip install "ppox\[mujoco\]"'):
+        make_vector_env("HalfCheetah-v5", 1, "sync")
