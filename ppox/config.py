@@ -131,6 +131,10 @@ class Config:
     keep_checkpoints: int = 3
     """How many of the newest training checkpoints to keep."""
 
+    eval_episodes: int = 0
+    """Evaluation episodes (stochastic policy, fresh env) at every checkpoint; 0: none. Their mean return is
+    logged to RUN/evaluations.csv, and the checkpoint with the best one is also kept as checkpoints/best.safetensors."""
+
     progress: bool = True
     """Show a progress bar while training."""
 
@@ -286,6 +290,8 @@ def _validate(c: Config) -> None:
     need(bool(c.run_dir), "--run-dir must not be empty")
     need(isinstance(c.checkpoint_every, int) and not isinstance(c.checkpoint_every, bool) and c.checkpoint_every >= 0,
          f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}")
+    need(isinstance(c.eval_episodes, int) and not isinstance(c.eval_episodes, bool) and c.eval_episodes >= 0,
+         f"--eval-episodes must be a number of episodes >= 0 (0: no evaluation), got {c.eval_episodes!r}")
     need(isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
          f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
     check_env_id(c.env)

@@ -137,8 +137,10 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
     def save(done: int) -> None:
         if run_path is not None:
             so_far = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
+            seeds = [jax.tree_util.tree_map(lambda x, i=i: x[i], (runner.params, runner.obs_stats))
+                     for i in range(config.seeds)]
             _save_checkpoint(run_path, done, runner, so_far, config, fused.spec, "fused",
-                             wall_before + time.perf_counter() - start)
+                             wall_before + time.perf_counter() - start, policies=seeds)
 
     try:
         with StopOnSignal() as stop:
@@ -182,12 +184,46 @@ def _checkpoint_interval(config: Config) -> int:
     return math.ceil(config.checkpoint_every / config.batch_size) if config.checkpoint_every else 0
 
 
-def _save_checkpoint(run_path, done, state, metrics, config, spec, driver, wall_time, extra=None):
-    from ppox.checkpoint import save_checkpoint
+def _save_checkpoint(run_path, done, state, metrics, config, spec, driver, wall_time, extra=None,
+                     policies=None, eval_env=None):
+    """Write a checkpoint; with ``config.eval_episodes``, first evaluate ``policies`` [(params, obs_stats)
+    per seed], log the result to RUN/evaluations.csv and keep the best checkpoint as checkpoints/best."""
+    from ppox.checkpoint import CHECKPOINT_DIR, atomic_write_bytes, save_checkpoint
 
     meta = {"config": json.loads(config.to_json()), "env_spec": spec.to_dict(), "driver": driver,
             "wall_time": wall_time, "global_step": done * config.batch_size, **(extra or {})}
-    save_checkpoint(run_path, done, state, metrics, meta, config.keep_checkpoints)
+    returns = None
+    if config.eval_episodes and policies is not None:
+        from ppox.evaluate import evaluate
+
+        returns = []
+        for params, obs_stats in jax.device_get(policies):
+            policy = _evaluation_policy(graph_config(config), spec)
+            policy.config, policy.params, policy.obs_stats = config, params, obs_stats
+            returns.append(float(evaluate(policy, episodes=config.eval_episodes, seed=config.seed * 7919 + done,
+                                          env=eval_env).mean()))
+        meta["eval_return"] = float(np.mean(returns))
+    path = save_checkpoint(run_path, done, state, metrics, meta, config.keep_checkpoints)
+    if returns is not None:
+        log_file = Path(run_path) / "evaluations.csv"
+        new = not log_file.exists()
+        with open(log_file, "a") as f:
+            if new:
+                f.write("update,global_step,mean_return," + ",".join(f"seed_{config.seed + i}"
+                                                                       for i in range(len(returns))) + "\n")
+            f.write(f"{done - 1},{done * config.batch_size},{np.mean(returns):.4f},"
+                    + ",".join(f"{r:.4f}" for r in returns) + "\n")
+        best = Path(run_path) / CHECKPOINT_DIR / "best.json"
+        previous = json.loads(best.read_text())["eval_return"] if best.exists() else -math.inf
+        if meta["eval_return"] > previous:
+            atomic_write_bytes(best.with_suffix(".safetensors"), path.read_bytes())
+            atomic_write_bytes(best, json.dumps({"update": done, "eval_return": meta["eval_return"]}).encode())
+
+
+@functools.lru_cache(maxsize=4)
+def _evaluation_policy(config: Config, spec: EnvSpec) -> Policy:
+    """A Policy whose jitted act is compiled once per program; the caller sets its parameters."""
+    return Policy(config, spec, None, None)
 
 
 def _check_finite_metrics(metrics: dict[str, np.ndarray], first_update: int) -> None:
@@ -233,6 +269,13 @@ def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=No
     from ppox.drivers.host import train_host
     from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
 
+    import gymnasium as gym
+
+    from ppox.config import ConfigError
+
+    if config.eval_episodes and isinstance(env, gym.Env):
+        raise ConfigError("--eval-episodes needs a fresh env to evaluate on: pass a factory (a function returning a "
+                          "new env) or an id instead of an env instance")
     start = time.perf_counter()
     venv = make_vector_env(env, config.num_envs, config.vec)  # bad envs and spaces fail here, before any output
     try:
@@ -242,7 +285,8 @@ def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=No
         log = RunLog(config, run_path, resume_from=None if checkpoint is None else checkpoint[2])
         try:
             with StopOnSignal() as stop:
-                spec, params, obs_stats, metrics, interrupted = train_host(config, venv, log, run_path, checkpoint, stop)
+                spec, params, obs_stats, metrics, interrupted = train_host(config, venv, log, run_path, checkpoint, stop,
+                                                                           eval_env=env)
         finally:
             log.close()
     finally:
@@ -267,7 +311,7 @@ def _finish(result: TrainResult, log: RunLog) -> TrainResult:
 def graph_config(config: Config) -> Config:
     """The config with the fields that do not change the compiled program set to fixed values."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
-                          checkpoint_every=0, keep_checkpoints=1)
+                          checkpoint_every=0, keep_checkpoints=1, eval_episodes=0)
 
 
 @functools.lru_cache(maxsize=8)

@@ -64,8 +64,8 @@ def test_interrupted_fused_run_resumes_bit_identical(tmp_path, sig):
     assert resumed.returncode == 0, err
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["interrupted"] is False
 
-    whole = ppox.train(ppox.Config(env="CartPole-v1", total_timesteps=40960, num_envs=4, num_steps=256,
-                                   run_dir=str(tmp_path), run_name="whole", progress=False, tensorboard=False))
+    ppox.train(ppox.Config(env="CartPole-v1", total_timesteps=40960, num_envs=4, num_steps=256,
+                          run_dir=str(tmp_path), run_name="whole", progress=False, tensorboard=False))
     a, b = policy_arrays(tmp_path / "cut"), policy_arrays(tmp_path / "whole")
     assert a.keys() == b.keys()
     for k in a:
@@ -249,3 +249,25 @@ def test_missing_optional_extra_names_the_pip_extra(monkeypatch):
     monkeypatch.setattr(gym, "make", missing)
     with pytest.raises(ConfigError, match=r'pip install "ppox\[mujoco\]"'):
         make_vector_env("HalfCheetah-v5", 1, "sync")
+
+
+@pytest.mark.parametrize("driver", ["fused", "host"])
+def test_evaluation_at_checkpoints_keeps_the_best(tmp_path, driver):
+    config = ppox.Config(driver=driver, total_timesteps=8192, num_envs=4, num_steps=128, checkpoint_every=2048,
+                         eval_episodes=3, run_dir=str(tmp_path), run_name="e", progress=False, tensorboard=False)
+    ppox.train(config)
+    rows = np.atleast_2d(np.genfromtxt(tmp_path / "e" / "evaluations.csv", delimiter=",", skip_header=1))
+    assert rows.shape == (4, 4)  # a row per checkpoint: update, step, mean, seed_0
+    np.testing.assert_array_equal(rows[:, 1], [2048, 4096, 6144, 8192])
+    best = json.loads((tmp_path / "e" / "checkpoints" / "best.json").read_text())
+    assert best["eval_return"] == pytest.approx(rows[:, 2].max(), abs=1e-3)
+    _, update, meta = read_checkpoint(tmp_path / "e" / "checkpoints" / "best.safetensors")
+    assert update == best["update"] and meta["eval_return"] == best["eval_return"]
+    assert all(r >= 8 for r in rows[:, 2])  # CartPole episodes last at least 8 steps
+
+
+def test_evaluation_refuses_an_env_instance():
+    import gymnasium as gym
+
+    with pytest.raises(ppox.ConfigError, match="--eval-episodes needs a fresh env"):
+        ppox.train(ppox.Config(eval_episodes=2, save=False, progress=False), env=gym.make("CartPole-v1"))

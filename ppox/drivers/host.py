@@ -161,7 +161,7 @@ def _batch_of_one(space, x):
     return np.asarray(x)[None]
 
 
-def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None):
+def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None, eval_env=None):
     """Train on a Gymnasium vector env (see make_vector_env).
 
     Returns (spec, params, obs_stats, metrics [1, U], interrupted). With ``run_path``, checkpoints
@@ -199,7 +199,8 @@ def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=N
         if run_path is not None:
             _save_checkpoint(run_path, done, {"learner": (params, opt_state, obs_stats, scaler, key)},
                              {k: v[None, :done] for k, v in history.items()}, config, spec, "host",
-                             wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state})
+                             wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state},
+                             policies=[(params, obs_stats)], eval_env=eval_env if not isinstance(eval_env, str) else None)
     actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
     continuous = spec.action_kind == "continuous"
     low, high = (np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)) if continuous \
