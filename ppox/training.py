@@ -23,7 +23,8 @@ from ppox.envs import EnvSpec
 from ppox.logging import METRICS, RunLog, make_run_path
 from ppox.policy import POLICY_FILE, Policy
 
-PROGRESS_CHUNKS = 20  # the run is executed in about this many jitted chunks
+PROGRESS_CHUNKS = 20  # the compiled chunk is 1/20 of the run: at most this many chunks
+CHUNK_SECONDS = 2.0  # once the pace is known, chunks are cut to about this long (progress, signals)
 
 
 @dataclasses.dataclass
@@ -129,10 +130,22 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
         wall_before = meta.get("wall_time", 0.0)
 
     log = RunLog(config, run_path, resume_from=first if checkpoint is not None else None)
-    bounds = [b for b in range(0, config.num_updates, chunk) if b > first] + [config.num_updates]
-    sizes = [b - a for a, b in zip([first, *bounds[:-1]], bounds)]
     every = _checkpoint_interval(config)
     interrupted = False
+    seconds_per_update = None  # measured once the first (compiling) chunk is done
+
+    def plan(begin: int) -> int:
+        """Updates in the chunk that starts at update ``begin``: at most the compiled chunk, about
+        CHUNK_SECONDS of work once the pace is known (so that a signal is answered within seconds),
+        and ending exactly where a checkpoint is due."""
+        n = min(chunk, config.num_updates - begin)
+        if seconds_per_update is None and begin == first:
+            n = min(n, max(1, chunk // 4))
+        elif seconds_per_update:
+            n = min(n, max(1, int(CHUNK_SECONDS / seconds_per_update)))
+        if every:
+            n = min(n, every - begin % every)
+        return n
 
     def save(done: int) -> None:
         if run_path is not None:
@@ -144,32 +157,42 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
 
     try:
         with StopOnSignal() as stop:
-            # Chunk i+1 is dispatched before chunk i's metrics are fetched, so the device never waits on the
-            # host; not where a checkpoint follows chunk i (its state must still exist to be saved).
-            runner, pending = run_chunk(runner, sizes[0])
-            tick, done = time.perf_counter(), first
-            for i, n in enumerate(sizes):
-                done += n
-                checkpoint_due = every and done // every > (done - n) // every
-                ahead = i + 1 < len(sizes) and not checkpoint_due and not stop.requested
+            # The next chunk is dispatched before this one's metrics are fetched, so the device never waits on
+            # the host; not where a checkpoint follows this chunk (its state must still exist to be saved).
+            # Every update runs the same compiled body whatever the chunk sizes, so results do not depend on them.
+            n = plan(first)
+            runner, pending = run_chunk(runner, n)
+            tick, done, measured = time.perf_counter(), first, 0
+            while True:
+                end = done + n
+                checkpoint_due = bool(every) and end % every == 0
+                last = end == config.num_updates
+                ahead = not (last or checkpoint_due or stop.requested)
                 if ahead:
-                    next_runner, upcoming = run_chunk(runner, sizes[i + 1])
+                    n_next = plan(end)
+                    next_runner, upcoming = run_chunk(runner, n_next)
                 metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
                 now = time.perf_counter()
-                log.write(metrics, done - n, n * config.batch_size / (now - tick))
-                tick = now
+                if measured:  # the first chunk's time includes compilation
+                    seconds_per_update = (now - tick) / n
+                measured += 1
+                log.write(metrics, done, n * config.batch_size / (now - tick))
+                tick, done = now, end
                 chunks.append(metrics)
                 _check_finite_metrics(metrics, done - n)
                 if ahead:
-                    runner, pending = next_runner, upcoming
+                    runner, pending, n = next_runner, upcoming, n_next
                     continue
-                if checkpoint_due or stop.requested or i + 1 == len(sizes):
+                if checkpoint_due or stop.requested or last:
                     save(done)
-                if stop.requested and i + 1 < len(sizes):
+                if last:
+                    break
+                if stop.requested:
                     interrupted = True
                     break
-                if i + 1 < len(sizes):
-                    runner, pending = run_chunk(runner, sizes[i + 1])
+                n = plan(done)
+                runner, pending = run_chunk(runner, n)
+                tick = time.perf_counter()
     finally:
         log.close()
     wall = wall_before + time.perf_counter() - start
