@@ -56,6 +56,17 @@ class Config:
     gae_lambda: float = 0.95
     """GAE's bias-variance dial: 0 is the TD residual, 1 the Monte Carlo advantage."""
 
+    advantage: Literal["gae", "td", "nstep", "mc"] = "gae"
+    """Advantage estimator: gae (GAE with --gae-lambda), td (one-step TD residual), nstep (--nstep-n steps,
+    then V), mc (Monte Carlo return G_t - V(s_t)). The value target is always advantage + V(s_t)."""
+
+    nstep_n: int = 5
+    """n of --advantage nstep."""
+
+    baseline: bool = True
+    """Subtract a learned value baseline. --no-baseline is REINFORCE on the raw discounted return G_t (needs
+    --advantage mc): the critic is not used and gets no gradient."""
+
     clip_coef: float | None = 0.2
     """Surrogate clip range eps: the ratio is clipped to [1-eps, 1+eps]. None: no clip (plain r*A)."""
 
@@ -269,6 +280,11 @@ def _validate(c: Config) -> None:
         value = getattr(c, name)
         need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
     need(_finite(c.gamma) and 0.0 <= c.gamma <= 1.0, f"--gamma must lie in [0, 1], got {c.gamma!r}")
+    need(c.advantage in ("gae", "td", "nstep", "mc"), f"--advantage must be gae, td, nstep or mc, got {c.advantage!r}")
+    need(isinstance(c.nstep_n, int) and not isinstance(c.nstep_n, bool) and c.nstep_n >= 1,
+         f"--nstep-n must be a positive integer, got {c.nstep_n!r}")
+    need(c.baseline or c.advantage == "mc",
+         f"--no-baseline is REINFORCE on the Monte Carlo return; it needs --advantage mc, not {c.advantage!r}")
     need(_finite(c.gae_lambda) and 0.0 <= c.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {c.gae_lambda!r}")
     for name in ("clip_coef", "vf_clip_coef", "max_grad_norm", "target_kl"):
         value = getattr(c, name)

@@ -15,6 +15,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ppox.config import Config
+from ppox.core.advantages import discounted_returns, gae, nstep_advantages, td_residuals
 from ppox.core.losses import LossTerms, explained_variance, ppo_loss
 
 
@@ -59,6 +60,26 @@ def init_opt_state(optimizer: optax.GradientTransformation, params):
     return optimizer.init(ravel_pytree(params)[0])
 
 
+def advantages_and_targets(config: Config, rewards, values, next_values, terminated, truncated):
+    """(advantages, value targets) by ``config.advantage``; targets are advantages + V(s_t).
+
+    With ``baseline=False`` (REINFORCE), the advantage is the discounted return G_t of the raw rewards,
+    summed within the batch without bootstrapping from the critic."""
+    gamma = config.gamma
+    if not config.baseline:
+        returns = discounted_returns(rewards, jnp.zeros_like(rewards), terminated, truncated, gamma)
+        return returns, returns
+    if config.advantage == "gae":
+        advantages = gae(rewards, values, next_values, terminated, truncated, gamma, config.gae_lambda)
+    elif config.advantage == "td":
+        advantages = td_residuals(rewards, values, next_values, terminated, gamma)
+    elif config.advantage == "nstep":
+        advantages = nstep_advantages(rewards, values, next_values, terminated, truncated, gamma, config.nstep_n)
+    else:
+        advantages = discounted_returns(rewards, next_values, terminated, truncated, gamma) - values
+    return advantages, advantages + values
+
+
 def learning_rate_at(config: Config, update_index) -> jax.Array:
     """lr * (1 - i / num_updates) when annealing, else the constant lr."""
     if not config.anneal_lr:
@@ -82,7 +103,7 @@ def _minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
         dist.entropy(),
         clip_coef=config.clip_coef,
         vf_clip_coef=config.vf_clip_coef,
-        vf_coef=config.vf_coef,
+        vf_coef=config.vf_coef if config.baseline else 0.0,  # REINFORCE: the critic gets no gradient
         ent_coef=config.ent_coef,
     )
     return terms.loss, terms

@@ -15,11 +15,10 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppox.config import Config
-from ppox.core.advantages import gae
 from ppox.core.normalize import RewardScaler, RunningMeanStd, normalize, scale_reward, update_stats
 from ppox.envs import EnvSpec, make_autoreset_step, make_gymnax
 from ppox.networks import ActorCritic
-from ppox.update import Batch, UpdateMetrics, init_opt_state, make_optimizer, ppo_update
+from ppox.update import Batch, UpdateMetrics, advantages_and_targets, init_opt_state, make_optimizer, ppo_update
 
 
 # Per-update metrics (float32 scalars) returned by update_step, in the order they are logged.
@@ -180,9 +179,9 @@ def build(config: Config) -> Fused:
         runner, traj = collect(runner)
         # V(s_{t+1}) of the true next observation: bootstraps truncations and the batch's last step.
         _, next_values = network.apply(runner.params, traj.next_obs)
-        advantages = gae(traj.reward, traj.value, next_values, traj.terminated, traj.truncated,
-                         config.gamma, config.gae_lambda)
-        batch = Batch(traj.obs, traj.action, traj.log_prob, traj.value, advantages, advantages + traj.value)
+        advantages, targets = advantages_and_targets(config, traj.reward, traj.value, next_values, traj.terminated,
+                                                     traj.truncated)
+        batch = Batch(traj.obs, traj.action, traj.log_prob, traj.value, advantages, targets)
         batch = jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
         key, k_update = jax.random.split(runner.key)
         params, opt_state, update_metrics = ppo_update(

@@ -19,12 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppox.config import Config
-from ppox.core.advantages import gae
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.fused import METRIC_NAMES, make_network, prepare_obs
 from ppox.envs.gym_envs import ObsEncoder, action_start, spec_from_spaces
 from ppox.envs.spec import EnvSpec
-from ppox.update import Batch, init_opt_state, make_optimizer, ppo_update
+from ppox.update import Batch, advantages_and_targets, init_opt_state, make_optimizer, ppo_update
 
 LOG_EVERY = 10  # updates between writes to the run log
 
@@ -130,9 +129,9 @@ def make_learn(config: Config, network, optimizer):
                 return scale_reward(s, *inputs, config.gamma)
 
             scaler, rewards = jax.lax.scan(scale, scaler, (rewards, done))
-        advantages = gae(rewards, values, next_values, rollout.terminated, rollout.truncated,
-                         config.gamma, config.gae_lambda)
-        batch = Batch(obs_in, rollout.actions, dist.log_prob(rollout.actions), values, advantages, advantages + values)
+        advantages, targets = advantages_and_targets(config, rewards, values, next_values, rollout.terminated,
+                                                     rollout.truncated)
+        batch = Batch(obs_in, rollout.actions, dist.log_prob(rollout.actions), values, advantages, targets)
         batch = jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
         params, opt_state, metrics = ppo_update(params, opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config)
