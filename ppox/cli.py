@@ -7,6 +7,7 @@ preset of the chosen ``--env``. Bad input is a one-line error and exit code 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 
 import tyro
@@ -17,6 +18,9 @@ commands:
   train   train PPO (ppox train --help lists every flag; defaults are the --env preset)
   eval    run a saved policy: ppox eval RUN [--episodes N] [--deterministic] [--video]
   envs    list the environments ppox can train on
+  ladder  PPO built up from REINFORCE, one repair per rung: ppox ladder --env ID --seeds N
+  plot    curves and diagnostics of run folders: ppox plot RUN [RUN ...] (PNG and SVG)
+  explain draw the clipped objective: ppox explain clip [--eps 0.2]
 
 example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
 """
@@ -193,7 +197,105 @@ def envs_command(args: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command}
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    """Learning curves and diagnostics of run folders, overlaid, as PNG and SVG."""
+
+    runs: tyro.conf.Positional[tuple[str, ...]]
+    """Run folders (each with a metrics.csv)."""
+    out: str | None = None
+    """Output path without suffix (default: RUN/plots/metrics for one run, ppox-plots/compare for several)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExplainClip:
+    """Draw PPO's clipped objective against the probability ratio, for A > 0 and A < 0."""
+
+    eps: float = 0.2
+    """The clip range: ratios outside [1-eps, 1+eps] stop contributing gradient in the direction of A."""
+    out: str = "ppox-explain/clip"
+    """Output path without suffix; .png and .svg are written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ladder:
+    """Build PPO up from REINFORCE one repair at a time on an env; write a report folder."""
+
+    env: str = "CartPole-v1"
+    """Environment id (its preset gives the hyperparameters every rung starts from)."""
+    seeds: int = 8
+    """Seeds per rung (vmapped in one run on the fused driver)."""
+    total_timesteps: int | None = None
+    """Env steps per seed and rung (default: the preset's)."""
+    threshold: float | None = None
+    """Return for the steps-to-threshold column (default: a per-env value, e.g. 475 for CartPole-v1)."""
+    out: str | None = None
+    """Report folder (default: ladders/ENV__TIMESTAMP)."""
+    progress: bool = True
+    """Show which rung is running."""
+
+
+def ladder_command(args: list[str]) -> int:
+    from ppox.config import Config, ConfigError
+    from ppox.ladder import run_ladder
+
+    opts = tyro.cli(Ladder, args=args, prog="ppox ladder")
+    try:
+        Config.preset(opts.env, seeds=opts.seeds, **({"total_timesteps": opts.total_timesteps}
+                                                     if opts.total_timesteps else {}))
+    except ConfigError as err:
+        return _fail("ladder", str(err))
+    enable_compilation_cache()
+    try:
+        out = run_ladder(opts.env, opts.seeds, opts.out, opts.total_timesteps, opts.threshold, opts.progress)
+    except (OSError, ConfigError) as err:
+        return _fail("ladder", str(err))
+    print((out / "table.md").read_text())
+    print(f"report: {out}/ (curves.png, kl_and_clip_fraction.png, table.md, results.json)")
+    return 0
+
+
+def plot_command(args: list[str]) -> int:
+    from pathlib import Path
+
+    from ppox.plots import plot_runs
+
+    opts = tyro.cli(Plot, args=args, prog="ppox plot")
+    if not opts.runs:
+        return _fail("plot", "name at least one run folder: ppox plot runs/ENV__SEED__TIME [...]")
+    runs = [Path(r) for r in opts.runs]
+    out = Path(opts.out) if opts.out else (runs[0] / "plots" / "metrics" if len(runs) == 1
+                                           else Path("ppox-plots") / "compare")
+    try:
+        paths = plot_runs(runs, out)
+    except (OSError, ValueError) as err:
+        return _fail("plot", str(err))
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def explain_command(args: list[str]) -> int:
+    from pathlib import Path
+
+    from ppox.plots import explain_clip
+
+    if not args or args[0] != "clip":
+        return _fail("explain", "what to explain: ppox explain clip [--eps 0.2]")
+    opts = tyro.cli(ExplainClip, args=args[1:], prog="ppox explain clip")
+    if not (math.isfinite(opts.eps) and 0 < opts.eps < 1):
+        return _fail("explain", f"--eps must lie in (0, 1), got {opts.eps}")
+    paths = explain_clip(opts.eps, Path(opts.out))
+    print(
+        f"L(r) = min(r A, clip(r, {1 - opts.eps:g}, {1 + opts.eps:g}) A). For A > 0 the objective stops rising once "
+        f"r > {1 + opts.eps:g}; for A < 0 it stops falling once r < {1 - opts.eps:g}: there the sample's gradient is "
+        "zero, so one batch cannot push the policy far from the one that collected it.\nwrote "
+        + ", ".join(map(str, paths))
+    )
+    return 0
+
+
+COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,
+            "explain": explain_command, "ladder": ladder_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,9 @@ def approx_kl(log_prob, old_log_prob):
     return jnp.mean(jnp.expm1(log_ratio) - log_ratio)
 
 
+UNCLIPPED_REFERENCE = 0.2  # the eps that clip_fraction reports against when the loss has no clip
+
+
 def clip_fraction(log_prob, old_log_prob, clip_coef: float):
     """Fraction of samples whose ratio lies outside [1 - eps, 1 + eps]."""
     ratio = jnp.exp(log_prob - old_log_prob)
@@ -103,5 +106,6 @@ def ppo_loss(
         value_loss=v_loss,
         entropy=mean_entropy,
         approx_kl=approx_kl(log_prob, old_log_prob),
-        clip_fraction=clip_fraction(log_prob, old_log_prob, 0.0 if clip_coef is None else clip_coef),
+        # without a clip: the fraction the usual clip (0.2) would have clipped, to show how far reuse drifts
+        clip_fraction=clip_fraction(log_prob, old_log_prob, UNCLIPPED_REFERENCE if clip_coef is None else clip_coef),
     )

@@ -275,8 +275,8 @@ def test_ppo_loss_combines_the_terms(mode, seed, size, clip, vf_clip, vf_coef, e
     assert float(terms.entropy) == pytest.approx(h, **close)
     assert float(terms.loss) == pytest.approx(policy_loss + vf_coef * v_loss - ent_coef * h, **close)
     assert float(terms.approx_kl) == pytest.approx(ref.approx_kl(lp, olp), **close)
-    # clip_coef=None clips nothing; its clip fraction counts the ratios that are not 1
-    expected_frac = ref.clip_fraction(lp, olp, 0.0 if clip is None else clip)
+    # clip_coef=None clips nothing; its clip fraction counts the ratios the usual clip (0.2) would have clipped
+    expected_frac = ref.clip_fraction(lp, olp, 0.2 if clip is None else clip)
     assert float(terms.clip_fraction) == pytest.approx(expected_frac, abs=1e-6)
     for x in terms:
         assert np.shape(x) == ()

@@ -1,0 +1,248 @@
+"""The ablation ladder: PPO built up from REINFORCE one repair at a time, on the user's own env.
+
+Rungs (each adds one thing to the rung above). Value clipping and advantage normalisation stay off
+throughout (normalising advantages subtracts the batch mean, itself a baseline, which would blur the
+first rungs); everything else (learning rate and its annealing, network, gamma) is the env's preset.
+
+1. REINFORCE: the raw return G_t, one full-batch gradient step per rollout (no critic used).
+2. + a learned value baseline: the Monte Carlo advantage G_t - V(s_t).
+3. TD(0) advantage r_t + gamma V(s_{t+1}) - V(s_t).
+4. n-step advantage (n = 5).
+5. GAE(lambda) with the preset's lambda (0.95 by default).
+6. + several epochs of minibatch reuse of each batch through the importance-sampled surrogate r A,
+   unclipped (the preset's epochs and minibatches).
+7. + the clip (the preset's clip range, 0.2 by default): this is PPO.
+8. + the entropy bonus (the preset's coefficient, 0.01 if it has none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ppox.config import Config
+
+# steps-to-threshold defaults: the return at which an env counts as learned
+THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "Pendulum-v1": -300.0,
+              "LunarLander-v3": 200.0, "HalfCheetah-v5": 1500.0, "Hopper-v5": 2000.0, "Walker2d-v5": 2000.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    name: str
+    changes: dict
+
+
+def rungs(preset: Config) -> list[Rung]:
+    single_step = dict(update_epochs=1, num_minibatches=1, clip_coef=None, ent_coef=0.0, vf_clip_coef=None,
+                       norm_adv=False)
+    reuse = dict(update_epochs=preset.update_epochs, num_minibatches=preset.num_minibatches, clip_coef=None,
+                 ent_coef=0.0, vf_clip_coef=None, norm_adv=False, advantage="gae")
+    clip = preset.clip_coef or 0.2
+    return [
+        Rung("REINFORCE", dict(single_step, advantage="mc", baseline=False)),
+        Rung("+ value baseline (MC advantage)", dict(single_step, advantage="mc")),
+        Rung("TD(0) advantage", dict(single_step, advantage="td")),
+        Rung("n-step advantage (n=5)", dict(single_step, advantage="nstep", nstep_n=5)),
+        Rung(f"GAE({preset.gae_lambda:g})", dict(single_step, advantage="gae")),
+        Rung(f"+ {preset.update_epochs} epochs x {preset.num_minibatches} minibatches, unclipped", reuse),
+        Rung(f"+ clip {clip:g} (PPO)", dict(reuse, clip_coef=clip)),
+        Rung(f"+ entropy bonus {preset.ent_coef or 0.01:g}", dict(reuse, clip_coef=clip,
+                                                                  ent_coef=preset.ent_coef or 0.01)),
+    ]
+
+
+def smoothed(returns: np.ndarray, counts: np.ndarray, window: int = 10) -> np.ndarray:
+    """[seeds, updates]: episode-weighted mean return over a trailing window of updates (NaN before any)."""
+    r, c = np.nan_to_num(returns.astype(np.float64)), np.nan_to_num(counts.astype(np.float64))
+    kernel = np.ones(window)
+    num = np.array([np.convolve(x, kernel)[: len(x)] for x in r * c])
+    den = np.array([np.convolve(x, kernel)[: len(x)] for x in c])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
+def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds and its 95% confidence band (normal approximation: 1.96 standard errors)."""
+    with np.errstate(invalid="ignore"), _ignore_nan_warnings():
+        mean = np.nanmean(curves, axis=0)
+        n = np.maximum(np.sum(np.isfinite(curves), axis=0), 1)
+        half = 1.96 * np.nanstd(curves, axis=0, ddof=1 if curves.shape[0] > 1 else 0) / np.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+class _ignore_nan_warnings:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: int | None = None,
+               threshold: float | None = None, progress: bool = True) -> Path:
+    """Train every rung with ``seeds`` seeds; write the report folder and return its path."""
+    import ppox
+    from ppox.training import choose_driver
+
+    preset = Config.preset(env, seeds=1, save=False, progress=False)
+    if total_timesteps:
+        preset = preset.replace(total_timesteps=total_timesteps)
+    threshold = THRESHOLDS.get(env) if threshold is None else threshold
+    out = Path(out) if out else Path("ladders") / f"{env}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    fused = choose_driver(preset) == "fused"
+    ladder = rungs(preset)
+    results = []
+    display = _Display(len(ladder), progress)
+    try:
+        for i, rung in enumerate(ladder):
+            config = preset.replace(**rung.changes)
+            display.start(i, rung.name)
+            start = time.perf_counter()
+            if fused:
+                runs = [ppox.train(config.replace(seeds=seeds))]
+            else:  # the host driver trains one seed per run
+                runs = [ppox.train(config.replace(seed=preset.seed + s)) for s in range(seeds)]
+            wall = time.perf_counter() - start
+            metrics = {k: np.concatenate([r.metrics[k] for r in runs], axis=0) for k in runs[0].metrics}
+            finals = np.concatenate([r.final_return() for r in runs])
+            results.append({"rung": rung.name, "changes": rung.changes, "config": json.loads(config.to_json()),
+                            "metrics": metrics, "final": finals, "wall_s": wall})
+            display.done(i, rung.name, float(np.nanmean(finals)), wall)
+    finally:
+        display.stop()
+    return write_report(out, env, preset, seeds, results, threshold)
+
+
+class _Display:
+    """A rich progress bar over the rungs, naming the one that is running."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.progress = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("[bold]ladder"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.description}"), TimeElapsedColumn())
+            self.task = self.progress.add_task("", total=total)
+            self.progress.start()
+
+    def start(self, i: int, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"rung {i + 1}: {name} ...")
+
+    def done(self, i: int, name: str, final: float, wall: float) -> None:
+        line = f"rung {i + 1}: {name}: final return {final:.1f} ({wall:.0f} s)"
+        if self.progress is not None:
+            self.progress.console.print(line)
+            self.progress.update(self.task, advance=1)
+        else:
+            print(line, flush=True)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def steps_to(curve: np.ndarray, steps: np.ndarray, threshold: float | None):
+    if threshold is None:
+        return None
+    reached = np.flatnonzero(np.nan_to_num(curve, nan=-np.inf) >= threshold)
+    return int(steps[reached[0]]) if reached.size else None
+
+
+def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[dict],
+                 threshold: float | None) -> Path:
+    from ppox.plots import _pyplot
+
+    plt = _pyplot()
+    steps = (np.arange(results[0]["metrics"]["episode_return"].shape[1]) + 1) * preset.batch_size
+    # learning curves, one per rung, with 95% bands over seeds
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    rows = []
+    for res in results:
+        curves = smoothed(res["metrics"]["episode_return"], res["metrics"]["episode_count"])
+        mean, lo, hi = band(curves)
+        (line,) = ax.plot(steps, mean, label=res["rung"], lw=1.5)
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
+        finals = res["final"]
+        rows.append({
+            "rung": res["rung"],
+            "final_return_mean": float(np.nanmean(finals)),
+            "final_return_std": float(np.nanstd(finals)),
+            "final_return_per_seed": [round(float(x), 2) for x in finals],
+            "steps_to_threshold": steps_to(mean, steps, threshold),
+            "wall_s": round(res["wall_s"], 1),
+            "changes": res["changes"],
+        })
+    if threshold is not None:
+        ax.axhline(threshold, color="gray", ls=":", lw=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("episodic return (mean over seeds, 95% band)")
+    ax.set_title(f"PPO ladder on {env}, {seeds} seeds per rung")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    for suffix in (".png", ".svg"):
+        fig.savefig(out / f"curves{suffix}", dpi=120)
+    plt.close(fig)
+
+    # how far the policy moves from the one that collected the batch: unclipped reuse vs the clip
+    unclipped, clipped = results[5], results[6]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (name, title) in zip(axes, (("approx_kl", "approx KL(pi_old || pi) per update"),
+                                        ("clip_fraction", "fraction of samples with |r - 1| > eps"))):
+        for res in (unclipped, clipped):
+            mean, lo, hi = band(res["metrics"][name].astype(np.float64))
+            (line,) = ax.plot(steps, mean, label=res["rung"], lw=1.3)
+            ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_title(title)
+        ax.set_xlabel("environment steps")
+        if name == "approx_kl":
+            ax.set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    for suffix in (".png", ".svg"):
+        fig.savefig(out / f"kl_and_clip_fraction{suffix}", dpi=120)
+    plt.close(fig)
+    drift = {res["rung"]: {"approx_kl_mean": float(np.nanmean(res["metrics"]["approx_kl"])),
+                           "clip_fraction_mean": float(np.nanmean(res["metrics"]["clip_fraction"]))}
+             for res in (unclipped, clipped)}
+
+    table = [f"# PPO ladder: {env}, {seeds} seeds per rung, {int(steps[-1]):,} steps each", "",
+             f"Final return: mean return of the training episodes that ended in the last tenth of the run, "
+             f"per seed; mean +- std over seeds. Steps to {threshold if threshold is not None else '-'}: first "
+             "step where the seed-mean of the smoothed curve reaches it. Wall: all seeds of the rung, "
+             "compilation included.", "",
+             "| rung | final return | steps to threshold | wall s |", "|---|---|---|---|"]
+    for row in rows:
+        reached = "-" if row["steps_to_threshold"] is None else f"{row['steps_to_threshold']:,}"
+        table.append(f"| {row['rung']} | {row['final_return_mean']:.1f} +- {row['final_return_std']:.1f} | "
+                     f"{reached} | {row['wall_s']:.1f} |")
+    table += ["", "Drift from the collecting policy (mean over all updates and seeds):", "",
+              "| rung | approx KL | clip fraction |", "|---|---|---|"]
+    for name, d in drift.items():
+        table.append(f"| {name} | {d['approx_kl_mean']:.4f} | {d['clip_fraction_mean']:.3f} |")
+    (out / "table.md").write_text("\n".join(table) + "\n")
+    (out / "results.json").write_text(json.dumps(
+        {"env": env, "seeds": seeds, "total_timesteps": int(steps[-1]), "threshold": threshold,
+         "rungs": rows, "drift": drift, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
+    return out
+
+
+def _jsonable(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    raise TypeError(type(x))

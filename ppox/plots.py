@@ -1,0 +1,140 @@
+"""Figures as image files: the clipped objective explained, and run folders' curves overlaid.
+
+Everything here draws with matplotlib's Agg backend (no display needed) and writes PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+# metrics.csv column -> panel title, in the order the panels are drawn
+PANELS = {
+    "episode_return": "episodic return",
+    "policy_loss": "policy loss",
+    "value_loss": "value loss",
+    "entropy": "entropy",
+    "approx_kl": "approx KL",
+    "clip_fraction": "clip fraction",
+    "explained_variance": "explained variance",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path) -> list[Path]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    return paths
+
+
+def clipped_objective(ratio: np.ndarray, advantage: float, eps: float) -> np.ndarray:
+    """min(r A, clip(r, 1 - eps, 1 + eps) A): PPO's per-sample surrogate."""
+    return np.minimum(ratio * advantage, np.clip(ratio, 1 - eps, 1 + eps) * advantage)
+
+
+def explain_clip(eps: float, out: Path) -> list[Path]:
+    """The clipped surrogate against the ratio r for A = +1 and A = -1, written to ``out`` (.png, .svg).
+
+    Dashed: the unclipped r A. Solid: min(r A, clip(r, 1-eps, 1+eps) A). Shaded: the trust band
+    [1-eps, 1+eps]. Hatched: where the objective is flat in r, so the sample gives no gradient (for
+    A > 0 once r > 1+eps, for A < 0 once r < 1-eps)."""
+    plt = _pyplot()
+    r = np.linspace(0.0, 2.0, 801)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
+    for ax, advantage in zip(axes, (1.0, -1.0)):
+        ax.axvspan(1 - eps, 1 + eps, color="tab:green", alpha=0.15, label=f"[1-eps, 1+eps], eps={eps:g}")
+        ax.plot(r, r * advantage, "--", color="gray", label="unclipped r A")
+        ax.plot(r, clipped_objective(r, advantage, eps), color="tab:blue", lw=2.2, label="clipped min(r A, clip(r) A)")
+        flat = (r > 1 + eps) if advantage > 0 else (r < 1 - eps)
+        lo, hi = (1 + eps, 2.0) if advantage > 0 else (0.0, 1 - eps)
+        ax.axvspan(lo, hi, facecolor="none", edgecolor="tab:red", hatch="//", alpha=0.5, lw=0,
+                   label="zero gradient (clipped)")
+        ax.plot(r[flat], clipped_objective(r[flat], advantage, eps), color="tab:red", lw=2.2)
+        ax.axvline(1.0, color="black", lw=0.6)
+        ax.set_xlabel("probability ratio r = pi(a|s) / pi_old(a|s)")
+        ax.set_ylabel("objective")
+        ax.set_title(f"A {'>' if advantage > 0 else '<'} 0 (A = {advantage:+g})")
+        ax.legend(loc="upper left" if advantage > 0 else "lower left", fontsize=8)
+    fig.suptitle("PPO's clipped surrogate for one sample")
+    fig.tight_layout()
+    paths = _save(fig, out)
+    plt.close(fig)
+    return paths
+
+
+def read_run(run: Path) -> dict[str, np.ndarray]:
+    """metrics.csv of a run folder as columns; multi-seed runs are averaged per update (NaN-aware)."""
+    path = Path(run) / "metrics.csv" if Path(run).is_dir() else Path(run)
+    if not path.is_file():
+        raise FileNotFoundError(f"{run}: no metrics.csv (is it a ppox run folder?)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path}: no updates recorded yet")
+
+    def number(x: str) -> float:
+        try:
+            return float(x)
+        except ValueError:
+            return math.nan
+
+    columns = {k: np.array([number(r[k]) for r in rows]) for k in rows[0]}
+    updates = np.unique(columns["update"])
+    out = {"update": updates}
+    for name, values in columns.items():
+        if name == "update":
+            continue
+        per_update = [values[columns["update"] == u] for u in updates]
+        with np.errstate(invalid="ignore"), _quiet():
+            out[name] = np.array([np.nanmean(v) if np.isfinite(v).any() else math.nan for v in per_update])
+    return out
+
+
+class _quiet:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._w.__exit__(*exc)
+
+
+def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
+    """Every panel of PANELS for each run, overlaid, against env steps; written to ``out`` (.png, .svg)."""
+    plt = _pyplot()
+    data = [read_run(r) for r in runs]
+    labels = labels or [Path(r).name for r in runs]
+    cols = 4
+    rows = math.ceil(len(PANELS) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
+    for ax, (name, title) in zip(axes.ravel(), PANELS.items()):
+        for d, label in zip(data, labels):
+            if name in d:
+                ax.plot(d["global_step"], d[name], label=label, lw=1.2)
+        ax.set_title(title)
+        ax.set_xlabel("environment steps")
+    for ax in axes.ravel()[len(PANELS):]:
+        ax.axis("off")
+    handles, names = axes.ravel()[0].get_legend_handles_labels()
+    spare = axes.ravel()[len(PANELS)] if len(PANELS) < axes.size else None
+    (spare or fig).legend(handles, names, loc="center" if spare else "lower right", fontsize=8)
+    fig.tight_layout()
+    paths = _save(fig, out)
+    plt.close(fig)
+    return paths
