@@ -169,7 +169,7 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     plt = _pyplot()
     steps = (np.arange(results[0]["metrics"]["episode_return"].shape[1]) + 1) * preset.batch_size
     # learning curves, one per rung, with 95% bands over seeds
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(12, 5.5))
     rows = []
     for res in results:
         curves = smoothed(res["metrics"]["episode_return"], res["metrics"]["episode_count"])
@@ -191,7 +191,7 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episodic return (mean over seeds, 95% band)")
     ax.set_title(f"PPO ladder on {env}, {seeds} seeds per rung")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     for suffix in (".png", ".svg"):
         fig.savefig(out / f"curves{suffix}", dpi=120)
