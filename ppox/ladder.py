@@ -189,6 +189,7 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     if threshold is not None:
         ax.axhline(threshold, color="gray", ls=":", lw=1, label=f"threshold {threshold:g}")
     ax.set_xlabel("environment steps")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_ylabel("episodic return (mean over seeds, 95% band)")
     ax.set_title(f"PPO ladder on {env}, {seeds} seeds per rung")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -204,10 +205,13 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
                                         ("clip_fraction", "fraction of samples with |r - 1| > eps"))):
         for res in (unclipped, clipped):
             mean, lo, hi = band(res["metrics"][name].astype(np.float64))
+            if name == "approx_kl":  # a log axis: keep the band's lower edge above zero
+                lo = np.maximum(lo, mean / 10)
             (line,) = ax.plot(steps, mean, label=res["rung"], lw=1.3)
             ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
         ax.set_title(title)
         ax.set_xlabel("environment steps")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         if name == "approx_kl":
             ax.set_yscale("log")
     axes[0].legend(fontsize=8)
@@ -234,6 +238,9 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     for name, d in drift.items():
         table.append(f"| {name} | {d['approx_kl_mean']:.4f} | {d['clip_fraction_mean']:.3f} |")
     (out / "table.md").write_text("\n".join(table) + "\n")
+    # every rung's per-update metrics [seeds, updates], for other plots (np.load(..., allow_pickle=False))
+    np.savez_compressed(out / "metrics.npz", **{f"rung{i + 1}/{k}": np.asarray(v, np.float32)
+                                                for i, res in enumerate(results) for k, v in res["metrics"].items()})
     (out / "results.json").write_text(json.dumps(
         {"env": env, "seeds": seeds, "total_timesteps": int(steps[-1]), "threshold": threshold,
          "rungs": rows, "drift": drift, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
