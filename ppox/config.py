@@ -120,6 +120,10 @@ class Config:
     """fused: the whole run in one jitted function (JAX-native envs). host: a Python loop over a Gymnasium
     vector env (any env). auto: fused where the env is JAX-native, else host."""
 
+    devices: int = 1
+    """Fused driver: split the envs across this many local devices (data parallel, one set of parameters;
+    --num-envs must divide by it). On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N."""
+
     vec: Literal["sync", "async"] = "sync"
     """Host driver: step the envs in this process (sync) or one subprocess each (async)."""
 
@@ -308,6 +312,10 @@ def _validate(c: Config) -> None:
          f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}")
     need(isinstance(c.eval_episodes, int) and not isinstance(c.eval_episodes, bool) and c.eval_episodes >= 0,
          f"--eval-episodes must be a number of episodes >= 0 (0: no evaluation), got {c.eval_episodes!r}")
+    need(isinstance(c.devices, int) and not isinstance(c.devices, bool) and c.devices >= 1,
+         f"--devices must be a positive integer, got {c.devices!r}")
+    need(c.num_envs % c.devices == 0 if isinstance(c.devices, int) and c.devices >= 1 else True,
+         f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)")
     need(isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
          f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
     check_env_id(c.env)
@@ -319,6 +327,9 @@ def _validate(c: Config) -> None:
         need(c.driver != "host" and is_jax_env(c.env),
              f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
              f"on the host driver run one process per seed (--seed S)")
+    if c.devices > 1:
+        need(c.driver != "host" and is_jax_env(c.env),
+             f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")
 
 
 def _finite(x) -> bool:

@@ -126,6 +126,8 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
     if checkpoint is not None:
         path, arrays, first, meta = checkpoint
         runner = restore_state(arrays, runner, path)
+        if config.devices > 1:
+            runner = jax.device_put(runner, runner_shardings(runner, device_mesh(config.devices)))
         chunks = [{k: v for k, v in checkpoint_metrics(arrays).items() if k in METRICS}]
         wall_before = meta.get("wall_time", 0.0)
 
@@ -349,9 +351,49 @@ def compiled_driver(config: Config):
     chunk = max(1, math.ceil(config.num_updates / PROGRESS_CHUNKS))
     run = make_chunk_runner(fused, chunk)
     if config.seeds == 1:  # no vmap for one seed: a smaller program, faster to trace and compile
-        return fused, jax.jit(lambda keys: _add_seed_axis(fused.init(keys[0]))), jax.jit(
-            lambda runner, n: _add_seed_axis(run(_drop_seed_axis(runner), n)), donate_argnums=0), chunk
-    return fused, jax.jit(jax.vmap(fused.init)), jax.jit(jax.vmap(run, in_axes=(0, None)), donate_argnums=0), chunk
+        init = lambda keys: _add_seed_axis(fused.init(keys[0]))  # noqa: E731
+        run_seeds = lambda runner, n: _add_seed_axis(run(_drop_seed_axis(runner), n))  # noqa: E731
+    else:
+        init, run_seeds = jax.vmap(fused.init), jax.vmap(run, in_axes=(0, None))
+    if config.devices == 1:
+        return fused, jax.jit(init), jax.jit(run_seeds, donate_argnums=0), chunk
+    # Data parallel: the envs (and everything per env) are split across the devices, parameters and
+    # optimiser state are replicated; XLA partitions the one program, so every device steps its share
+    # of the envs and the gradients of a minibatch are summed across devices. The arithmetic is the
+    # single-device run's, up to the order of floating-point sums.
+    shardings = runner_shardings(jax.eval_shape(init, jax.ShapeDtypeStruct((config.seeds, 2), jnp.uint32)),
+                                 device_mesh(config.devices))
+    replicated = jax.sharding.NamedSharding(device_mesh(config.devices), jax.sharding.PartitionSpec())
+    return (fused, jax.jit(init, out_shardings=shardings),
+            jax.jit(run_seeds, out_shardings=(shardings, replicated), donate_argnums=0), chunk)
+
+
+ENV_AXIS_FIELDS = ("env_state", "obs", "episode_return", "episode_length")  # Runner fields with an env axis
+
+
+def device_mesh(devices: int):
+    """A one-axis mesh ("envs") over the first ``devices`` devices (all processes' under jax.distributed)."""
+    from ppox.config import ConfigError
+
+    available = jax.devices()
+    if devices > len(available):
+        raise ConfigError(f"--devices {devices}, but JAX sees {len(available)} device(s); on a CPU, start with "
+                          f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} to split it into {devices}")
+    return jax.sharding.Mesh(np.array(available[:devices]), ("envs",))
+
+
+def runner_shardings(runner, mesh):
+    """Per leaf of a seed-stacked Runner: split along the env axis (axis 1) or replicated."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    split, replicated = NamedSharding(mesh, PartitionSpec(None, "envs")), NamedSharding(mesh, PartitionSpec())
+
+    def choose(path, leaf):
+        names = [getattr(k, "name", getattr(k, "key", None)) for k in path]
+        per_env = names[0] in ENV_AXIS_FIELDS or names[:2] == ["reward_scaler", "returns"]
+        return split if per_env and leaf.ndim >= 2 else replicated
+
+    return jax.tree_util.tree_map_with_path(choose, runner)
 
 
 def _add_seed_axis(tree):
