@@ -73,11 +73,12 @@ def save_policy(path, params, obs_stats, config_dict: dict, spec_dict: dict, ext
     return Path(path)
 
 
-def load_policy_file(path) -> tuple[dict, dict, dict, dict, dict]:
-    """(params, obs_stats, config_dict, spec_dict, extra) from a policy file, or CheckpointError."""
+def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str) -> tuple[dict, dict]:
+    """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError.
+
+    safetensors reads a JSON header and raw arrays only: nothing in the file is ever executed."""
     from safetensors import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
@@ -85,14 +86,19 @@ def load_policy_file(path) -> tuple[dict, dict, dict, dict, dict]:
             metadata = f.metadata() or {}
             arrays = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises several types for damaged files
-        raise CheckpointError(f"{path}: not a readable ppox policy file ({type(err).__name__}: {err})") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a ppox policy file (format {metadata.get('format')!r})")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise CheckpointError(
-            f"{path}: policy format version {metadata.get('format_version')} is not supported by this ppox "
-            f"(it reads version {FORMAT_VERSION})"
-        )
+        raise CheckpointError(f"{path}: not a readable ppox {what} ({type(err).__name__}: {err})") from None
+    if metadata.get("format") != fmt:
+        raise CheckpointError(f"{path}: not a ppox {what} (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != str(version):
+        raise CheckpointError(f"{path}: {short} format version {metadata.get('format_version')} is not supported "
+                              f"by this ppox (it reads version {version})")
+    return arrays, metadata
+
+
+def load_policy_file(path) -> tuple[dict, dict, dict, dict, dict]:
+    """(params, obs_stats, config_dict, spec_dict, extra) from a policy file, or CheckpointError."""
+    path = Path(path)
+    arrays, metadata = _read_safetensors(path, FORMAT, FORMAT_VERSION, "policy file", "policy")
     try:
         config = json.loads(metadata["config"])
         spec = json.loads(metadata["env_spec"])
@@ -154,22 +160,8 @@ def list_checkpoints(run_path) -> list[Path]:
 
 def read_checkpoint(path) -> tuple[dict[str, np.ndarray], int, dict]:
     """(arrays, update, meta) of a checkpoint file, or CheckpointError saying what is wrong with it."""
-    from safetensors import safe_open
-
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises several types for damaged files
-        raise CheckpointError(f"{path}: not a readable ppox checkpoint ({type(err).__name__}: {err})") from None
-    if metadata.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a ppox checkpoint (format {metadata.get('format')!r})")
-    if metadata.get("format_version") != str(CHECKPOINT_VERSION):
-        raise CheckpointError(f"{path}: checkpoint format version {metadata.get('format_version')} is not supported "
-                              f"by this ppox (it reads version {CHECKPOINT_VERSION})")
+    arrays, metadata = _read_safetensors(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint", "checkpoint")
     try:
         return arrays, int(metadata["update"]), json.loads(metadata["meta"])
     except (KeyError, ValueError) as err:

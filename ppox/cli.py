@@ -96,21 +96,27 @@ def train_command(args: list[str]) -> int:
         return _fail("train", str(err))
     from ppox.training import train
 
+    return _train_and_report(train, config)
+
+
+def _train_and_report(start, *args) -> int:
+    """Run ``start(*args)`` (train or resume) and print the summary; errors as one line."""
+    from ppox.checkpoint import CheckpointError
+    from ppox.config import ConfigError
+
     enable_compilation_cache()
     try:
-        result = train(config)
+        result = start(*args)
     except FloatingPointError as err:  # training diverged: not bad input, but a clear stop all the same
         print(f"ppox train: stopped: {err}", file=sys.stderr)
         return 1
-    except (OSError, ConfigError) as err:
+    except (OSError, ConfigError, CheckpointError) as err:
         return _fail("train", str(err))
     return _report(result)
 
 
 def resume_command(args: list[str]) -> int:
     """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config."""
-    from ppox.checkpoint import CheckpointError
-    from ppox.config import ConfigError
     from ppox.training import resume
 
     rest = [a for a in args if a != "--resume" and not a.startswith("--resume=")]
@@ -124,15 +130,7 @@ def resume_command(args: list[str]) -> int:
         return _fail("train", "--resume needs a run folder: ppox train --resume runs/ENV__SEED__TIME")
     if rest:
         return _fail("train", f"--resume continues a run with its own settings; drop {' '.join(rest)}")
-    enable_compilation_cache()
-    try:
-        result = resume(target)
-    except FloatingPointError as err:  # training diverged: not bad input, but a clear stop all the same
-        print(f"ppox train: stopped: {err}", file=sys.stderr)
-        return 1
-    except (OSError, ConfigError, CheckpointError) as err:
-        return _fail("train", str(err))
-    return _report(result)
+    return _train_and_report(resume, target)
 
 
 def _report(result) -> int:

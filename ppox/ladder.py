@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ppox.config import Config
+from ppox.plots import quiet_nan_warnings
 
 # steps-to-threshold defaults: the return at which an env counts as learned
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "Pendulum-v1": -300.0,
@@ -70,23 +71,11 @@ def smoothed(returns: np.ndarray, counts: np.ndarray, window: int = 10) -> np.nd
 
 def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over seeds and its 95% confidence band (normal approximation: 1.96 standard errors)."""
-    with np.errstate(invalid="ignore"), _ignore_nan_warnings():
+    with np.errstate(invalid="ignore"), quiet_nan_warnings():
         mean = np.nanmean(curves, axis=0)
         n = np.maximum(np.sum(np.isfinite(curves), axis=0), 1)
         half = 1.96 * np.nanstd(curves, axis=0, ddof=1 if curves.shape[0] > 1 else 0) / np.sqrt(n)
     return mean, mean - half, mean + half
-
-
-class _ignore_nan_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
 
 
 def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: int | None = None,

@@ -5,8 +5,10 @@ Everything here draws with matplotlib's Agg backend (no display needed) and writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -98,21 +100,17 @@ def read_run(run: Path) -> dict[str, np.ndarray]:
         if name == "update":
             continue
         per_update = [values[columns["update"] == u] for u in updates]
-        with np.errstate(invalid="ignore"), _quiet():
+        with np.errstate(invalid="ignore"), quiet_nan_warnings():
             out[name] = np.array([np.nanmean(v) if np.isfinite(v).any() else math.nan for v in per_update])
     return out
 
 
-class _quiet:
-    def __enter__(self):
-        import warnings
-
-        self._w = warnings.catch_warnings()
-        self._w.__enter__()
+@contextlib.contextmanager
+def quiet_nan_warnings():
+    """Silence NumPy's 'mean of empty slice' warnings: all-NaN columns are expected (no episode ended)."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._w.__exit__(*exc)
+        yield
 
 
 def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
