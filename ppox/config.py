@@ -124,6 +124,13 @@ class Config:
     """Fused driver: split the envs across this many local devices (data parallel, one set of parameters;
     --num-envs must divide by it). On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N."""
 
+    ray: str | None = None
+    """Host driver on Ray (pip install "ppox[ray]"): 'local' starts Ray here, 'auto' or an address joins a
+    cluster (ray start --head). Rollouts run in --workers actors, the learner in this process."""
+
+    workers: int = 1
+    """Ray rollout workers; each owns --num-envs / --workers envs and a copy of the policy."""
+
     vec: Literal["sync", "async"] = "sync"
     """Host driver: step the envs in this process (sync) or one subprocess each (async)."""
 
@@ -327,6 +334,12 @@ def _validate(c: Config) -> None:
         need(c.driver != "host" and is_jax_env(c.env),
              f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
              f"on the host driver run one process per seed (--seed S)")
+    need(isinstance(c.workers, int) and not isinstance(c.workers, bool) and c.workers >= 1,
+         f"--workers must be a positive integer, got {c.workers!r}")
+    if c.ray is not None:
+        need(c.driver != "fused", "--ray runs the host driver's rollouts on Ray; drop --driver fused")
+        need(isinstance(c.workers, int) and c.num_envs % c.workers == 0,
+             f"--num-envs {c.num_envs} must divide by --workers {c.workers} (each worker steps an equal share)")
     if c.devices > 1:
         need(c.driver != "host" and is_jax_env(c.env),
              f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")

@@ -302,7 +302,10 @@ def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=No
         raise ConfigError("--eval-episodes needs a fresh env to evaluate on: pass a factory (a function returning a "
                           "new env) or an id instead of an env instance")
     start = time.perf_counter()
-    venv = make_vector_env(env, config.num_envs, config.vec)  # bad envs and spaces fail here, before any output
+    if config.ray is not None and isinstance(env, gym.Env):
+        raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
+    # bad envs and spaces fail here, before any output (on Ray, one env here only reads the spaces)
+    venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec)
     try:
         spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         if run_path is None and config.save:
@@ -336,7 +339,7 @@ def _finish(result: TrainResult, log: RunLog) -> TrainResult:
 def graph_config(config: Config) -> Config:
     """The config with the fields that do not change the compiled program set to fixed values."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
-                          checkpoint_every=0, keep_checkpoints=1, eval_episodes=0)
+                          checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -413,7 +416,7 @@ def choose_driver(config: Config, env: Any = None) -> str:
         if config.driver == "fused":
             raise ConfigError("an env object or factory runs on the host driver; drop driver='fused'")
         return "host"
-    if config.driver == "host" or not is_jax_env(config.env):
+    if config.driver == "host" or config.ray is not None or not is_jax_env(config.env):
         return "host"
     return "fused"
 
@@ -430,5 +433,7 @@ def summary(result: TrainResult) -> dict:
         "final_return_per_seed": [round(float(x), 3) for x in finals],
         "final_return_mean": round(float(np.nanmean(finals)), 3),
         "interrupted": result.interrupted,
+        **({"worker_restarts": int(np.nanmax(result.metrics["worker_restarts"]))}
+           if "worker_restarts" in result.metrics else {}),
         "run_path": None if result.run_path is None else str(result.run_path),
     }

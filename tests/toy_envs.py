@@ -102,3 +102,26 @@ class NanRewardAfter(gym.Env):
         self.t += 1
         reward = float("nan") if self.t > self.steps else 1.0
         return np.zeros(2, np.float32), reward, False, self.t % 50 == 0, {}
+
+
+class CrashOnce(gym.Env):
+    """CartPole-like stand-in whose process dies (os._exit) at step ``at``, once: the marker file records it."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, marker: str, at: int):
+        self.marker, self.at, self.t = marker, at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        import os
+
+        self.t += 1
+        if self.t == self.at and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)  # the whole worker process dies, as on a crash or a lost machine
+        return np.full(2, 0.1 * (action - 0.5), np.float32), 1.0, False, self.t % 20 == 0, {}

@@ -160,76 +160,58 @@ def _batch_of_one(space, x):
     return np.asarray(x)[None]
 
 
-def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None, eval_env=None):
-    """Train on a Gymnasium vector env (see make_vector_env).
+class Collector:
+    """Steps a vector env with the current policy for ``num_steps``: the host driver's per-step hot path.
 
-    Returns (spec, params, obs_stats, metrics [1, U], interrupted). With ``run_path``, checkpoints
-    the learner every ``config.checkpoint_every`` steps, at the end, and when ``stop.requested``
-    (set by a signal) before stopping. ``checkpoint`` = (path, arrays, update, meta) resumes one:
-    the learner state exactly, the envs from a fresh reset."""
-    from ppox.checkpoint import checkpoint_metrics, restore_state
-    from ppox.training import _check_finite_metrics, _checkpoint_interval, _save_checkpoint, graph_config
+    Owns the env, the NumPy (or jitted CNN) actor, the action random generator, the current
+    observations and the running episode returns and lengths. Used in this process, and inside
+    each Ray rollout worker for its share of the envs."""
 
-    encoder = ObsEncoder(venv.single_observation_space)
-    spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
-    network, _, init, learn = build_learner(graph_config(config), spec)
-    rng = np.random.default_rng(config.seed)
+    def __init__(self, config: Config, spec: EnvSpec, venv, network, rng: np.random.Generator, seed: int):
+        self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
+        self.encoder = ObsEncoder(venv.single_observation_space)
+        self.actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
+        self.continuous = spec.action_kind == "continuous"
+        self.low, self.high = ((np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32))
+                               if self.continuous else (None, None))
+        self.action_shape = venv.single_action_space.shape
+        self.offset = action_start(venv.single_action_space)
+        T, N = config.num_steps, venv.num_envs
+        self.buffers = Rollout(
+            obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+            actions=np.zeros((T, N) + ((spec.action_dims[0],) if self.continuous else
+                                       ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ())),
+                             np.float32 if self.continuous else np.int32),
+            rewards=np.zeros((T, N), np.float32),
+            terminated=np.zeros((T, N), bool),
+            truncated=np.zeros((T, N), bool),
+            next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+        )
+        self.restart(seed)
 
-    raw, _ = venv.reset(seed=config.seed)
-    obs = encoder(raw)
-    params, opt_state, obs_stats, scaler, key = init(config.seed, obs)
-    first, wall_before = 0, 0.0
-    history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
-    if checkpoint is not None:
-        path, arrays, first, meta = checkpoint
-        state = restore_state(arrays, {"learner": (params, opt_state, obs_stats, scaler, key)}, path)
-        params, opt_state, obs_stats, scaler, key = state["learner"]
-        rng.bit_generator.state = meta["numpy_rng"]
-        wall_before = meta.get("wall_time", 0.0)
-        for name, values in checkpoint_metrics(arrays).items():
-            if name in history:
-                history[name][:first] = values[0, :first]
-        raw, _ = venv.reset(seed=config.seed + 1_000_003 * first)  # fresh episodes, not the first run's
-        obs = encoder(raw)
-    start = time.perf_counter()
-    every = _checkpoint_interval(config)
+    def restart(self, seed: int) -> None:
+        """Reset every env (env i gets seed + i) and forget the episodes in progress."""
+        raw, _ = self.venv.reset(seed=seed)
+        self.obs = self.encoder(raw)
+        self.episode_return = np.zeros(self.venv.num_envs)
+        self.episode_length = np.zeros(self.venv.num_envs, np.int64)
 
-    def save(done: int) -> None:
-        if run_path is not None:
-            _save_checkpoint(run_path, done, {"learner": (params, opt_state, obs_stats, scaler, key)},
-                             {k: v[None, :done] for k, v in history.items()}, config, spec, "host",
-                             wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state},
-                             policies=[(params, obs_stats)], eval_env=eval_env if not isinstance(eval_env, str) else None)
-    actor = JaxActor(config, spec, network) if network.cnn else NumpyActor(config, spec)
-    continuous = spec.action_kind == "continuous"
-    low, high = (np.asarray(spec.action_low, np.float32), np.asarray(spec.action_high, np.float32)) if continuous \
-        else (None, None)
-    action_shape = venv.single_action_space.shape
-    offset = action_start(venv.single_action_space)
+    def first_obs(self) -> np.ndarray:
+        return self.obs
 
-    T, N = config.num_steps, config.num_envs
-    buffers = Rollout(
-        obs=np.zeros((T, N) + spec.obs_shape, np.float32),
-        actions=np.zeros((T, N) + ((spec.action_dims[0],) if continuous else
-                                   ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ())),
-                         np.float32 if continuous else np.int32),
-        rewards=np.zeros((T, N), np.float32),
-        terminated=np.zeros((T, N), bool),
-        truncated=np.zeros((T, N), bool),
-        next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
-    )
-    episode_return, episode_length = np.zeros(N), np.zeros(N, np.int64)
-    logged, tick, pending = first, time.perf_counter(), []
-    interrupted = False
-
-    for update in range(first, config.num_updates):
-        actor.load(params, obs_stats)
+    def collect(self, params, obs_stats) -> tuple[Rollout, list, list]:
+        """(rollout [T, N, ...], returns and lengths of the episodes that ended in it)."""
+        self.actor.load(params, obs_stats)
+        buffers, venv, encoder, actor, rng = self.buffers, self.venv, self.encoder, self.actor, self.rng
+        continuous, low, high, offset = self.continuous, self.low, self.high, self.offset
+        N, obs = venv.num_envs, self.obs
+        episode_return, episode_length = self.episode_return, self.episode_length
         finished_returns, finished_lengths = [], []
-        for t in range(T):
+        for t in range(self.config.num_steps):
             buffers.obs[t] = obs
             action = actor.act(obs, rng)
             buffers.actions[t] = action
-            env_action = np.clip(action, low, high).reshape((N,) + action_shape) if continuous else action + offset
+            env_action = np.clip(action, low, high).reshape((N,) + self.action_shape) if continuous else action + offset
             raw, reward, terminated, truncated, info = venv.step(env_action)
             next_obs = encoder(raw)
             done = np.logical_or(terminated, truncated)
@@ -245,11 +227,64 @@ def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=N
                 finished_lengths.extend(episode_length[done])
                 episode_return[done], episode_length[done] = 0.0, 0
             obs = next_obs
+        self.obs = obs
+        return buffers, finished_returns, finished_lengths
+
+
+def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None, eval_env=None):
+    """Train on a Gymnasium vector env (see make_vector_env).
+
+    Returns (spec, params, obs_stats, metrics [1, U], interrupted). With ``run_path``, checkpoints
+    the learner every ``config.checkpoint_every`` steps, at the end, and when ``stop.requested``
+    (set by a signal) before stopping. ``checkpoint`` = (path, arrays, update, meta) resumes one:
+    the learner state exactly, the envs from a fresh reset."""
+    from ppox.checkpoint import checkpoint_metrics, restore_state
+    from ppox.training import _check_finite_metrics, _checkpoint_interval, _save_checkpoint, graph_config
+
+    spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
+    network, _, init, learn = build_learner(graph_config(config), spec)
+    rng = np.random.default_rng(config.seed)
+    if config.ray is not None:
+        from ppox.drivers.ray_rollouts import RayRollouts
+
+        source = RayRollouts(config, spec, eval_env if eval_env is not None else config.env)
+    else:
+        source = Collector(config, spec, venv, network, rng, seed=config.seed)
+    obs = source.first_obs()
+    params, opt_state, obs_stats, scaler, key = init(config.seed, obs)
+    first, wall_before = 0, 0.0
+    history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
+    if checkpoint is not None:
+        path, arrays, first, meta = checkpoint
+        state = restore_state(arrays, {"learner": (params, opt_state, obs_stats, scaler, key)}, path)
+        params, opt_state, obs_stats, scaler, key = state["learner"]
+        rng.bit_generator.state = meta["numpy_rng"]
+        wall_before = meta.get("wall_time", 0.0)
+        for name, values in checkpoint_metrics(arrays).items():
+            if name in history:
+                history[name][:first] = values[0, :first]
+        source.restart(seed=config.seed + 1_000_003 * first)  # fresh episodes, not the first run's
+    start = time.perf_counter()
+    every = _checkpoint_interval(config)
+
+    def save(done: int) -> None:
+        if run_path is not None:
+            _save_checkpoint(run_path, done, {"learner": (params, opt_state, obs_stats, scaler, key)},
+                             {k: v[None, :done] for k, v in history.items()}, config, spec, "host",
+                             wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state},
+                             policies=[(params, obs_stats)], eval_env=eval_env if not isinstance(eval_env, str) else None)
+    logged, tick, pending = first, time.perf_counter(), []
+    interrupted = False
+
+    for update in range(first, config.num_updates):
+        buffers, finished_returns, finished_lengths = source.collect(params, obs_stats)
         _check_finite(buffers, update)
         params, opt_state, obs_stats, scaler, key, metrics = learn(params, opt_state, obs_stats, scaler, buffers,
                                                                   key, update)
         pending.append(metrics)  # fetched with the next log write: no extra wait per update
         history["episode_count"][update] = len(finished_returns)
+        if config.ray is not None:
+            history.setdefault("worker_restarts", np.zeros(config.num_updates, np.float32))[update] = source.restarts
         history["episode_return"][update] = np.mean(finished_returns) if finished_returns else np.nan
         history["episode_length"][update] = np.mean(finished_lengths) if finished_lengths else np.nan
         done = update + 1
@@ -271,6 +306,8 @@ def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=N
             interrupted = True
             history = {k: v[:done] for k, v in history.items()}
             break
+    if config.ray is not None:
+        source.close()
     add_seed_axis = lambda x: np.asarray(x)[None]  # noqa: E731
     return (spec, jax.tree_util.tree_map(add_seed_axis, jax.device_get(params)),
             jax.tree_util.tree_map(add_seed_axis, jax.device_get(obs_stats)),

@@ -1,0 +1,110 @@
+"""Host-driver rollouts on Ray: N actors each step a share of the envs; the learner stays here.
+
+Each update, the driver puts the actor's parameters and observation statistics into Ray's object
+store once; every worker runs ``Collector.collect`` on its envs (the same code as one process) and
+returns its [T, N/workers, ...] part of the batch; the parts are joined along the env axis, so the
+batch and the PPO math are those of one process. A worker that dies is replaced by a fresh one
+(new env seeds, episodes in progress lost) and asked again; ``restarts`` counts them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ppox.config import Config, ConfigError
+from ppox.envs.spec import EnvSpec
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError('--ray needs Ray: pip install "ppox[ray]"') from None
+    return ray
+
+
+class RolloutWorker:
+    """One Ray actor: a SyncEnvs share of the envs and a copy of the policy (a Collector)."""
+
+    def __init__(self, config_json: str, env, num_envs: int, seed: int):
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
+        from ppox.drivers.fused import make_network
+        from ppox.drivers.host import Collector
+        from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
+
+        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1)
+        venv = make_vector_env(env, num_envs, "sync")
+        spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
+        self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
+                                   seed=seed)
+
+    def first_obs(self) -> np.ndarray:
+        return self.collector.first_obs()
+
+    def restart(self, seed: int) -> None:
+        self.collector.restart(seed)
+
+    def collect(self, weights):
+        params, obs_stats = weights
+        rollout, returns, lengths = self.collector.collect(params, obs_stats)
+        return tuple(np.array(x) for x in rollout), [float(r) for r in returns], [int(n) for n in lengths]
+
+
+class RayRollouts:
+    """The driver's side: start the workers, gather their rollouts, replace the ones that die."""
+
+    def __init__(self, config: Config, spec: EnvSpec, env):
+        ray = _ray()
+        if not ray.is_initialized():
+            address = None if config.ray == "local" else config.ray
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            except ConnectionError as err:
+                raise ConfigError(f"--ray {config.ray}: cannot reach the Ray cluster ({err}); start one with "
+                                  "`ray start --head`, or use --ray local") from None
+        self.ray, self.config, self.env = ray, config, env
+        self.per_worker = config.num_envs // config.workers
+        self.restarts = 0
+        self._remote = ray.remote(num_cpus=1)(RolloutWorker)
+        self.workers = [self._start(w, config.seed + w * self.per_worker) for w in range(config.workers)]
+
+    def _start(self, index: int, seed: int):
+        return self._remote.options(max_restarts=0).remote(self.config.to_json(), self.env, self.per_worker, seed)
+
+    def first_obs(self) -> np.ndarray:
+        return np.concatenate(self.ray.get([w.first_obs.remote() for w in self.workers]), axis=0)
+
+    def restart(self, seed: int) -> None:
+        self.ray.get([w.restart.remote(seed + i * self.per_worker) for i, w in enumerate(self.workers)])
+
+    def collect(self, params, obs_stats):
+        import jax
+
+        from ppox.drivers.host import Rollout
+
+        weights = self.ray.put(jax.device_get((params, obs_stats)))
+        futures = [w.collect.remote(weights) for w in self.workers]
+        parts = []
+        for i in range(len(self.workers)):
+            while True:
+                try:
+                    parts.append(self.ray.get(futures[i]))
+                    break
+                except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError):
+                    self.restarts += 1  # replace the worker: fresh envs with a new seed, same share
+                    seed = self.config.seed + i * self.per_worker + 1_000_003 * self.restarts
+                    self.workers[i] = self._start(i, seed)
+                    futures[i] = self.workers[i].collect.remote(weights)
+        rollout = Rollout(*(np.concatenate([p[0][k] for p in parts], axis=1) for k in range(len(Rollout._fields))))
+        returns = [r for p in parts for r in p[1]]
+        lengths = [n for p in parts for n in p[2]]
+        return rollout, returns, lengths
+
+    def close(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)
