@@ -81,6 +81,13 @@ def train_command(args: list[str]) -> int:
 
     from ppox.config import Config, ConfigError
 
+    if "--distributed" in args:  # before anything touches JAX's backend (importing gymnax does)
+        from ppox.training import init_distributed
+
+        try:
+            init_distributed()
+        except ConfigError as err:
+            return _fail("train", str(err))
     if "--resume" in args or any(a.startswith("--resume=") for a in args):
         return resume_command(args)
     try:
@@ -119,7 +126,7 @@ def resume_command(args: list[str]) -> int:
     """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config."""
     from ppox.training import resume
 
-    rest = [a for a in args if a != "--resume" and not a.startswith("--resume=")]
+    rest = [a for a in args if a not in ("--resume", "--distributed") and not a.startswith("--resume=")]
     target = next((a.split("=", 1)[1] for a in args if a.startswith("--resume=")), None)
     if target is None:
         i = args.index("--resume")

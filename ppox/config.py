@@ -124,6 +124,11 @@ class Config:
     """Fused driver: split the envs across this many local devices (data parallel, one set of parameters;
     --num-envs must divide by it). On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N."""
 
+    distributed: bool = False
+    """Fused driver over several processes (hosts): call jax.distributed.initialize() first. Under Slurm it
+    reads the job; elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID in
+    each process. --devices then counts every process's devices; process 0 writes the run folder."""
+
     ray: str | None = None
     """Host driver on Ray (pip install "ppox[ray]"): 'local' starts Ray here, 'auto' or an address joins a
     cluster (ray start --head). Rollouts run in --workers actors, the learner in this process."""
@@ -340,6 +345,9 @@ def _validate(c: Config) -> None:
         need(c.driver != "fused", "--ray runs the host driver's rollouts on Ray; drop --driver fused")
         need(isinstance(c.workers, int) and c.num_envs % c.workers == 0,
              f"--num-envs {c.num_envs} must divide by --workers {c.workers} (each worker steps an equal share)")
+    if c.distributed:
+        need(c.driver != "host" and c.ray is None and is_jax_env(c.env),
+             "--distributed runs the fused driver across processes; it needs a JAX-native env (and no --ray)")
     if c.devices > 1:
         need(c.driver != "host" and is_jax_env(c.env),
              f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")

@@ -76,7 +76,45 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         config = config.replace(**overrides)
     if choose_driver(config, env) == "host":
         return _train_host(config, env if env is not None else config.env)
+    if config.distributed:
+        init_distributed()
+        if jax.process_index() != 0:  # one run folder, written by process 0
+            config = config.replace(save=False, progress=False)
     return _train_fused(config, make_run_path(config) if config.save else None)
+
+
+def init_distributed() -> None:
+    """jax.distributed.initialize() once: from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+    when set, else JAX's own cluster detection (Slurm, Open MPI, ...). CPUs talk through gloo."""
+    import os
+
+    from jax._src import distributed as _distributed
+
+    from ppox.config import ConfigError
+
+    if _distributed.global_state.client is not None:
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    try:
+        if "JAX_COORDINATOR_ADDRESS" in os.environ:
+            jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                                       num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                                       process_id=int(os.environ["JAX_PROCESS_ID"]))
+        else:
+            jax.distributed.initialize()
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ConfigError(f"--distributed: {err}. From Python, call ppox.init_distributed() first thing in the "
+                          "script; outside Slurm set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+                          "JAX_PROCESS_ID in every process") from None
+
+
+def _all_agree(flag: bool, distributed: bool) -> bool:
+    """True if any process says so (one tiny collective per call when distributed)."""
+    if not distributed:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
 def resume(run_path, env: Any = None) -> TrainResult:
@@ -112,6 +150,10 @@ def resume(run_path, env: Any = None) -> TrainResult:
     checkpoint = (path, arrays, update, meta)
     if meta["driver"] == "host":
         return _train_host(config, env if env is not None else config.env, run_path, checkpoint)
+    if config.distributed:  # every process reads the checkpoint (a shared file system); process 0 writes
+        init_distributed()
+        if jax.process_index() != 0:
+            return _train_fused(config.replace(save=False, progress=False), None, checkpoint)
     return _train_fused(config, run_path, checkpoint)
 
 
@@ -150,11 +192,15 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
         return n
 
     def save(done: int) -> None:
+        state = runner
+        if config.distributed:  # every process joins the gather; process 0 writes
+            state = jax.jit(lambda r: r, out_shardings=jax.sharding.NamedSharding(
+                device_mesh(config.devices), jax.sharding.PartitionSpec()))(runner)
         if run_path is not None:
             so_far = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
-            seeds = [jax.tree_util.tree_map(lambda x, i=i: x[i], (runner.params, runner.obs_stats))
+            seeds = [jax.tree_util.tree_map(lambda x, i=i: x[i], (state.params, state.obs_stats))
                      for i in range(config.seeds)]
-            _save_checkpoint(run_path, done, runner, so_far, config, fused.spec, "fused",
+            _save_checkpoint(run_path, done, state, so_far, config, fused.spec, "fused",
                              wall_before + time.perf_counter() - start, policies=seeds)
 
     try:
@@ -169,14 +215,15 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
                 end = done + n
                 checkpoint_due = bool(every) and end % every == 0
                 last = end == config.num_updates
-                ahead = not (last or checkpoint_due or stop.requested)
+                stopping = _all_agree(stop.requested, config.distributed)  # every process takes the same path
+                ahead = not (last or checkpoint_due or stopping)
                 if ahead:
                     n_next = plan(end)
                     next_runner, upcoming = run_chunk(runner, n_next)
                 metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
                 now = time.perf_counter()
-                if measured:  # the first chunk's time includes compilation
-                    seconds_per_update = (now - tick) / n
+                if measured and not config.distributed:  # the first chunk's time includes compilation;
+                    seconds_per_update = (now - tick) / n  # distributed: fixed sizes, the same in every process
                 measured += 1
                 log.write(metrics, done, n * config.batch_size / (now - tick))
                 tick, done = now, end
@@ -185,11 +232,11 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
                 if ahead:
                     runner, pending, n = next_runner, upcoming, n_next
                     continue
-                if checkpoint_due or stop.requested or last:
+                if checkpoint_due or stopping or last:
                     save(done)
                 if last:
                     break
-                if stop.requested:
+                if stopping:
                     interrupted = True
                     break
                 n = plan(done)
@@ -340,6 +387,7 @@ def graph_config(config: Config) -> Config:
     """The config with the fields that do not change the compiled program set to fixed values."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
                           checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
+    # (distributed stays: it changes how the program is laid out)
 
 
 @functools.lru_cache(maxsize=8)
