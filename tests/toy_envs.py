@@ -105,7 +105,8 @@ class NanRewardAfter(gym.Env):
 
 
 class CrashOnce(gym.Env):
-    """CartPole-like stand-in whose process dies (os._exit) at step ``at``, once: the marker file records it."""
+    """A small env whose process dies (os._exit) at step ``at``, once across all its copies: the marker file
+    records it."""
 
     observation_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = spaces.Discrete(2)
@@ -121,7 +122,11 @@ class CrashOnce(gym.Env):
         import os
 
         self.t += 1
-        if self.t == self.at and not os.path.exists(self.marker):
-            open(self.marker, "w").close()
-            os._exit(1)  # the whole worker process dies, as on a crash or a lost machine
+        if self.t == self.at:
+            try:  # O_EXCL: of the workers that get here together, exactly one creates the marker and dies
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)  # the whole worker process dies, as on a crash or a lost machine
         return np.full(2, 0.1 * (action - 0.5), np.float32), 1.0, False, self.t % 20 == 0, {}
