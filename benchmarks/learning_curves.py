@@ -24,15 +24,11 @@ import ppox  # noqa: E402
 OUT = Path(__file__).resolve().parents[1] / "docs" / "curves"
 
 
-def smoothed_returns(result, window: int = 10) -> np.ndarray:
+def smoothed_returns(result) -> np.ndarray:
     """[seeds, updates]: episode-weighted mean return over a trailing window of updates."""
-    r = np.nan_to_num(result.metrics["episode_return"].astype(np.float64))
-    c = result.metrics["episode_count"].astype(np.float64)
-    kernel = np.ones(window)
-    num = np.array([np.convolve(x, kernel)[: len(x)] for x in r * c])
-    den = np.array([np.convolve(x, kernel)[: len(x)] for x in c])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+    from ppox.ladder import smoothed
+
+    return smoothed(result.metrics["episode_return"], result.metrics["episode_count"])
 
 
 def main() -> None:

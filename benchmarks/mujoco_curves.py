@@ -74,22 +74,18 @@ def train_one(env: str, seed: int, timesteps: int, num_updates: int) -> dict:
     return {"path": path, "wall_s": wall}
 
 
-def episode_curve(m: dict[str, np.ndarray], window: int = 10) -> np.ndarray:
-    """Episode-weighted mean return over a trailing window of updates."""
-    r, c = np.nan_to_num(m["episode_return"]), np.nan_to_num(m["episode_count"])
-    kernel = np.ones(window)
-    num, den = np.convolve(r * c, kernel)[: len(r)], np.convolve(c, kernel)[: len(c)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+def episode_curve(m: dict[str, np.ndarray]) -> np.ndarray:
+    """Episode-weighted mean return over a trailing window of updates (ppox.ladder.smoothed, one seed)."""
+    from ppox.ladder import smoothed
+
+    return smoothed(m["episode_return"][None], m["episode_count"][None])[0]
 
 
 def final_return(m: dict[str, np.ndarray]) -> float:
-    """Mean return of the episodes that ended in the last tenth of the updates (as ppox reports it)."""
-    n = len(m["update"])
-    tail = max(1, int(round(n * 0.1)))
-    r, c = m["episode_return"][-tail:], m["episode_count"][-tail:]
-    ok = c > 0
-    return float((r[ok] * c[ok]).sum() / c[ok].sum())
+    """Mean return of the episodes that ended in the last tenth of the updates (ppox's own definition)."""
+    from ppox.training import final_return as ppox_final_return
+
+    return float(ppox_final_return({k: m[k][None] for k in ("episode_return", "episode_count")})[0])
 
 
 def main() -> None:

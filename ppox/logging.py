@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import queue
@@ -153,9 +154,7 @@ def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
     rows = []
     if path.exists():
         with open(path, newline="") as f:
-            rows = [r for r in csv.reader(f)][1:]
-    import io
-
+            rows = list(csv.reader(f))[1:]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(header)

@@ -76,11 +76,16 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         config = config.replace(**overrides)
     if choose_driver(config, env) == "host":
         return _train_host(config, env if env is not None else config.env)
-    if config.distributed:
-        init_distributed()
-        if jax.process_index() != 0:  # one run folder, written by process 0
-            config = config.replace(save=False, progress=False)
+    config = _for_this_process(config)
     return _train_fused(config, make_run_path(config) if config.save else None)
+
+
+def _for_this_process(config: Config) -> Config:
+    """Under --distributed, join the processes; all but process 0 train without writing (one run folder)."""
+    if not config.distributed:
+        return config
+    init_distributed()
+    return config if jax.process_index() == 0 else config.replace(save=False, progress=False)
 
 
 def init_distributed() -> None:
@@ -150,11 +155,8 @@ def resume(run_path, env: Any = None) -> TrainResult:
     checkpoint = (path, arrays, update, meta)
     if meta["driver"] == "host":
         return _train_host(config, env if env is not None else config.env, run_path, checkpoint)
-    if config.distributed:  # every process reads the checkpoint (a shared file system); process 0 writes
-        init_distributed()
-        if jax.process_index() != 0:
-            return _train_fused(config.replace(save=False, progress=False), None, checkpoint)
-    return _train_fused(config, run_path, checkpoint)
+    config = _for_this_process(config)  # distributed: every process reads the checkpoint (a shared file system)
+    return _train_fused(config, run_path if config.save else None, checkpoint)
 
 
 def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> TrainResult:
@@ -191,16 +193,20 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
             n = min(n, every - begin % every)
         return n
 
+    def joined() -> dict[str, np.ndarray]:
+        """The metrics of every update so far, [seeds, updates]."""
+        return {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
+
+    # distributed: every process joins this gather of the env-sharded state before process 0 writes it
+    gather = jax.jit(lambda r: r, out_shardings=jax.sharding.NamedSharding(
+        device_mesh(config.devices), jax.sharding.PartitionSpec())) if config.distributed else None
+
     def save(done: int) -> None:
-        state = runner
-        if config.distributed:  # every process joins the gather; process 0 writes
-            state = jax.jit(lambda r: r, out_shardings=jax.sharding.NamedSharding(
-                device_mesh(config.devices), jax.sharding.PartitionSpec()))(runner)
+        state = gather(runner) if gather is not None else runner
         if run_path is not None:
-            so_far = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
             seeds = [jax.tree_util.tree_map(lambda x, i=i: x[i], (state.params, state.obs_stats))
                      for i in range(config.seeds)]
-            _save_checkpoint(run_path, done, state, so_far, config, fused.spec, "fused",
+            _save_checkpoint(run_path, done, state, joined(), config, fused.spec, "fused",
                              wall_before + time.perf_counter() - start, policies=seeds)
 
     try:
@@ -210,7 +216,7 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
             # Every update runs the same compiled body whatever the chunk sizes, so results do not depend on them.
             n = plan(first)
             runner, pending = run_chunk(runner, n)
-            tick, done, measured = time.perf_counter(), first, 0
+            tick, done = time.perf_counter(), first
             while True:
                 end = done + n
                 checkpoint_due = bool(every) and end % every == 0
@@ -222,9 +228,8 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
                     next_runner, upcoming = run_chunk(runner, n_next)
                 metrics = {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}
                 now = time.perf_counter()
-                if measured and not config.distributed:  # the first chunk's time includes compilation;
+                if done > first and not config.distributed:  # the first chunk's time includes compilation;
                     seconds_per_update = (now - tick) / n  # distributed: fixed sizes, the same in every process
-                measured += 1
                 log.write(metrics, done, n * config.batch_size / (now - tick))
                 tick, done = now, end
                 chunks.append(metrics)
@@ -245,7 +250,7 @@ def _train_fused(config: Config, run_path: Path | None, checkpoint=None) -> Trai
     finally:
         log.close()
     wall = wall_before + time.perf_counter() - start
-    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in METRICS}
+    metrics = joined()
     params, obs_stats = jax.device_get((runner.params, runner.obs_stats))
     result = TrainResult(config, fused.spec, params, obs_stats, metrics, wall, run_path, interrupted=interrupted)
     return _finish(result, log)
@@ -338,19 +343,18 @@ class StopOnSignal:
 
 
 def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=None) -> TrainResult:
-    from ppox.drivers.host import train_host
-    from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
-
     import gymnasium as gym
 
     from ppox.config import ConfigError
+    from ppox.drivers.host import train_host
+    from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
 
-    if config.eval_episodes and isinstance(env, gym.Env):
+    if isinstance(env, gym.Env) and config.eval_episodes:
         raise ConfigError("--eval-episodes needs a fresh env to evaluate on: pass a factory (a function returning a "
                           "new env) or an id instead of an env instance")
-    start = time.perf_counter()
-    if config.ray is not None and isinstance(env, gym.Env):
+    if isinstance(env, gym.Env) and config.ray is not None:
         raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
+    start = time.perf_counter()
     # bad envs and spaces fail here, before any output (on Ray, one env here only reads the spaces)
     venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec)
     try:
@@ -361,7 +365,7 @@ def _train_host(config: Config, env, run_path: Path | None = None, checkpoint=No
         try:
             with StopOnSignal() as stop:
                 spec, params, obs_stats, metrics, interrupted = train_host(config, venv, log, run_path, checkpoint, stop,
-                                                                           eval_env=env)
+                                                                           env=env)
         finally:
             log.close()
     finally:

@@ -231,13 +231,14 @@ class Collector:
         return buffers, finished_returns, finished_lengths
 
 
-def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None, eval_env=None):
+def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=None, env=None):
     """Train on a Gymnasium vector env (see make_vector_env).
 
     Returns (spec, params, obs_stats, metrics [1, U], interrupted). With ``run_path``, checkpoints
     the learner every ``config.checkpoint_every`` steps, at the end, and when ``stop.requested``
     (set by a signal) before stopping. ``checkpoint`` = (path, arrays, update, meta) resumes one:
-    the learner state exactly, the envs from a fresh reset."""
+    the learner state exactly, the envs from a fresh reset. ``env``: what ``venv`` was made from (an id or
+    a factory), for Ray workers and evaluation episodes."""
     from ppox.checkpoint import checkpoint_metrics, restore_state
     from ppox.training import _check_finite_metrics, _checkpoint_interval, _save_checkpoint, graph_config
 
@@ -247,13 +248,15 @@ def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=N
     if config.ray is not None:
         from ppox.drivers.ray_rollouts import RayRollouts
 
-        source = RayRollouts(config, spec, eval_env if eval_env is not None else config.env)
+        source = RayRollouts(config, spec, env if env is not None else config.env)
     else:
         source = Collector(config, spec, venv, network, rng, seed=config.seed)
     obs = source.first_obs()
     params, opt_state, obs_stats, scaler, key = init(config.seed, obs)
     first, wall_before = 0, 0.0
     history = {name: np.full(config.num_updates, np.nan, np.float32) for name in METRIC_NAMES}
+    if config.ray is not None:
+        history["worker_restarts"] = np.zeros(config.num_updates, np.float32)
     if checkpoint is not None:
         path, arrays, first, meta = checkpoint
         state = restore_state(arrays, {"learner": (params, opt_state, obs_stats, scaler, key)}, path)
@@ -272,42 +275,44 @@ def train_host(config: Config, venv, log, run_path=None, checkpoint=None, stop=N
             _save_checkpoint(run_path, done, {"learner": (params, opt_state, obs_stats, scaler, key)},
                              {k: v[None, :done] for k, v in history.items()}, config, spec, "host",
                              wall_before + time.perf_counter() - start, {"numpy_rng": rng.bit_generator.state},
-                             policies=[(params, obs_stats)], eval_env=eval_env if not isinstance(eval_env, str) else None)
+                             policies=[(params, obs_stats)], eval_env=None if isinstance(env, str) else env)
     logged, tick, pending = first, time.perf_counter(), []
     interrupted = False
 
-    for update in range(first, config.num_updates):
-        buffers, finished_returns, finished_lengths = source.collect(params, obs_stats)
-        _check_finite(buffers, update)
-        params, opt_state, obs_stats, scaler, key, metrics = learn(params, opt_state, obs_stats, scaler, buffers,
-                                                                  key, update)
-        pending.append(metrics)  # fetched with the next log write: no extra wait per update
-        history["episode_count"][update] = len(finished_returns)
+    try:
+        for update in range(first, config.num_updates):
+            buffers, finished_returns, finished_lengths = source.collect(params, obs_stats)
+            _check_finite(buffers, update)
+            params, opt_state, obs_stats, scaler, key, metrics = learn(params, opt_state, obs_stats, scaler, buffers,
+                                                                      key, update)
+            pending.append(metrics)  # fetched with the next log write: no extra wait per update
+            history["episode_count"][update] = len(finished_returns)
+            if config.ray is not None:
+                history["worker_restarts"][update] = source.restarts
+            history["episode_return"][update] = np.mean(finished_returns) if finished_returns else np.nan
+            history["episode_length"][update] = np.mean(finished_lengths) if finished_lengths else np.nan
+            done = update + 1
+            checkpoint_due = every and done % every == 0
+            stopping = stop is not None and stop.requested
+            if done - logged >= LOG_EVERY or done == config.num_updates or checkpoint_due or stopping:
+                for i, metrics in enumerate(jax.device_get(pending)):
+                    for name, value in metrics.items():
+                        history[name][logged + i] = value
+                pending = []
+                now = time.perf_counter()
+                recent = {k: v[None, logged:done] for k, v in history.items()}
+                log.write(recent, logged, (done - logged) * config.batch_size / (now - tick))
+                _check_finite_metrics(recent, logged)
+                logged, tick = done, now
+            if checkpoint_due or stopping or done == config.num_updates:
+                save(done)
+            if stopping and done < config.num_updates:
+                interrupted = True
+                history = {k: v[:done] for k, v in history.items()}
+                break
+    finally:
         if config.ray is not None:
-            history.setdefault("worker_restarts", np.zeros(config.num_updates, np.float32))[update] = source.restarts
-        history["episode_return"][update] = np.mean(finished_returns) if finished_returns else np.nan
-        history["episode_length"][update] = np.mean(finished_lengths) if finished_lengths else np.nan
-        done = update + 1
-        checkpoint_due = every and done % every == 0
-        stopping = stop is not None and stop.requested
-        if done - logged >= LOG_EVERY or done == config.num_updates or checkpoint_due or stopping:
-            for i, metrics in enumerate(jax.device_get(pending)):
-                for name, value in metrics.items():
-                    history[name][logged + i] = value
-            pending = []
-            now = time.perf_counter()
-            log.write({k: v[None, logged:done] for k, v in history.items()}, logged,
-                      (done - logged) * config.batch_size / (now - tick))
-            _check_finite_metrics({k: v[None, logged:done] for k, v in history.items()}, logged)
-            logged, tick = done, now
-        if checkpoint_due or stopping or done == config.num_updates:
-            save(done)
-        if stopping and done < config.num_updates:
-            interrupted = True
-            history = {k: v[:done] for k, v in history.items()}
-            break
-    if config.ray is not None:
-        source.close()
+            source.close()  # the Ray actors go, whatever stopped the loop
     add_seed_axis = lambda x: np.asarray(x)[None]  # noqa: E731
     return (spec, jax.tree_util.tree_map(add_seed_axis, jax.device_get(params)),
             jax.tree_util.tree_map(add_seed_axis, jax.device_get(obs_stats)),

@@ -71,9 +71,9 @@ class RayRollouts:
         self.per_worker = config.num_envs // config.workers
         self.restarts = 0
         self._remote = ray.remote(num_cpus=1)(RolloutWorker)
-        self.workers = [self._start(w, config.seed + w * self.per_worker) for w in range(config.workers)]
+        self.workers = [self._start(config.seed + w * self.per_worker) for w in range(config.workers)]
 
-    def _start(self, index: int, seed: int):
+    def _start(self, seed: int):
         return self._remote.options(max_restarts=0).remote(self.config.to_json(), self.env, self.per_worker, seed)
 
     def first_obs(self) -> np.ndarray:
@@ -98,7 +98,7 @@ class RayRollouts:
                 except (self.ray.exceptions.RayActorError, self.ray.exceptions.WorkerCrashedError):
                     self.restarts += 1  # replace the worker: fresh envs with a new seed, same share
                     seed = self.config.seed + i * self.per_worker + 1_000_003 * self.restarts
-                    self.workers[i] = self._start(i, seed)
+                    self.workers[i] = self._start(seed)
                     futures[i] = self.workers[i].collect.remote(weights)
         rollout = Rollout(*(np.concatenate([p[0][k] for p in parts], axis=1) for k in range(len(Rollout._fields))))
         returns = [r for p in parts for r in p[1]]
