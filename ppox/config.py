@@ -286,9 +286,10 @@ def _validate(c: Config) -> None:
         value = getattr(c, name)
         need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
              f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-    need(c.batch_size % c.num_minibatches == 0,
-         f"num_envs * num_steps = {c.batch_size} does not divide into --num-minibatches {c.num_minibatches}; "
-         f"choose a number of minibatches that divides {c.batch_size} (e.g. {_divisor_near(c.batch_size, c.num_minibatches)})")
+    if c.batch_size % c.num_minibatches:  # (the suggestion is only worked out when it is needed)
+        need(False, f"num_envs * num_steps = {c.batch_size} does not divide into --num-minibatches "
+                    f"{c.num_minibatches}; choose a number of minibatches that divides {c.batch_size} "
+                    f"(e.g. {_divisor_near(c.batch_size, c.num_minibatches)})")
     need(c.total_timesteps >= c.batch_size,
          f"--total-timesteps {c.total_timesteps} is less than one rollout (num_envs * num_steps = {c.batch_size}); "
          f"raise --total-timesteps or lower --num-envs/--num-steps")
@@ -357,9 +358,14 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _divisor_near(n: int, target: int) -> int:
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    return min(divisors, key=lambda d: (abs(d - target), d))
+def _divisor_near(n: int, target: int, tries: int = 100_000) -> int:
+    """The divisor of n nearest to target (the smaller on a tie), looking at most ``tries`` steps away;
+    1 if none is that near (any n, however large, is answered at once)."""
+    for k in range(tries):
+        for d in (target - k, target + k):
+            if 1 <= d <= n and n % d == 0:
+                return d
+    return 1
 
 
 def closest(name: str, choices) -> list[str]:

@@ -84,3 +84,13 @@ def test_every_field_is_used():
     sources = "\n".join(p.read_text() for p in PPOX.rglob("*.py"))
     unused = [f.name for f in dataclasses.fields(Config) if not re.search(rf"(config|self)\.{f.name}\b", sources)]
     assert unused == []
+
+
+def test_divisor_suggestion_is_instant_for_huge_batches():
+    """Found by the CLI fuzz test: the suggestion used to enumerate every divisor of the batch size."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"does not divide into --num-minibatches 7; .* \(e\.g\. \d+\)"):
+        Config(num_envs=10**12, num_steps=10**12 + 1, num_minibatches=7, total_timesteps=10**25)
+    assert time.perf_counter() - start < 2.0
