@@ -64,11 +64,11 @@ def main():
     import gymnasium as gym
     import jax
     import ppox
-    from ppox.training import choose_driver
+    from ppox.envs.registry import driver_for
 
     total = args.total_timesteps or TASKS[args.env]["total_timesteps"]
     cfg = make_config(args.env, args.seed, total)
-    assert choose_driver(cfg) == "host", choose_driver(cfg)
+    assert driver_for(cfg.env, cfg.driver, cfg.ray) == "host", cfg.driver
     bad = mismatches(cfg, TASKS[args.env])
     if bad:
         print(f"[ppox] config differs from the benchmark's hyperparameters: {bad}", file=sys.stderr)

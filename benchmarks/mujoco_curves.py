@@ -83,7 +83,7 @@ def episode_curve(m: dict[str, np.ndarray]) -> np.ndarray:
 
 def final_return(m: dict[str, np.ndarray]) -> float:
     """Mean return of the episodes that ended in the last tenth of the updates (ppox's own definition)."""
-    from ppox.training import final_return as ppox_final_return
+    from ppox.metrics import final_return as ppox_final_return
 
     return float(ppox_final_return({k: m[k][None] for k in ("episode_return", "episode_count")})[0])
 

@@ -30,15 +30,16 @@ def collection_rate(workers: int, collects: int) -> float:
     from ppox.drivers.host import build_learner
     from ppox.drivers.ray_rollouts import RayRollouts
     from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
-    from ppox.training import graph_config
+    from ppox.config import program_config
 
     config = ppox.Config.preset("HalfCheetah-v5", num_envs=workers, ray="local", workers=workers)
     probe = make_vector_env("HalfCheetah-v5", 1, "sync")
     spec = spec_from_spaces(probe.single_observation_space, probe.single_action_space)
     probe.close()
-    _, _, init, _ = build_learner(graph_config(config), spec)
+    _, init, _ = build_learner(program_config(config), spec)
     source = RayRollouts(config, spec, "HalfCheetah-v5")
-    params, _, obs_stats, _, _ = init(0, source.first_obs())
+    learner = init(0, source.first_obs())
+    params, obs_stats = learner.params, learner.obs_stats
     params, obs_stats = jax.device_get((params, obs_stats))
     source.collect(params, obs_stats)  # warm-up: worker start, first calls
     start = time.perf_counter()

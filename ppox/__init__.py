@@ -6,11 +6,13 @@
     actions = policy.act(observations)
 """
 
-__version__ = "0.1.0"
+from ppox._version import __version__
+from ppox.config import Config
+from ppox.drivers.fused_program import make_train
+from ppox.errors import ConfigError
+from ppox.evaluate import evaluate
+from ppox.policy import Policy, load
+from ppox.training import TrainResult, init_distributed, resume, train
 
-from ppox.config import Config, ConfigError  # noqa: E402
-from ppox.policy import Policy, load  # noqa: E402
-from ppox.training import TrainResult, init_distributed, resume, train  # noqa: E402
-from ppox.drivers.fused import make_train  # noqa: E402
-
-__all__ = ["Config", "ConfigError", "Policy", "TrainResult", "load", "init_distributed", "make_train", "resume", "train", "__version__"]
+__all__ = ["Config", "ConfigError", "Policy", "TrainResult", "evaluate", "load", "init_distributed", "make_train",
+           "resume", "train", "__version__"]

@@ -9,22 +9,23 @@ the same folder, fsync, then rename, so a crash never leaves a half-written file
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+from safetensors import safe_open
+from safetensors.numpy import save
+
+from ppox._version import __version__
+from ppox.errors import CheckpointError, check_finite
+from ppox.files import atomic_write_bytes
 
 FORMAT = "ppox-policy"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file that cannot be loaded as a ppox policy; the message says why."""
 
 
 def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
@@ -37,29 +38,8 @@ def unflatten(arrays: dict[str, np.ndarray], prefix: str):
     return traverse_util.unflatten_dict({k[len(start):]: v for k, v in arrays.items() if k.startswith(start)}, sep="/")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_policy(path, params, obs_stats, config_dict: dict, spec_dict: dict, extra: dict | None = None) -> Path:
     """Write params (seed-stacked pytree) and observation statistics to ``path`` atomically."""
-    from safetensors.numpy import save
-
-    from ppox import __version__
-
     arrays = {**flatten(params, "params"), **flatten(obs_stats, "obs_stats")}
     metadata = {
         "format": FORMAT,
@@ -77,8 +57,6 @@ def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str)
     """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError.
 
     safetensors reads a JSON header and raw arrays only: nothing in the file is ever executed."""
-    from safetensors import safe_open
-
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     try:
@@ -116,6 +94,16 @@ CHECKPOINT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 
 
+class Checkpoint(NamedTuple):
+    """A training checkpoint as read back: its file, its arrays (state and metrics), the number of
+    updates done when it was written, and its JSON metadata (config, driver, wall time, ...)."""
+
+    path: Path
+    arrays: dict[str, np.ndarray]
+    update: int
+    meta: dict
+
+
 def _leaf_names(tree) -> list[str]:
     paths = jax.tree_util.tree_flatten_with_path(tree)[0]
     return ["state" + jax.tree_util.keystr(path) for path, _ in paths]
@@ -129,19 +117,11 @@ def save_checkpoint(run_path, update: int, state, metrics: dict[str, np.ndarray]
     pytree paths, and loading puts them back into a template of the same structure, so nothing
     but arrays and JSON is ever read. ``metrics`` are the per-update metrics so far [seeds, update].
     """
-    from safetensors.numpy import save
-
-    from ppox import __version__
-
     folder = Path(run_path) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     leaves = jax.device_get(jax.tree_util.tree_leaves(state))
-    for name, leaf in zip(_leaf_names(state), leaves):
-        leaf = np.asarray(leaf)
-        if np.issubdtype(leaf.dtype, np.floating) and not np.isfinite(leaf).all():
-            raise FloatingPointError(f"non-finite values in {name} after update {update}; training stopped, the "
-                                     "last good checkpoint is kept")
     arrays = {name: np.ascontiguousarray(np.asarray(leaf)) for name, leaf in zip(_leaf_names(state), leaves)}
+    check_finite({f"values in {name}": leaf for name, leaf in arrays.items()}, lambda _: f"after update {update}")
     arrays.update({f"metrics/{k}": np.ascontiguousarray(v) for k, v in metrics.items()})
     metadata = {"format": CHECKPOINT_FORMAT, "format_version": str(CHECKPOINT_VERSION), "ppox_version": __version__,
                 "update": str(update), "meta": json.dumps(meta)}
@@ -158,18 +138,41 @@ def list_checkpoints(run_path) -> list[Path]:
     return sorted(folder.glob("update_*.safetensors")) if folder.is_dir() else []
 
 
-def read_checkpoint(path) -> tuple[dict[str, np.ndarray], int, dict]:
-    """(arrays, update, meta) of a checkpoint file, or CheckpointError saying what is wrong with it."""
+def read_checkpoint(path) -> Checkpoint:
+    """The checkpoint in a file, or CheckpointError saying what is wrong with it."""
     path = Path(path)
     arrays, metadata = _read_safetensors(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint", "checkpoint")
     try:
-        return arrays, int(metadata["update"]), json.loads(metadata["meta"])
+        return Checkpoint(path, arrays, int(metadata["update"]), json.loads(metadata["meta"]))
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({err})") from None
 
 
-def restore_state(arrays: dict[str, np.ndarray], template, path) -> Any:
+def read_newest_checkpoint(run_path) -> Checkpoint:
+    """The run's newest loadable checkpoint; a damaged one falls back to the one before (said on stderr)."""
+    run_path = Path(run_path)
+    if not run_path.is_dir():
+        raise CheckpointError(f"{run_path}: no such run folder")
+    files = list_checkpoints(run_path)
+    if not files:
+        raise CheckpointError(f"{run_path}: the run has no checkpoints to resume from")
+    problems = []
+    for path in reversed(files):  # newest first
+        try:
+            checkpoint = read_checkpoint(path)
+            break
+        except CheckpointError as err:
+            problems.append(str(err))
+    else:
+        raise CheckpointError("no loadable checkpoint: " + "; ".join(problems))
+    for problem in problems:
+        print(f"ppox: skipped a damaged checkpoint: {problem}", file=sys.stderr)
+    return checkpoint
+
+
+def restore_state(checkpoint: Checkpoint, template) -> Any:
     """Put a checkpoint's arrays into ``template``'s structure, checking every name, shape and dtype."""
+    arrays, path = checkpoint.arrays, checkpoint.path
     names = _leaf_names(template)
     leaves, treedef = jax.tree_util.tree_flatten(template)
     restored = []
@@ -189,5 +192,18 @@ def restore_state(arrays: dict[str, np.ndarray], template, path) -> Any:
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
-def checkpoint_metrics(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k[len("metrics/"):]: v for k, v in arrays.items() if k.startswith("metrics/")}
+def checkpoint_metrics(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
+    """The per-update metrics saved with a checkpoint, name -> [seeds, update]."""
+    return {k[len("metrics/"):]: v for k, v in checkpoint.arrays.items() if k.startswith("metrics/")}
+
+
+def keep_if_best(run_path, checkpoint_file: Path, update: int, eval_return: float) -> bool:
+    """Copy ``checkpoint_file`` to checkpoints/best.safetensors if its evaluation beats the best so far
+    (recorded in checkpoints/best.json); True if it did."""
+    best = Path(run_path) / CHECKPOINT_DIR / "best.json"
+    previous = json.loads(best.read_text())["eval_return"] if best.exists() else -float("inf")
+    if eval_return <= previous:
+        return False
+    atomic_write_bytes(best.with_suffix(".safetensors"), Path(checkpoint_file).read_bytes())
+    atomic_write_bytes(best, json.dumps({"update": update, "eval_return": eval_return}).encode())
+    return True

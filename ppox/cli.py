@@ -1,14 +1,20 @@
-"""The command line: ``ppox train [FLAGS]``, ``ppox envs``.
+"""The command line: ``ppox train [FLAGS]``, ``ppox eval``, ``ppox envs``, ``ppox ladder``, ``ppox plot``, ...
 
 ``ppox train`` is the Config dataclass turned into flags by tyro; the defaults shown are the
 preset of the chosen ``--env``. Bad input is a one-line error and exit code 2.
+
+Each command imports the ppox modules it needs when it runs (JAX, gymnax, matplotlib and friends take
+seconds to import), so that ``ppox --help`` and a mistyped command answer at once: the one place in ppox
+where imports sit inside functions for another reason than an optional dependency.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
+from pathlib import Path
 
 import tyro
 
@@ -64,9 +70,6 @@ def enable_compilation_cache() -> None:
 
     The folder is $PPOX_CACHE_DIR (default ~/.cache/ppox/xla); an empty PPOX_CACHE_DIR turns it off.
     """
-    import os
-    from pathlib import Path
-
     folder = os.environ.get("PPOX_CACHE_DIR", str(Path.home() / ".cache" / "ppox" / "xla"))
     if not folder:
         return
@@ -77,12 +80,10 @@ def enable_compilation_cache() -> None:
 
 
 def train_command(args: list[str]) -> int:
-    import tyro
-
     from ppox.config import Config, ConfigError
 
     if "--distributed" in args:  # before anything touches JAX's backend (importing gymnax does)
-        from ppox.training import init_distributed
+        from ppox.drivers.distributed import init_distributed
 
         try:
             init_distributed()
@@ -108,8 +109,7 @@ def train_command(args: list[str]) -> int:
 
 def _train_and_report(start, *args) -> int:
     """Run ``start(*args)`` (train or resume) and print the summary; errors as one line."""
-    from ppox.checkpoint import CheckpointError
-    from ppox.config import ConfigError
+    from ppox.errors import CheckpointError, ConfigError
 
     enable_compilation_cache()
     try:
@@ -155,12 +155,9 @@ def _report(result) -> int:
 
 
 def eval_command(args: list[str]) -> int:
-    from ppox.checkpoint import CheckpointError
-    from ppox.config import ConfigError
+    from ppox.errors import CheckpointError, ConfigError
 
     opts = tyro.cli(Eval, args=args, prog="ppox eval")
-    from pathlib import Path
-
     from ppox.evaluate import evaluate
     from ppox.policy import load
 
@@ -185,17 +182,14 @@ def eval_command(args: list[str]) -> int:
 
 
 def envs_command(args: list[str]) -> int:
-    from ppox.config import PRESETS
-    from ppox.envs import JAX_ENV_IDS
+    from ppox.envs.registry import JAX_ENV_IDS, gymnasium_ids, gymnax_ids
+    from ppox.presets import PRESETS
 
     if args:
         return _fail("envs", f"takes no arguments, got {' '.join(args)}")
     print("JAX-native (fused driver), with presets:")
     for env_id in JAX_ENV_IDS:
         print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
-    from ppox.envs import gymnax_ids
-    from ppox.envs.gym_envs import gymnasium_ids
-
     others = [e for e in gymnax_ids() if e not in JAX_ENV_IDS]
     print("other gymnax ids (default hyperparameters): " + ", ".join(others))
     print("Gymnasium ids (host driver; also any 'package.module:Class'): " + ", ".join(gymnasium_ids()))
@@ -261,8 +255,6 @@ def ladder_command(args: list[str]) -> int:
 
 
 def plot_command(args: list[str]) -> int:
-    from pathlib import Path
-
     from ppox.plots import plot_runs
 
     opts = tyro.cli(Plot, args=args, prog="ppox plot")
@@ -280,8 +272,6 @@ def plot_command(args: list[str]) -> int:
 
 
 def explain_command(args: list[str]) -> int:
-    from pathlib import Path
-
     from ppox.plots import explain_clip
 
     if not args or args[0] != "clip":
@@ -310,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        from ppox.config import closest
+        from ppox.errors import closest
 
         hint = closest(command, COMMANDS)
         return _fail(command, f"unknown command{'; did you mean ' + hint[0] + '?' if hint else ''}\n{USAGE}")

@@ -8,14 +8,15 @@ with a message that says what to change.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 from typing import Literal
 
+from ppox.envs.registry import check_env_id, driver_for, is_jax_env
+from ppox.errors import ConfigError
+from ppox.presets import PRESETS
 
-class ConfigError(Exception):
-    """A configuration value that cannot work; the message says what to change."""
+__all__ = ["Config", "ConfigError", "PRESETS", "program_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +182,11 @@ class Config:
     def num_updates(self) -> int:
         return self.total_timesteps // self.batch_size
 
+    @property
+    def updates_per_checkpoint(self) -> int:
+        """Updates between checkpoints: --checkpoint-every rounded up to whole updates (0: none but the last)."""
+        return math.ceil(self.checkpoint_every / self.batch_size) if self.checkpoint_every else 0
+
     # Construction ----------------------------------------------------------------------
     @classmethod
     def preset(cls, env: str = "CartPole-v1", **overrides) -> "Config":
@@ -204,84 +210,27 @@ class Config:
         return cls(**data)
 
 
-# Tuned starting points per environment (only the fields that differ from the defaults).
-PRESETS: dict[str, dict] = {
-    "CartPole-v1": {},
-    "Acrobot-v1": {"num_envs": 8},
-    "MountainCar-v0": {"num_envs": 16, "total_timesteps": 1_000_000, "norm_obs": True},
-    "Pendulum-v1": {
-        "total_timesteps": 200_000,
-        "num_envs": 8,
-        "num_steps": 256,
-        "update_epochs": 10,
-        "num_minibatches": 32,
-        "learning_rate": 1e-3,
-        "gamma": 0.9,
-        "ent_coef": 0.0,
-        "norm_obs": True,
-        "norm_reward": True,
-        "vf_clip_coef": None,
-    },
-    "MountainCarContinuous-v0": {
-        "total_timesteps": 1_000_000,
-        "num_envs": 8,
-        "num_steps": 256,
-        "update_epochs": 10,
-        "num_minibatches": 32,
-        "learning_rate": 3e-4,
-        "ent_coef": 0.0,
-        "norm_obs": True,
-        "norm_reward": True,
-    },
-}
-# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters.
-for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
-    PRESETS[_mujoco] = {
-        "total_timesteps": 1_000_000,
-        "num_envs": 1,
-        "num_steps": 2048,
-        "update_epochs": 10,
-        "num_minibatches": 32,
-        "learning_rate": 3e-4,
-        "ent_coef": 0.0,
-        "norm_obs": True,
-        "norm_reward": True,
-    }
-# Box2D (host driver, pip install "ppox[box2d]"): the RL Zoo's PPO hyperparameters for LunarLander, with
-# reward scaling and no value clipping (returns in the hundreds: a 0.2 clip on V starves the critic;
-# 1M steps, seeds 0-2: 103 with the clip and raw rewards, 264 / 262 / 270 like this).
-PRESETS["LunarLander-v3"] = {
-    "total_timesteps": 1_000_000,
-    "num_envs": 16,
-    "num_steps": 1024,
-    "update_epochs": 4,
-    "num_minibatches": 256,
-    "learning_rate": 3e-4,
-    "gamma": 0.999,
-    "gae_lambda": 0.98,
-    "ent_coef": 0.01,
-    "norm_reward": True,
-    "vf_clip_coef": None,
-}
-for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
-    PRESETS[f"{_game}-MinAtar"] = {
-        "total_timesteps": 2_000_000,
-        "num_envs": 64,
-        "num_steps": 128,
-        "learning_rate": 5e-4,
-        "num_minibatches": 8,
-        "activation": "relu",
-        "hidden_sizes": (256, 256),
-    }
+def program_config(config: Config) -> Config:
+    """The config with the fields that do not change the compiled program set to fixed values: runs that
+    differ only in those (seed, output, cadence) share one compilation. ``distributed`` stays: it changes
+    how the program is laid out."""
+    return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
+                          checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
 
 
 def _validate(c: Config) -> None:
-    from ppox.envs import check_env_id
+    """Every field checked, in the order the messages are most useful; the first problem is raised."""
+    _validate_sizes(c)
+    _validate_algorithm(c)
+    _validate_run(c)
 
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise ConfigError(message)
 
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _validate_sizes(c: Config) -> None:
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "seeds"):
         value = getattr(c, name)
         need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -293,6 +242,9 @@ def _validate(c: Config) -> None:
     need(c.total_timesteps >= c.batch_size,
          f"--total-timesteps {c.total_timesteps} is less than one rollout (num_envs * num_steps = {c.batch_size}); "
          f"raise --total-timesteps or lower --num-envs/--num-steps")
+
+
+def _validate_algorithm(c: Config) -> None:
     for name in ("learning_rate", "adam_eps"):
         value = getattr(c, name)
         need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
@@ -315,6 +267,9 @@ def _validate(c: Config) -> None:
          f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}")
     need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
     need(c.network in ("auto", "mlp", "cnn"), f"--network must be auto, mlp or cnn, got {c.network!r}")
+
+
+def _validate_run(c: Config) -> None:
     need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
     need(c.vec in ("sync", "async"), f"--vec must be sync or async, got {c.vec!r}")
     need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
@@ -332,13 +287,11 @@ def _validate(c: Config) -> None:
     need(isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
          f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
     check_env_id(c.env)
-    from ppox.envs import is_jax_env
-
+    fused = driver_for(c.env, c.driver, c.ray) == "fused"
     if c.driver == "fused":
         need(is_jax_env(c.env), f"--driver fused needs a JAX-native env; {c.env!r} is not one (use --driver host)")
     if c.seeds > 1:
-        need(c.driver != "host" and is_jax_env(c.env),
-             f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
+        need(fused, f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
              f"on the host driver run one process per seed (--seed S)")
     need(isinstance(c.workers, int) and not isinstance(c.workers, bool) and c.workers >= 1,
          f"--workers must be a positive integer, got {c.workers!r}")
@@ -347,11 +300,9 @@ def _validate(c: Config) -> None:
         need(isinstance(c.workers, int) and c.num_envs % c.workers == 0,
              f"--num-envs {c.num_envs} must divide by --workers {c.workers} (each worker steps an equal share)")
     if c.distributed:
-        need(c.driver != "host" and c.ray is None and is_jax_env(c.env),
-             "--distributed runs the fused driver across processes; it needs a JAX-native env (and no --ray)")
+        need(fused, "--distributed runs the fused driver across processes; it needs a JAX-native env (and no --ray)")
     if c.devices > 1:
-        need(c.driver != "host" and is_jax_env(c.env),
-             f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")
+        need(fused, f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")
 
 
 def _finite(x) -> bool:
@@ -366,9 +317,3 @@ def _divisor_near(n: int, target: int, tries: int = 100_000) -> int:
             if 1 <= d <= n and n % d == 0:
                 return d
     return 1
-
-
-def closest(name: str, choices) -> list[str]:
-    """Up to three names from ``choices`` closest to ``name`` (for 'did you mean' messages)."""
-    by_lower = {c.lower(): c for c in choices}
-    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]

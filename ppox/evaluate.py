@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.config import ConfigError
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
+from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.registry import gymnasium_ids, is_entry_point, is_jax_env
+from ppox.errors import ConfigError
 from ppox.policy import Policy
 
 
@@ -22,9 +26,6 @@ def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = False,
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
-    from ppox.envs import is_jax_env
-    from ppox.envs.gym_envs import gymnasium_ids, is_entry_point
-
     name = policy.config.env
     if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
         if video_folder is not None:
@@ -34,10 +35,6 @@ def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = False,
 
 
 def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder) -> np.ndarray:
-    import gymnasium as gym
-
-    from ppox.envs.gym_envs import ObsEncoder, action_start, env_factory
-
     if video_folder is not None:
         try:
             import moviepy  # noqa: F401  (RecordVideo writes mp4 files through it)
@@ -49,7 +46,6 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     else:
         single = env_factory(env)()
     encoder = ObsEncoder(single.observation_space)
-    offset = action_start(single.action_space)
     key = jax.random.PRNGKey(seed)
     returns = []
     try:
@@ -58,12 +54,8 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
             total, done = 0.0, False
             while not done:
                 key, act_key = jax.random.split(key)
-                action = policy.act(encoder(_batch(obs, single.observation_space)), deterministic=deterministic,
+                action = policy.act(encoder(batch_of_one(single.observation_space, obs)), deterministic=deterministic,
                                     key=act_key)[0]
-                if policy.spec.action_kind != "continuous":
-                    action = action + offset
-                else:
-                    action = action.reshape(single.action_space.shape)
                 obs, reward, terminated, truncated, _ = single.step(action)
                 total += float(reward)
                 done = terminated or truncated
@@ -73,19 +65,10 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     return np.asarray(returns)
 
 
-def _batch(obs, space):
-    from ppox.drivers.host import _batch_of_one
-
-    return _batch_of_one(space, obs)
-
-
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarray:
-    from ppox.envs import make_autoreset_step, make_gymnax
-
     env, params, _ = make_gymnax(policy.config.env)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
-    squeeze = policy.spec.action_kind == "continuous" and env.action_space(params).shape == ()
 
     @jax.jit
     def run(key):
@@ -96,8 +79,6 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarra
             obs, state, total, alive = carry
             act_key, env_key = jax.random.split(step_key)
             action = policy.act_jax(obs, act_key, deterministic)
-            if squeeze:
-                action = action[..., 0]
             obs, state, reward, terminated, truncated, _ = step(jax.random.split(env_key, (episodes, 2)), state,
                                                                 action)
             total = total + jnp.where(alive, reward, 0.0)

@@ -25,9 +25,12 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ppox.config import Config
-from ppox.plots import quiet_nan_warnings
+from ppox.envs.registry import driver_for
+from ppox.plots import pyplot, quiet_nan_warnings
+from ppox.training import train
 
 # steps-to-threshold defaults: the return at which an env counts as learned
 THRESHOLDS = {"CartPole-v1": 475.0, "Acrobot-v1": -100.0, "MountainCar-v0": -110.0, "Pendulum-v1": -300.0,
@@ -81,16 +84,13 @@ def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: int | None = None,
                threshold: float | None = None, progress: bool = True) -> Path:
     """Train every rung with ``seeds`` seeds; write the report folder and return its path."""
-    import ppox
-    from ppox.training import choose_driver
-
     preset = Config.preset(env, seeds=1, save=False, progress=False)
     if total_timesteps:
         preset = preset.replace(total_timesteps=total_timesteps)
     threshold = THRESHOLDS.get(env) if threshold is None else threshold
     out = Path(out) if out else Path("ladders") / f"{env}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    fused = choose_driver(preset) == "fused"
+    fused = driver_for(preset.env, preset.driver, preset.ray) == "fused"
     ladder = rungs(preset)
     results = []
     display = _Display(len(ladder), progress)
@@ -100,9 +100,9 @@ def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: i
             display.start(i, rung.name)
             start = time.perf_counter()
             if fused:
-                runs = [ppox.train(config.replace(seeds=seeds))]
+                runs = [train(config.replace(seeds=seeds))]
             else:  # the host driver trains one seed per run
-                runs = [ppox.train(config.replace(seed=preset.seed + s)) for s in range(seeds)]
+                runs = [train(config.replace(seed=preset.seed + s)) for s in range(seeds)]
             wall = time.perf_counter() - start
             metrics = {k: np.concatenate([r.metrics[k] for r in runs], axis=0) for k in runs[0].metrics}
             finals = np.concatenate([r.final_return() for r in runs])
@@ -120,8 +120,6 @@ class _Display:
     def __init__(self, total: int, enabled: bool):
         self.progress = None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self.progress = Progress(TextColumn("[bold]ladder"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.description}"), TimeElapsedColumn())
             self.task = self.progress.add_task("", total=total)
@@ -153,11 +151,23 @@ def steps_to(curve: np.ndarray, steps: np.ndarray, threshold: float | None):
 
 def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[dict],
                  threshold: float | None) -> Path:
-    from ppox.plots import _pyplot
-
-    plt = _pyplot()
+    """The report folder: curves.png/.svg, kl_and_clip_fraction.png/.svg, table.md, results.json, metrics.npz."""
     steps = (np.arange(results[0]["metrics"]["episode_return"].shape[1]) + 1) * preset.batch_size
-    # learning curves, one per rung, with 95% bands over seeds
+    rows = _plot_curves(out, env, seeds, results, steps, threshold)
+    drift = _plot_drift(out, results[5], results[6], steps)
+    _write_table(out, env, seeds, rows, drift, steps, threshold)
+    # every rung's per-update metrics [seeds, updates], for other plots (np.load(..., allow_pickle=False))
+    np.savez_compressed(out / "metrics.npz", **{f"rung{i + 1}/{k}": np.asarray(v, np.float32)
+                                                for i, res in enumerate(results) for k, v in res["metrics"].items()})
+    (out / "results.json").write_text(json.dumps(
+        {"env": env, "seeds": seeds, "total_timesteps": int(steps[-1]), "threshold": threshold,
+         "rungs": rows, "drift": drift, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
+    return out
+
+
+def _plot_curves(out: Path, env: str, seeds: int, results: list[dict], steps, threshold) -> list[dict]:
+    """Learning curves, one per rung, with 95% bands over seeds; returns the table's rows."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(12, 5.5))
     rows = []
     for res in results:
@@ -186,9 +196,12 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     for suffix in (".png", ".svg"):
         fig.savefig(out / f"curves{suffix}", dpi=120)
     plt.close(fig)
+    return rows
 
-    # how far the policy moves from the one that collected the batch: unclipped reuse vs the clip
-    unclipped, clipped = results[5], results[6]
+
+def _plot_drift(out: Path, unclipped: dict, clipped: dict, steps) -> dict:
+    """How far the policy moves from the one that collected the batch: unclipped reuse against the clip."""
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (name, title) in zip(axes, (("approx_kl", "approx KL(pi_old || pi) per update"),
                                         ("clip_fraction", "fraction of samples with |r - 1| > eps"))):
@@ -208,10 +221,12 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     for suffix in (".png", ".svg"):
         fig.savefig(out / f"kl_and_clip_fraction{suffix}", dpi=120)
     plt.close(fig)
-    drift = {res["rung"]: {"approx_kl_mean": float(np.nanmean(res["metrics"]["approx_kl"])),
-                           "clip_fraction_mean": float(np.nanmean(res["metrics"]["clip_fraction"]))}
-             for res in (unclipped, clipped)}
+    return {res["rung"]: {"approx_kl_mean": float(np.nanmean(res["metrics"]["approx_kl"])),
+                          "clip_fraction_mean": float(np.nanmean(res["metrics"]["clip_fraction"]))}
+            for res in (unclipped, clipped)}
 
+
+def _write_table(out: Path, env: str, seeds: int, rows: list[dict], drift: dict, steps, threshold) -> None:
     table = [f"# PPO ladder: {env}, {seeds} seeds per rung, {int(steps[-1]):,} steps each", "",
              f"Final return: mean return of the training episodes that ended in the last tenth of the run, "
              f"per seed; mean +- std over seeds. Steps to {threshold if threshold is not None else '-'}: first "
@@ -227,13 +242,6 @@ def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[
     for name, d in drift.items():
         table.append(f"| {name} | {d['approx_kl_mean']:.4f} | {d['clip_fraction_mean']:.3f} |")
     (out / "table.md").write_text("\n".join(table) + "\n")
-    # every rung's per-update metrics [seeds, updates], for other plots (np.load(..., allow_pickle=False))
-    np.savez_compressed(out / "metrics.npz", **{f"rung{i + 1}/{k}": np.asarray(v, np.float32)
-                                                for i, res in enumerate(results) for k, v in res["metrics"].items()})
-    (out / "results.json").write_text(json.dumps(
-        {"env": env, "seeds": seeds, "total_timesteps": int(steps[-1]), "threshold": threshold,
-         "rungs": rows, "drift": drift, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
-    return out
 
 
 def _jsonable(x):

@@ -122,8 +122,3 @@ class ActorCritic(nn.Module):
         if self.action_kind == "discrete":
             return Categorical(logits), value
         return MultiCategorical(logits, tuple(self.action_dims)), value
-
-
-def init_params(network: ActorCritic, key: jax.Array, obs_example: jax.Array):
-    """Initialise parameters from one example observation (without batch axis)."""
-    return network.init(key, jnp.asarray(obs_example)[None])

@@ -11,7 +11,11 @@ import math
 import warnings
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")  # no display needed; before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
 
 # metrics.csv column -> panel title, in the order the panels are drawn
 PANELS = {
@@ -25,12 +29,8 @@ PANELS = {
 }
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     return plt
 
 
@@ -53,7 +53,7 @@ def explain_clip(eps: float, out: Path) -> list[Path]:
     Dashed: the unclipped r A. Solid: min(r A, clip(r, 1-eps, 1+eps) A). Shaded: the trust band
     [1-eps, 1+eps]. Hatched: where the objective is flat in r, so the sample gives no gradient (for
     A > 0 once r > 1+eps, for A < 0 once r < 1-eps)."""
-    plt = _pyplot()
+    plt = pyplot()
     r = np.linspace(0.0, 2.0, 801)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=False)
     for ax, advantage in zip(axes, (1.0, -1.0)):
@@ -115,7 +115,7 @@ def quiet_nan_warnings():
 
 def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
     """Every panel of PANELS for each run, overlaid, against env steps; written to ``out`` (.png, .svg)."""
-    plt = _pyplot()
+    plt = pyplot()
     data = [read_run(r) for r in runs]
     labels = labels or [Path(r).name for r in runs]
     cols = 4

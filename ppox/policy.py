@@ -10,17 +10,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.checkpoint import CheckpointError, load_policy_file
+from ppox.agent import act, make_network
+from ppox.checkpoint import load_policy_file
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
-from ppox.envs import EnvSpec
+from ppox.envs.spec import EnvSpec, to_env_action
+from ppox.errors import CheckpointError
 
 POLICY_FILE = "policy.safetensors"
 
 
 @dataclasses.dataclass
 class Policy:
-    """Acts with one seed's parameters; observation normalisation and action clipping included."""
+    """Acts with one seed's parameters: observation normalisation included, actions as the env takes them
+    (clipped to the bounds, shaped like the action space, indices from the space's start)."""
 
     config: Config
     spec: EnvSpec
@@ -28,21 +31,14 @@ class Policy:
     obs_stats: RunningMeanStd
 
     def __post_init__(self):
-        from ppox.drivers.fused import make_network, prepare_obs
+        network, config, spec = make_network(self.config, self.spec), self.config, self.spec
 
-        network = make_network(self.config, self.spec)
-        low = None if self.spec.action_low is None else jnp.asarray(self.spec.action_low)
-        high = None if self.spec.action_high is None else jnp.asarray(self.spec.action_high)
+        def env_action_and_value(params, stats, obs, key, deterministic: bool):
+            acted = act(network, config, params, stats, obs, key, deterministic)
+            return to_env_action(spec, acted.action, jnp), acted.value
 
-        def act(params, stats, obs, key, deterministic: bool):
-            dist, value = network.apply(params, prepare_obs(self.config, stats, obs))
-            action = dist.mode() if deterministic else dist.sample(key)
-            if low is not None:
-                action = jnp.clip(action, low, high)
-            return action, value
-
-        self._act_fn = act
-        self._act = jax.jit(act, static_argnames="deterministic")
+        self._act_fn = env_action_and_value
+        self._act = jax.jit(env_action_and_value, static_argnames="deterministic")
 
     def act_jax(self, obs, key, deterministic: bool):
         """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation)."""

@@ -5,7 +5,7 @@ import pytest
 
 import ppox
 from ppox.config import Config, ConfigError
-from ppox.update import advantages_and_targets
+from ppox.learner import advantages_and_targets
 
 
 def batch(seed=0, T=24, N=3):

@@ -7,7 +7,7 @@ import pytest
 
 import ppox
 from ppox.config import Config
-from ppox.drivers.fused import build, make_train
+from ppox.drivers.fused_program import build, make_train
 
 
 def _rollout(config):

@@ -7,8 +7,8 @@ import pytest
 
 from ppox.config import Config
 from ppox.core.distributions import Categorical, DiagGaussian, MultiCategorical
-from ppox.drivers.fused import make_network
-from ppox.envs import EnvSpec
+from ppox.agent import make_network
+from ppox.envs.spec import EnvSpec
 
 
 def _init(spec, **changes):

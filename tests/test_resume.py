@@ -108,14 +108,14 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
 
 def test_host_run_interrupted_and_resumed(tmp_path, monkeypatch):
     """The host driver stops at a signal, checkpoints the learner exactly, and resumes with fresh envs."""
-    import ppox.training as training
+    import ppox.loop as loop
 
     config = ppox.Config(env="CartPole-v1", driver="host", total_timesteps=4096, num_envs=2, num_steps=128,
                          checkpoint_every=512, keep_checkpoints=10, run_dir=str(tmp_path), progress=False,
                          tensorboard=False)
     whole = ppox.train(config.replace(run_name="whole"))
 
-    class StopAfter(training.StopOnSignal):
+    class StopAfter(loop.StopOnSignal):
         """Behaves as if SIGINT arrived during update 6."""
 
         calls = 0
@@ -129,13 +129,14 @@ def test_host_run_interrupted_and_resumed(tmp_path, monkeypatch):
         def requested(self, value):
             pass
 
-    monkeypatch.setattr(training, "StopOnSignal", StopAfter)
+    monkeypatch.setattr(loop, "StopOnSignal", StopAfter)
     cut = ppox.train(config.replace(run_name="cut"))
     monkeypatch.undo()
     assert cut.interrupted and cut.metrics["episode_return"].shape[1] == 6
     # the learner state at update 6 is exactly the uninterrupted run's (CartPole is deterministic given the seed)
-    cut_state, update, _ = read_checkpoint(list_checkpoints(tmp_path / "cut")[-1])
-    whole_state, _, _ = read_checkpoint(tmp_path / "whole" / "checkpoints" / "update_00000006.safetensors")
+    cut_checkpoint = read_checkpoint(list_checkpoints(tmp_path / "cut")[-1])
+    cut_state, update = cut_checkpoint.arrays, cut_checkpoint.update
+    whole_state = read_checkpoint(tmp_path / "whole" / "checkpoints" / "update_00000006.safetensors").arrays
     assert update == 6
     for k in cut_state:
         np.testing.assert_array_equal(cut_state[k], whole_state[k], err_msg=k)
@@ -154,7 +155,7 @@ def test_non_finite_reward_stops_with_a_message_and_keeps_the_checkpoint(tmp_pat
     with pytest.raises(FloatingPointError, match="non-finite rewards in update 1[0-9]"):
         ppox.train(config, env=lambda: toy_envs.NanRewardAfter(600))
     newest = list_checkpoints(tmp_path / "n")[-1]
-    _, update, _ = read_checkpoint(newest)
+    update = read_checkpoint(newest).update
     assert 4 <= update <= 18
 
 
@@ -261,7 +262,8 @@ def test_evaluation_at_checkpoints_keeps_the_best(tmp_path, driver):
     np.testing.assert_array_equal(rows[:, 1], [2048, 4096, 6144, 8192])
     best = json.loads((tmp_path / "e" / "checkpoints" / "best.json").read_text())
     assert best["eval_return"] == pytest.approx(rows[:, 2].max(), abs=1e-3)
-    _, update, meta = read_checkpoint(tmp_path / "e" / "checkpoints" / "best.safetensors")
+    best_checkpoint = read_checkpoint(tmp_path / "e" / "checkpoints" / "best.safetensors")
+    update, meta = best_checkpoint.update, best_checkpoint.meta
     assert update == best["update"] and meta["eval_return"] == best["eval_return"]
     assert all(r >= 8 for r in rows[:, 2])  # CartPole episodes last at least 8 steps
 

@@ -7,9 +7,9 @@ import optax
 import pytest
 
 from ppox.config import Config
-from ppox.drivers.fused import make_network
-from ppox.envs import EnvSpec
-from ppox.update import Batch, _minibatch_loss, init_opt_state, learning_rate_at, make_optimizer, ppo_update
+from ppox.agent import make_network
+from ppox.envs.spec import EnvSpec
+from ppox.learner import Batch, minibatch_loss, init_opt_state, learning_rate_at, make_optimizer, ppo_update
 
 SPEC = EnvSpec((3,), "discrete", (2,))
 
@@ -59,7 +59,7 @@ def test_raveled_adam_equals_per_leaf_optax_adam():
                                   apply_fn=network.apply, optimizer=optimizer, config=config)
     reference = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
                             optax.adam(config.learning_rate, eps=config.adam_eps))
-    grads = jax.grad(lambda p: _minibatch_loss(p, network.apply, batch, config)[0])(params)
+    grads = jax.grad(lambda p: minibatch_loss(p, network.apply, batch, config)[0])(params)
     updates, _ = reference.update(grads, reference.init(params), params)
     expected = optax.apply_updates(params, updates)
     for a, b in zip(jax.tree_util.tree_leaves(new_params), jax.tree_util.tree_leaves(expected)):

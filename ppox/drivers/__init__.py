@@ -1,1 +1,2 @@
-"""Drivers: fused (JAX-native envs, one jitted program) and host (Gymnasium envs stepped from Python)."""
+"""Drivers: the ways of running PPO behind one protocol (``base``): ``fused`` (JAX-native envs, one
+compiled program) and ``host`` (Gymnasium envs stepped from Python, optionally on Ray workers)."""

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 
-from ppox.config import Config, ConfigError
+from ppox.agent import make_network
+from ppox.config import Config
+from ppox.drivers.collect import Collector, Rollout
+from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
 from ppox.envs.spec import EnvSpec
+from ppox.errors import ConfigError
 
 
 def _ray():
@@ -29,13 +34,7 @@ class RolloutWorker:
     """One Ray actor: a SyncEnvs share of the envs and a copy of the policy (a Collector)."""
 
     def __init__(self, config_json: str, env, num_envs: int, seed: int):
-        import jax
-
         jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
-        from ppox.drivers.fused import make_network
-        from ppox.drivers.host import Collector
-        from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
-
         config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1)
         venv = make_vector_env(env, num_envs, "sync")
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
@@ -83,10 +82,6 @@ class RayRollouts:
         self.ray.get([w.restart.remote(seed + i * self.per_worker) for i, w in enumerate(self.workers)])
 
     def collect(self, params, obs_stats):
-        import jax
-
-        from ppox.drivers.host import Rollout
-
         weights = self.ray.put(jax.device_get((params, obs_stats)))
         futures = [w.collect.remote(weights) for w in self.workers]
         parts = []

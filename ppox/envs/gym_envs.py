@@ -12,25 +12,18 @@ import functools
 import importlib
 from typing import Any, Callable
 
+import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
-from ppox.envs.spec import EnvSpec
-
-
-def gymnasium_ids() -> list[str]:
-    import gymnasium as gym
-
-    return sorted(gym.registry)
-
-
-def is_entry_point(env_id: str) -> bool:
-    return ":" in env_id
+from ppox.envs.registry import is_entry_point
+from ppox.envs.spec import EnvSpec, spec_from_action_space
+from ppox.errors import ConfigError
 
 
 def env_factory(env: Any) -> Callable[[], Any]:
     """A zero-argument function making one env, from an id, 'module:Class', an env instance or a factory."""
-    import gymnasium as gym
-
     if isinstance(env, gym.Env):
         return lambda: env
     if callable(env) and not isinstance(env, str):
@@ -40,8 +33,6 @@ def env_factory(env: Any) -> Callable[[], Any]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            from ppox.config import ConfigError
-
             raise ConfigError(f"--env {env}: cannot import module {module_name!r} ({err})") from None
         target = getattr(module, attr, None)
         if callable(target):
@@ -60,8 +51,6 @@ class SyncEnvs:
     """
 
     def __init__(self, factories):
-        from gymnasium import spaces
-
         self.envs = [make() for make in factories]
         self.num_envs = len(self.envs)
         self.single_observation_space = self.envs[0].observation_space
@@ -98,8 +87,6 @@ class SyncEnvs:
 
 
 def _stack(space, items):
-    from gymnasium import spaces
-
     if isinstance(space, spaces.Dict):
         return {k: _stack(s, [x[k] for x in items]) for k, s in space.spaces.items()}
     if isinstance(space, spaces.Tuple):
@@ -109,12 +96,7 @@ def _stack(space, items):
 
 def make_vector_env(env: Any, num_envs: int, vec: str):
     """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv."""
-    import gymnasium as gym
-    from gymnasium.vector import AsyncVectorEnv, AutoresetMode
-
     if isinstance(env, gym.Env) and num_envs > 1:
-        from ppox.config import ConfigError
-
         raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
                           "returning a new env) or an id to run several")
     factory = env_factory(env)
@@ -123,8 +105,6 @@ def make_vector_env(env: Any, num_envs: int, vec: str):
             return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
         return SyncEnvs([factory] * num_envs)
     except gym.error.DependencyNotInstalled as err:
-        from ppox.config import ConfigError
-
         text = str(err).lower()
         hint = (' (MuJoCo envs: pip install "ppox[mujoco]")' if "mujoco" in text else
                 ' (Box2D envs: pip install "ppox[box2d]")' if "box2d" in text or "pygame" in text else "")
@@ -147,8 +127,6 @@ class ObsEncoder:
 
 
 def _encoded_shape(space) -> tuple[int, ...]:
-    from gymnasium import spaces
-
     if isinstance(space, spaces.Box):
         return tuple(space.shape)
     if isinstance(space, spaces.Discrete):
@@ -164,8 +142,6 @@ def _encoded_shape(space) -> tuple[int, ...]:
 
 
 def _encode(space, obs) -> np.ndarray:
-    from gymnasium import spaces
-
     if isinstance(space, spaces.Box):
         obs = np.asarray(obs)
         return obs.astype(np.float32) / 255.0 if obs.dtype == np.uint8 else obs.astype(np.float32, copy=False)
@@ -185,32 +161,20 @@ def _encode(space, obs) -> np.ndarray:
 
 
 def spec_from_spaces(obs_space, action_space) -> EnvSpec:
-    """The EnvSpec of a single env's spaces; a ConfigError naming an unsupported space."""
-    from gymnasium import spaces
-
-    obs_shape = _encoded_shape(obs_space)
-    if isinstance(action_space, spaces.Discrete):
-        return EnvSpec(obs_shape, "discrete", (int(action_space.n),))
-    if isinstance(action_space, spaces.Box) and np.issubdtype(action_space.dtype, np.floating):
-        dim = int(np.prod(action_space.shape))
-        low = np.broadcast_to(action_space.low, action_space.shape).ravel().astype(float)
-        high = np.broadcast_to(action_space.high, action_space.shape).ravel().astype(float)
-        return EnvSpec(obs_shape, "continuous", (dim,), tuple(low), tuple(high))
-    if isinstance(action_space, spaces.MultiDiscrete):
-        return EnvSpec(obs_shape, "multi_discrete", tuple(int(n) for n in np.ravel(action_space.nvec)))
-    if isinstance(action_space, spaces.MultiBinary):
-        return EnvSpec(obs_shape, "multi_discrete", (2,) * int(np.prod(action_space.shape)))
-    _unsupported("action", action_space)
+    """The EnvSpec of a single env's spaces (observations as ObsEncoder encodes them); a ConfigError
+    naming an unsupported space."""
+    return spec_from_action_space(_encoded_shape(obs_space), action_space)
 
 
 def _unsupported(what: str, space) -> None:
-    from ppox.config import ConfigError
-
-    supported = ("Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple" if what == "observation"
-                 else "Discrete, Box (float), MultiDiscrete, MultiBinary")
-    raise ConfigError(f"unsupported {what} space {space!r}; ppox supports {supported}")
+    raise ConfigError(f"unsupported {what} space {space!r}; ppox supports Box, Discrete, MultiDiscrete, "
+                      "MultiBinary, Dict, Tuple")
 
 
-def action_start(action_space) -> int | np.ndarray:
-    """Offset added to sampled indices (Discrete(n, start=k) and MultiDiscrete starts)."""
-    return np.asarray(getattr(action_space, "start", 0))
+def batch_of_one(space, x):
+    """A single env's observation with a batch axis of one, as a vector env would return it."""
+    if isinstance(space, spaces.Dict):
+        return {k: batch_of_one(s, x[k]) for k, s in space.spaces.items()}
+    if isinstance(space, spaces.Tuple):
+        return tuple(batch_of_one(s, x[i]) for i, s in enumerate(space.spaces))
+    return np.asarray(x)[None]

@@ -1,39 +1,23 @@
-"""JAX-native environments (gymnax) for the fused driver."""
+"""JAX-native environments (gymnax) for the fused driver.
+
+gymnax is imported where an env is made, not with this module: importing it starts JAX's backend, and
+under --distributed jax.distributed.initialize() must come first.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import jax
+import jax.numpy as jnp
 
-from ppox.envs.spec import EnvSpec
-
-
-def gymnax_ids() -> list[str]:
-    import gymnax
-
-    return list(gymnax.registered_envs)
+from ppox.envs.spec import spec_from_action_space
 
 
 def make_gymnax(env_id: str):
     """(env, env_params, spec) for a gymnax id."""
     import gymnax
-    from gymnax.environments import spaces
 
     env, params = gymnax.make(env_id)
-    obs_space = env.observation_space(params)
-    act_space = env.action_space(params)
-    if isinstance(act_space, spaces.Discrete):
-        spec = EnvSpec(tuple(obs_space.shape), "discrete", (int(act_space.n),))
-    elif isinstance(act_space, spaces.Box):
-        shape = tuple(act_space.shape) or (1,)
-        low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape).ravel()
-        high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape).ravel()
-        spec = EnvSpec(tuple(obs_space.shape), "continuous", (int(np.prod(shape)),),
-                       tuple(float(x) for x in low), tuple(float(x) for x in high))
-    else:
-        from ppox.config import ConfigError
-
-        raise ConfigError(f"--env {env_id}: action space {type(act_space).__name__} is not supported by ppox "
-                         "(supported: Discrete, Box)")
+    spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))
     return env, params, spec
 
 
@@ -45,8 +29,6 @@ def make_autoreset_step(env, env_params):
     selected where the episode ended. ``final_obs`` is the observation the step reached (the
     terminal or truncated one where the episode ended); ``obs`` is the one the policy sees next.
     """
-    import jax
-    import jax.numpy as jnp
 
     def step(keys, state, action):
         obs_st, state_st, reward, terminated, _ = env.step_env(keys[0], state, action, env_params)

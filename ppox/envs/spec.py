@@ -1,8 +1,17 @@
-"""What a policy needs to know about an environment: observation shape and action space."""
+"""What a policy needs to know about an environment: observation shape and action space.
+
+``spec_from_action_space`` reads the action space of either library (gymnax and Gymnasium name their
+spaces alike); ``to_env_action`` turns the policy's actions into what the env's ``step`` takes.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+
+import numpy as np
+
+from ppox.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -10,7 +19,10 @@ class EnvSpec:
     """Observation shape and action space of an environment, as plain JSON-able values.
 
     action_kind: "discrete" (action_dims = (n,)), "continuous" (action_dims = (dim,), with
-    bounds action_low/action_high) or "multi_discrete" (action_dims = sizes).
+    bounds action_low/action_high) or "multi_discrete" (action_dims = sizes). The policy acts in
+    a flat form: an index, a vector of indices, or a vector of floats; ``action_shape`` is the
+    env's own action shape and ``action_start`` the first index of Discrete(n, start) or of each
+    MultiDiscrete dimension (None: 0).
     """
 
     obs_shape: tuple[int, ...]
@@ -18,9 +30,16 @@ class EnvSpec:
     action_dims: tuple[int, ...]
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
+    action_shape: tuple[int, ...] | None = None  # None: the flat shape (() or (dim,)), as in older files
+    action_start: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @functools.cached_property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) of continuous actions as float32 arrays, made once (the host steps with them)."""
+        return np.asarray(self.action_low, np.float32), np.asarray(self.action_high, np.float32)
 
     @classmethod
     def from_dict(cls, data: dict) -> "EnvSpec":
@@ -33,4 +52,51 @@ class EnvSpec:
             action_dims=tuple(data["action_dims"]),
             action_low=tup(data.get("action_low")),
             action_high=tup(data.get("action_high")),
+            action_shape=tup(data.get("action_shape")),
+            action_start=tup(data.get("action_start")),
         )
+
+
+def spec_from_action_space(obs_shape: tuple[int, ...], action_space) -> EnvSpec:
+    """The EnvSpec of an env with (encoded) observations of ``obs_shape`` and this action space.
+
+    Discrete, Box (float), MultiDiscrete and MultiBinary, from gymnax or Gymnasium; anything else
+    is a ConfigError naming the space."""
+    kind, shape = type(action_space).__name__, tuple(getattr(action_space, "shape", None) or ())
+    obs_shape = tuple(int(n) for n in obs_shape)
+    if kind == "Discrete":
+        start = int(getattr(action_space, "start", 0))
+        return EnvSpec(obs_shape, "discrete", (int(action_space.n),), action_shape=(),
+                       action_start=(start,) if start else None)
+    if kind == "Box" and np.issubdtype(np.dtype(getattr(action_space, "dtype", np.float32)), np.floating):
+        flat = shape or (1,)
+        low = np.broadcast_to(np.asarray(action_space.low, np.float32), flat).ravel()
+        high = np.broadcast_to(np.asarray(action_space.high, np.float32), flat).ravel()
+        return EnvSpec(obs_shape, "continuous", (int(np.prod(flat)),), tuple(float(x) for x in low),
+                       tuple(float(x) for x in high), action_shape=shape)
+    if kind == "MultiDiscrete":
+        start = np.ravel(getattr(action_space, "start", 0) * np.ones_like(action_space.nvec))
+        return EnvSpec(obs_shape, "multi_discrete", tuple(int(n) for n in np.ravel(action_space.nvec)),
+                       action_shape=shape, action_start=tuple(int(s) for s in start) if start.any() else None)
+    if kind == "MultiBinary":
+        return EnvSpec(obs_shape, "multi_discrete", (2,) * int(np.prod(shape)), action_shape=shape)
+    raise ConfigError(f"unsupported action space {action_space!r}; ppox supports Discrete, Box (float), "
+                      "MultiDiscrete, MultiBinary")
+
+
+def to_env_action(spec: EnvSpec, actions, xp=np):
+    """The policy's actions [batch, ...] as the env takes them: continuous ones clipped to the bounds
+    and shaped like the action space, indices shifted by the space's start. ``xp`` is numpy or jax.numpy.
+
+    Only the env gets these: the rollout keeps the unclipped action the policy sampled."""
+    batch = actions.shape[:1]
+    if spec.action_kind == "continuous":
+        clipped = xp.clip(actions, *spec.bounds)
+        shape = spec.action_shape if spec.action_shape is not None else spec.action_dims
+        return clipped.reshape(batch + tuple(shape))
+    if spec.action_start is not None:
+        actions = actions + np.asarray(spec.action_start if spec.action_kind == "multi_discrete"
+                                       else spec.action_start[0])
+    if spec.action_kind == "multi_discrete" and spec.action_shape is not None:
+        actions = actions.reshape(batch + tuple(spec.action_shape))
+    return actions

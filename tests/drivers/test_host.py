@@ -6,7 +6,7 @@ import pytest
 
 import ppox
 from ppox.config import ConfigError
-from ppox.drivers.host import _final_observations
+from ppox.drivers.collect import final_observations
 from ppox.envs.gym_envs import ObsEncoder, make_vector_env, spec_from_spaces
 from tests import toy_envs
 
@@ -22,7 +22,7 @@ def test_same_step_autoreset_gives_final_observation_and_no_reset_step():
         raw, reward, terminated, truncated, info = venv.step(np.array([0, 1]))  # env 0 terminates, env 1 truncates
         next_obs = encoder(raw)
         done = np.logical_or(terminated, truncated)
-        final = _final_observations(venv, encoder, next_obs, done, info) if done.any() else next_obs
+        final = final_observations(venv, encoder, next_obs, done, info) if done.any() else next_obs
         seen.append((obs[:, 0].copy(), reward.copy(), terminated.copy(), truncated.copy(), final[:, 0].copy()))
         obs = next_obs
     venv.close()

@@ -1,6 +1,7 @@
-"""One PPO update over a collected batch: epochs x shuffled minibatches, as one jitted scan.
+"""The learner: from a collected rollout to new parameters, the same for every driver.
 
-Used unchanged by every driver. The optimiser is optax Adam (eps from the config) behind
+``batch_from_rollout`` computes advantages and value targets and flattens the rollout into a
+``Batch``; ``ppo_update`` runs epochs x shuffled minibatches of ``minibatch_loss`` as one scan. The optimiser is optax Adam (eps from the config) behind
 global gradient-norm clipping, with the learning rate injected per update so that it can
 be annealed linearly: lr_i = lr * (1 - i / num_updates).
 """
@@ -87,7 +88,19 @@ def learning_rate_at(config: Config, update_index) -> jax.Array:
     return config.learning_rate * (1.0 - update_index / config.num_updates)
 
 
-def _minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
+def batch_from_rollout(config: Config, obs, actions, log_probs, values, rewards, next_values, terminated,
+                       truncated) -> Batch:
+    """A time-major rollout [T, N, ...] as one flat Batch [T * N, ...], with advantages and value targets
+    (``advantages_and_targets``): V(s_{t+1}) of the true next observation bootstraps truncated episodes
+    and the rollout's last step."""
+    advantages, targets = advantages_and_targets(config, rewards, values, next_values, terminated, truncated)
+    batch = Batch(obs, actions, log_probs, values, advantages, targets)
+    return jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
+
+
+def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
+    """(loss, LossTerms) of one minibatch: ``ppo_loss`` at the current parameters, advantages normalised
+    within the minibatch when norm_adv, and no value term for REINFORCE (--no-baseline)."""
     dist, values = apply_fn(params, minibatch.obs)
     log_prob = dist.log_prob(minibatch.actions)
     advantages = minibatch.advantages
@@ -118,7 +131,7 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     lr = learning_rate_at(config, update_index)
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
     flat_params, unravel = ravel_pytree(params)
-    grad_fn = jax.value_and_grad(lambda flat, mb: _minibatch_loss(unravel(flat), apply_fn, mb, config), has_aux=True)
+    grad_fn = jax.value_and_grad(lambda flat, mb: minibatch_loss(unravel(flat), apply_fn, mb, config), has_aux=True)
     num_mb, mb_size = config.num_minibatches, config.minibatch_size
 
     def minibatch_step(carry, minibatch):

@@ -13,10 +13,13 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from tensorboardX import SummaryWriter
 
 from ppox.config import Config
-
-from ppox.drivers.fused import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
+from ppox.files import atomic_write_bytes
+from ppox.metrics import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
+from ppox.metrics import weighted_return
 
 
 def make_run_path(config: Config) -> Path:
@@ -59,8 +62,6 @@ class RunLog:
                 self._csv_file = open(path / "metrics.csv", "a", newline="")
                 self._csv = csv.writer(self._csv_file)
             if config.tensorboard:
-                from tensorboardX import SummaryWriter
-
                 self._writers = [SummaryWriter(str(path / "tb" / f"seed_{config.seed + i}"), flush_secs=30)
                                  for i in range(config.seeds)]
         self._queue: queue.Queue = queue.Queue()
@@ -71,8 +72,6 @@ class RunLog:
             self._worker.start()
         self._progress = None
         if config.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -93,7 +92,7 @@ class RunLog:
         if self._worker is not None:
             self._queue.put((metrics, first_update, steps_per_second, time.perf_counter() - self.start))
         if self._progress is not None:
-            recent = _weighted_return(metrics)
+            recent = float(weighted_return(metrics["episode_return"], metrics["episode_count"]))
             status = f"{steps_per_second * self.config.seeds:,.0f} steps/s  return {recent:.1f}"
             self._progress.update(self._task, completed=(first_update + n) * self.config.batch_size, status=status)
 
@@ -149,8 +148,6 @@ def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
 
     A run that crashed after its last checkpoint may have logged later updates; the resumed run
     logs them again."""
-    from ppox.checkpoint import atomic_write_bytes
-
     rows = []
     if path.exists():
         with open(path, newline="") as f:
@@ -162,8 +159,12 @@ def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
     atomic_write_bytes(path, out.getvalue().encode())
 
 
-def _weighted_return(metrics: dict[str, np.ndarray]) -> float:
-    counts = metrics["episode_count"].astype(np.float64)
-    returns = np.nan_to_num(metrics["episode_return"].astype(np.float64))
-    total = counts.sum()
-    return float((returns * counts).sum() / total) if total > 0 else float("nan")
+def append_evaluation(run_path: Path, update: int, global_step: int, returns: list[float], first_seed: int) -> None:
+    """One row of RUN/evaluations.csv: the mean evaluation return after ``update`` updates, then each seed's."""
+    log_file = Path(run_path) / "evaluations.csv"
+    new = not log_file.exists()
+    with open(log_file, "a") as f:
+        if new:
+            f.write("update,global_step,mean_return," + ",".join(f"seed_{first_seed + i}"
+                                                                   for i in range(len(returns))) + "\n")
+        f.write(f"{update - 1},{global_step},{np.mean(returns):.4f}," + ",".join(f"{r:.4f}" for r in returns) + "\n")

@@ -1,0 +1,60 @@
+"""The driver protocol: what the run loop needs from a way of running PPO.
+
+A driver knows its environment, its compiled program and its training state; it knows nothing of
+files, signals, progress bars or when to checkpoint (that is ``ppox.loop``). The loop calls::
+
+    state = driver.init()                       # or driver.restore(driver.init(), checkpoint)
+    state, pending = driver.run(state, n)       # n more updates (may return before they finish)
+    metrics = driver.fetch(pending, n)          # name -> [seeds, n] NumPy arrays, waits for them
+    arrays, meta = driver.checkpoint_state(state)
+    params, obs_stats = driver.policies(state)  # seed-stacked, in host memory
+    driver.close()
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ppox.checkpoint import Checkpoint
+from ppox.config import Config
+from ppox.envs.spec import EnvSpec
+
+
+class Driver(Protocol):
+    name: str  # "fused" or "host": recorded in checkpoints, chooses the driver on resume
+    config: Config
+    spec: EnvSpec
+    metric_names: tuple[str, ...]  # what fetch returns: METRIC_NAMES, plus driver extras
+    dispatch_ahead: bool  # run() returns before the work is done, so the next chunk can be queued
+    eval_env: Any  # what evaluation episodes run on: None for config.env, else an env factory
+
+    def init(self) -> Any:
+        """The training state at update 0 (parameters, optimiser, env state, keys, ...)."""
+
+    def run(self, state: Any, n: int) -> tuple[Any, Any]:
+        """(state after n more updates, their pending metrics)."""
+
+    def fetch(self, pending: Any, n: int) -> dict[str, np.ndarray]:
+        """The metrics of ``run``'s n updates as NumPy arrays [seeds, n], once they are done."""
+
+    def checkpoint_state(self, state: Any) -> tuple[Any, dict]:
+        """(pytree of arrays to save, JSON-able extras for the metadata)."""
+
+    def restore(self, state: Any, checkpoint: Checkpoint) -> Any:
+        """``state`` (a fresh init) with the checkpoint's arrays and extras put back."""
+
+    def policies(self, state: Any) -> tuple[Any, Any]:
+        """(params, obs_stats), each with a leading seed axis, in host memory."""
+
+    def close(self) -> None:
+        """Release envs, workers and processes."""
+
+
+PROGRESS_CHUNKS = 20  # a run call does at most 1/20 of the run: the fused program is compiled for that many
+
+
+def max_chunk(config: Config) -> int:
+    """The most updates one ``run`` call may be asked for (the fused program's compiled chunk)."""
+    return max(1, -(-config.num_updates // PROGRESS_CHUNKS))

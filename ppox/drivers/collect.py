@@ -1,0 +1,112 @@
+"""Host-driver rollouts: a Gymnasium vector env stepped with the current policy, time-major.
+
+``Collector`` is the host driver's per-step hot path, used in this process and inside each Ray
+rollout worker for its share of the envs.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ppox.agent import make_actor
+from ppox.config import Config
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one
+from ppox.envs.spec import EnvSpec, to_env_action
+from ppox.errors import check_finite
+from ppox.networks import ActorCritic
+
+
+class Rollout(NamedTuple):
+    """num_steps vector steps collected on the host, time-major [T, num_envs, ...]."""
+
+    obs: np.ndarray  # encoded observation the policy acted on (before normalisation)
+    actions: np.ndarray  # sampled, unclipped
+    rewards: np.ndarray  # raw rewards
+    terminated: np.ndarray
+    truncated: np.ndarray
+    next_obs: np.ndarray  # the true next observation (the final one where an episode ended), encoded
+
+
+def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
+    """next_obs with each ended env's row replaced by its episode's final observation (SAME_STEP autoreset)."""
+    final = next_obs.copy()
+    for i in np.flatnonzero(done):
+        final[i] = encoder(batch_of_one(venv.single_observation_space, info["final_obs"][i]))[0]
+    return final
+
+
+def empty_rollout(config: Config, spec: EnvSpec, num_envs: int) -> Rollout:
+    """Buffers for one rollout, reused every update."""
+    T, N = config.num_steps, num_envs
+    continuous = spec.action_kind == "continuous"
+    action_shape = ((spec.action_dims[0],) if continuous else
+                    ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ()))
+    return Rollout(
+        obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+        actions=np.zeros((T, N) + action_shape, np.float32 if continuous else np.int32),
+        rewards=np.zeros((T, N), np.float32),
+        terminated=np.zeros((T, N), bool),
+        truncated=np.zeros((T, N), bool),
+        next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+    )
+
+
+class Collector:
+    """Steps a vector env with the current policy for ``num_steps``.
+
+    Owns the env, the NumPy (or jitted CNN) actor, the action random generator, the current
+    observations and the running episode returns and lengths."""
+
+    def __init__(self, config: Config, spec: EnvSpec, venv, network: ActorCritic, rng: np.random.Generator,
+                 seed: int):
+        self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
+        self.encoder = ObsEncoder(venv.single_observation_space)
+        self.actor = make_actor(config, spec, network)
+        self.buffers = empty_rollout(config, spec, venv.num_envs)
+        self.restart(seed)
+
+    def restart(self, seed: int) -> None:
+        """Reset every env (env i gets seed + i) and forget the episodes in progress."""
+        raw, _ = self.venv.reset(seed=seed)
+        self.obs = self.encoder(raw)
+        self.episode_return = np.zeros(self.venv.num_envs)
+        self.episode_length = np.zeros(self.venv.num_envs, np.int64)
+
+    def first_obs(self) -> np.ndarray:
+        return self.obs
+
+    def collect(self, params, obs_stats) -> tuple[Rollout, list, list]:
+        """(rollout [T, N, ...], returns and lengths of the episodes that ended in it)."""
+        self.actor.load(params, obs_stats)
+        buffers, venv, encoder, actor, rng, spec = self.buffers, self.venv, self.encoder, self.actor, self.rng, self.spec
+        obs, episode_return, episode_length = self.obs, self.episode_return, self.episode_length
+        finished_returns, finished_lengths = [], []
+        for t in range(self.config.num_steps):
+            buffers.obs[t] = obs
+            action = actor.act(obs, rng)
+            buffers.actions[t] = action
+            raw, reward, terminated, truncated, info = venv.step(to_env_action(spec, action))
+            next_obs = encoder(raw)
+            done = np.logical_or(terminated, truncated)
+            buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated
+            episode_return += reward
+            episode_length += 1
+            if not done.any():
+                buffers.next_obs[t] = next_obs
+            else:
+                buffers.truncated[t] &= ~buffers.terminated[t]  # both at once: terminated wins, no bootstrap
+                buffers.next_obs[t] = final_observations(venv, encoder, next_obs, done, info)
+                finished_returns.extend(episode_return[done])
+                finished_lengths.extend(episode_length[done])
+                episode_return[done], episode_length[done] = 0.0, 0
+            obs = next_obs
+        self.obs = obs
+        return buffers, finished_returns, finished_lengths
+
+
+def check_finite_rollout(rollout: Rollout, update: int) -> None:
+    """Stop on a NaN or infinity the environment returned (observations or rewards)."""
+    parts = {name.replace("_", " "): getattr(rollout, name) for name in ("obs", "rewards", "next_obs")}
+    check_finite(parts, lambda _: f"in update {update}", source="the environment returned ")

@@ -1,0 +1,189 @@
+"""The fused program: rollout, advantages and update of a JAX-native env in one jitted function.
+
+``make_train(config)`` returns ``train(key) -> (runner, metrics)``: the whole run as one
+``lax.scan`` over updates, which ``jax.vmap`` turns into a multi-seed run. The fused driver
+(``ppox.drivers.fused``) runs the same ``update_step`` in chunks (``make_chunk_runner``), so that
+the run loop can show progress, write metrics and checkpoint between chunks without recompiling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from ppox.agent import act, make_network, prepare_obs
+from ppox.config import Config
+from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
+from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.spec import EnvSpec, to_env_action
+from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
+from ppox.metrics import METRIC_NAMES
+from ppox.networks import ActorCritic
+
+
+@struct.dataclass
+class Runner:
+    """Everything a fused run carries from one update to the next (per seed)."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array  # raw observation of each env, [num_envs, ...]
+    obs_stats: RunningMeanStd
+    reward_scaler: RewardScaler
+    episode_return: jax.Array  # raw return so far of each env's current episode
+    episode_length: jax.Array
+    key: jax.Array
+    update_index: jax.Array
+
+
+class Transition(NamedTuple):
+    """One vector step of a rollout (time-major after the scan: [T, num_envs, ...])."""
+
+    obs: jax.Array  # what the policy saw (normalised if norm_obs)
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array  # the training reward (scaled if norm_reward)
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array  # the true next observation (the final one when the episode ended), prepared
+    finished_return: jax.Array  # raw episode return where an episode ended here, else 0
+    finished_length: jax.Array
+
+
+class Fused(NamedTuple):
+    """The pieces of a fused run, built once per config (``build``); its methods are the program."""
+
+    config: Config
+    spec: EnvSpec
+    network: ActorCritic
+    optimizer: Any
+    env: Any
+    env_params: Any
+    env_step: Callable  # vmapped make_autoreset_step
+
+    def init(self, key) -> Runner:
+        """The runner at update 0: fresh parameters, optimiser, envs and statistics."""
+        config, num_envs = self.config, self.config.num_envs
+        key, k_params, k_env = jax.random.split(key, 3)
+        reset = jax.vmap(self.env.reset, in_axes=(0, None))
+        obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
+        stats = update_stats(RunningMeanStd.create(self.spec.obs_shape), jnp.asarray(obs, jnp.float32))
+        params = self.network.init(k_params, prepare_obs(config, stats, obs[:1]))
+        return Runner(
+            params=params,
+            opt_state=init_opt_state(self.optimizer, params),
+            env_state=env_state,
+            obs=obs,
+            obs_stats=stats,
+            reward_scaler=RewardScaler.create(num_envs),
+            episode_return=jnp.zeros(num_envs),
+            episode_length=jnp.zeros(num_envs, jnp.int32),
+            key=key,
+            update_index=jnp.zeros((), jnp.int32),
+        )
+
+    def rollout_step(self, runner: Runner, keys) -> tuple[Runner, Transition]:
+        """One vector step: act, step the envs (autoreset), update the statistics and episode counters."""
+        config = self.config
+        act_key, env_keys = keys
+        acted = act(self.network, config, runner.params, runner.obs_stats, runner.obs, act_key)
+        # the env gets the clipped action, the batch the sampled one
+        next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(
+            env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
+        done = jnp.logical_or(terminated, truncated)
+        stats = update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
+        scaler, train_reward = runner.reward_scaler, reward
+        if config.norm_reward:
+            scaler, train_reward = scale_reward(scaler, reward, done, config.gamma)
+        ep_return = runner.episode_return + reward
+        ep_length = runner.episode_length + 1
+        transition = Transition(
+            obs=acted.network_input,
+            action=acted.action,
+            log_prob=acted.log_prob,
+            value=acted.value,
+            reward=train_reward,
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=prepare_obs(config, stats, final_obs),
+            finished_return=jnp.where(done, ep_return, 0.0),
+            finished_length=jnp.where(done, ep_length, 0),
+        )
+        runner = runner.replace(env_state=env_state, obs=next_obs, obs_stats=stats, reward_scaler=scaler,
+                                episode_return=jnp.where(done, 0.0, ep_return),
+                                episode_length=jnp.where(done, 0, ep_length))
+        return runner, transition
+
+    def collect(self, runner: Runner) -> tuple[Runner, Transition]:
+        """num_steps vector steps with the current policy -> (runner, time-major Transition).
+
+        All the rollout's random keys are drawn here in two calls, not inside the step loop.
+        """
+        steps = self.config.num_steps
+        key, act_key, env_key = jax.random.split(runner.key, 3)
+        act_keys = jax.random.split(act_key, steps)
+        env_keys = jax.random.split(env_key, (steps, self.config.num_envs, 2))
+        return jax.lax.scan(self.rollout_step, runner.replace(key=key), (act_keys, env_keys))
+
+    def update_step(self, runner: Runner) -> tuple[Runner, dict]:
+        """One PPO iteration: collect a rollout, compute advantages, run the update."""
+        config = self.config
+        runner, traj = self.collect(runner)
+        # V(s_{t+1}) of the true next observation: bootstraps truncations and the batch's last step.
+        _, next_values = self.network.apply(runner.params, traj.next_obs)
+        batch = batch_from_rollout(config, traj.obs, traj.action, traj.log_prob, traj.value, traj.reward, next_values,
+                                   traj.terminated, traj.truncated)
+        key, k_update = jax.random.split(runner.key)
+        params, opt_state, update_metrics = ppo_update(
+            runner.params, runner.opt_state, batch, k_update, runner.update_index,
+            apply_fn=self.network.apply, optimizer=self.optimizer, config=config,
+        )
+        count = jnp.logical_or(traj.terminated, traj.truncated).sum()
+        metrics = {
+            "episode_return": jnp.where(count > 0, traj.finished_return.sum() / jnp.maximum(count, 1), jnp.nan),
+            "episode_length": jnp.where(count > 0, traj.finished_length.sum() / jnp.maximum(count, 1), jnp.nan),
+            "episode_count": count.astype(jnp.float32),
+            **update_metrics._asdict(),
+        }
+        runner = runner.replace(params=params, opt_state=opt_state, key=key, update_index=runner.update_index + 1)
+        return runner, metrics
+
+
+def build(config: Config) -> Fused:
+    """The fused program of ``config``: a gymnax env with autoreset, the network and the optimiser."""
+    env, env_params, spec = make_gymnax(config.env)
+    return Fused(config, spec, make_network(config, spec), make_optimizer(config), env, env_params,
+                 jax.vmap(make_autoreset_step(env, env_params)))
+
+
+def make_train(config: Config):
+    """train(key) -> (final Runner, metrics with a leading [num_updates] axis); jit and vmap freely."""
+    fused = build(config)
+
+    def train(key):
+        runner = fused.init(key)
+        return jax.lax.scan(lambda r, _: fused.update_step(r), runner, None, length=config.num_updates)
+
+    return train
+
+
+def make_chunk_runner(fused: Fused, chunk: int):
+    """run(runner, n) -> (runner, metrics[chunk]): n <= chunk updates (n dynamic, one compilation)."""
+
+    def run(runner, n):
+        buffer = {name: jnp.full((chunk,), jnp.nan, jnp.float32) for name in METRIC_NAMES}
+
+        def body(i, carry):
+            runner, buffer = carry
+            runner, metrics = fused.update_step(runner)
+            buffer = jax.tree_util.tree_map(lambda b, m: b.at[i].set(m), buffer, metrics)
+            return runner, buffer
+
+        return jax.lax.fori_loop(0, n, body, (runner, buffer))
+
+    return run

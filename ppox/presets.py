@@ -1,0 +1,76 @@
+"""Tuned starting points per environment: only the Config fields that differ from the defaults.
+
+``Config.preset(env)`` applies them; flags and keyword arguments override them.
+"""
+
+from __future__ import annotations
+
+# Tuned starting points per environment (only the fields that differ from the defaults).
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": {},
+    "Acrobot-v1": {"num_envs": 8},
+    "MountainCar-v0": {"num_envs": 16, "total_timesteps": 1_000_000, "norm_obs": True},
+    "Pendulum-v1": {
+        "total_timesteps": 200_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 1e-3,
+        "gamma": 0.9,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+        "vf_clip_coef": None,
+    },
+    "MountainCarContinuous-v0": {
+        "total_timesteps": 1_000_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    },
+}
+# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters.
+for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
+    PRESETS[_mujoco] = {
+        "total_timesteps": 1_000_000,
+        "num_envs": 1,
+        "num_steps": 2048,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    }
+# Box2D (host driver, pip install "ppox[box2d]"): the RL Zoo's PPO hyperparameters for LunarLander, with
+# reward scaling and no value clipping (returns in the hundreds: a 0.2 clip on V starves the critic;
+# 1M steps, seeds 0-2: 103 with the clip and raw rewards, 264 / 262 / 270 like this).
+PRESETS["LunarLander-v3"] = {
+    "total_timesteps": 1_000_000,
+    "num_envs": 16,
+    "num_steps": 1024,
+    "update_epochs": 4,
+    "num_minibatches": 256,
+    "learning_rate": 3e-4,
+    "gamma": 0.999,
+    "gae_lambda": 0.98,
+    "ent_coef": 0.01,
+    "norm_reward": True,
+    "vf_clip_coef": None,
+}
+for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
+    PRESETS[f"{_game}-MinAtar"] = {
+        "total_timesteps": 2_000_000,
+        "num_envs": 64,
+        "num_steps": 128,
+        "learning_rate": 5e-4,
+        "num_minibatches": 8,
+        "activation": "relu",
+        "hidden_sizes": (256, 256),
+    }

@@ -1,0 +1,79 @@
+"""The layout keeps its shape: layers import only downward (import-linter), no private names cross
+modules, imports inside functions only for optional dependencies, short functions and modules."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "ppox"
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+OPTIONAL = {"ray", "moviepy"}  # extras: imported where they are used, with a message naming the extra
+# importing gymnax starts JAX's backend, which jax.distributed.initialize() (--distributed) must precede
+BACKEND_STARTING = {"gymnax"}
+
+
+def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+                          cwd=package_parent, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(package_parent), "PATH": "/usr/bin:/bin"})
+
+
+def test_layers_contract_is_kept():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    """The check can fail: the same package with core importing the training layer is refused."""
+    shutil.copytree(PACKAGE, tmp_path / "ppox", ignore=shutil.ignore_patterns("__pycache__"))
+    gae = tmp_path / "ppox" / "core" / "advantages.py"
+    gae.write_text(gae.read_text() + "\nfrom ppox.training import train  # noqa: E402  (deliberately upward)\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "ppox.core.advantages -> ppox.training" in result.stdout
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, ast.parse(path.read_text())
+
+
+def test_no_private_name_is_imported_across_modules():
+    crossings = [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                 for path, tree in _modules() for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ppox")
+                 for alias in node.names if alias.name.startswith("_") and alias.name != "__version__"]
+    assert crossings == []
+
+
+def test_imports_inside_functions_are_for_optional_dependencies_only():
+    """(The CLI imports each command's modules when it runs, so that `ppox --help` answers at once.)"""
+    lazy = []
+    for path, tree in _modules():
+        if path.name == "cli.py":
+            continue
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(func):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        name = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+                        if name.split(".")[0] not in OPTIONAL | BACKEND_STARTING:
+                            lazy.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert lazy == []
+
+
+def test_functions_and_modules_stay_short():
+    long = []
+    for path, tree in _modules():
+        lines = len(path.read_text().splitlines())
+        if lines > 320 and path.name != "cli.py":
+            long.append(f"{path.relative_to(ROOT)} is {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 65:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} is "
+                            f"{node.end_lineno - node.lineno + 1} lines")
+    assert long == []
