@@ -109,12 +109,12 @@ def train_command(args: list[str]) -> int:
 
 def _train_and_report(start, *args) -> int:
     """Run ``start(*args)`` (train or resume) and print the summary; errors as one line."""
-    from ppox.errors import CheckpointError, ConfigError
+    from ppox.errors import CheckpointError, ConfigError, RunWriteError
 
     enable_compilation_cache()
     try:
         result = start(*args)
-    except FloatingPointError as err:  # training diverged: not bad input, but a clear stop all the same
+    except (FloatingPointError, RunWriteError) as err:  # diverged, or a full disk: not bad input, a clear stop
         print(f"ppox train: stopped: {err}", file=sys.stderr)
         return 1
     except (OSError, ConfigError, CheckpointError) as err:

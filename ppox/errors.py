@@ -21,6 +21,17 @@ class CheckpointError(ValueError):
     """A file that cannot be loaded as a ppox policy or checkpoint; the message says why."""
 
 
+class RunWriteError(OSError):
+    """A file of the run could not be written (a full disk, a folder that went away); the message names
+    the file and the cause. The run stops; its checkpoints up to the last good one stay."""
+
+    @classmethod
+    def of(cls, path, err: OSError) -> "RunWriteError":
+        error = cls(f"could not write {path}: {err.strerror or err}")
+        error.errno = err.errno
+        return error
+
+
 def closest(name: str, choices) -> list[str]:
     """Up to three names from ``choices`` closest to ``name`` (for 'did you mean' messages)."""
     by_lower = {c.lower(): c for c in choices}

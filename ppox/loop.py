@@ -148,6 +148,7 @@ def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: S
                 state, pending, n = next_state, upcoming, n_next
                 continue
             if checkpoint_due or stopping or last:
+                log.flush()  # every row up to the checkpoint is on disk before the checkpoint exists
                 save(driver, state, run_path, done, joined(chunks, driver.metric_names), _wall(start))
             if last or stopping:
                 interrupted = not last

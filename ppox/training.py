@@ -21,7 +21,7 @@ from ppox.drivers.fused import FusedDriver
 from ppox.drivers.host import HostDriver
 from ppox.envs.registry import driver_for
 from ppox.envs.spec import EnvSpec
-from ppox.errors import CheckpointError
+from ppox.errors import CheckpointError, RunWriteError
 from ppox.loop import Start, run_loop
 from ppox.metrics import final_return
 from ppox.policy import POLICY_FILE, Policy
@@ -122,9 +122,27 @@ def _run(driver, run_path: Path | None, start: Start, state=None) -> TrainResult
     state = driver.init() if state is None else state
     log = RunLog(driver.config, run_path, resume_from=start.update if start.update else None)
     try:
-        outcome = run_loop(driver, state, log, run_path, start)
-    finally:
+        try:
+            outcome = run_loop(driver, state, log, run_path, start)
+        except BaseException:
+            _close_quietly(log)
+            raise
         log.close()
+        return _save_result(driver, run_path, outcome, log)
+    except RunWriteError as err:
+        raise RunWriteError(f"{err}; the checkpoints written before are kept: once the problem is fixed, continue "
+                            f"with: ppox train --resume {run_path}") from None
+
+
+def _close_quietly(log: RunLog) -> None:
+    """Close the run log while another error is on its way (which says more than a write error would)."""
+    try:
+        log.close()
+    except OSError:
+        pass
+
+
+def _save_result(driver, run_path: Path | None, outcome, log: RunLog) -> TrainResult:
     params, obs_stats = driver.policies(outcome.state)
     result = TrainResult(driver.config, driver.spec, params, obs_stats, outcome.metrics, outcome.wall_time, run_path,
                          outcome.interrupted)
