@@ -11,6 +11,7 @@ where imports sit inside functions for another reason than an optional dependenc
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -48,6 +49,10 @@ class Eval:
     """Which seed of a multi-seed run."""
     seed: int = 0
     """Seed of the evaluation episodes."""
+    env: str | None = None
+    """Confirm the run's env when it is an entry point ('module:Class'): importing it runs its code."""
+    trust_run_config: bool = False
+    """Import the env the policy file names without repeating it."""
 
 
 def _fail(command: str, message: str) -> int:
@@ -122,22 +127,38 @@ def _train_and_report(start, *args) -> int:
     return _report(result)
 
 
+RESUME_OPTIONS = ("--resume", "--env", "--ray")  # each takes a value; also --trust-run-config, --distributed
+
+
+def _resume_options(args: list[str]) -> tuple[dict, list[str]]:
+    """(the options of ``ppox train --resume RUN [--env ID] [--ray ADDR] [--trust-run-config]``, the rest)."""
+    opts, rest, i = {"trust_run_config": False}, [], 0
+    while i < len(args):
+        name, _, value = args[i].partition("=")
+        if name in RESUME_OPTIONS and value:
+            opts[name[2:]] = value
+        elif name in RESUME_OPTIONS and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            opts[name[2:]], i = args[i + 1], i + 1
+        elif args[i] == "--trust-run-config":
+            opts["trust_run_config"] = True
+        elif args[i] not in ("--distributed", "--resume"):  # (--distributed: the run's own setting)
+            rest.append(args[i])
+        i += 1
+    return opts, rest
+
+
 def resume_command(args: list[str]) -> int:
-    """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config."""
+    """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config.
+    --env and --ray confirm an entry point or Ray address the run's files name; --trust-run-config trusts them."""
     from ppox.training import resume
 
-    rest = [a for a in args if a not in ("--resume", "--distributed") and not a.startswith("--resume=")]
-    target = next((a.split("=", 1)[1] for a in args if a.startswith("--resume=")), None)
-    if target is None:
-        i = args.index("--resume")
-        target = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else None
-        if target is not None:
-            rest.remove(target)
-    if target is None:
+    opts, rest = _resume_options(args)
+    if "resume" not in opts:
         return _fail("train", "--resume needs a run folder: ppox train --resume runs/ENV__SEED__TIME")
     if rest:
         return _fail("train", f"--resume continues a run with its own settings; drop {' '.join(rest)}")
-    return _train_and_report(resume, target)
+    return _train_and_report(functools.partial(resume, env=opts.get("env"), ray=opts.get("ray"),
+                                               trust_run_config=opts["trust_run_config"]), opts["resume"])
 
 
 def _report(result) -> int:
@@ -170,6 +191,8 @@ def eval_command(args: list[str]) -> int:
             deterministic=opts.deterministic,
             seed=opts.seed,
             video_folder=folder / "videos" if opts.video else None,
+            env=opts.env,
+            trust_env=opts.trust_run_config,
         )
     except (CheckpointError, ConfigError) as err:
         return _fail("eval", str(err))

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppox.config import confirm_file_config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.registry import gymnasium_ids, is_entry_point, is_jax_env
@@ -17,15 +18,21 @@ from ppox.policy import Policy
 
 
 def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = False, seed: int = 0,
-             video_folder: str | Path | None = None, env=None) -> np.ndarray:
+             video_folder: str | Path | None = None, env=None, trust_env: bool = False) -> np.ndarray:
     """Run ``episodes`` full episodes with ``policy``; returns their (raw) returns.
 
     Gymnasium environments (ids, entry points, or ``env`` = a factory) are stepped one episode
     at a time and can be recorded with Gymnasium's RecordVideo; gymnax-only environments (the
-    MinAtar games, ...) run all episodes at once in a jitted loop.
+    MinAtar games, ...) run all episodes at once in a jitted loop. A policy loaded from a file whose env
+    is an entry point ('module:Class') is evaluated on it only with ``env`` (the same string, or an env
+    factory) or ``trust_env=True``: importing it runs its code.
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
+    if policy.source is not None:
+        confirm_file_config(policy.config, policy.source, env, trust=trust_env, uses_ray=False)
+    if isinstance(env, str):
+        env = None  # confirmed: the policy's own env
     name = policy.config.env
     if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
         if video_folder is not None:

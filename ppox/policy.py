@@ -29,6 +29,7 @@ class Policy:
     spec: EnvSpec
     params: Any
     obs_stats: RunningMeanStd
+    source: Path | None = None  # the file it was loaded from: its config is not trusted to name code to run
 
     def __post_init__(self):
         network, config, spec = make_network(self.config, self.spec), self.config, self.spec
@@ -72,4 +73,4 @@ def load(path, seed_index: int = 0) -> Policy:
         raise CheckpointError(f"{path}: seed_index {seed_index} out of range; the file holds {seeds} seed(s)")
     pick = lambda x: jnp.asarray(x[seed_index])  # noqa: E731
     obs_stats = RunningMeanStd(**{k: pick(v) for k, v in stats.items()})
-    return Policy(config, EnvSpec.from_dict(spec_dict), jax.tree_util.tree_map(pick, params), obs_stats)
+    return Policy(config, EnvSpec.from_dict(spec_dict), jax.tree_util.tree_map(pick, params), obs_stats, source=path)

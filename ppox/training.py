@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from ppox.checkpoint import read_newest_checkpoint, save_policy
-from ppox.config import Config
+from ppox.config import Config, confirm_file_config
 from ppox.drivers.distributed import init_distributed
 from ppox.drivers.fused import FusedDriver
 from ppox.drivers.host import HostDriver
@@ -77,16 +77,22 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         driver.close()
 
 
-def resume(run_path, env: Any = None) -> TrainResult:
+def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_config: bool = False) -> TrainResult:
     """Continue an interrupted run from its newest loadable checkpoint to its planned end.
 
     The fused driver continues exactly: the result is bit-identical to an uninterrupted run. The
     host driver restores the learner (parameters, optimiser, statistics, random state) exactly and
     starts the environments afresh (episodes in progress at the interruption are lost). ``env``: the
     env object or factory the run was started with, if it was not started from an id.
+
+    A file is not trusted to run code or dial hosts: an entry point ('module:Class') or a Ray address in
+    the checkpoint's config is used only if ``env`` / ``ray`` repeat it, or with ``trust_run_config``.
     """
     checkpoint = read_newest_checkpoint(run_path)
     config = Config.from_dict(checkpoint.meta["config"])
+    confirm_file_config(config, checkpoint.path, env, ray, trust_run_config)
+    if isinstance(env, str):
+        env = None  # the id itself: the config's
     if checkpoint.update >= config.num_updates:
         raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} of {config.num_updates} "
                               "updates)")

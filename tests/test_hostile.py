@@ -129,3 +129,72 @@ def test_kill_9_right_after_a_checkpoint_loses_no_metrics_row(tmp_path):
     assert rows == list(range(40))
     assert not list(run.glob(".metrics.csv.*.tmp"))
     np.testing.assert_equal(len(rows), 40)
+
+
+def _rewrite_config(path: Path, **changes) -> None:
+    """Change config fields inside a policy or checkpoint file's metadata (a crafted file)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="numpy") as f:
+        metadata, arrays = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    if "meta" in metadata:  # a checkpoint
+        meta = json.loads(metadata["meta"])
+        meta["config"].update(changes)
+        metadata["meta"] = json.dumps(meta)
+    else:
+        metadata["config"] = json.dumps({**json.loads(metadata["config"]), **changes})
+    save_file(arrays, str(path), metadata=metadata)
+
+
+def test_an_entry_point_named_in_a_file_is_not_imported_without_confirmation(tmp_path):
+    """A crafted run folder naming 'code:interact' (Python read from stdin) runs nothing."""
+    result = ppox.train(ppox.Config(**{**QUICK, "total_timesteps": 4096}, checkpoint_every=1024, run_dir=str(tmp_path),
+                                    run_name="r"))
+    _rewrite_config(result.run_path / "policy.safetensors", env="code:interact")
+    for checkpoint in list_checkpoints(result.run_path)[:-1]:
+        checkpoint.unlink()
+    _rewrite_config(list_checkpoints(result.run_path)[-1], env="code:interact", total_timesteps=8192)
+    marker = tmp_path / "ran"
+    payload = f"open({str(marker)!r}, 'w').close()\n"
+    for args in (["eval", str(result.run_path)], ["train", "--resume", str(result.run_path)]):
+        proc = ppox_cli(*args, stdin=subprocess.PIPE)
+        out, err = proc.communicate(payload, timeout=120)
+        assert proc.returncode == 2, err
+        assert "entry point" in err and "--env code:interact" in err and len(err.strip().splitlines()) == 1, err
+    assert not marker.exists()
+
+
+def test_a_confirmed_entry_point_evaluates(tmp_path):
+    env = "tests.toy_envs:countdown"
+    result = ppox.train(ppox.Config(**QUICK, env=env, run_dir=str(tmp_path), run_name="c"))
+    policy = ppox.load(result.run_path)
+    with pytest.raises(ConfigError, match="entry point"):
+        ppox.evaluate(policy, episodes=1)
+    assert len(ppox.evaluate(policy, episodes=2, env=env)) == 2
+    assert len(ppox.evaluate(policy, episodes=2, trust_env=True)) == 2
+    proc = ppox_cli("eval", str(result.run_path), "--episodes", "2", "--env", env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+
+
+def test_a_ray_address_in_a_checkpoint_is_not_dialled_without_confirmation(tmp_path):
+    result = ppox.train(ppox.Config(**{**QUICK, "total_timesteps": 4096}, checkpoint_every=1024, run_dir=str(tmp_path),
+                                    run_name="ray", driver="host"))
+    for checkpoint in list_checkpoints(result.run_path):
+        _rewrite_config(checkpoint, ray="10.0.0.1:6379", total_timesteps=8192)
+    with pytest.raises(ConfigError, match="Ray cluster at '10.0.0.1:6379'.*--ray 10.0.0.1:6379"):
+        ppox.resume(result.run_path)
+
+
+@pytest.mark.parametrize("target", ["os:system", "os:abort", "os:sep", "json:JSONDecoder"])
+def test_a_non_env_entry_point_on_the_command_line_is_one_line(tmp_path, target):
+    proc = ppox_cli("train", "--env", target, "--run-dir", str(tmp_path))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines() == [f"ppox train: error: --env {target}: {target.split(':')[1]!r} in "
+                                        f"{target.split(':')[0]!r} is not a Gymnasium environment class or factory "
+                                        "(a gymnasium.Env subclass, or a Python function returning an env)"]
+    assert not any(tmp_path.iterdir())  # no run folder left

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -34,9 +35,12 @@ def env_factory(env: Any) -> Callable[[], Any]:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ConfigError(f"--env {env}: cannot import module {module_name!r} ({err})") from None
-        target = getattr(module, attr, None)
-        if callable(target):
-            return target
+        if hasattr(module, attr):
+            target = getattr(module, attr)
+            if (inspect.isclass(target) and issubclass(target, gym.Env)) or inspect.isfunction(target):
+                return target
+            raise ConfigError(f"--env {env}: {attr!r} in {module_name!r} is not a Gymnasium environment class or "
+                              "factory (a gymnasium.Env subclass, or a Python function returning an env)")
     # 'module:RegisteredId' (gymnasium's own form) or a registered id; a partial pickles for subprocesses
     return functools.partial(gym.make, env, disable_env_checker=True)
 
