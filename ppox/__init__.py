@@ -4,15 +4,37 @@
     result = ppox.train(ppox.Config(env="CartPole-v1"))
     policy = ppox.load(result.run_path)
     actions = policy.act(observations)
+
+The names below are imported when first used, so that ``import ppox.cli`` is light: the command line
+listens to signals before JAX and the environments are imported.
 """
 
-from ppox._version import __version__
-from ppox.config import Config
-from ppox.drivers.fused_program import make_train
-from ppox.errors import ConfigError
-from ppox.evaluate import evaluate
-from ppox.policy import Policy, load
-from ppox.training import TrainResult, init_distributed, resume, train
+import importlib
 
-__all__ = ["Config", "ConfigError", "Policy", "TrainResult", "evaluate", "load", "init_distributed", "make_train",
-           "resume", "train", "__version__"]
+from ppox._version import __version__
+
+_WHERE = {
+    "Config": "ppox.config",
+    "ConfigError": "ppox.errors",
+    "Policy": "ppox.policy",
+    "TrainResult": "ppox.training",
+    "evaluate": "ppox.evaluate",
+    "init_distributed": "ppox.training",
+    "load": "ppox.policy",
+    "make_train": "ppox.drivers.fused_program",
+    "resume": "ppox.training",
+    "train": "ppox.training",
+}
+__all__ = [*_WHERE, "__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'ppox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

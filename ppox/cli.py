@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import sys
@@ -262,9 +263,11 @@ def ladder_command(args: list[str]) -> int:
     from ppox.ladder import run_ladder
 
     opts = tyro.cli(Ladder, args=args, prog="ppox ladder")
-    try:
-        Config.preset(opts.env, seeds=opts.seeds, **({"total_timesteps": opts.total_timesteps}
-                                                     if opts.total_timesteps else {}))
+    if opts.seeds < 1:
+        return _fail("ladder", f"--seeds must be a positive integer, got {opts.seeds}")
+    try:  # (the seeds are vmapped on the fused driver and run one by one on the host driver)
+        Config.preset(opts.env, **({"total_timesteps": opts.total_timesteps} if opts.total_timesteps is not None
+                                   else {}))
     except ConfigError as err:
         return _fail("ladder", str(err))
     enable_compilation_cache()
@@ -273,6 +276,8 @@ def ladder_command(args: list[str]) -> int:
     except (OSError, ConfigError) as err:
         return _fail("ladder", str(err))
     print((out / "table.md").read_text())
+    if json.loads((out / "results.json").read_text())["interrupted"]:
+        print("ppox ladder: stopped by a signal; the report holds the rungs that finished", file=sys.stderr)
     print(f"report: {out}/ (curves.png, kl_and_clip_fraction.png, table.md, results.json)")
     return 0
 
@@ -317,6 +322,9 @@ COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ppox import signals
+
+    signals.install()  # first of all: a signal during the imports below is answered too
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
@@ -327,7 +335,11 @@ def main(argv: list[str] | None = None) -> int:
 
         hint = closest(command, COMMANDS)
         return _fail(command, f"unknown command{'; did you mean ' + hint[0] + '?' if hint else ''}\n{USAGE}")
-    return COMMANDS[command](rest)
+    try:
+        return COMMANDS[command](rest)
+    except KeyboardInterrupt:
+        print(f"ppox {command}: interrupted; what was saved before stays", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ import json
 import math
 from typing import Literal
 
-from ppox.envs.registry import check_env_id, driver_for, is_entry_point, is_jax_env
+from ppox.envs.registry import check_env_id, driver_for, is_jax_env
 from ppox.errors import ConfigError
 from ppox.presets import PRESETS
 
-__all__ = ["Config", "ConfigError", "PRESETS", "confirm_file_config", "program_config"]
+__all__ = ["Config", "ConfigError", "PRESETS", "program_config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,22 +216,6 @@ def program_config(config: Config) -> Config:
     how the program is laid out."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
                           checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
-
-
-def confirm_file_config(config: Config, source, env=None, ray: str | None = None, trust: bool = False,
-                        uses_ray: bool = True) -> None:
-    """ConfigError unless the user confirmed what, in a config read from ``source``, would import code
-    (an entry point env) or reach another host (a Ray address): by repeating it, or by trusting the file."""
-    if trust:
-        return
-    if is_entry_point(config.env) and env is None:
-        raise ConfigError(f"{source} names the env {config.env!r}, an entry point: importing it runs its code. "
-                          f"If you trust it, repeat it: --env {config.env} (or pass --trust-run-config)")
-    if isinstance(env, str) and env != config.env:
-        raise ConfigError(f"--env {env} is not the env of {source} ({config.env}); repeat that one to confirm it")
-    if uses_ray and config.ray not in (None, "local") and ray != config.ray:
-        raise ConfigError(f"{source} asks for the Ray cluster at {config.ray!r}. If you trust it, repeat it: "
-                          f"--ray {config.ray} (or pass --trust-run-config)")
 
 
 def _validate(c: Config) -> None:

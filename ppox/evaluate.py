@@ -9,12 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.config import confirm_file_config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.registry import gymnasium_ids, is_entry_point, is_jax_env
 from ppox.errors import ConfigError
 from ppox.policy import Policy
+from ppox.trust import confirm_file_config
 
 
 def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = False, seed: int = 0,

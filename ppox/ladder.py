@@ -17,6 +17,7 @@ first rungs); everything else (learning rate and its annealing, network, gamma) 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ppox import signals
 from ppox.config import Config
 from ppox.envs.registry import driver_for
 from ppox.plots import pyplot, quiet_nan_warnings
@@ -83,35 +85,57 @@ def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: int | None = None,
                threshold: float | None = None, progress: bool = True) -> Path:
-    """Train every rung with ``seeds`` seeds; write the report folder and return its path."""
+    """Train every rung with ``seeds`` seeds; write the report folder and return its path.
+
+    A signal stops the ladder: the rungs that finished are reported (results.json says "interrupted")."""
     preset = Config.preset(env, seeds=1, save=False, progress=False)
-    if total_timesteps:
+    if total_timesteps is not None:
         preset = preset.replace(total_timesteps=total_timesteps)
     threshold = THRESHOLDS.get(env) if threshold is None else threshold
     out = Path(out) if out else Path("ladders") / f"{env}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    fused = driver_for(preset.env, preset.driver, preset.ray) == "fused"
     ladder = rungs(preset)
     results = []
     display = _Display(len(ladder), progress)
+    cancel = signals.on_hard_exit(lambda: out.rmdir() if not any(out.iterdir()) else None)
     try:
-        for i, rung in enumerate(ladder):
-            config = preset.replace(**rung.changes)
-            display.start(i, rung.name)
-            start = time.perf_counter()
-            if fused:
-                runs = [train(config.replace(seeds=seeds))]
-            else:  # the host driver trains one seed per run
-                runs = [train(config.replace(seed=preset.seed + s)) for s in range(seeds)]
-            wall = time.perf_counter() - start
-            metrics = {k: np.concatenate([r.metrics[k] for r in runs], axis=0) for k in runs[0].metrics}
-            finals = np.concatenate([r.final_return() for r in runs])
-            results.append({"rung": rung.name, "changes": rung.changes, "config": json.loads(config.to_json()),
-                            "metrics": metrics, "final": finals, "wall_s": wall})
-            display.done(i, rung.name, float(np.nanmean(finals)), wall)
+        with contextlib.ExitStack() as at_stake:
+            for i, rung in enumerate(ladder):
+                display.start(i, rung.name)
+                result = None if signals.STATE.requested else _run_rung(preset, rung, seeds)
+                if result is None:
+                    break
+                results.append(result)
+                if len(results) == 1:  # from now on a signal stops the ladder with a report
+                    at_stake.enter_context(signals.work_at_stake())
+                display.done(i, rung.name, float(np.nanmean(result["final"])), result["wall_s"])
     finally:
         display.stop()
-    return write_report(out, env, preset, seeds, results, threshold)
+        cancel()
+    if not results:
+        out.rmdir()
+        raise KeyboardInterrupt
+    return write_report(out, env, preset, seeds, results, threshold, interrupted=len(results) < len(ladder))
+
+
+def _run_rung(preset: Config, rung: Rung, seeds: int) -> dict | None:
+    """Train one rung (seeds vmapped on the fused driver, one run per seed on the host); None if a signal
+    stopped it."""
+    config = preset.replace(**rung.changes)
+    start = time.perf_counter()
+    if driver_for(preset.env, preset.driver, preset.ray) == "fused":
+        runs = [train(config.replace(seeds=seeds))]
+    else:
+        runs = []
+        for s in range(seeds):
+            runs.append(train(config.replace(seed=preset.seed + s)))
+            if runs[-1].interrupted:
+                break
+    if any(r.interrupted for r in runs):
+        return None
+    metrics = {k: np.concatenate([r.metrics[k] for r in runs], axis=0) for k in runs[0].metrics}
+    return {"rung": rung.name, "changes": rung.changes, "config": json.loads(config.to_json()), "metrics": metrics,
+            "final": np.concatenate([r.final_return() for r in runs]), "wall_s": time.perf_counter() - start}
 
 
 class _Display:
@@ -150,18 +174,22 @@ def steps_to(curve: np.ndarray, steps: np.ndarray, threshold: float | None):
 
 
 def write_report(out: Path, env: str, preset: Config, seeds: int, results: list[dict],
-                 threshold: float | None) -> Path:
-    """The report folder: curves.png/.svg, kl_and_clip_fraction.png/.svg, table.md, results.json, metrics.npz."""
+                 threshold: float | None, interrupted: bool = False) -> Path:
+    """The report folder: curves.png/.svg, kl_and_clip_fraction.png/.svg, table.md, results.json, metrics.npz
+    (of the rungs that finished, if a signal stopped the ladder; the drift plot needs rungs 6 and 7)."""
     steps = (np.arange(results[0]["metrics"]["episode_return"].shape[1]) + 1) * preset.batch_size
     rows = _plot_curves(out, env, seeds, results, steps, threshold)
-    drift = _plot_drift(out, results[5], results[6], steps)
+    drift = _plot_drift(out, results[5], results[6], steps) if len(results) >= 7 else {}
     _write_table(out, env, seeds, rows, drift, steps, threshold)
+    if interrupted:
+        with open(out / "table.md", "a") as f:
+            f.write(f"\nStopped by a signal after {len(results)} of 8 rungs.\n")
     # every rung's per-update metrics [seeds, updates], for other plots (np.load(..., allow_pickle=False))
     np.savez_compressed(out / "metrics.npz", **{f"rung{i + 1}/{k}": np.asarray(v, np.float32)
                                                 for i, res in enumerate(results) for k, v in res["metrics"].items()})
     (out / "results.json").write_text(json.dumps(
         {"env": env, "seeds": seeds, "total_timesteps": int(steps[-1]), "threshold": threshold,
-         "rungs": rows, "drift": drift, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
+         "rungs": rows, "drift": drift, "interrupted": interrupted, "preset": json.loads(preset.to_json())}, indent=2, default=_jsonable))
     return out
 
 

@@ -13,9 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,37 +29,9 @@ from ppox.evaluate import evaluate
 from ppox.metrics import check_finite_metrics
 from ppox.policy import Policy
 from ppox.runlog import RunLog, append_evaluation
+from ppox.signals import StopOnSignal
 
 CHUNK_SECONDS = 2.0  # once the pace is known, chunks are cut to about this long (progress, signals)
-
-
-class StopOnSignal:
-    """While active, SIGINT and SIGTERM ask the run loop to stop at the next safe point.
-
-    A second signal stops at once (KeyboardInterrupt). Outside the main thread nothing is installed.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(f"\nppox: {signal.Signals(signum).name} received: finishing the work in flight and saving a "
-              "checkpoint (send it again to stop at once)", file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
 
 
 class ChunkPlanner:
@@ -138,6 +107,7 @@ def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: S
                 n_next = planner.size(end)
                 next_state, upcoming = driver.run(state, n_next)
             metrics = driver.fetch(pending, n)
+            stop.work_at_stake()
             now = time.perf_counter()
             planner.measured(done, n, now - tick)
             log.write(metrics, done, n * config.batch_size / (now - tick))

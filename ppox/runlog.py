@@ -9,6 +9,7 @@ import json
 import math
 import os
 import queue
+import shutil
 import threading
 import time
 from datetime import datetime
@@ -20,6 +21,7 @@ from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
 
+from ppox.checkpoint import CHECKPOINT_DIR
 from ppox.config import Config
 from ppox.errors import ConfigError, RunWriteError
 from ppox.files import atomic_write_bytes, atomic_write_text
@@ -45,6 +47,17 @@ def make_run_path(config: Config) -> Path:
         if _make_folder(path, exist_ok=False):
             return path
     raise ConfigError(f"{config.run_dir}: could not find a free run folder name for {stem}")
+
+
+def discard_if_empty(path: Path | None) -> None:
+    """Remove a new run's folder if the run stopped before it held anything of value (no checkpoint, no
+    metrics row): a failed or interrupted start leaves no empty folder behind."""
+    if path is None or not path.is_dir() or any((path / CHECKPOINT_DIR).glob("*.safetensors")):
+        return
+    metrics = path / "metrics.csv"
+    if metrics.exists() and len(metrics.read_bytes().splitlines()) > 1:
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _make_folder(path: Path, exist_ok: bool) -> bool:

@@ -14,8 +14,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from ppox import signals
 from ppox.checkpoint import read_newest_checkpoint, save_policy
-from ppox.config import Config, confirm_file_config
+from ppox.config import Config
 from ppox.drivers.distributed import init_distributed
 from ppox.drivers.fused import FusedDriver
 from ppox.drivers.host import HostDriver
@@ -25,7 +26,8 @@ from ppox.errors import CheckpointError, RunWriteError
 from ppox.loop import Start, run_loop
 from ppox.metrics import final_return
 from ppox.policy import POLICY_FILE, Policy
-from ppox.runlog import RunLog, make_run_path
+from ppox.runlog import RunLog, discard_if_empty, make_run_path
+from ppox.trust import confirm_file_config
 
 __all__ = ["TrainResult", "init_distributed", "resume", "summary", "train"]
 
@@ -70,9 +72,17 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         config = config.replace(**overrides)
     start = Start()
     driver = make_driver(config, env)
+    run_path = None
     try:
         run_path = make_run_path(driver.config) if driver.config.save else None
-        return _run(driver, run_path, start)
+        cancel = signals.on_hard_exit(lambda: discard_if_empty(run_path))
+        try:
+            return _run(driver, run_path, start)
+        finally:
+            cancel()
+    except BaseException:
+        discard_if_empty(run_path)
+        raise
     finally:
         driver.close()
 

@@ -1,7 +1,6 @@
 """Hostile conditions: a disk that fills mid-run, runs that would share a folder, kill -9 at a checkpoint."""
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path

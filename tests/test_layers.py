@@ -54,8 +54,8 @@ def test_imports_inside_functions_are_for_optional_dependencies_only():
     """(The CLI imports each command's modules when it runs, so that `ppox --help` answers at once.)"""
     lazy = []
     for path, tree in _modules():
-        if path.name == "cli.py":
-            continue
+        if path.name == "cli.py" or path.relative_to(PACKAGE) == Path("__init__.py"):
+            continue  # (ppox/__init__ imports its names on first use, so that `import ppox.cli` is light)
         for func in ast.walk(tree):
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for node in ast.walk(func):
