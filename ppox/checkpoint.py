@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
-from safetensors import safe_open
-from safetensors.numpy import save
 
+from ppox import tensorfile
 from ppox._version import __version__
-from ppox.errors import CheckpointError, check_finite
+from ppox.config import Config
+from ppox.errors import CheckpointError, ConfigError, check_finite
 from ppox.files import atomic_write_bytes
 
 FORMAT = "ppox-policy"
@@ -49,7 +49,7 @@ def save_policy(path, params, obs_stats, config_dict: dict, spec_dict: dict, ext
         "env_spec": json.dumps(spec_dict),
         "extra": json.dumps(extra or {}),
     }
-    atomic_write_bytes(Path(path), save(arrays, metadata=metadata))
+    tensorfile.write(Path(path), arrays, metadata)
     return Path(path)
 
 
@@ -57,14 +57,7 @@ def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str)
     """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError.
 
     safetensors reads a JSON header and raw arrays only: nothing in the file is ever executed."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # safetensors raises several types for damaged files
-        raise CheckpointError(f"{path}: not a readable ppox {what} ({type(err).__name__}: {err})") from None
+    arrays, metadata = tensorfile.read(path, what)
     if metadata.get("format") != fmt:
         raise CheckpointError(f"{path}: not a ppox {what} (format {metadata.get('format')!r})")
     if metadata.get("format_version") != str(version):
@@ -126,7 +119,7 @@ def save_checkpoint(run_path, update: int, state, metrics: dict[str, np.ndarray]
     metadata = {"format": CHECKPOINT_FORMAT, "format_version": str(CHECKPOINT_VERSION), "ppox_version": __version__,
                 "update": str(update), "meta": json.dumps(meta)}
     path = folder / f"update_{update:08d}.safetensors"
-    atomic_write_bytes(path, save(arrays, metadata=metadata))
+    tensorfile.write(path, arrays, metadata)
     for old in list_checkpoints(run_path)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path
@@ -143,9 +136,33 @@ def read_checkpoint(path) -> Checkpoint:
     path = Path(path)
     arrays, metadata = _read_safetensors(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint", "checkpoint")
     try:
-        return Checkpoint(path, arrays, int(metadata["update"]), json.loads(metadata["meta"]))
+        update, meta = int(metadata["update"]), json.loads(metadata["meta"])
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{path}: damaged checkpoint metadata ({err})") from None
+    problem = _meta_problem(update, meta, arrays)
+    if problem:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata: {problem}")
+    return Checkpoint(path, arrays, update, meta)
+
+
+def _meta_problem(update: int, meta, arrays: dict[str, np.ndarray]) -> str | None:
+    """What is wrong with a checkpoint's metadata (None: nothing): the driver, the config, the update
+    count within the run, the wall time, and every metric shaped [seeds, update]."""
+    if not isinstance(meta, dict) or meta.get("driver") not in ("fused", "host"):
+        return "'driver' must be fused or host"
+    try:
+        config = Config.from_dict(meta.get("config"))
+    except ConfigError as err:
+        return f"config: {err}"
+    if not 1 <= update <= config.num_updates:
+        return f"update {update} is outside the run's 1..{config.num_updates}"
+    wall = meta.get("wall_time", 0.0)
+    if not (isinstance(wall, (int, float)) and not isinstance(wall, bool) and np.isfinite(wall) and wall >= 0):
+        return f"wall_time must be a number of seconds >= 0, got {wall!r}"
+    for name, values in arrays.items():
+        if name.startswith("metrics/") and values.shape != (config.seeds, update):
+            return f"{name} is shaped {list(values.shape)}, not [seeds {config.seeds}, updates {update}]"
+    return None
 
 
 def read_newest_checkpoint(run_path) -> Checkpoint:

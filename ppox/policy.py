@@ -9,13 +9,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from ppox.agent import act, make_network
 from ppox.checkpoint import load_policy_file
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
 from ppox.envs.spec import EnvSpec, to_env_action
-from ppox.errors import CheckpointError
+from ppox.errors import CheckpointError, ConfigError
 
 POLICY_FILE = "policy.safetensors"
 
@@ -67,10 +68,29 @@ def load(path, seed_index: int = 0) -> Policy:
     if path.is_dir():
         path = path / POLICY_FILE
     params, stats, config_dict, spec_dict, _ = load_policy_file(path)
-    config = Config.from_dict(config_dict)
-    seeds = jax.tree_util.tree_leaves(params)[0].shape[0]
+    try:
+        config, spec = Config.from_dict(config_dict), EnvSpec.from_dict(spec_dict)
+    except (ConfigError, ValueError) as err:
+        raise CheckpointError(f"{path}: damaged policy metadata ({err})") from None
+    seeds = check_shapes(path, config, spec, params, stats)
     if not 0 <= seed_index < seeds:
         raise CheckpointError(f"{path}: seed_index {seed_index} out of range; the file holds {seeds} seed(s)")
     pick = lambda x: jnp.asarray(x[seed_index])  # noqa: E731
     obs_stats = RunningMeanStd(**{k: pick(v) for k, v in stats.items()})
-    return Policy(config, EnvSpec.from_dict(spec_dict), jax.tree_util.tree_map(pick, params), obs_stats, source=path)
+    return Policy(config, spec, jax.tree_util.tree_map(pick, params), obs_stats, source=path)
+
+
+def check_shapes(path: Path, config: Config, spec: EnvSpec, params, stats) -> int:
+    """The number of seeds in a policy file, once every array is the shape its config's network makes
+    (with a leading seed axis); CheckpointError otherwise."""
+    network = make_network(config, spec)
+    template = jax.eval_shape(network.init, jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(spec.obs_shape)))
+    want = {f"params/{k}": tuple(v.shape) for k, v in traverse_util.flatten_dict(template, sep="/").items()}
+    want.update({"obs_stats/mean": tuple(spec.obs_shape), "obs_stats/var": tuple(spec.obs_shape),
+                 "obs_stats/count": ()})
+    have = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict({"params": params, "obs_stats": stats},
+                                                                      sep="/").items()}
+    seeds = {shape[0] if shape else 0 for shape in have.values()}
+    if len(seeds) != 1 or 0 in seeds or {k: shape[1:] for k, shape in have.items()} != want:
+        raise CheckpointError(f"{path}: damaged policy: its arrays do not match the network its config describes")
+    return seeds.pop()

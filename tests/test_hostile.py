@@ -197,3 +197,99 @@ def test_a_non_env_entry_point_on_the_command_line_is_one_line(tmp_path, target)
                                         f"{target.split(':')[0]!r} is not a Gymnasium environment class or factory "
                                         "(a gymnasium.Env subclass, or a Python function returning an env)"]
     assert not any(tmp_path.iterdir())  # no run folder left
+
+
+def _rewrite_metadata(path: Path, change) -> None:
+    """Apply ``change`` to a safetensors file's metadata dict (meta is JSON-decoded for checkpoints)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="numpy") as f:
+        metadata, arrays = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta = json.loads(metadata["meta"])
+    change(metadata, meta, arrays)
+    metadata["meta"] = json.dumps(meta)
+    metadata.pop("sha256", None)  # a crafted file carries no (or a recomputed) checksum
+    save_file(arrays, str(path), metadata=metadata)
+
+
+CRAFTED = {
+    "missing driver": lambda md, meta, arrays: meta.pop("driver"),
+    "hidden_sizes 5": lambda md, meta, arrays: meta["config"].update(hidden_sizes=5),
+    "num_envs a string": lambda md, meta, arrays: meta["config"].update(num_envs="4"),
+    "negative update": lambda md, meta, arrays: md.update(update="-3"),
+    "update past the run": lambda md, meta, arrays: md.update(update="999"),
+    "3-D metric": lambda md, meta, arrays: arrays.update({"metrics/policy_loss": np.zeros((1, 2, 2), np.float32)}),
+    "wall time text": lambda md, meta, arrays: meta.update(wall_time="soon"),
+    "config not an object": lambda md, meta, arrays: meta.update(config=[1, 2]),
+}
+
+
+@pytest.mark.parametrize("craft", sorted(CRAFTED))
+def test_crafted_checkpoint_metadata_falls_back_to_the_one_before(tmp_path, craft, capsys):
+    config = ppox.Config(**{**QUICK, "total_timesteps": 8192}, checkpoint_every=1024, run_dir=str(tmp_path),
+                         run_name="c")
+    ppox.train(config)
+    files = list_checkpoints(tmp_path / "c")
+    files[-1].unlink()  # as if stopped before the end
+    _rewrite_metadata(files[-2], CRAFTED[craft])
+    from ppox.checkpoint import read_checkpoint
+    from ppox.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="damaged checkpoint metadata|not a readable"):
+        read_checkpoint(files[-2])
+    result = ppox.resume(tmp_path / "c")
+    assert "skipped a damaged checkpoint" in capsys.readouterr().err
+    assert result.metrics["episode_return"].shape[1] == config.num_updates
+    rows = [int(r.split(",")[1]) for r in (tmp_path / "c" / "metrics.csv").read_text().strip().splitlines()[1:]]
+    assert min(rows) > 0  # no negative global steps
+
+
+def test_a_sparse_file_claiming_gigabytes_is_refused_without_reading_it(tmp_path):
+    import json
+    import resource
+
+    from ppox.checkpoint import read_checkpoint
+    from ppox.errors import CheckpointError
+
+    header = json.dumps({"state['params']": {"dtype": "F32", "shape": [805306368], "data_offsets": [0, 3221225472]},
+                         "__metadata__": {"format": "ppox-checkpoint", "format_version": "1"}}).encode()
+    path = tmp_path / "update_00000001.safetensors"
+    with open(path, "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header)
+        f.truncate(8 + len(header) + 3221225472)  # 3 GiB, all holes: about 4 KB on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="on disk"):
+        read_checkpoint(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: nothing like 3 GiB
+    small = tmp_path / "small.safetensors"  # the same claim in a 4 KB file: outside the file
+    small.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4000)
+    with pytest.raises(CheckpointError, match="byte range"):
+        read_checkpoint(small)
+
+
+def test_a_flipped_bit_is_damage(tmp_path):
+    from ppox.checkpoint import read_checkpoint
+    from ppox.errors import CheckpointError
+
+    result = ppox.train(ppox.Config(**QUICK, run_dir=str(tmp_path), run_name="b"))
+    for path in (list_checkpoints(result.run_path)[-1], result.run_path / "policy.safetensors"):
+        data = bytearray(path.read_bytes())
+        data[-5] ^= 0x10  # in the last tensor's bytes
+        path.write_bytes(bytes(data))
+        with pytest.raises(CheckpointError, match="checksum"):
+            read_checkpoint(path) if "update_" in path.name else ppox.load(path)
+
+
+def test_a_policy_whose_arrays_do_not_fit_its_config_is_refused(tmp_path):
+    from ppox.errors import CheckpointError
+
+    result = ppox.train(ppox.Config(**QUICK, run_dir=str(tmp_path), run_name="p"))
+    _rewrite_config(result.run_path / "policy.safetensors", hidden_sizes=[32, 32])
+    with pytest.raises(CheckpointError, match="do not match the network"):
+        ppox.load(result.run_path)
+    _rewrite_config(result.run_path / "policy.safetensors", hidden_sizes=5)
+    with pytest.raises(CheckpointError, match="hidden-sizes must be a list of integers"):
+        ppox.load(result.run_path)

@@ -43,9 +43,24 @@ class EnvSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EnvSpec":
+        """An EnvSpec from JSON-like data (a file's metadata); ValueError naming what is malformed."""
+        def ints(x, least=0):
+            return isinstance(x, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= least
+                                               for n in x)
+
         def tup(x):
             return None if x is None else tuple(x)
 
+        if not (isinstance(data, dict) and ints(data.get("obs_shape")) and ints(data.get("action_dims"), 1)
+                and data.get("action_kind") in ("discrete", "continuous", "multi_discrete")):
+            raise ValueError(f"not an env spec: {str(data)[:200]}")
+        for key in ("action_low", "action_high"):
+            if data.get(key) is not None and not (
+                    isinstance(data[key], list) and all(isinstance(x, (int, float)) for x in data[key])):
+                raise ValueError(f"env spec {key} must be a list of numbers")
+        for key in ("action_shape", "action_start"):
+            if data.get(key) is not None and not ints(data[key], -2**31):
+                raise ValueError(f"env spec {key} must be a list of integers")
         return cls(
             obs_shape=tuple(data["obs_shape"]),
             action_kind=data["action_kind"],
