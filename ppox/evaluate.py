@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppox.envs.contract import check_reset, check_spaces, step_error
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.registry import gymnasium_ids, is_entry_point, is_jax_env
@@ -52,18 +53,23 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
                                           disable_logger=True)
     else:
         single = env_factory(env)()
+    check_spaces(single)
     encoder = ObsEncoder(single.observation_space)
     key = jax.random.PRNGKey(seed)
     returns = []
     try:
         for episode in range(episodes):
-            obs, _ = single.reset(seed=seed + episode)
+            obs, _ = check_reset(single, single.reset(seed=seed + episode))
             total, done = 0.0, False
             while not done:
                 key, act_key = jax.random.split(key)
                 action = policy.act(encoder(batch_of_one(single.observation_space, obs)), deterministic=deterministic,
                                     key=act_key)[0]
-                obs, reward, terminated, truncated, _ = single.step(action)
+                result = single.step(action)
+                try:
+                    obs, reward, terminated, truncated, _ = result
+                except (TypeError, ValueError):
+                    raise step_error(single, result) from None
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)

@@ -293,3 +293,26 @@ def test_a_policy_whose_arrays_do_not_fit_its_config_is_refused(tmp_path):
     _rewrite_config(result.run_path / "policy.safetensors", hidden_sizes=5)
     with pytest.raises(CheckpointError, match="hidden-sizes must be a list of integers"):
         ppox.load(result.run_path)
+
+
+BROKEN = {
+    "WrongShapeObs": "step\\(\\) returned an observation that does not fit .*expected shape \\(3,\\), got shape \\(5,\\)",
+    "ResetNotTuple": "reset\\(\\) returned ndarray .*returns \\(observation, info\\)",
+    "FourTupleStep": "step\\(\\) returned a 4-tuple \\(the old Gym API",
+    "NoneObs": "reset\\(\\) returned an observation that does not fit .*got None",
+    "TextInBox": "step\\(\\) returned an observation that does not fit .*expected numbers",
+    "NoSpaces": "it has no observation_space",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_an_env_that_breaks_the_contract_is_one_clear_line(tmp_path, name):
+    from tests import toy_envs
+
+    with pytest.raises(ConfigError, match=f"env {name}: " + BROKEN[name]):
+        ppox.train(ppox.Config(**QUICK, save=False), env=getattr(toy_envs, name))
+    proc = ppox_cli("train", "--env", f"tests.toy_envs:{name}", "--total-timesteps", "1024", "--run-dir",
+                    str(tmp_path))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not any(tmp_path.iterdir())

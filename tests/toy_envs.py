@@ -130,3 +130,49 @@ class CrashOnce(gym.Env):
             else:
                 os._exit(1)  # the whole worker process dies, as on a crash or a lost machine
         return np.full(2, 0.1 * (action - 0.5), np.float32), 1.0, False, self.t % 20 == 0, {}
+
+
+class _Broken(gym.Env):
+    """Base of envs that break the Gymnasium API in one way each (for the clear-error tests)."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+class WrongShapeObs(_Broken):
+    def step(self, action):
+        return np.zeros(5, np.float32), 0.0, False, False, {}
+
+
+class ResetNotTuple(_Broken):
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(3, np.float32)
+
+
+class FourTupleStep(_Broken):
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, {}
+
+
+class NoneObs(_Broken):
+    def reset(self, *, seed=None, options=None):
+        return None, {}
+
+
+class TextInBox(_Broken):
+    def step(self, action):
+        return np.array(["a", "b", "c"]), 0.0, False, False, {}
+
+
+class NoSpaces(gym.Env):
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
+from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
 from ppox.envs.registry import is_entry_point
 from ppox.envs.spec import EnvSpec, spec_from_action_space
 from ppox.errors import ConfigError
@@ -56,14 +57,18 @@ class SyncEnvs:
 
     def __init__(self, factories):
         self.envs = [make() for make in factories]
+        for env in self.envs:
+            check_spaces(env)
         self.num_envs = len(self.envs)
         self.single_observation_space = self.envs[0].observation_space
         self.single_action_space = self.envs[0].action_space
         # Discrete actions go to the envs as Python ints: a space's contains() checks those fastest.
         self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
+        self._checked = [False] * self.num_envs  # each env's first step is checked in full
 
     def reset(self, *, seed: int | None = None):
-        results = [env.reset(seed=None if seed is None else seed + i) for i, env in enumerate(self.envs)]
+        results = [check_reset(env, env.reset(seed=None if seed is None else seed + i))
+                   for i, env in enumerate(self.envs)]
         return _stack(self.single_observation_space, [obs for obs, _ in results]), {}
 
     def step(self, actions):
@@ -72,12 +77,19 @@ class SyncEnvs:
         observations, rewards, terminated, truncated = [], [], [], []
         info = {}
         for i, env in enumerate(self.envs):
-            obs, reward, term, trunc, _ = env.step(actions[i])
+            result = env.step(actions[i])
+            try:
+                obs, reward, term, trunc, _ = result
+            except (TypeError, ValueError):
+                raise step_error(env, result) from None
+            if not self._checked[i]:
+                check_observation(env, obs, "step()")
+                self._checked[i] = True
             if term or trunc:
                 if not info:
                     info = {"final_obs": np.full(self.num_envs, None, object), "_final_obs": np.zeros(self.num_envs, bool)}
                 info["final_obs"][i], info["_final_obs"][i] = obs, True
-                obs, _ = env.reset()
+                obs, _ = check_reset(env, env.reset())
             observations.append(obs)
             rewards.append(reward)
             terminated.append(term)
