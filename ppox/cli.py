@@ -10,11 +10,16 @@ where imports sit inside functions for another reason than an optional dependenc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import decimal
 import functools
+import io
+import itertools
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -61,6 +66,47 @@ def _fail(command: str, message: str) -> int:
     return 2
 
 
+class FlagError(Exception):
+    """Flags that do not parse; the message is one line."""
+
+
+SCIENTIFIC_INTEGER = re.compile(r"^\+?\d+(\.\d+)?[eE]\+?\d+$")
+
+
+def parse_flags(cls, args: list[str], prog: str, **kwargs):
+    """tyro.cli, with its errors as one line (FlagError) instead of a box; ``--help`` prints as tyro does.
+    Whole numbers may be written like 1e6 (tyro's int parser takes digits only)."""
+    args = [_integer_text(a) if SCIENTIFIC_INTEGER.match(a) else a for a in args]
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=args, prog=prog, **kwargs)
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            raise
+        raise FlagError(_first_message(captured.getvalue(), prog)) from None
+
+
+def _integer_text(text: str) -> str:
+    value = decimal.Decimal(text)
+    return str(int(value)) if value == value.to_integral_value() and value < 10**30 else text
+
+
+def _first_message(box: str, prog: str) -> str:
+    """The first message block of tyro's error box (after its title, up to its first rule), as one line."""
+    def is_rule(line: str) -> bool:
+        return bool(line) and set(line) <= set("-─")
+
+    lines = [line.strip().strip("│").strip() for line in box.splitlines()]
+    lines = [line for line in lines if line]
+    if lines and lines[0].startswith("╭"):  # the title in the box's top border
+        lines = lines[1:]
+    elif len(lines) > 1 and is_rule(lines[1]):  # the title on a line of its own, then a rule
+        lines = lines[2:]
+    body = list(itertools.takewhile(lambda line: not is_rule(line), lines))
+    return f"{' '.join(body) or 'the flags do not parse'} (see {prog} --help)"
+
+
 def _env_from_args(args: list[str]) -> str:
     """The value of --env in ``args`` (tyro parses it again; this only picks the preset)."""
     for i, arg in enumerate(args):
@@ -97,15 +143,12 @@ def train_command(args: list[str]) -> int:
             return _fail("train", str(err))
     if "--resume" in args or any(a.startswith("--resume=") for a in args):
         return resume_command(args)
+    if sum(a == "--env" or a.startswith("--env=") for a in args) > 1:
+        return _fail("train", "--env is given more than once; give it once (it picks the preset too)")
     try:
         default = Config.preset(_env_from_args(args))
-        config = tyro.cli(
-            Config,
-            default=default,
-            args=args,
-            prog="ppox train",
-            description="Train PPO. Defaults shown are the preset of --env.",
-        )
+        config = parse_flags(Config, args, "ppox train", default=default,
+                             description="Train PPO. Defaults shown are the preset of --env.")
     except ConfigError as err:
         return _fail("train", str(err))
     from ppox.training import train
@@ -179,7 +222,9 @@ def _report(result) -> int:
 def eval_command(args: list[str]) -> int:
     from ppox.errors import CheckpointError, ConfigError
 
-    opts = tyro.cli(Eval, args=args, prog="ppox eval")
+    opts = parse_flags(Eval, args, "ppox eval")
+    if opts.seed < 0 or opts.seed_index < 0:
+        return _fail("eval", f"--seed and --seed-index must be integers >= 0, got {opts.seed} and {opts.seed_index}")
     from ppox.evaluate import evaluate
     from ppox.policy import load
 
@@ -262,7 +307,7 @@ def ladder_command(args: list[str]) -> int:
     from ppox.config import Config, ConfigError
     from ppox.ladder import run_ladder
 
-    opts = tyro.cli(Ladder, args=args, prog="ppox ladder")
+    opts = parse_flags(Ladder, args, "ppox ladder")
     if opts.seeds < 1:
         return _fail("ladder", f"--seeds must be a positive integer, got {opts.seeds}")
     try:  # (the seeds are vmapped on the fused driver and run one by one on the host driver)
@@ -285,7 +330,7 @@ def ladder_command(args: list[str]) -> int:
 def plot_command(args: list[str]) -> int:
     from ppox.plots import plot_runs
 
-    opts = tyro.cli(Plot, args=args, prog="ppox plot")
+    opts = parse_flags(Plot, args, "ppox plot")
     if not opts.runs:
         return _fail("plot", "name at least one run folder: ppox plot runs/ENV__SEED__TIME [...]")
     runs = [Path(r) for r in opts.runs]
@@ -304,10 +349,13 @@ def explain_command(args: list[str]) -> int:
 
     if not args or args[0] != "clip":
         return _fail("explain", "what to explain: ppox explain clip [--eps 0.2]")
-    opts = tyro.cli(ExplainClip, args=args[1:], prog="ppox explain clip")
+    opts = parse_flags(ExplainClip, args[1:], "ppox explain clip")
     if not (math.isfinite(opts.eps) and 0 < opts.eps < 1):
         return _fail("explain", f"--eps must lie in (0, 1), got {opts.eps}")
-    paths = explain_clip(opts.eps, Path(opts.out))
+    try:
+        paths = explain_clip(opts.eps, Path(opts.out))
+    except OSError as err:
+        return _fail("explain", f"cannot write {opts.out}: {err.strerror or err}; choose another --out")
     print(
         f"L(r) = min(r A, clip(r, {1 - opts.eps:g}, {1 + opts.eps:g}) A). For A > 0 the objective stops rising once "
         f"r > {1 + opts.eps:g}; for A < 0 it stops falling once r < {1 - opts.eps:g}: there the sample's gradient is "
@@ -337,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(command, f"unknown command{'; did you mean ' + hint[0] + '?' if hint else ''}\n{USAGE}")
     try:
         return COMMANDS[command](rest)
+    except FlagError as err:
+        return _fail(command, str(err))
     except KeyboardInterrupt:
         print(f"ppox {command}: interrupted; what was saved before stays", file=sys.stderr, flush=True)
         return 130

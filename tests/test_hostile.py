@@ -316,3 +316,35 @@ def test_an_env_that_breaks_the_contract_is_one_clear_line(tmp_path, name):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not any(tmp_path.iterdir())
+
+
+CLI_ATTACKS = {
+    "huge timesteps": (["train", "--total-timesteps", "1e23"], "more than ppox counts"),
+    "bad seed": (["eval", "RUN", "--seed", "-1"], "--seed and --seed-index must be integers >= 0"),
+    "unwritable out": (["explain", "clip", "--out", "/proc/no/such/x"], "cannot write /proc/no/such/x"),
+    "not a number": (["train", "--num-envs", "abc"], "Error parsing --num-envs"),
+    "env twice": (["train", "--env", "CartPole-v1", "--env", "Acrobot-v1"], "--env is given more than once"),
+    "ladder zero steps": (["ladder", "--total-timesteps", "0"], "--total-timesteps must be a positive integer"),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(CLI_ATTACKS))
+def test_the_remaining_cli_tracebacks_are_one_line(tmp_path, attack, capsys):
+    from ppox.cli import main
+
+    args, message = CLI_ATTACKS[attack]
+    args = [str(tmp_path) if a == "RUN" else a for a in args]
+    if args[0] == "train":
+        args += ["--run-dir", str(tmp_path / "runs")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_whole_numbers_may_be_written_in_scientific_notation(tmp_path, capsys):
+    from ppox.cli import main
+
+    assert main(["train", "--total-timesteps", "2e3", "--num-envs", "4", "--num-steps", "128", "--no-save",
+                 "--no-progress"]) == 0
+    assert "1,536 steps" in capsys.readouterr().out
