@@ -18,7 +18,7 @@ _WHERE = {
     "ConfigError": "ppox.errors",
     "Policy": "ppox.policy",
     "TrainResult": "ppox.training",
-    "evaluate": "ppox.evaluate",
+    "evaluate": "ppox.evaluation",
     "init_distributed": "ppox.training",
     "load": "ppox.policy",
     "make_train": "ppox.drivers.fused_program",

@@ -225,7 +225,7 @@ def eval_command(args: list[str]) -> int:
     opts = parse_flags(Eval, args, "ppox eval")
     if opts.seed < 0 or opts.seed_index < 0:
         return _fail("eval", f"--seed and --seed-index must be integers >= 0, got {opts.seed} and {opts.seed_index}")
-    from ppox.evaluate import evaluate
+    from ppox.evaluation import evaluate
     from ppox.policy import load
 
     try:

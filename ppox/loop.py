@@ -25,7 +25,7 @@ from ppox.config import Config, program_config
 from ppox.drivers.base import Driver, max_chunk
 from ppox.drivers.distributed import any_process
 from ppox.envs.spec import EnvSpec
-from ppox.evaluate import evaluate
+from ppox.evaluation import evaluate
 from ppox.metrics import check_finite_metrics
 from ppox.policy import Policy
 from ppox.runlog import RunLog, append_evaluation

@@ -8,7 +8,7 @@ import pytest
 import ppox
 from ppox.cli import main
 from ppox.core.normalize import RunningMeanStd
-from ppox.evaluate import evaluate
+from ppox.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
