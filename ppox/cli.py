@@ -47,8 +47,8 @@ class Eval:
     """A run folder (or its policy.safetensors)."""
     episodes: int = 10
     """Episodes to run."""
-    deterministic: bool = False
-    """Act with the distribution's mode instead of sampling."""
+    deterministic: bool = True
+    """Act with the distribution's mode (the default, as Policy.act does); --no-deterministic samples."""
     video: bool = False
     """Record every episode as mp4 into RUN/videos (Gymnasium environments; needs ppox[video])."""
     seed_index: int = 0
@@ -151,6 +151,10 @@ def train_command(args: list[str]) -> int:
                              description="Train PPO. Defaults shown are the preset of --env.")
     except ConfigError as err:
         return _fail("train", str(err))
+    if config.total_timesteps % config.batch_size:
+        print(f"ppox: --total-timesteps {config.total_timesteps:,} is {config.num_updates:,} updates of num_envs * "
+              f"num_steps = {config.batch_size}: training {config.num_updates * config.batch_size:,} steps",
+              file=sys.stderr)
     from ppox.training import train
 
     return _train_and_report(train, config)
@@ -210,7 +214,7 @@ def _report(result) -> int:
 
     config = result.config
     s = summary(result)
-    finals = ", ".join(f"{x:.1f}" for x in s["final_return_per_seed"])
+    finals = ", ".join("no episode finished" if x is None else f"{x:.1f}" for x in s["final_return_per_seed"])
     where = f" -> {s['run_path']}" if s["run_path"] else ""
     print(
         f"{config.env}: {s['total_timesteps']:,} steps x {config.seeds} seed(s) in {s['wall_time_s']:.1f} s "

@@ -16,14 +16,16 @@ from ppox.errors import ConfigError
 from ppox.presets import PRESETS
 from ppox.validation import validate
 
-__all__ = ["Config", "ConfigError", "PRESETS", "program_config"]
+__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "program_config"]
+
+DEFAULT_ENV = "CartPole-v1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Proximal Policy Optimization, as configured for one run (one or several seeds)."""
 
-    env: str = "CartPole-v1"
+    env: str = DEFAULT_ENV
     """Environment: a JAX-native gymnax id (CartPole-v1, Acrobot-v1, Pendulum-v1, Breakout-MinAtar, ...:
     fused driver), or any Gymnasium id or 'package.module:Class' entry point (host driver). See `ppox envs`."""
 
@@ -32,6 +34,10 @@ class Config:
 
     num_envs: int = 4
     """Parallel environments stepped together."""
+
+    max_episode_steps: int | None = None
+    """End an episode after this many steps (truncated: it bootstraps from V of its last observation), for
+    envs without a time limit of their own. None: the env's own limit only."""
 
     num_steps: int = 128
     """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""

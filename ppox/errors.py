@@ -32,10 +32,10 @@ class RunWriteError(OSError):
         return error
 
 
-def closest(name: str, choices) -> list[str]:
+def closest(name: str, choices, cutoff: float = 0.5) -> list[str]:
     """Up to three names from ``choices`` closest to ``name`` (for 'did you mean' messages)."""
     by_lower = {c.lower(): c for c in choices}
-    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
+    return [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=cutoff)]
 
 
 def check_finite(arrays: dict, where: Callable[[tuple], str], source: str = "") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,37 +13,57 @@ import numpy as np
 from ppox.envs.contract import check_reset, check_spaces, step_error
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
-from ppox.envs.registry import gymnasium_ids, is_entry_point, is_jax_env
+from ppox.envs.registry import check_env_id, gymnasium_ids, is_entry_point, is_jax_env
 from ppox.errors import ConfigError
 from ppox.policy import Policy
 from ppox.trust import confirm_file_config
 
+EVAL_STEP_CAP = 10_000  # steps per evaluation episode when neither the env nor the run sets a limit
 
-def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = False, seed: int = 0,
-             video_folder: str | Path | None = None, env=None, trust_env: bool = False) -> np.ndarray:
-    """Run ``episodes`` full episodes with ``policy``; returns their (raw) returns.
 
-    Gymnasium environments (ids, entry points, or ``env`` = a factory) are stepped one episode
-    at a time and can be recorded with Gymnasium's RecordVideo; gymnax-only environments (the
-    MinAtar games, ...) run all episodes at once in a jitted loop. A policy loaded from a file whose env
-    is an entry point ('module:Class') is evaluated on it only with ``env`` (the same string, or an env
-    factory) or ``trust_env=True``: importing it runs its code.
+def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = True, seed: int = 0,
+             video_folder: str | Path | None = None, env=None, trust_env: bool = False,
+             max_episode_steps: int | None = None) -> np.ndarray:
+    """Run ``episodes`` episodes with ``policy`` (the mode of its distribution unless ``deterministic`` is
+    False); returns their raw returns.
+
+    Gymnasium environments (ids, entry points, or ``env`` = an id, entry point or factory) are stepped one
+    episode at a time and can be recorded with Gymnasium's RecordVideo; gymnax-only environments (the
+    MinAtar games, ...) run all episodes at once in a jitted loop. An episode ends at the env's own time
+    limit or after ``max_episode_steps`` (default: the run's --max-episode-steps, else EVAL_STEP_CAP), so
+    that an env without a time limit cannot hang it. A policy loaded from a file whose env is an entry
+    point ('module:Class') is evaluated on it only with ``env`` or ``trust_env=True``: importing it runs its
+    code.
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
-    if policy.source is not None:
-        confirm_file_config(policy.config, policy.source, env, trust=trust_env, uses_ray=False)
-    if isinstance(env, str):
-        env = None  # confirmed: the policy's own env
+    if isinstance(env, str) and env == policy.config.env:
+        env, trust_env = None, True  # the policy's own env, confirmed
+    if env is None and policy.source is not None:
+        confirm_file_config(policy.config, policy.source, trust=trust_env, uses_ray=False)
+    if env is None:
+        _check_rebuildable(policy.config.env)
+    cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
     if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
         if video_folder is not None:
             raise ConfigError(f"--video needs a Gymnasium environment; {name} exists only in gymnax")
         return _evaluate_gymnax(policy, episodes, deterministic, seed)
-    return _evaluate_gymnasium(policy, env if env is not None else name, episodes, deterministic, seed, video_folder)
+    return _evaluate_gymnasium(policy, env if env is not None else name, episodes, deterministic, seed, video_folder,
+                               cap)
 
 
-def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder) -> np.ndarray:
+def _check_rebuildable(name: str) -> None:
+    """ConfigError unless ``name`` makes an env (a registered id or an entry point)."""
+    try:
+        check_env_id(name)
+    except ConfigError:
+        raise ConfigError(f"this run's env {name!r} is not a registered id or an entry point, so it cannot be rebuilt "
+                          "from its name (it was given as an object from Python): evaluate it from Python with "
+                          "ppox.evaluate(policy, env=...), or name its class: --env package.module:Class") from None
+
+
+def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
     if video_folder is not None:
         try:
             import moviepy  # noqa: F401  (RecordVideo writes mp4 files through it)
@@ -54,17 +75,22 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     else:
         single = env_factory(env)()
     check_spaces(single)
-    encoder = ObsEncoder(single.observation_space)
+    # a policy saved before its observation space was recorded gets observations encoded here
+    encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
     key = jax.random.PRNGKey(seed)
-    returns = []
+    returns, capped = [], 0
     try:
         for episode in range(episodes):
             obs, _ = check_reset(single, single.reset(seed=seed + episode))
-            total, done = 0.0, False
+            total, done, steps = 0.0, False, 0
             while not done:
+                if steps == cap:
+                    capped += 1
+                    break
+                steps += 1
                 key, act_key = jax.random.split(key)
-                action = policy.act(encoder(batch_of_one(single.observation_space, obs)), deterministic=deterministic,
-                                    key=act_key)[0]
+                raw = obs if encoder is None else encoder(batch_of_one(single.observation_space, obs))[0]
+                action = policy.act(raw, deterministic=deterministic, key=act_key)
                 result = single.step(action)
                 try:
                     obs, reward, terminated, truncated, _ = result
@@ -75,11 +101,14 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
             returns.append(total)
     finally:
         single.close()
+    if capped:
+        print(f"ppox: {capped} of {episodes} episodes were cut at {cap:,} steps (the env has no time limit of its "
+              "own that ended them; --max-episode-steps sets the cap)", file=sys.stderr)
     return np.asarray(returns)
 
 
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarray:
-    env, params, _ = make_gymnax(policy.config.env)
+    env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: S
             planner.measured(done, n, now - tick)
             log.write(metrics, done, n * config.batch_size / (now - tick))
             chunks.append(metrics)
+            warn_if_no_episode_ended(chunks, end, config)
             check_finite_metrics(metrics, done)
             done, tick = end, now
             if ahead:
@@ -126,6 +128,15 @@ def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: S
             n, tick = planner.size(done), time.perf_counter()
             state, pending = driver.run(state, n)
     return Outcome(state, joined(chunks, driver.metric_names), interrupted, _wall(start))
+
+
+def warn_if_no_episode_ended(chunks: list[dict], done: int, config: Config) -> None:
+    """Say once, when a tenth of the run has passed without a single episode ending, what may be wrong."""
+    tenth = max(1, config.num_updates // 10)
+    if done >= tenth and done - chunks[-1]["episode_count"].shape[1] < tenth:
+        if sum(float(np.nansum(c["episode_count"])) for c in chunks) == 0:
+            print(f"ppox: no episode has ended in the first {done * config.batch_size:,} steps; if the env has no "
+                  "time limit of its own, set one with --max-episode-steps N", file=sys.stderr, flush=True)
 
 
 def _wall(start: Start) -> float:
@@ -165,7 +176,7 @@ def evaluate_seeds(driver: Driver, state, done: int) -> list[float]:
     for i in range(config.seeds):
         policy.params, policy.obs_stats = jax.tree_util.tree_map(lambda x, i=i: x[i], (params, obs_stats))
         returns.append(float(evaluate(policy, episodes=config.eval_episodes, seed=config.seed * 7919 + done,
-                                      env=driver.eval_env).mean()))
+                                      env=driver.eval_env, deterministic=False).mean()))
     return returns
 
 

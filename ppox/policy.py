@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
+from gymnasium import spaces
 
 from ppox.agent import act, make_network
 from ppox.checkpoint import load_policy_file
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one, is_single_observation, space_from_description
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import CheckpointError, ConfigError
 
@@ -41,25 +44,54 @@ class Policy:
 
         self._act_fn = env_action_and_value
         self._act = jax.jit(env_action_and_value, static_argnames="deterministic")
+        self._space = space_from_description(json.loads(spec.obs_space)) if spec.obs_space else None
+        self._encoder = ObsEncoder(self._space) if self._space is not None else None
 
     def act_jax(self, obs, key, deterministic: bool):
         """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation)."""
         return self._act_fn(self.params, self.obs_stats, obs, key, deterministic)[0]
 
     def act(self, obs, *, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
-        """Actions for a batch of observations shaped [batch, *obs_shape]."""
-        obs = np.asarray(obs)
-        if obs.shape[1:] != tuple(self.spec.obs_shape):
-            raise ValueError(f"observations must be shaped [batch, {', '.join(map(str, self.spec.obs_shape))}], "
-                             f"got {list(obs.shape)}")
+        """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
+
+        Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
+        images scaled, normalisation statistics). ``deterministic`` (the default, as for ``ppox eval`` and
+        ``ppox.evaluate``): the distribution's mode; else sampled with ``key`` (required then)."""
+        batch, single = self.observations(obs)
         if not deterministic and key is None:
             raise ValueError("sampling (deterministic=False) needs a key=jax.random.PRNGKey(...)")
         key = jax.random.PRNGKey(0) if key is None else key
-        return np.asarray(self._act(self.params, self.obs_stats, obs, key, deterministic)[0])
+        actions = np.asarray(self._act(self.params, self.obs_stats, batch, key, deterministic)[0])
+        return actions[0] if single else actions
 
     def value(self, obs) -> np.ndarray:
-        """The critic's V(s) for a batch of observations."""
-        return np.asarray(self._act(self.params, self.obs_stats, np.asarray(obs), jax.random.PRNGKey(0), True)[1])
+        """The critic's V(s) for one observation or a batch."""
+        batch, single = self.observations(obs)
+        values = np.asarray(self._act(self.params, self.obs_stats, batch, jax.random.PRNGKey(0), True)[1])
+        return values[0] if single else values
+
+    def _encoded_already(self, obs) -> bool:
+        """Whether ``obs`` is in the network's form already: a float array of the encoded shape where the
+        env's observations are a dict, a tuple, or integers (one-hot encoded)."""
+        if isinstance(obs, (dict, tuple)) or isinstance(self._space, spaces.Box):
+            return False
+        array = np.asarray(obs)
+        return np.issubdtype(array.dtype, np.floating) and array.shape[-1:] == tuple(self.spec.obs_shape)[-1:]
+
+    def observations(self, obs) -> tuple[np.ndarray, bool]:
+        """(the network's input batch [batch, *obs_shape], whether ``obs`` was a single observation)."""
+        if self._space is not None and not self._encoded_already(obs):
+            single = is_single_observation(self._space, obs)
+            batch = self._encoder(batch_of_one(self._space, obs) if single else obs)
+        else:
+            batch = np.asarray(obs, np.float32)
+            single = batch.shape == tuple(self.spec.obs_shape)
+            batch = batch[None] if single else batch
+        if batch.shape[1:] != tuple(self.spec.obs_shape):
+            shape = ", ".join(map(str, self.spec.obs_shape))
+            raise ValueError(f"observations must be shaped [batch, {shape}] (or [{shape}] for one), after encoding; "
+                             f"got {list(batch.shape)}")
+        return batch, single
 
 
 def load(path, seed_index: int = 0) -> Policy:

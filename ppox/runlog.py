@@ -9,6 +9,7 @@ import json
 import math
 import os
 import queue
+import re
 import shutil
 import threading
 import time
@@ -41,7 +42,8 @@ def make_run_path(config: Config) -> Path:
                               f"continue that run with: ppox train --resume {path}")
         _make_folder(path, exist_ok=True)
         return path
-    stem = f"{config.env}__{config.seed}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    env = re.sub(r"[^\w.-]+", "-", config.env)  # ALE/Pong-v5, package.module:Class: one folder name
+    stem = f"{env}__{config.seed}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     for i in range(1, 1000):
         path = Path(config.run_dir) / (stem if i == 1 else f"{stem}-{i}")
         if _make_folder(path, exist_ok=False):

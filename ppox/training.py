@@ -20,7 +20,7 @@ from ppox.config import Config
 from ppox.drivers.distributed import init_distributed
 from ppox.drivers.fused import FusedDriver
 from ppox.drivers.host import HostDriver
-from ppox.envs.registry import driver_for
+from ppox.envs.registry import check_env_id, driver_for
 from ppox.envs.spec import EnvSpec
 from ppox.errors import CheckpointError, RunWriteError
 from ppox.loop import Start, run_loop
@@ -120,6 +120,8 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
 
 def make_driver(config: Config, env: Any = None):
     """The driver for this config: host for an env object or factory, else as ``driver_for`` says."""
+    if env is None:
+        check_env_id(config.env)  # (a Config lets a name pass that may label an env object)
     if driver_for(config.env, config.driver, config.ray, env_object=env is not None) == "host":
         return HostDriver(config, env if env is not None else config.env)
     return FusedDriver(_for_this_process(config))
@@ -177,14 +179,17 @@ def summary(result: TrainResult) -> dict:
     """The run's figures as summary.json holds them."""
     finals = result.final_return()
     config = result.config
+    steps = result.metrics["episode_return"].shape[1] * config.batch_size  # done, not planned: honest when cut short
+    ended = np.isfinite(finals)
     return {
         "env": config.env,
         "seeds": config.seeds,
-        "total_timesteps": config.num_updates * config.batch_size,
+        "total_timesteps": steps,
+        "planned_timesteps": config.num_updates * config.batch_size,
         "wall_time_s": round(result.wall_time, 3),
-        "steps_per_second": round(config.num_updates * config.batch_size * config.seeds / result.wall_time, 1),
-        "final_return_per_seed": [round(float(x), 3) for x in finals],
-        "final_return_mean": round(float(np.nanmean(finals)), 3),
+        "steps_per_second": round(steps * config.seeds / result.wall_time, 1),
+        "final_return_per_seed": [round(float(x), 3) if ok else None for x, ok in zip(finals, ended)],
+        "final_return_mean": round(float(finals[ended].mean()), 3) if ended.any() else None,
         "interrupted": result.interrupted,
         **({"worker_restarts": int(np.nanmax(result.metrics["worker_restarts"]))}
            if "worker_restarts" in result.metrics else {}),

@@ -75,6 +75,8 @@ def _validate_sizes(c) -> None:
                     f"(e.g. {_divisor_near(c.batch_size, c.num_minibatches)})")
     need(c.num_updates < 2**31, f"--total-timesteps {c.total_timesteps} is more than ppox counts: at most "
                                 f"{(2**31 - 1) * c.batch_size:.4g} steps with num_envs * num_steps = {c.batch_size}")
+    need(c.max_episode_steps is None or c.max_episode_steps >= 1,
+         f"--max-episode-steps must be a positive integer or None, got {c.max_episode_steps!r}")
     need(c.total_timesteps >= c.batch_size,
          f"--total-timesteps {c.total_timesteps} is less than one rollout (num_envs * num_steps = {c.batch_size}); "
          f"raise --total-timesteps or lower --num-envs/--num-steps")
@@ -122,7 +124,7 @@ def _validate_run(c) -> None:
          f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)")
     need(isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
          f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
-    check_env_id(c.env)
+    check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
     fused = driver_for(c.env, c.driver, c.ray) == "fused"
     if c.driver == "fused":
         need(is_jax_env(c.env), f"--driver fused needs a JAX-native env; {c.env!r} is not one (use --driver host)")

@@ -156,7 +156,7 @@ class Fused(NamedTuple):
 
 def build(config: Config) -> Fused:
     """The fused program of ``config``: a gymnax env with autoreset, the network and the optimiser."""
-    env, env_params, spec = make_gymnax(config.env)
+    env, env_params, spec = make_gymnax(config.env, config.max_episode_steps)
     return Fused(config, spec, make_network(config, spec), make_optimizer(config), env, env_params,
                  jax.vmap(make_autoreset_step(env, env_params)))
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from ppox.agent import make_network, prepare_obs
 from ppox.checkpoint import Checkpoint, restore_state
-from ppox.config import Config, program_config
+from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
-from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
+from ppox.envs.gym_envs import env_label, make_vector_env, spec_from_spaces
 from ppox.errors import ConfigError
 from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.metrics import METRIC_NAMES
@@ -117,10 +117,14 @@ class HostDriver:
                               "returning a new env) or an id instead of an env instance")
         if isinstance(env, gym.Env) and config.ray is not None:
             raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
-        self.config, self.env = config, env
+        self.env = env
         self.eval_env = None if isinstance(env, str) else env
         self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ())
-        self.venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec)
+        self.venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec,
+                                    config.max_episode_steps)
+        if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
+            config = config.replace(env=env_label(env, getattr(self.venv, "envs", [None])[0]))
+        self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
             self.network, self._init, self._learn = build_learner(program_config(config), self.spec)

@@ -36,7 +36,7 @@ class RolloutWorker:
     def __init__(self, config_json: str, env, num_envs: int, seed: int):
         jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
         config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1)
-        venv = make_vector_env(env, num_envs, "sync")
+        venv = make_vector_env(env, num_envs, "sync", config.max_episode_steps)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
                                    seed=seed)

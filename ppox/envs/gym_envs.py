@@ -8,9 +8,13 @@ episode can bootstrap from the value of its true final observation.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import inspect
+import json
+import os
+import sys
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -32,6 +36,8 @@ def env_factory(env: Any) -> Callable[[], Any]:
         return env
     if is_entry_point(env):
         module_name, _, attr = env.partition(":")
+        if os.getcwd() not in sys.path and "" not in sys.path:  # a module in the current folder, as python -m finds
+            sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
@@ -44,6 +50,23 @@ def env_factory(env: Any) -> Callable[[], Any]:
                               "factory (a gymnasium.Env subclass, or a Python function returning an env)")
     # 'module:RegisteredId' (gymnasium's own form) or a registered id; a partial pickles for subprocesses
     return functools.partial(gym.make, env, disable_env_checker=True)
+
+
+def env_label(env: Any, made=None) -> str:
+    """How a run names an env given from Python (an instance or a factory): its registered id, else
+    'module:Name' when that imports again (not from a script's __main__), else the class or function name.
+    ``made``: an env the factory made, whose id or class names a lambda."""
+    instance = env if isinstance(env, gym.Env) else made
+    spec = getattr(instance, "spec", None)
+    if spec is not None and spec.id in gym.registry:
+        return spec.id
+    target = type(env.unwrapped) if isinstance(env, gym.Env) else env
+    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
+    if module and module != "__main__" and name and "<" not in name:
+        return f"{module}:{name}"
+    if "<" in name and instance is not None:
+        return env_label(instance)
+    return name if name and "<" not in name else type(target).__name__
 
 
 class SyncEnvs:
@@ -110,12 +133,20 @@ def _stack(space, items):
     return np.array(items)  # one array [n, ...] from same-shaped observations
 
 
-def make_vector_env(env: Any, num_envs: int, vec: str):
-    """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv."""
+def time_limited(factory: Callable[[], Any], max_episode_steps: int):
+    """An env from ``factory`` that truncates its episodes after ``max_episode_steps`` steps."""
+    return gym.wrappers.TimeLimit(factory(), max_episode_steps=max_episode_steps)
+
+
+def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None):
+    """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv;
+    with ``max_episode_steps``, each behind a TimeLimit."""
     if isinstance(env, gym.Env) and num_envs > 1:
         raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
                           "returning a new env) or an id to run several")
     factory = env_factory(env)
+    if max_episode_steps is not None:
+        factory = functools.partial(time_limited, factory, max_episode_steps)  # (a partial pickles for spawn)
     try:
         if vec == "async":  # spawned, not forked: forking a process that runs JAX can deadlock
             return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
@@ -177,9 +208,55 @@ def _encode(space, obs) -> np.ndarray:
 
 
 def spec_from_spaces(obs_space, action_space) -> EnvSpec:
-    """The EnvSpec of a single env's spaces (observations as ObsEncoder encodes them); a ConfigError
-    naming an unsupported space."""
-    return spec_from_action_space(_encoded_shape(obs_space), action_space)
+    """The EnvSpec of a single env's spaces (observations as ObsEncoder encodes them, the space itself
+    described so that a saved policy encodes them the same way); a ConfigError naming an unsupported space."""
+    spec = spec_from_action_space(_encoded_shape(obs_space), action_space)
+    return dataclasses.replace(spec, obs_space=json.dumps(describe_space(obs_space)))
+
+
+def describe_space(space) -> dict:
+    """A JSON-able description of an observation space, enough to encode its observations again."""
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: describe_space(s) for k, s in space.spaces.items()}}
+    if isinstance(space, spaces.Tuple):
+        return {"type": "Tuple", "spaces": [describe_space(s) for s in space.spaces]}
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": np.asarray(space.nvec).tolist()}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "shape": list(space.shape)}
+    return {"type": "Box", "shape": list(space.shape), "dtype": np.dtype(space.dtype).name}
+
+
+def space_from_description(data: dict):
+    """The observation space a ``describe_space`` description stands for (bounds are not kept)."""
+    kind = data["type"]
+    if kind == "Dict":
+        return spaces.Dict({k: space_from_description(s) for k, s in data["spaces"].items()})
+    if kind == "Tuple":
+        return spaces.Tuple([space_from_description(s) for s in data["spaces"]])
+    if kind == "Discrete":
+        return spaces.Discrete(data["n"], start=data.get("start", 0))
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(data["nvec"])
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(data["shape"])
+    dtype = np.dtype(data["dtype"])
+    high = 255 if dtype == np.uint8 else np.inf
+    return spaces.Box(0 if dtype == np.uint8 else -np.inf, high, tuple(data["shape"]), dtype)
+
+
+def is_single_observation(space, obs) -> bool:
+    """Whether ``obs`` is one observation of ``space`` (rather than a batch of them)."""
+    if isinstance(space, spaces.Dict):
+        key = next(iter(space.spaces))
+        return is_single_observation(space.spaces[key], obs[key])
+    if isinstance(space, spaces.Tuple):
+        return is_single_observation(space.spaces[0], obs[0])
+    if isinstance(space, spaces.Discrete):
+        return np.ndim(obs) == 0
+    return np.shape(obs) == tuple(space.shape)
 
 
 def _unsupported(what: str, space) -> None:

@@ -12,11 +12,13 @@ import jax.numpy as jnp
 from ppox.envs.spec import spec_from_action_space
 
 
-def make_gymnax(env_id: str):
-    """(env, env_params, spec) for a gymnax id."""
+def make_gymnax(env_id: str, max_episode_steps: int | None = None):
+    """(env, env_params, spec) for a gymnax id; ``max_episode_steps`` replaces the env's time limit."""
     import gymnax
 
     env, params = gymnax.make(env_id)
+    if max_episode_steps is not None:
+        params = params.replace(max_steps_in_episode=max_episode_steps)
     spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))
     return env, params, spec
 

@@ -7,6 +7,8 @@ run on the host driver. This module only names and checks ids; the adapters make
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.metadata
 
 import gymnasium as gym
 
@@ -52,15 +54,44 @@ def known_env_ids() -> list[str]:
     return jax_ids + [i for i in gymnasium_ids() if i not in jax_ids]
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise ConfigError, naming the closest known ids, if ``env_id`` is neither known nor an entry point."""
-    if is_entry_point(env_id):
+# Packages that register Gymnasium envs when imported (Gymnasium 1.x no longer imports them itself),
+# by the id prefixes they register.
+PLUGINS = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid", "highway-": "highway_env",
+           "merge-": "highway_env", "roundabout-": "highway_env", "parking-": "highway_env",
+           "intersection-": "highway_env", "racetrack-": "highway_env", "exit-": "highway_env",
+           "MinAtar/": "minatar", "Fetch": "gymnasium_robotics", "Hand": "gymnasium_robotics",
+           "AntMaze": "gymnasium_robotics", "PointMaze": "gymnasium_robotics"}
+
+
+def import_plugins(env_id: str) -> None:
+    """Import the packages that would register ``env_id``: those PLUGINS names for its prefix, and those
+    that declare a 'gymnasium.envs' entry point (the plugin convention). Missing packages are skipped."""
+    names = [module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)]
+    names += [ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group="gymnasium.envs")]
+    for name in dict.fromkeys(names):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001  (not installed, or broken: the id stays unknown)
+            continue
+
+
+def check_env_id(env_id: str, strict: bool = True) -> None:
+    """Raise ConfigError, naming at most three close ids, if ``env_id`` is neither known (after importing
+    the packages that would register it) nor an entry point. ``strict=False`` lets a name pass that is
+    close to no known id: the label of an env given as an object from Python."""
+    if is_entry_point(env_id) or env_id in gymnasium_ids() or is_jax_env(env_id):
         return
+    import_plugins(env_id)
     ids = known_env_ids()
     if env_id in ids:
         return
-    hint = closest(env_id, ids)
-    suggestion = f"; did you mean {' or '.join(hint)}?" if hint else f"; known ids: {', '.join(ids)}"
+    hint = closest(env_id, ids, cutoff=0.5 if strict else 0.75)  # (a label need only be unlike every id)
+    if not strict and not hint:
+        return
+    package = next((module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)), None)
+    suggestion = (f"; did you mean {' or '.join(hint)}?" if hint else
+                  f"; pip install {package.replace('_', '-')} to register it" if package else
+                  "; `ppox envs` lists the ids, and 'package.module:Class' names any env class")
     raise ConfigError(f"--env: unknown environment {env_id!r}{suggestion}")
 
 

@@ -32,6 +32,8 @@ class EnvSpec:
     action_high: tuple[float, ...] | None = None
     action_shape: tuple[int, ...] | None = None  # None: the flat shape (() or (dim,)), as in older files
     action_start: tuple[int, ...] | None = None
+    obs_space: str | None = None  # JSON description of a Gymnasium observation space that is encoded (one-hot,
+    # flattened, uint8 scaled) into obs_shape; None: observations are used as they are
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -69,6 +71,7 @@ class EnvSpec:
             action_high=tup(data.get("action_high")),
             action_shape=tup(data.get("action_shape")),
             action_start=tup(data.get("action_start")),
+            obs_space=data.get("obs_space") if isinstance(data.get("obs_space"), str) else None,
         )
 
 
