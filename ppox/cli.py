@@ -59,6 +59,9 @@ class Eval:
     """Confirm the run's env when it is an entry point ('module:Class'): importing it runs its code."""
     trust_run_config: bool = False
     """Import the env the policy file names without repeating it."""
+    max_episode_steps: int | None = None
+    """Cut an episode after this many steps (default: the run's --max-episode-steps, else 10,000), so that an
+    env without a time limit cannot hang the evaluation."""
 
 
 def _fail(command: str, message: str) -> int:
@@ -229,6 +232,8 @@ def eval_command(args: list[str]) -> int:
     opts = parse_flags(Eval, args, "ppox eval")
     if opts.seed < 0 or opts.seed_index < 0:
         return _fail("eval", f"--seed and --seed-index must be integers >= 0, got {opts.seed} and {opts.seed_index}")
+    if opts.max_episode_steps is not None and opts.max_episode_steps < 1:
+        return _fail("eval", f"--max-episode-steps must be a positive integer, got {opts.max_episode_steps}")
     from ppox.evaluation import evaluate
     from ppox.policy import load
 
@@ -243,6 +248,7 @@ def eval_command(args: list[str]) -> int:
             video_folder=folder / "videos" if opts.video else None,
             env=opts.env,
             trust_env=opts.trust_run_config,
+            max_episode_steps=opts.max_episode_steps,
         )
     except (CheckpointError, ConfigError) as err:
         return _fail("eval", str(err))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes.util
+import os
 import sys
 from pathlib import Path
 
@@ -63,17 +65,38 @@ def _check_rebuildable(name: str) -> None:
                           "ppox.evaluate(policy, env=...), or name its class: --env package.module:Class") from None
 
 
-def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
-    if video_folder is not None:
-        try:
-            import moviepy  # noqa: F401  (RecordVideo writes mp4 files through it)
-        except ImportError:
-            raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+def headless_rendering() -> None:
+    """Without a display, have MuJoCo render off-screen: MUJOCO_GL=egl (or osmesa) where the library is
+    installed, else a one-line error saying what to install. A MUJOCO_GL the user set is kept."""
+    if os.environ.get("MUJOCO_GL") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(library):
+            os.environ["MUJOCO_GL"] = os.environ["PYOPENGL_PLATFORM"] = backend
+            return
+    raise ConfigError("--video without a display needs off-screen OpenGL: install libegl1 (or libosmesa6) and set "
+                      "MUJOCO_GL=egl (or osmesa)")
+
+
+def _video_env(env, video_folder: Path):
+    """One env recording every episode into ``video_folder``; the folder is removed again if that fails."""
+    try:
+        import moviepy  # noqa: F401  (RecordVideo writes mp4 files through it)
+    except ImportError:
+        raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+    headless_rendering()
+    try:
         single = gym.make(env, render_mode="rgb_array") if isinstance(env, str) else env_factory(env)()
-        single = gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True,
-                                          disable_logger=True)
-    else:
-        single = env_factory(env)()
+        return gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True,
+                                        disable_logger=True)
+    except BaseException:
+        if Path(video_folder).is_dir() and not any(Path(video_folder).iterdir()):
+            Path(video_folder).rmdir()
+        raise
+
+
+def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
+    single = _video_env(env, video_folder) if video_folder is not None else env_factory(env)()
     check_spaces(single)
     # a policy saved before its observation space was recorded gets observations encoded here
     encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
@@ -101,9 +124,11 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
             returns.append(total)
     finally:
         single.close()
+        if video_folder is not None and Path(video_folder).is_dir() and not any(Path(video_folder).iterdir()):
+            Path(video_folder).rmdir()  # nothing was recorded: no empty folder left behind
     if capped:
-        print(f"ppox: {capped} of {episodes} episodes were cut at {cap:,} steps (the env has no time limit of its "
-              "own that ended them; --max-episode-steps sets the cap)", file=sys.stderr)
+        print(f"ppox: {capped} of {episodes} episodes were cut at the step cap of {cap:,} (--max-episode-steps)",
+              file=sys.stderr)
     return np.asarray(returns)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
 
 import gymnasium as gym
 
@@ -89,8 +90,9 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
     if not strict and not hint:
         return
     package = next((module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)), None)
-    suggestion = (f"; did you mean {' or '.join(hint)}?" if hint else
-                  f"; pip install {package.replace('_', '-')} to register it" if package else
+    missing = package is not None and importlib.util.find_spec(package) is None
+    suggestion = (f"; pip install {package.replace('_', '-')} to register it" if missing else
+                  f"; did you mean {' or '.join(hint)}?" if hint else
                   "; `ppox envs` lists the ids, and 'package.module:Class' names any env class")
     raise ConfigError(f"--env: unknown environment {env_id!r}{suggestion}")
 
