@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ppox import signals
 from ppox.config import Config
 from ppox.envs.registry import driver_for
-from ppox.plots import pyplot, quiet_nan_warnings
+from ppox.plots import band, pyplot
 from ppox.training import train
 
 # steps-to-threshold defaults: the return at which an env counts as learned
@@ -72,15 +72,6 @@ def smoothed(returns: np.ndarray, counts: np.ndarray, window: int = 10) -> np.nd
     den = np.array([np.convolve(x, kernel)[: len(x)] for x in c])
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / den
-
-
-def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds and its 95% confidence band (normal approximation: 1.96 standard errors)."""
-    with np.errstate(invalid="ignore"), quiet_nan_warnings():
-        mean = np.nanmean(curves, axis=0)
-        n = np.maximum(np.sum(np.isfinite(curves), axis=0), 1)
-        half = 1.96 * np.nanstd(curves, axis=0, ddof=1 if curves.shape[0] > 1 else 0) / np.sqrt(n)
-    return mean, mean - half, mean + half
 
 
 def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: int | None = None,

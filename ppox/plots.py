@@ -19,13 +19,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 # metrics.csv column -> panel title, in the order the panels are drawn
 PANELS = {
-    "episode_return": "episodic return",
-    "policy_loss": "policy loss",
-    "value_loss": "value loss",
-    "entropy": "entropy",
-    "approx_kl": "approx KL",
-    "clip_fraction": "clip fraction",
-    "explained_variance": "explained variance",
+    "episode_return": ("episodic return", "return per episode"),
+    "policy_loss": ("policy loss", "-clipped surrogate"),
+    "value_loss": ("value loss", "(V - G)^2"),
+    "entropy": ("entropy", "nats"),
+    "approx_kl": ("approx KL", "KL(pi_old || pi), nats"),
+    "clip_fraction": ("clip fraction", "fraction of samples"),
+    "explained_variance": ("explained variance", "1 - Var[G - V] / Var[G]"),
 }
 
 
@@ -64,7 +64,8 @@ def explain_clip(eps: float, out: Path) -> list[Path]:
         lo, hi = (1 + eps, 2.0) if advantage > 0 else (0.0, 1 - eps)
         ax.axvspan(lo, hi, facecolor="none", edgecolor="tab:red", hatch="//", alpha=0.5, lw=0,
                    label="zero gradient (clipped)")
-        ax.plot(r[flat], clipped_objective(r[flat], advantage, eps), color="tab:red", lw=2.2)
+        ax.plot(r[flat], clipped_objective(r[flat], advantage, eps), color="tab:red", lw=2.2,
+                label="clipped segment: flat in r, no gradient")
         ax.axvline(1.0, color="black", lw=0.6)
         ax.set_xlabel("probability ratio r = pi(a|s) / pi_old(a|s)")
         ax.set_ylabel("objective")
@@ -78,7 +79,7 @@ def explain_clip(eps: float, out: Path) -> list[Path]:
 
 
 def read_run(run: Path) -> dict[str, np.ndarray]:
-    """metrics.csv of a run folder as columns; multi-seed runs are averaged per update (NaN-aware)."""
+    """metrics.csv of a run folder as columns [seeds, updates] (``global_step`` and ``update``: [updates])."""
     path = Path(run) / "metrics.csv" if Path(run).is_dir() else Path(run)
     if not path.is_file():
         raise FileNotFoundError(f"{run}: no metrics.csv (is it a ppox run folder?)")
@@ -90,19 +91,28 @@ def read_run(run: Path) -> dict[str, np.ndarray]:
     def number(x: str) -> float:
         try:
             return float(x)
-        except ValueError:
+        except (TypeError, ValueError):
             return math.nan
 
     columns = {k: np.array([number(r[k]) for r in rows]) for k in rows[0]}
-    updates = np.unique(columns["update"])
-    out = {"update": updates}
+    updates, seeds = np.unique(columns["update"]), np.unique(columns["seed"])
+    u_index, s_index = np.searchsorted(updates, columns["update"]), np.searchsorted(seeds, columns["seed"])
+    out = {"update": updates, "global_step": np.unique(columns["global_step"])}
     for name, values in columns.items():
-        if name == "update":
-            continue
-        per_update = [values[columns["update"] == u] for u in updates]
-        with np.errstate(invalid="ignore"), quiet_nan_warnings():
-            out[name] = np.array([np.nanmean(v) if np.isfinite(v).any() else math.nan for v in per_update])
+        if name not in out and name != "seed":
+            grid = np.full((len(seeds), len(updates)), math.nan)
+            grid[s_index, u_index] = values
+            out[name] = grid
     return out
+
+
+def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) and its 95% confidence band (normal approximation: 1.96 standard errors)."""
+    with np.errstate(invalid="ignore"), quiet_nan_warnings():
+        mean = np.nanmean(curves, axis=0)
+        n = np.maximum(np.sum(np.isfinite(curves), axis=0), 1)
+        half = 1.96 * np.nanstd(curves, axis=0, ddof=1 if curves.shape[0] > 1 else 0) / np.sqrt(n)
+    return mean, mean - half, mean + half
 
 
 @contextlib.contextmanager
@@ -114,19 +124,26 @@ def quiet_nan_warnings():
 
 
 def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
-    """Every panel of PANELS for each run, overlaid, against env steps; written to ``out`` (.png, .svg)."""
+    """Every panel of PANELS for each run, overlaid, against env steps; written to ``out`` (.png, .svg).
+    A multi-seed run is drawn as its mean over seeds with a 95% band."""
     plt = pyplot()
     data = [read_run(r) for r in runs]
     labels = labels or [Path(r).name for r in runs]
     cols = 4
     rows = math.ceil(len(PANELS) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
-    for ax, (name, title) in zip(axes.ravel(), PANELS.items()):
+    for ax, (name, (title, unit)) in zip(axes.ravel(), PANELS.items()):
         for d, label in zip(data, labels):
             if name in d:
-                ax.plot(d["global_step"], d[name], label=label, lw=1.2)
+                mean, lo, hi = band(d[name])
+                seeds = d[name].shape[0]
+                (line,) = ax.plot(d["global_step"], mean, lw=1.2,
+                                  label=label if seeds == 1 else f"{label} (mean of {seeds} seeds, 95% band)")
+                if seeds > 1:
+                    ax.fill_between(d["global_step"], lo, hi, color=line.get_color(), alpha=0.2)
         ax.set_title(title)
         ax.set_xlabel("environment steps")
+        ax.set_ylabel(unit)
     for ax in axes.ravel()[len(PANELS):]:
         ax.axis("off")
     handles, names = axes.ravel()[0].get_legend_handles_labels()

@@ -9,7 +9,10 @@ from __future__ import annotations
 PRESETS: dict[str, dict] = {
     "CartPole-v1": {},
     "Acrobot-v1": {"num_envs": 8},
-    "MountainCar-v0": {"num_envs": 16, "total_timesteps": 1_000_000, "norm_obs": True},
+    # the RL Zoo's PPO hyperparameters (VecNormalize: observations and rewards normalised)
+    "MountainCar-v0": {"total_timesteps": 1_000_000, "num_envs": 16, "num_steps": 16, "update_epochs": 4,
+                       "num_minibatches": 4, "learning_rate": 3e-4, "gae_lambda": 0.98, "ent_coef": 0.0,
+                       "norm_obs": True, "norm_reward": True},
     "Pendulum-v1": {
         "total_timesteps": 200_000,
         "num_envs": 8,

@@ -1,0 +1,108 @@
+"""The README's commands and Python example run, top to bottom (with small budgets), so that they stay true.
+
+Placeholders (RUN folders, mypackage.envs:MyEnv, my_plugin:MyEnv-v0) become real ones; every `ppox train`
+gets a few thousand steps instead of its full budget; `pip install` lines must name extras that exist.
+"""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+import ppox
+from ppox.checkpoint import list_checkpoints
+from tests.test_resume import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def block(after: str, language: str) -> str:
+    start = README.index(after)
+    return re.search(rf"```{language}\n(.*?)```", README[start:], re.S).group(1)
+
+
+def quickstart_commands() -> list[str]:
+    lines = []
+    for line in block("## Quickstart", "bash").splitlines():
+        command = line.split("  #")[0].strip()
+        if command and not command.startswith("#"):
+            lines.append(command)
+    return lines
+
+
+def run(command: list[str], cwd, env_vars=None, timeout=600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PPOX_CACHE_DIR": "", **(env_vars or {})}
+    return subprocess.run([sys.executable, "-m", "ppox.cli", *command], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def interrupted_run(tmp_path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PPOX_CACHE_DIR": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "ppox.cli", "train", "--total-timesteps", "400000",
+                             "--checkpoint-every", "4096", "--no-progress", "--run-dir", "runs", "--run-name", "cut"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(tmp_path / "runs" / "cut"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    return "runs/cut"
+
+
+def adapt(words: list[str], run_folder: str, second_run: str) -> list[str]:
+    """The README's command with its placeholders filled in and a small budget."""
+    words = [run_folder if w.startswith("runs/CartPole-v1__0__") else
+             run_folder if w == "runs/RUN_A" else second_run if w == "runs/RUN_B" else
+             "tests.toy_envs:Countdown" if w == "mypackage.envs:MyEnv" else
+             "tests.fake_plugin:FakePlugin-v0" if w == "my_plugin:MyEnv-v0" else w for w in words]
+    if words[0] == "train" and "--resume" not in words and "--help" not in words:
+        steps = "4096" if "HalfCheetah-v5" in words else "16384"
+        words += ["--total-timesteps", steps, "--no-progress", "--run-dir", "runs"]
+    if words[0] == "ladder":
+        words += ["--seeds", "2", "--total-timesteps", "2048", "--no-progress", "--out", "ladder"]
+    if words[0] == "eval":
+        words += ["--episodes", "3"]
+    return words
+
+
+def test_readme_quickstart_runs_top_to_bottom(tmp_path):
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    first = ppox.train(ppox.Config(total_timesteps=2048, run_dir=str(tmp_path / "runs"), run_name="first",
+                                   progress=False))
+    resumable = interrupted_run(tmp_path)
+    ran = 0
+    for command in quickstart_commands():
+        words = shlex.split(command)
+        if words[0] == "pip":
+            extra = re.search(r"\[(\w+)\]", command).group(1)
+            assert extra in extras, command
+            continue
+        env_vars = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+        words = [w for w in words if not ("=" in w and not w.startswith("-"))]
+        assert words[0] == "ppox", command
+        folder = resumable if "--resume" in words else str(first.run_path)
+        result = run(adapt(words[1:], folder, resumable), tmp_path, env_vars)
+        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+        ran += 1
+    assert ran >= 18
+
+
+def test_readme_python_example_runs(monkeypatch, tmp_path):
+    """The Python block, verbatim, with every run cut to a few thousand steps."""
+    original = ppox.Config.__post_init__
+
+    def small(self):
+        object.__setattr__(self, "total_timesteps", min(self.total_timesteps, 4096))
+        object.__setattr__(self, "run_dir", str(tmp_path / "runs"))
+        object.__setattr__(self, "progress", False)
+        original(self)
+
+    monkeypatch.setattr(ppox.Config, "__post_init__", small)
+    exec(compile(block("From Python:", "python"), "README.md", "exec"), {})
