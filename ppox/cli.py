@@ -154,10 +154,6 @@ def train_command(args: list[str]) -> int:
                              description="Train PPO. Defaults shown are the preset of --env.")
     except ConfigError as err:
         return _fail("train", str(err))
-    if config.total_timesteps % config.batch_size:
-        print(f"ppox: --total-timesteps {config.total_timesteps:,} is {config.num_updates:,} updates of num_envs * "
-              f"num_steps = {config.batch_size}: training {config.num_updates * config.batch_size:,} steps",
-              file=sys.stderr)
     from ppox.training import train
 
     return _train_and_report(train, config)

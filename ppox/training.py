@@ -75,6 +75,7 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
     run_path = None
     try:
         run_path = make_run_path(driver.config) if driver.config.save else None
+        say_rounding(driver.config)
         cancel = signals.on_hard_exit(lambda: discard_if_empty(run_path))
         try:
             return _run(driver, run_path, start)
@@ -85,6 +86,14 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         raise
     finally:
         driver.close()
+
+
+def say_rounding(config: Config) -> None:
+    """One line, up front, when the steps asked for are not whole updates."""
+    if config.total_timesteps % config.batch_size:
+        print(f"ppox: --total-timesteps {config.total_timesteps:,} is {config.num_updates:,} updates of num_envs * "
+              f"num_steps = {config.batch_size}: training {config.num_updates * config.batch_size:,} steps",
+              file=sys.stderr, flush=True)
 
 
 def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_config: bool = False) -> TrainResult:
