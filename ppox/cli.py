@@ -376,9 +376,10 @@ COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ppox import signals
+    if argv is None:  # the program itself (not a call from Python, whose process keeps its own handlers)
+        from ppox import signals
 
-    signals.install()  # first of all: a signal during the imports below is answered too
+        signals.install()  # first of all: a signal during the imports below is answered too
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)

@@ -139,21 +139,9 @@ def test_gymnax_envs_take_max_episode_steps_too():
 def test_an_interrupted_summary_counts_the_steps_done_and_asked_steps_are_rounded(tmp_path, capsys, monkeypatch):
     import ppox.loop as loop
     from ppox.cli import main
-    from ppox.signals import StopOnSignal
+    from tests.test_resume import stop_after_checks
 
-    class StopAfterThree(StopOnSignal):
-        calls = 0
-
-        @property
-        def requested(self):
-            StopAfterThree.calls += 1
-            return StopAfterThree.calls >= 3
-
-        @requested.setter
-        def requested(self, value):
-            pass
-
-    monkeypatch.setattr(loop, "StopOnSignal", StopAfterThree)
+    monkeypatch.setattr(loop, "StopOnSignal", stop_after_checks(3))
     assert main(["train", "--total-timesteps", "50000", "--checkpoint-every", "512", "--no-progress",
                  "--run-dir", str(tmp_path), "--run-name", "cut"]) == 0
     captured = capsys.readouterr()

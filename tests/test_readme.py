@@ -13,7 +13,6 @@ import sys
 import time
 import tomllib
 
-import pytest
 
 import ppox
 from ppox.checkpoint import list_checkpoints

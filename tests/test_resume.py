@@ -44,6 +44,25 @@ def policy_arrays(run: Path) -> dict[str, np.ndarray]:
     return load_file(str(run / POLICY_FILE))
 
 
+def stop_after_checks(n: int):
+    """A StopOnSignal whose ``requested`` turns true at its n-th reading (the run loop reads it once a chunk)."""
+    from ppox.signals import StopOnSignal
+
+    class StopAfter(StopOnSignal):
+        calls = 0
+
+        @property
+        def requested(self):
+            StopAfter.calls += 1
+            return StopAfter.calls >= n
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    return StopAfter
+
+
 def config_args(tmp_path, name):
     return ["--run-dir", str(tmp_path), "--run-name", name]
 
@@ -115,21 +134,7 @@ def test_host_run_interrupted_and_resumed(tmp_path, monkeypatch):
                          tensorboard=False)
     whole = ppox.train(config.replace(run_name="whole"))
 
-    class StopAfter(loop.StopOnSignal):
-        """Behaves as if SIGINT arrived during update 6."""
-
-        calls = 0
-
-        @property
-        def requested(self):
-            StopAfter.calls += 1
-            return StopAfter.calls >= 6
-
-        @requested.setter
-        def requested(self, value):
-            pass
-
-    monkeypatch.setattr(loop, "StopOnSignal", StopAfter)
+    monkeypatch.setattr(loop, "StopOnSignal", stop_after_checks(6))  # as if SIGINT arrived during update 6
     cut = ppox.train(config.replace(run_name="cut"))
     monkeypatch.undo()
     assert cut.interrupted and cut.metrics["episode_return"].shape[1] == 6
