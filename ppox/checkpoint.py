@@ -53,23 +53,28 @@ def save_policy(path, params, obs_stats, config_dict: dict, spec_dict: dict, ext
     return Path(path)
 
 
-def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str) -> tuple[dict, dict]:
-    """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError.
+def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str, expect=None) -> tuple[dict, dict]:
+    """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError; the
+    format, and ``expect(metadata, shapes)`` if given, are checked before any tensor is read.
 
     safetensors reads a JSON header and raw arrays only: nothing in the file is ever executed."""
-    arrays, metadata = tensorfile.read(path, what)
-    if metadata.get("format") != fmt:
-        raise CheckpointError(f"{path}: not a ppox {what} (format {metadata.get('format')!r})")
-    if metadata.get("format_version") != str(version):
-        raise CheckpointError(f"{path}: {short} format version {metadata.get('format_version')} is not supported "
-                              f"by this ppox (it reads version {version})")
-    return arrays, metadata
+    def checked(metadata: dict, shapes: dict) -> None:
+        if metadata.get("format") != fmt:
+            raise CheckpointError(f"{path}: not a ppox {what} (format {metadata.get('format')!r})")
+        if metadata.get("format_version") != str(version):
+            raise CheckpointError(f"{path}: {short} format version {metadata.get('format_version')} is not "
+                                  f"supported by this ppox (it reads version {version})")
+        if expect is not None:
+            expect(metadata, shapes)
+
+    return tensorfile.read(path, what, checked)
 
 
-def load_policy_file(path) -> tuple[dict, dict, dict, dict, dict]:
-    """(params, obs_stats, config_dict, spec_dict, extra) from a policy file, or CheckpointError."""
+def load_policy_file(path, expect=None) -> tuple[dict, dict, dict, dict, dict]:
+    """(params, obs_stats, config_dict, spec_dict, extra) from a policy file, or CheckpointError.
+    ``expect(metadata, shapes)``: the caller's check of the file's metadata and tensor shapes, before reading."""
     path = Path(path)
-    arrays, metadata = _read_safetensors(path, FORMAT, FORMAT_VERSION, "policy file", "policy")
+    arrays, metadata = _read_safetensors(path, FORMAT, FORMAT_VERSION, "policy file", "policy", expect)
     try:
         config = json.loads(metadata["config"])
         spec = json.loads(metadata["env_spec"])

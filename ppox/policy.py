@@ -95,33 +95,41 @@ class Policy:
 
 
 def load(path, seed_index: int = 0) -> Policy:
-    """Load a policy from a run folder or a policy file; ``seed_index`` picks one of a multi-seed run."""
+    """Load a policy from a run folder or a policy file; ``seed_index`` picks one of a multi-seed run.
+
+    The file's config and env spec are validated, and its tensors' shapes checked against the network they
+    describe, before any tensor is read."""
     path = Path(path)
     if path.is_dir():
         path = path / POLICY_FILE
-    params, stats, config_dict, spec_dict, _ = load_policy_file(path)
-    try:
-        config, spec = Config.from_dict(config_dict), EnvSpec.from_dict(spec_dict)
-    except (ConfigError, ValueError) as err:
-        raise CheckpointError(f"{path}: damaged policy metadata ({err})") from None
-    seeds = check_shapes(path, config, spec, params, stats)
-    if not 0 <= seed_index < seeds:
-        raise CheckpointError(f"{path}: seed_index {seed_index} out of range; the file holds {seeds} seed(s)")
+    described = {}
+
+    def expect(metadata: dict, shapes: dict) -> None:
+        try:
+            config = Config.from_dict(json.loads(metadata["config"]))
+            spec = EnvSpec.from_dict(json.loads(metadata["env_spec"]))
+        except (KeyError, json.JSONDecodeError, ConfigError, ValueError) as err:
+            raise CheckpointError(f"{path}: damaged policy metadata ({err})") from None
+        described.update(config=config, spec=spec, seeds=check_shapes(path, config, spec, shapes))
+
+    params, stats, _, _, _ = load_policy_file(path, expect)
+    if not 0 <= seed_index < described["seeds"]:
+        raise CheckpointError(f"{path}: seed_index {seed_index} out of range; the file holds {described['seeds']} "
+                              "seed(s)")
     pick = lambda x: jnp.asarray(x[seed_index])  # noqa: E731
     obs_stats = RunningMeanStd(**{k: pick(v) for k, v in stats.items()})
-    return Policy(config, spec, jax.tree_util.tree_map(pick, params), obs_stats, source=path)
+    return Policy(described["config"], described["spec"], jax.tree_util.tree_map(pick, params), obs_stats,
+                  source=path)
 
 
-def check_shapes(path: Path, config: Config, spec: EnvSpec, params, stats) -> int:
-    """The number of seeds in a policy file, once every array is the shape its config's network makes
-    (with a leading seed axis); CheckpointError otherwise."""
+def check_shapes(path: Path, config: Config, spec: EnvSpec, have: dict[str, tuple]) -> int:
+    """The number of seeds in a policy file whose tensors (name -> shape) are the shapes its config's network
+    makes, with a leading seed axis; CheckpointError otherwise."""
     network = make_network(config, spec)
     template = jax.eval_shape(network.init, jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(spec.obs_shape)))
     want = {f"params/{k}": tuple(v.shape) for k, v in traverse_util.flatten_dict(template, sep="/").items()}
     want.update({"obs_stats/mean": tuple(spec.obs_shape), "obs_stats/var": tuple(spec.obs_shape),
                  "obs_stats/count": ()})
-    have = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict({"params": params, "obs_stats": stats},
-                                                                      sep="/").items()}
     seeds = {shape[0] if shape else 0 for shape in have.values()}
     if len(seeds) != 1 or 0 in seeds or {k: shape[1:] for k, shape in have.items()} != want:
         raise CheckpointError(f"{path}: damaged policy: its arrays do not match the network its config describes")

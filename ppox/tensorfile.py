@@ -13,6 +13,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from safetensors import safe_open
@@ -43,12 +44,18 @@ def write(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -
     atomic_write_bytes(Path(path), save(arrays, metadata={**metadata, CHECKSUM: checksum(arrays)}))
 
 
-def read(path: Path, what: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(arrays, metadata) of a checked file, or CheckpointError saying what is wrong with it."""
+def read(path: Path, what: str, expect: Callable[[dict, dict], None] | None = None
+         ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(arrays, metadata) of a checked file, or CheckpointError saying what is wrong with it.
+
+    ``expect(metadata, shapes)`` (shapes: tensor name -> shape, from the header) may refuse the file by
+    raising, before any tensor is read: a file whose tensors are not what its metadata describes."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    check_header(path, what)
+    entries, metadata = check_header(path, what)
+    if expect is not None:
+        expect(metadata if isinstance(metadata, dict) else {}, {k: tuple(e["shape"]) for k, e in entries.items()})
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
@@ -61,8 +68,8 @@ def read(path: Path, what: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return arrays, metadata
 
 
-def check_header(path: Path, what: str) -> dict:
-    """The header's tensor entries, checked against the file's size and the bytes really on disk."""
+def check_header(path: Path, what: str) -> tuple[dict, dict]:
+    """(the header's tensor entries, its metadata), checked against the file's size and the bytes on disk."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(8)
@@ -75,7 +82,7 @@ def check_header(path: Path, what: str) -> dict:
             raise CheckpointError(f"{path}: not a readable ppox {what} (header: {err})") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: not a readable ppox {what} (header is not a JSON object)")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", None) or {}
     data_size = size - 8 - length
     for name, entry in header.items():
         _check_entry(path, what, name, entry, data_size)
@@ -83,7 +90,7 @@ def check_header(path: Path, what: str) -> dict:
     if data_size > 64 * 2**20 and on_disk * 4 < size:
         raise CheckpointError(f"{path}: not a readable ppox {what} (damaged: it claims {size:,} bytes but only "
                               f"{on_disk:,} are on disk)")
-    return header
+    return header, metadata
 
 
 def _check_entry(path: Path, what: str, name: str, entry, data_size: int) -> None:

@@ -283,13 +283,20 @@ def test_a_flipped_bit_is_damage(tmp_path):
             read_checkpoint(path) if "update_" in path.name else ppox.load(path)
 
 
-def test_a_policy_whose_arrays_do_not_fit_its_config_is_refused(tmp_path):
+def test_a_policy_whose_arrays_do_not_fit_its_config_is_refused_before_reading(tmp_path):
     from ppox.errors import CheckpointError
 
     result = ppox.train(ppox.Config(**QUICK, run_dir=str(tmp_path), run_name="p"))
     _rewrite_config(result.run_path / "policy.safetensors", hidden_sizes=[32, 32])
-    with pytest.raises(CheckpointError, match="do not match the network"):
-        ppox.load(result.run_path)
+    from ppox import tensorfile
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a tensor was read before the shapes were checked")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tensorfile, "safe_open", no_reading)
+        with pytest.raises(CheckpointError, match="do not match the network"):
+            ppox.load(result.run_path)  # refused from the header alone
     _rewrite_config(result.run_path / "policy.safetensors", hidden_sizes=5)
     with pytest.raises(CheckpointError, match="hidden-sizes must be a list of integers"):
         ppox.load(result.run_path)
