@@ -54,10 +54,13 @@ class Acted(NamedTuple):
 
 
 def act(network: ActorCritic, config: Config, params, obs_stats: RunningMeanStd, obs, key,
-        deterministic: bool = False) -> Acted:
-    """a ~ pi(.|obs) (or its mode), with log pi(a|obs) and V(obs); traceable, jit and vmap freely."""
+        deterministic: bool = False, mask=None) -> Acted:
+    """a ~ pi(.|obs) (or its mode), with log pi(a|obs) and V(obs); traceable, jit and vmap freely. ``mask``
+    (bool, True = legal, over the flat action layout) gives masked actions probability 0."""
     network_input = prepare_obs(config, obs_stats, obs)
     dist, value = network.apply(params, network_input)
+    if mask is not None:
+        dist = dist.replace(mask=mask)
     action = dist.mode() if deterministic else dist.sample(key)
     return Acted(action, dist.log_prob(action), value, network_input)
 
@@ -66,14 +69,15 @@ class JaxActor:
     """The host collector's actor for networks the NumPy actor does not mirror (CNN torsos): ``act``, jitted."""
 
     def __init__(self, config: Config, network: ActorCritic):
-        self._sample = jax.jit(lambda params, stats, obs, key: act(network, config, params, stats, obs, key).action)
+        self._sample = jax.jit(lambda params, stats, obs, key, mask: act(network, config, params, stats, obs, key,
+                                                                         mask=mask).action)
 
     def load(self, params, obs_stats: RunningMeanStd) -> None:
         self.params, self.obs_stats = params, obs_stats
 
-    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
-        return np.asarray(self._sample(self.params, self.obs_stats, obs, key))
+        return np.asarray(self._sample(self.params, self.obs_stats, obs, key, mask))
 
 
 class NumpyActor:
@@ -101,12 +105,14 @@ class NumpyActor:
             x = self.activation(x @ kernel + bias)
         return x @ self.head[0] + self.head[1]
 
-    def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
         out = self.forward(obs)
         if self.spec.action_kind == "continuous":
             return (out + self.std * rng.standard_normal(out.shape)).astype(np.float32)
         # Gumbel-max: argmax(logits + G) ~ softmax(logits), with G = -log(E), E ~ Exponential(1)
         perturbed = out - np.log(rng.standard_exponential(out.shape, np.float32))
+        if mask is not None:
+            perturbed = np.where(mask, perturbed, -np.inf)  # a masked action is never the argmax
         if self.spec.action_kind == "discrete":
             return np.argmax(perturbed, axis=-1)
         parts = np.split(perturbed, np.cumsum(self.spec.action_dims)[:-1], axis=-1)

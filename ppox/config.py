@@ -111,6 +111,11 @@ class Config:
     """Torso: cnn (convolutions, then the hidden layers) for HxWxC image observations, mlp (flattened
     observations) otherwise; auto picks cnn exactly when the observations are images."""
 
+    action_mask: Literal["auto", "off"] = "auto"
+    """auto: where the env offers a mask of legal actions (an action_masks() method, info["action_mask"], or an
+    "action_mask" entry of a Dict observation), masked actions get probability 0 in acting, in the update's
+    log-probabilities and entropy, in evaluation and in the saved policy. off: ignore masks."""
+
     shared_trunk: bool = False
     """Share the hidden layers between actor and critic (default: two separate networks)."""
 

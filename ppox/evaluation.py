@@ -15,6 +15,7 @@ import numpy as np
 from ppox.envs.contract import check_reset, check_spaces, step_error
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import check_env_id, gymnasium_ids, is_entry_point, is_jax_env
 from ppox.errors import ConfigError
 from ppox.policy import Policy
@@ -101,10 +102,14 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     # a policy saved before its observation space was recorded gets observations encoded here
     encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
     key = jax.random.PRNGKey(seed)
-    returns, capped = [], 0
+    returns, capped, masks = [], 0, None
+    size = sum(policy.spec.action_dims)
     try:
         for episode in range(episodes):
-            obs, _ = check_reset(single, single.reset(seed=seed + episode))
+            obs, info = check_reset(single, single.reset(seed=seed + episode))
+            if masks is None:  # where the env offers masks, if it does and the run uses them
+                masks = (policy.config.action_mask == "auto" and policy.spec.action_kind != "continuous"
+                         and mask_source(single, obs, info)) or ""
             total, done, steps = 0.0, False, 0
             while not done:
                 if steps == cap:
@@ -113,10 +118,11 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
                 steps += 1
                 key, act_key = jax.random.split(key)
                 raw = obs if encoder is None else encoder(batch_of_one(single.observation_space, obs))[0]
-                action = policy.act(raw, deterministic=deterministic, key=act_key)
+                mask = read_mask(single, masks, obs, info, size) if masks else None
+                action = policy.act(raw, deterministic=deterministic, key=act_key, mask=mask)
                 result = single.step(action)
                 try:
-                    obs, reward, terminated, truncated, _ = result
+                    obs, reward, terminated, truncated, info = result
                 except (TypeError, ValueError):
                     raise step_error(single, result) from None
                 total += float(reward)

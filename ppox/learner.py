@@ -29,6 +29,7 @@ class Batch(NamedTuple):
     values: jax.Array  # V_old(s)
     advantages: jax.Array
     returns: jax.Array  # value targets: advantages + values
+    masks: jax.Array | None = None  # legal actions when acting (None: no masks); masked actions have probability 0
 
 
 class UpdateMetrics(NamedTuple):
@@ -89,12 +90,12 @@ def learning_rate_at(config: Config, update_index) -> jax.Array:
 
 
 def batch_from_rollout(config: Config, obs, actions, log_probs, values, rewards, next_values, terminated,
-                       truncated) -> Batch:
+                       truncated, masks=None) -> Batch:
     """A time-major rollout [T, N, ...] as one flat Batch [T * N, ...], with advantages and value targets
     (``advantages_and_targets``): V(s_{t+1}) of the true next observation bootstraps truncated episodes
     and the rollout's last step."""
     advantages, targets = advantages_and_targets(config, rewards, values, next_values, terminated, truncated)
-    batch = Batch(obs, actions, log_probs, values, advantages, targets)
+    batch = Batch(obs, actions, log_probs, values, advantages, targets, masks)
     return jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
 
 
@@ -102,6 +103,8 @@ def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
     """(loss, LossTerms) of one minibatch: ``ppo_loss`` at the current parameters, advantages normalised
     within the minibatch when norm_adv, and no value term for REINFORCE (--no-baseline)."""
     dist, values = apply_fn(params, minibatch.obs)
+    if minibatch.masks is not None:  # the same legal actions as when acting: log-probs and entropy over those
+        dist = dist.replace(mask=minibatch.masks)
     log_prob = dist.log_prob(minibatch.actions)
     advantages = minibatch.advantages
     if config.norm_adv:

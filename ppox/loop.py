@@ -21,7 +21,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from ppox.checkpoint import Checkpoint, checkpoint_metrics, keep_if_best, save_checkpoint
+from ppox.checkpoint import (
+    Checkpoint,
+    checkpoint_metrics,
+    keep_if_best,
+    save_checkpoint,
+)
 from ppox.config import Config, program_config
 from ppox.drivers.base import Driver, max_chunk
 from ppox.drivers.distributed import any_process

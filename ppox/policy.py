@@ -17,7 +17,12 @@ from ppox.agent import act, make_network
 from ppox.checkpoint import load_policy_file
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
-from ppox.envs.gym_envs import ObsEncoder, batch_of_one, is_single_observation, space_from_description
+from ppox.envs.gym_envs import (
+    ObsEncoder,
+    batch_of_one,
+    is_single_observation,
+    space_from_description,
+)
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import CheckpointError, ConfigError
 
@@ -38,8 +43,8 @@ class Policy:
     def __post_init__(self):
         network, config, spec = make_network(self.config, self.spec), self.config, self.spec
 
-        def env_action_and_value(params, stats, obs, key, deterministic: bool):
-            acted = act(network, config, params, stats, obs, key, deterministic)
+        def env_action_and_value(params, stats, obs, key, deterministic: bool, mask=None):
+            acted = act(network, config, params, stats, obs, key, deterministic, mask)
             return to_env_action(spec, acted.action, jnp), acted.value
 
         self._act_fn = env_action_and_value
@@ -51,17 +56,23 @@ class Policy:
         """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation)."""
         return self._act_fn(self.params, self.obs_stats, obs, key, deterministic)[0]
 
-    def act(self, obs, *, deterministic: bool = True, key: jax.Array | None = None) -> np.ndarray:
+    def act(self, obs, *, deterministic: bool = True, key: jax.Array | None = None, mask=None) -> np.ndarray:
         """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
 
         Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
         images scaled, normalisation statistics). ``deterministic`` (the default, as for ``ppox eval`` and
-        ``ppox.evaluate``): the distribution's mode; else sampled with ``key`` (required then)."""
+        ``ppox.evaluate``): the distribution's mode; else sampled with ``key`` (required then). ``mask`` (bool,
+        True = legal, [n] or [batch, n]) gives masked actions probability 0; a Dict observation's "action_mask"
+        entry is used when no mask is given (unless the run said --action-mask off)."""
         batch, single = self.observations(obs)
+        if mask is None and isinstance(obs, dict) and "action_mask" in obs and self.config.action_mask == "auto":
+            mask = obs["action_mask"]
+        if mask is not None:
+            mask = np.asarray(mask).astype(bool).reshape(batch.shape[0], -1)
         if not deterministic and key is None:
             raise ValueError("sampling (deterministic=False) needs a key=jax.random.PRNGKey(...)")
         key = jax.random.PRNGKey(0) if key is None else key
-        actions = np.asarray(self._act(self.params, self.obs_stats, batch, key, deterministic)[0])
+        actions = np.asarray(self._act(self.params, self.obs_stats, batch, key, deterministic, mask)[0])
         return actions[0] if single else actions
 
     def value(self, obs) -> np.ndarray:

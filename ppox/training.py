@@ -26,7 +26,8 @@ from ppox.errors import CheckpointError, RunWriteError
 from ppox.loop import Start, run_loop
 from ppox.metrics import final_return
 from ppox.policy import POLICY_FILE, Policy
-from ppox.runlog import RunLog, discard_if_empty, make_run_path
+from ppox.runfolder import discard_if_empty, make_run_path
+from ppox.runlog import RunLog
 from ppox.trust import confirm_file_config
 
 __all__ = ["TrainResult", "init_distributed", "resume", "summary", "train"]
@@ -202,5 +203,7 @@ def summary(result: TrainResult) -> dict:
         "interrupted": result.interrupted,
         **({"worker_restarts": int(np.nanmax(result.metrics["worker_restarts"]))}
            if "worker_restarts" in result.metrics else {}),
+        **({"illegal_actions": int(np.nansum(result.metrics["illegal_actions"]))}
+           if "illegal_actions" in result.metrics else {}),
         "run_path": None if result.run_path is None else str(result.run_path),
     }

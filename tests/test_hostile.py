@@ -91,7 +91,7 @@ def test_default_names_never_collide(tmp_path):
 
 
 def test_two_live_writers_of_one_run_are_refused(tmp_path):
-    from ppox.runlog import RunLock
+    from ppox.runfolder import RunLock
 
     (tmp_path / "r").mkdir()
     held = RunLock(tmp_path / "r")

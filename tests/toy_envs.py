@@ -176,3 +176,43 @@ class NoSpaces(gym.Env):
 
     def step(self, action):
         return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+class MaskedChoice(gym.Env):
+    """Four actions; only ``legal`` ones are allowed, offered through ``via`` ("method", "info" or "obs").
+    An illegal action ends the episode with reward -10; a legal one pays 1. Episodes last 8 steps."""
+
+    action_space = spaces.Discrete(4)
+
+    def __init__(self, via: str = "method", legal=(1, 3), none_legal_at: int | None = None):
+        self.via, self.legal, self.none_legal_at = via, np.isin(np.arange(4), legal), none_legal_at
+        box = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = (spaces.Dict({"observation": box, "action_mask": spaces.MultiBinary(4)})
+                                  if via == "obs" else box)
+        if via == "method":  # sb3-contrib's convention
+            self.action_masks = lambda: self._mask().astype(bool)
+
+    def _mask(self):
+        if self.none_legal_at is not None and self.t >= self.none_legal_at:
+            return np.zeros(4, np.int8)
+        return self.legal.astype(np.int8)
+
+    def _out(self):
+        obs = np.array([self.t / 8.0, 0.0], np.float32)
+        obs = {"observation": obs, "action_mask": self._mask()} if self.via == "obs" else obs
+        return obs, ({"action_mask": self._mask()} if self.via == "info" else {})
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._out()
+
+    def step(self, action):
+        self.t += 1
+        ok = bool(self.legal[int(action)])
+        obs, info = self._out()
+        return obs, 1.0 if ok else -10.0, not ok, self.t >= 8, info
+
+
+def masked_choice(via: str, **kwargs):
+    return lambda: MaskedChoice(via, **kwargs)

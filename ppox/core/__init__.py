@@ -11,7 +11,13 @@ from ppox.core.losses import (
     ppo_loss,
     value_loss,
 )
-from ppox.core.normalize import RewardScaler, RunningMeanStd, normalize, scale_reward, update_stats
+from ppox.core.normalize import (
+    RewardScaler,
+    RunningMeanStd,
+    normalize,
+    scale_reward,
+    update_stats,
+)
 
 __all__ = [
     "Categorical",

@@ -13,6 +13,7 @@ import numpy as np
 from ppox.agent import make_actor
 from ppox.config import Config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one
+from ppox.envs.masks import check_some_legal, legal
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import check_finite
 from ppox.networks import ActorCritic
@@ -27,6 +28,7 @@ class Rollout(NamedTuple):
     terminated: np.ndarray
     truncated: np.ndarray
     next_obs: np.ndarray  # the true next observation (the final one where an episode ended), encoded
+    masks: np.ndarray | None = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
 
 
 def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
@@ -37,7 +39,7 @@ def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np
     return final
 
 
-def empty_rollout(config: Config, spec: EnvSpec, num_envs: int) -> Rollout:
+def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False) -> Rollout:
     """Buffers for one rollout, reused every update."""
     T, N = config.num_steps, num_envs
     continuous = spec.action_kind == "continuous"
@@ -50,6 +52,7 @@ def empty_rollout(config: Config, spec: EnvSpec, num_envs: int) -> Rollout:
         terminated=np.zeros((T, N), bool),
         truncated=np.zeros((T, N), bool),
         next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+        masks=np.ones((T, N, sum(spec.action_dims)), bool) if masked else None,
     )
 
 
@@ -64,31 +67,38 @@ class Collector:
         self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
         self.encoder = ObsEncoder(venv.single_observation_space)
         self.actor = make_actor(config, spec, network)
-        self.buffers = empty_rollout(config, spec, venv.num_envs)
         self.restart(seed)
+        # masks where the env offers them (SyncEnvs reads them; ppox.envs.masks), for index actions only
+        self.masked = (config.action_mask == "auto" and spec.action_kind != "continuous"
+                       and getattr(venv, "mask_source", None) is not None)
+        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked)
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
-        raw, _ = self.venv.reset(seed=seed)
-        self.obs = self.encoder(raw)
+        self.raw, _ = self.venv.reset(seed=seed)
+        self.obs = self.encoder(self.raw)
         self.episode_return = np.zeros(self.venv.num_envs)
         self.episode_length = np.zeros(self.venv.num_envs, np.int64)
 
     def first_obs(self) -> np.ndarray:
         return self.obs
 
-    def collect(self, params, obs_stats) -> tuple[Rollout, list, list]:
-        """(rollout [T, N, ...], returns and lengths of the episodes that ended in it)."""
+    def collect(self, params, obs_stats) -> tuple[Rollout, list, list, int]:
+        """(rollout [T, N, ...], returns and lengths of the episodes that ended in it, illegal actions taken)."""
         self.actor.load(params, obs_stats)
         buffers, venv, encoder, actor, rng, spec = self.buffers, self.venv, self.encoder, self.actor, self.rng, self.spec
         obs, episode_return, episode_length = self.obs, self.episode_return, self.episode_length
-        finished_returns, finished_lengths = [], []
+        finished_returns, finished_lengths, illegal, mask = [], [], 0, None
         for t in range(self.config.num_steps):
             buffers.obs[t] = obs
-            action = actor.act(obs, rng)
+            if self.masked:
+                mask = buffers.masks[t] = self._legal_actions(t)
+            action = actor.act(obs, rng, mask)
+            if self.masked:
+                illegal += int((~legal(mask, action, spec.action_dims)).sum())
             buffers.actions[t] = action
-            raw, reward, terminated, truncated, info = venv.step(to_env_action(spec, action))
-            next_obs = encoder(raw)
+            self.raw, reward, terminated, truncated, info = venv.step(to_env_action(spec, action))
+            next_obs = encoder(self.raw)
             done = np.logical_or(terminated, truncated)
             buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated
             episode_return += reward
@@ -103,7 +113,12 @@ class Collector:
                 episode_return[done], episode_length[done] = 0.0, 0
             obs = next_obs
         self.obs = obs
-        return buffers, finished_returns, finished_lengths
+        return buffers, finished_returns, finished_lengths, illegal
+
+    def _legal_actions(self, t: int) -> np.ndarray:
+        masks = self.venv.action_masks(self.raw, sum(self.spec.action_dims))
+        check_some_legal(masks, self.spec.action_dims, self.venv.envs[0], t)
+        return masks
 
 
 def check_finite_rollout(rollout: Rollout, update: int) -> None:

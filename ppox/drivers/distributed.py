@@ -11,7 +11,9 @@ import os
 
 import jax
 import numpy as np
-from jax._src import distributed as jax_distributed  # (the only way to ask whether initialize() already ran)
+from jax._src import (
+    distributed as jax_distributed,  # (the only way to ask whether initialize() already ran)
+)
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 

@@ -17,6 +17,7 @@ from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
 from ppox.metrics import METRIC_NAMES
 
+
 class Compiled(NamedTuple):
     """A fused program's jitted entry points, cached per program (runs differing only in seed or output
     settings share them)."""

@@ -77,6 +77,8 @@ def make_learn(config: Config, network, optimizer):
         key, update_key = jax.random.split(learner.key)
         obs_in = prepare_obs(config, learner.obs_stats, rollout.obs)
         dist, values = network.apply(learner.params, obs_in)
+        if rollout.masks is not None:
+            dist = dist.replace(mask=rollout.masks)
         _, next_values = network.apply(learner.params, prepare_obs(config, learner.obs_stats, rollout.next_obs))
         scaler, rewards = learner.reward_scaler, rollout.rewards
         if config.norm_reward:
@@ -84,7 +86,7 @@ def make_learn(config: Config, network, optimizer):
             scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, config.gamma), scaler,
                                            (rewards, done))
         batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
-                                   next_values, rollout.terminated, rollout.truncated)
+                                   next_values, rollout.terminated, rollout.truncated, rollout.masks)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config)
         obs_stats = learner.obs_stats
@@ -119,7 +121,8 @@ class HostDriver:
             raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
         self.env = env
         self.eval_env = None if isinstance(env, str) else env
-        self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ())
+        self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ()) + (
+            ("illegal_actions",) if config.action_mask == "auto" else ())
         self.venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec,
                                     config.max_episode_steps)
         if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
@@ -145,9 +148,9 @@ class HostDriver:
     def run(self, state: HostState, n: int) -> tuple[HostState, HostPending]:
         learner, update = state
         pending, episodes = [], {name: np.full(n, np.nan, np.float32) for name in self.metric_names[:3]}
-        restarts = np.zeros(n, np.float32)
+        restarts, illegal = np.zeros(n, np.float32), np.zeros(n, np.float32)
         for i in range(n):
-            rollout, returns, lengths = self.source.collect(learner.params, learner.obs_stats)
+            rollout, returns, lengths, illegal[i] = self.source.collect(learner.params, learner.obs_stats)
             check_finite_rollout(rollout, update + i)
             learner, metrics = self._learn(learner, rollout, update + i)
             pending.append(metrics)  # fetched with the chunk: no wait per update
@@ -157,6 +160,8 @@ class HostDriver:
             restarts[i] = getattr(self.source, "restarts", 0)
         if self.config.ray is not None:
             episodes["worker_restarts"] = restarts
+        if self.config.action_mask == "auto":
+            episodes["illegal_actions"] = illegal  # actions a mask forbade: 0 whenever the env offers masks
         return HostState(learner, update + n), HostPending(pending, episodes)
 
     def fetch(self, pending: HostPending, n: int) -> dict[str, np.ndarray]:

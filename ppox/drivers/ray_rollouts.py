@@ -49,8 +49,9 @@ class RolloutWorker:
 
     def collect(self, weights):
         params, obs_stats = weights
-        rollout, returns, lengths = self.collector.collect(params, obs_stats)
-        return tuple(np.array(x) for x in rollout), [float(r) for r in returns], [int(n) for n in lengths]
+        rollout, returns, lengths, illegal = self.collector.collect(params, obs_stats)
+        return (tuple(None if x is None else np.array(x) for x in rollout), [float(r) for r in returns],
+                [int(n) for n in lengths], illegal)
 
 
 class RayRollouts:
@@ -95,10 +96,11 @@ class RayRollouts:
                     seed = self.config.seed + i * self.per_worker + 1_000_003 * self.restarts
                     self.workers[i] = self._start(seed)
                     futures[i] = self.workers[i].collect.remote(weights)
-        rollout = Rollout(*(np.concatenate([p[0][k] for p in parts], axis=1) for k in range(len(Rollout._fields))))
+        rollout = Rollout(*(None if parts[0][0][k] is None else np.concatenate([p[0][k] for p in parts], axis=1)
+                            for k in range(len(Rollout._fields))))
         returns = [r for p in parts for r in p[1]]
         lengths = [n for p in parts for n in p[2]]
-        return rollout, returns, lengths
+        return rollout, returns, lengths, sum(p[3] for p in parts)
 
     def close(self) -> None:
         for w in self.workers:

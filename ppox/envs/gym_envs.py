@@ -23,6 +23,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
 from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
+from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import is_entry_point
 from ppox.envs.spec import EnvSpec, spec_from_action_space
 from ppox.errors import ConfigError
@@ -88,11 +89,22 @@ class SyncEnvs:
         # Discrete actions go to the envs as Python ints: a space's contains() checks those fastest.
         self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
         self._checked = [False] * self.num_envs  # each env's first step is checked in full
+        self.infos: list[dict] = [{}] * self.num_envs  # each env's latest info (its reset's, after an autoreset)
+        self.mask_source: str | None = None  # where the envs offer action masks (ppox.envs.masks), from reset
 
     def reset(self, *, seed: int | None = None):
         results = [check_reset(env, env.reset(seed=None if seed is None else seed + i))
                    for i, env in enumerate(self.envs)]
+        self.infos = [info for _, info in results]
+        self.mask_source = mask_source(self.envs[0], *results[0])
         return _stack(self.single_observation_space, [obs for obs, _ in results]), {}
+
+    def action_masks(self, raw_obs, size: int) -> np.ndarray:
+        """Every env's current action mask, bool [num_envs, size] (needs a mask source)."""
+        if self.mask_source == "obs":
+            return np.asarray(raw_obs["action_mask"]).astype(bool).reshape(self.num_envs, size)
+        return np.stack([read_mask(env, self.mask_source, None, info, size) for env, info in zip(self.envs,
+                                                                                                   self.infos)])
 
     def step(self, actions):
         if self._int_actions:
@@ -102,7 +114,7 @@ class SyncEnvs:
         for i, env in enumerate(self.envs):
             result = env.step(actions[i])
             try:
-                obs, reward, term, trunc, _ = result
+                obs, reward, term, trunc, self.infos[i] = result
             except (TypeError, ValueError):
                 raise step_error(env, result) from None
             if not self._checked[i]:
@@ -112,7 +124,7 @@ class SyncEnvs:
                 if not info:
                     info = {"final_obs": np.full(self.num_envs, None, object), "_final_obs": np.zeros(self.num_envs, bool)}
                 info["final_obs"][i], info["_final_obs"][i] = obs, True
-                obs, _ = check_reset(env, env.reset())
+                obs, self.infos[i] = check_reset(env, env.reset())
             observations.append(obs)
             rewards.append(reward)
             terminated.append(term)
