@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/setup_envs.sh          # make the missing ones, bring changed ones up to date
 #   bash benchmarks/setup_envs.sh --force  # remake all of them
+#   ONLY=sb3contrib bash benchmarks/setup_envs.sh  # just one of them
 #
 # Each env lives in bench-envs/NAME (gitignored). An env that finished installing carries the
 # marker file .bench-ok holding the install steps it was made with: the same steps -> skipped;
@@ -80,6 +81,7 @@ pip_quiet() {
 make_env() {
   local name="$1" check="$2"
   shift 2
+  [[ -n "${ONLY:-}" && "$name" != "$ONLY" ]] && return 0
   local dir="$ENVS/$name"
   local want
   want="$(printf '%s\n' "$@")"  # the install steps, recorded in the marker
@@ -120,5 +122,11 @@ make_env sb3 "import stable_baselines3, torch, gymnasium, mujoco; gymnasium.make
 make_env sbx "import sbx, jax, stable_baselines3, gymnasium; gymnasium.make('HalfCheetah-v5'); print('sbx', sbx.__version__, 'jax', jax.__version__, 'sb3', stable_baselines3.__version__)" \
   "$TORCH_PIN" \
   "${SBX_PINS[*]}"
+
+# sb3-contrib (MaskablePPO, RecurrentPPO) for benchmarks/masks.py: stable-baselines3's pins plus the contrib
+# package of the same release.
+make_env sb3contrib "import sb3_contrib, stable_baselines3, torch, gymnasium; gymnasium.make('Taxi-v4'); print('sb3-contrib', sb3_contrib.__version__, 'torch', torch.__version__)" \
+  "$TORCH_PIN" \
+  "sb3-contrib==2.9.2 ${SB3_PINS[*]}"
 
 echo "[setup_envs] done: $(ls "$ENVS" | tr "\n" " ")"
