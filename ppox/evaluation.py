@@ -102,14 +102,14 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     # a policy saved before its observation space was recorded gets observations encoded here
     encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
     key = jax.random.PRNGKey(seed)
-    returns, capped, masks = [], 0, None
+    returns, capped, source = [], 0, None
     size = sum(policy.spec.action_dims)
+    uses_masks = policy.config.action_mask == "auto" and policy.spec.action_kind != "continuous"
     try:
         for episode in range(episodes):
             obs, info = check_reset(single, single.reset(seed=seed + episode))
-            if masks is None:  # where the env offers masks, if it does and the run uses them
-                masks = (policy.config.action_mask == "auto" and policy.spec.action_kind != "continuous"
-                         and mask_source(single, obs, info)) or ""
+            if episode == 0 and uses_masks:  # where the env offers masks, if it does
+                source = mask_source(single, obs, info)
             total, done, steps = 0.0, False, 0
             while not done:
                 if steps == cap:
@@ -118,7 +118,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
                 steps += 1
                 key, act_key = jax.random.split(key)
                 raw = obs if encoder is None else encoder(batch_of_one(single.observation_space, obs))[0]
-                mask = read_mask(single, masks, obs, info, size) if masks else None
+                mask = read_mask(single, source, obs, info, size) if source else None
                 action = policy.act(raw, deterministic=deterministic, key=act_key, mask=mask)
                 result = single.step(action)
                 try:

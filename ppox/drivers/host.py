@@ -27,7 +27,7 @@ from ppox.drivers.ray_rollouts import RayRollouts
 from ppox.envs.gym_envs import env_label, make_vector_env, spec_from_spaces
 from ppox.errors import ConfigError
 from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
-from ppox.metrics import METRIC_NAMES
+from ppox.metrics import EPISODE_METRICS, METRIC_NAMES
 
 
 class HostLearner(NamedTuple):
@@ -147,7 +147,7 @@ class HostDriver:
 
     def run(self, state: HostState, n: int) -> tuple[HostState, HostPending]:
         learner, update = state
-        pending, episodes = [], {name: np.full(n, np.nan, np.float32) for name in self.metric_names[:3]}
+        pending, episodes = [], {name: np.full(n, np.nan, np.float32) for name in EPISODE_METRICS}
         restarts, illegal = np.zeros(n, np.float32), np.zeros(n, np.float32)
         for i in range(n):
             rollout, returns, lengths, illegal[i] = self.source.collect(learner.params, learner.obs_stats)
