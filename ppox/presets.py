@@ -77,3 +77,15 @@ for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
         "activation": "relu",
         "hidden_sizes": (256, 256),
     }
+
+# Memory tasks (--memory): partially observed; memoryless PPO cannot solve them (docs/memory.md).
+PRESETS["CartPoleNoVel-v1"] = {"memory": "gru"}  # CartPole's own settings, plus a 128-unit GRU
+PRESETS["MemoryChain-bsuite"] = {"memory": "gru", "total_timesteps": 100_000}
+# the answer is due 3 steps after its symbol and paid at once: a short horizon (gamma 0.5) and a higher step
+# size learn it in 100k steps (1.00 at 100k; with CartPole's settings 0.49)
+PRESETS["RepeatPrevious-v0"] = {"memory": "gru", "total_timesteps": 100_000, "learning_rate": 1e-3, "gamma": 0.5,
+                                "ent_coef": 0.0}
+PRESETS["PendulumNoVel-v1"] = {**PRESETS["Pendulum-v1"], "memory": "gru", "num_minibatches": 4}
+# pgx games against a random opponent, masks from the game's legal_action_mask (pip install "ppox[pgx]")
+PRESETS["TicTacToe-pgx"] = {"total_timesteps": 200_000}
+PRESETS["ConnectFour-pgx"] = {"total_timesteps": 1_000_000, "num_envs": 16, "hidden_sizes": (128, 128)}
