@@ -10,7 +10,7 @@ import ppox
 from ppox.agent import init_params, make_network
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
-from ppox.drivers.collect import Collector
+from ppox.drivers.collect import Collector, empty_rollout
 from ppox.drivers.fused_program import build
 from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
 from ppox.envs.registry import TASK_IDS
@@ -101,6 +101,20 @@ def test_host_collector_carry_matches_the_rerun():
     carries, _, _ = network.apply(params, rollout.carry, jnp.asarray(rollout.obs), jnp.asarray(rollout.starts))
     np.testing.assert_allclose(carries[0][-1], collector.actor.carry[0], atol=1e-5)
     venv.close()
+
+
+def test_worker_rollouts_join_on_the_env_axis():
+    from ppox.drivers.ray_rollouts import merge_rollouts
+
+    config = Config(env="CartPole-v1", driver="host", memory="lstm", **SMALL)
+    spec = spec_from_spaces(*(lambda v: (v.single_observation_space, v.single_action_space))(
+        make_vector_env("CartPole-v1", 1, "sync")))
+    parts = [empty_rollout(config, spec, n, recurrent=True)._replace(
+        carry=((np.full((n, 3), i, np.float32), np.full((n, 3), -i, np.float32)),)) for i, n in ((1, 2), (2, 3))]
+    merged = merge_rollouts(parts)
+    assert merged.obs.shape[:2] == merged.starts.shape == (config.num_steps, 5) and merged.masks is None
+    np.testing.assert_array_equal(merged.carry[0][0][:, 0], [1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(merged.carry[0][1][:, 0], [-1, -1, -2, -2, -2])
 
 
 def test_num_minibatches_must_divide_num_envs_with_memory():

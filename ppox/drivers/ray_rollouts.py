@@ -35,7 +35,9 @@ class RolloutWorker:
 
     def __init__(self, config_json: str, env, num_envs: int, seed: int):
         jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
-        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1)
+        # (a worker only collects: one minibatch, so that its share of the envs is always a valid config)
+        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1,
+                                                                   num_minibatches=1)
         venv = make_vector_env(env, num_envs, "sync", config.max_episode_steps, config.hide_obs)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
@@ -50,8 +52,8 @@ class RolloutWorker:
     def collect(self, weights):
         params, obs_stats = weights
         rollout, returns, lengths, illegal = self.collector.collect(params, obs_stats)
-        return (tuple(None if x is None else np.array(x) for x in rollout), [float(r) for r in returns],
-                [int(n) for n in lengths], illegal)
+        copy = jax.tree_util.tree_map(np.array, rollout)  # (the collector reuses its buffers: ship copies)
+        return copy, [float(r) for r in returns], [int(n) for n in lengths], illegal
 
 
 def merge_rollouts(parts: list[Rollout]) -> Rollout:
