@@ -8,20 +8,25 @@ scores whole sequences; ``make_sampler`` generates with a key/value cache. Text 
 from ppox.lm.config import LMConfig, from_hf, parameter_count, to_hf
 from ppox.lm.hf import LanguageModel, load, read_config, save
 from ppox.lm.models import CausalLM, forward, init_params
+from ppox.lm.sampling import Generation, Sampling, make_sampler, sequence_logprobs
 from ppox.lm.tokenizer import TextTokenizer, load_tokenizer
 
 __all__ = [
     "CausalLM",
+    "Generation",
     "LMConfig",
     "LanguageModel",
+    "Sampling",
     "TextTokenizer",
     "forward",
     "from_hf",
     "init_params",
     "load",
     "load_tokenizer",
+    "make_sampler",
     "parameter_count",
     "read_config",
     "save",
+    "sequence_logprobs",
     "to_hf",
 ]

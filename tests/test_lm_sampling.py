@@ -1,0 +1,135 @@
+"""The sampler: its log-probabilities are the policy's, its cache changes nothing, its filters and its end."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from ppox.errors import ConfigError
+from ppox.lm import forward, load
+from ppox.lm.sampling import Sampling, filter_logits, make_sampler, sample_tokens, sequence_logprobs
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lm"
+EOS_IDS = (1, 5, 9, 17, 33, 40, 61, 77)  # several, so that rows end at different steps
+PAD = 0
+
+
+def prompts(name: str):
+    """Three left-padded prompts (padded by 0, 4 and 9 slots) plus a fourth copy of the shortest."""
+    ref = load_file(FIXTURES / name / "reference.safetensors")
+    ids, mask = ref["input_ids"], ref["attention_mask"].astype(bool)
+    return jnp.asarray(np.concatenate([ids, ids[2:]])), jnp.asarray(np.concatenate([mask, mask[2:]]))
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen2"])
+def test_sampler_logprobs_equal_a_full_forward_pass(name):
+    """exp(full-pass log-prob - sampler log-prob) = 1 on every response token, with left padding in the
+    prompts and rows that end early (EOS kept, padding after it, log-prob 0 there)."""
+    model = load(FIXTURES / name)
+    prompt, prompt_mask = prompts(name)
+    sampling = Sampling(max_new_tokens=14, eos_ids=EOS_IDS, pad_id=PAD, temperature=1.7, top_k=40, top_p=0.95)
+    out = make_sampler(model.config, sampling)(model.params, prompt, prompt_mask, jax.random.key(3))
+    tokens, mask, logprobs = np.asarray(out.tokens), np.asarray(out.mask), np.asarray(out.logprobs)
+    ended = np.isin(tokens, EOS_IDS) & mask
+    assert ended.any() and len(set(mask.sum(1).tolist())) > 1  # rows stop at an end token, at different steps
+    for row in range(len(tokens)):
+        n = mask[row].sum()
+        assert mask[row, :n].all() and not mask[row, n:].any() and (tokens[row, n:] == PAD).all()
+        assert n == 14 or tokens[row, n - 1] in EOS_IDS
+    scored = np.asarray(sequence_logprobs(model.config, model.params, prompt, prompt_mask, out.tokens, out.mask,
+                                          temperature=1.7))
+    np.testing.assert_allclose(np.exp(scored - logprobs)[mask], 1.0, atol=2e-5)
+    assert (logprobs[~mask] == 0).all() and (scored[~mask] == 0).all()
+
+
+def greedy_without_cache(model, prompt, prompt_mask, steps: int, eos_ids) -> np.ndarray:
+    """Greedy decoding by a full forward pass over the whole sequence for every new token (a fixed-size
+    buffer, its unwritten slots masked out; causality keeps them from mattering anyway)."""
+    batch, length = prompt.shape
+    tokens = np.concatenate([np.asarray(prompt), np.full((batch, steps), PAD, np.int32)], 1)
+    mask = np.concatenate([np.asarray(prompt_mask), np.zeros((batch, steps), bool)], 1)
+    full_pass = jax.jit(lambda params, t, m: forward(model.config, params, t, m))
+    done = np.zeros(batch, bool)
+    for step in range(steps):
+        logits = np.asarray(full_pass(model.params, tokens, mask))[:, length + step - 1]
+        token = np.where(done, PAD, logits.argmax(-1))
+        done |= np.isin(token, eos_ids)
+        tokens[:, length + step], mask[:, length + step] = token, True
+    return tokens[:, length:]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama"])
+def test_greedy_decoding_with_the_cache_equals_decoding_without(name):
+    model = load(FIXTURES / name)
+    prompt, prompt_mask = prompts(name)
+    eos_ids = (1, 5, 9, 27)
+    sampling = Sampling(max_new_tokens=10, eos_ids=eos_ids, pad_id=PAD, greedy=True)
+    out = make_sampler(model.config, sampling)(model.params, prompt, prompt_mask, jax.random.key(0))
+    assert 10 in out.lengths.tolist() and min(out.lengths.tolist()) < 10  # rows that end early and rows that do not
+    np.testing.assert_array_equal(np.asarray(out.tokens), greedy_without_cache(model, prompt, prompt_mask, 10, eos_ids))
+
+
+def test_sampled_frequencies_follow_the_tempered_softmax():
+    logits = jnp.log(jnp.array([0.5, 0.3, 0.15, 0.05]))
+    sampling = Sampling(max_new_tokens=1, eos_ids=(), pad_id=0, temperature=2.0)
+    tokens, logprobs = sample_tokens(jnp.tile(logits, (40_000, 1)), jax.random.key(1), sampling)
+    expected = jax.nn.softmax(logits / 2.0)
+    np.testing.assert_allclose(np.bincount(np.asarray(tokens), minlength=4) / 40_000, expected, atol=0.01)
+    np.testing.assert_allclose(np.exp(np.asarray(logprobs)), np.asarray(expected)[np.asarray(tokens)], rtol=1e-6)
+
+
+def test_top_k_and_top_p_keep_the_right_tokens():
+    probs = jnp.array([[0.05, 0.4, 0.3, 0.15, 0.1]])
+    logits = jnp.log(probs)
+    keep = lambda k, p: np.isfinite(np.asarray(filter_logits(logits, k, p)))[0].tolist()  # noqa: E731
+    assert keep(2, 1.0) == [False, True, True, False, False]
+    assert keep(0, 0.69) == [False, True, True, False, False]  # 0.4 + 0.3 reaches 0.69
+    assert keep(0, 0.71) == [False, True, True, True, False]
+    assert keep(0, 0.01) == [False, True, False, False, False]  # the most likely token always stays
+    assert keep(3, 0.95) == [False, True, True, True, False]
+    assert keep(0, 1.0) == [True] * 5
+    draws, _ = sample_tokens(jnp.tile(logits, (2000, 1)), jax.random.key(2),
+                             Sampling(max_new_tokens=1, eos_ids=(), pad_id=0, top_k=2))
+    assert set(np.unique(np.asarray(draws)).tolist()) == {1, 2}
+
+
+def sorted_filter(logits: np.ndarray, top_k: int, top_p: float) -> np.ndarray:
+    """The filters by sorting the vocabulary, in float64: the reference for the bisection (top-p applies
+    to the distribution top-k left, renormalised)."""
+    kept = np.isfinite(logits)
+    for row, z in enumerate(logits.astype(np.float64)):
+        order = np.argsort(-z, kind="stable")
+        if top_k:
+            kept[row] &= z >= z[order[top_k - 1]]
+            z = np.where(kept[row], z, -np.inf)
+        probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        before = np.cumsum(probs[order]) - probs[order]
+        kept[row] &= z >= z[order][before < top_p].min()
+    return kept
+
+
+@pytest.mark.parametrize("top_k, top_p", [(0, 0.9), (50, 1.0), (7, 0.5), (0, 0.3), (1, 1.0)])
+def test_bisection_filters_equal_sorting(top_k, top_p):
+    """On random logits over a 5000-token vocabulary, with repeated values and -inf entries."""
+    rng = np.random.default_rng(top_k)
+    logits = (rng.standard_normal((6, 5000)) * 3).astype(np.float32)
+    logits[:, ::7] = np.round(logits[:, ::7])  # ties
+    logits[:, :30] = -np.inf
+    ours = np.isfinite(np.asarray(filter_logits(jnp.asarray(logits), top_k, top_p)))
+    np.testing.assert_array_equal(ours, sorted_filter(logits, top_k, top_p))
+
+
+def test_sampling_settings_are_checked():
+    with pytest.raises(ConfigError, match="pad_id=1 is an end-of-sequence id"):
+        Sampling(max_new_tokens=4, eos_ids=(1,), pad_id=1)
+    with pytest.raises(ConfigError, match="temperature=0"):
+        Sampling(max_new_tokens=4, eos_ids=(1,), pad_id=0, temperature=0)
+    with pytest.raises(ConfigError, match="top_p"):
+        Sampling(max_new_tokens=4, eos_ids=(1,), pad_id=0, top_p=0.0)
+    model = load(FIXTURES / "gpt2")  # 32 positions
+    sample = make_sampler(model.config, Sampling(max_new_tokens=21, eos_ids=(1,), pad_id=0))
+    with pytest.raises(ConfigError, match="12 tokens \\+ max_new_tokens=21 exceed the model's 32 positions"):
+        sample(model.params, *prompts("gpt2"), jax.random.key(0))
