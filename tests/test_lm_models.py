@@ -62,6 +62,7 @@ def test_save_then_load_gives_identical_logits(name, tmp_path):
     ref = reference(name)
     np.testing.assert_array_equal(logits_of(again, ref), logits_of(model, ref))
     assert (tmp_path / name / "tokenizer.json").read_bytes() == (FIXTURES / name / "tokenizer.json").read_bytes()
+    assert again.eos_ids == model.eos_ids == (1,) and again.generation_config == model.generation_config
     written = load_file(tmp_path / name / "model.safetensors")
     originals = {}
     for file in sorted((FIXTURES / name).glob("model*.safetensors")):

@@ -10,7 +10,8 @@ from safetensors.numpy import load_file
 
 from ppox.errors import ConfigError
 from ppox.lm import forward, load
-from ppox.lm.sampling import Sampling, filter_logits, make_sampler, sample_tokens, sequence_logprobs
+from ppox.lm.sampling import (Sampling, filter_logits, inverse_cdf, make_sampler, sample_tokens,
+                               sequence_logprobs)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm"
 EOS_IDS = (1, 5, 9, 17, 33, 40, 61, 77)  # several, so that rows end at different steps
@@ -43,6 +44,31 @@ def test_sampler_logprobs_equal_a_full_forward_pass(name):
                                           temperature=1.7))
     np.testing.assert_allclose(np.exp(scored - logprobs)[mask], 1.0, atol=2e-5)
     assert (logprobs[~mask] == 0).all() and (scored[~mask] == 0).all()
+
+
+def test_in_bfloat16_the_sampler_and_the_full_pass_differ_a_little():
+    """bfloat16 arithmetic rounds differently one token at a time than over the whole sequence: the
+    log-probabilities agree to about 0.05 nats here, not exactly; PPO should take its old log-probs from
+    ``sequence_logprobs`` (docs/lm.md)."""
+    model = load(FIXTURES / "llama", dtype="bfloat16")
+    prompt, prompt_mask = prompts("llama")
+    sampling = Sampling(max_new_tokens=14, eos_ids=EOS_IDS, pad_id=PAD)
+    out = make_sampler(model.config, sampling)(model.params, prompt, prompt_mask, jax.random.key(3))
+    scored = sequence_logprobs(model.config, model.params, prompt, prompt_mask, out.tokens, out.mask)
+    assert float(jnp.abs(scored - out.logprobs).max()) < 0.1
+
+
+def test_sequence_logprobs_has_gradients():
+    """A step along the gradient of the summed log-probability raises it (what a PPO update builds on)."""
+    model = load(FIXTURES / "qwen2")
+    prompt, prompt_mask = prompts("qwen2")
+    response = jnp.asarray(np.random.default_rng(0).integers(3, 96, (4, 5)), jnp.int32)
+    response_mask = jnp.asarray(np.arange(5)[None] < np.array([[5], [3], [1], [4]]))
+    total = lambda p: sequence_logprobs(model.config, p, prompt, prompt_mask, response, response_mask).sum()  # noqa: E731
+    value, grads = jax.value_and_grad(total)(model.params)
+    assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+    stepped = jax.tree.map(lambda p, g: p + 1e-3 * g, model.params, grads)
+    assert float(total(stepped)) > float(value)
 
 
 def greedy_without_cache(model, prompt, prompt_mask, steps: int, eos_ids) -> np.ndarray:
@@ -79,6 +105,12 @@ def test_sampled_frequencies_follow_the_tempered_softmax():
     expected = jax.nn.softmax(logits / 2.0)
     np.testing.assert_allclose(np.bincount(np.asarray(tokens), minlength=4) / 40_000, expected, atol=0.01)
     np.testing.assert_allclose(np.exp(np.asarray(logprobs)), np.asarray(expected)[np.asarray(tokens)], rtol=1e-6)
+
+
+def test_inverse_cdf_picks_the_token_whose_interval_holds_u():
+    logits = jnp.log(jnp.array([[0.5, 0.0, 0.25, 0.25, 0.0]] * 6))  # tokens 1 and 4 are impossible (-inf)
+    u = jnp.array([0.0, 0.49, 0.5, 0.74, 0.76, 1.0 - 1e-9])  # (the last rounds to 1: the end of the range)
+    assert inverse_cdf(logits, u).tolist() == [0, 0, 2, 2, 3, 3]
 
 
 def test_top_k_and_top_p_keep_the_right_tokens():

