@@ -98,6 +98,19 @@ def test_greedy_decoding_with_the_cache_equals_decoding_without(name):
     np.testing.assert_array_equal(np.asarray(out.tokens), greedy_without_cache(model, prompt, prompt_mask, 10, eos_ids))
 
 
+@pytest.mark.parametrize("name", ["gpt2", "qwen2"])
+def test_a_left_padded_prompt_generates_what_it_generates_alone(name):
+    model = load(FIXTURES / name)
+    prompt, prompt_mask = prompts(name)
+    sampling = Sampling(max_new_tokens=6, eos_ids=(), pad_id=PAD, greedy=True)
+    batch = make_sampler(model.config, sampling)(model.params, prompt, prompt_mask, jax.random.key(0))
+    alone_ids = prompt[2:3, 9:]  # row 2 is padded by 9 slots
+    alone = make_sampler(model.config, sampling)(model.params, alone_ids, jnp.ones_like(alone_ids, bool),
+                                                 jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(batch.tokens[2]), np.asarray(alone.tokens[0]))
+    np.testing.assert_allclose(np.asarray(batch.logprobs[2]), np.asarray(alone.logprobs[0]), atol=1e-5)
+
+
 def test_sampled_frequencies_follow_the_tempered_softmax():
     logits = jnp.log(jnp.array([0.5, 0.3, 0.15, 0.05]))
     sampling = Sampling(max_new_tokens=1, eos_ids=(), pad_id=0, temperature=2.0)

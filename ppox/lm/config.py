@@ -13,7 +13,7 @@ import math
 
 from ppox.errors import CheckpointError
 
-LLAMA_TYPES = {"llama": False, "qwen2": True, "mistral": False}  # model_type -> q/k/v projections have a bias
+LLAMA_TYPES = {"llama": False, "qwen2": True}  # model_type -> q/k/v projections have a bias
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu", "swish")
 
 
@@ -22,7 +22,7 @@ class LMConfig:
     """The shape and numerics of one model (hashable: it is a static argument of compiled functions)."""
 
     family: str  # "gpt2" or "llama"
-    model_type: str  # the config's model_type: gpt2, llama, qwen2, mistral
+    model_type: str  # the config's model_type: gpt2, llama, qwen2
     vocab_size: int
     hidden_size: int
     num_layers: int
@@ -138,7 +138,7 @@ def to_hf(config: LMConfig) -> dict:
         keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
         rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}
         rope["original_max_position_embeddings"] = int(rope["original_max_position_embeddings"])
-    architecture = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+    architecture = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
     entries = {"model_type": config.model_type, "architectures": [architecture[config.model_type]],
                "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
                "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
