@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors.numpy import load_file, save_file
 
 from ppox.errors import CheckpointError
 from ppox.lm import LanguageModel, forward, from_hf, init_params, load, parameter_count, save
@@ -113,6 +113,18 @@ def test_a_missing_or_misshapen_tensor_is_named(tmp_path):
     (folder / "config.json").write_text(json.dumps({**hf, "n_layer": 1}))
     with pytest.raises(CheckpointError, match="does not describe.*h.1"):
         load(folder)
+
+
+def test_gpt2_files_named_without_the_transformer_prefix_load(tmp_path):
+    """The original GPT-2 checkpoints name tensors h.0.attn.c_attn.weight (no prefix) and carry the causal
+    mask as a h.N.attn.bias buffer: both are read."""
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURES / "gpt2", folder)
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(folder / "model.safetensors").items()}
+    tensors["h.0.attn.bias"] = np.tril(np.ones((1, 1, 32, 32), np.uint8))
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    ref = reference("gpt2")
+    np.testing.assert_array_equal(logits_of(load(folder), ref), logits_of(load(FIXTURES / "gpt2"), ref))
 
 
 def test_unsupported_configs_are_refused_with_a_reason():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppox.errors import CheckpointError
+from ppox.errors import CheckpointError, ConfigError
 from ppox.files import atomic_write_text
 from ppox.lm.config import LMConfig, from_hf, to_hf
 from ppox.lm.models import params_dtype
@@ -58,7 +58,7 @@ def read_config(folder: Path) -> tuple[LMConfig, dict]:
 def load(folder: Path, dtype: str = "float32") -> LanguageModel:
     """The model in ``folder``, its parameters as ``dtype`` ("float32" or "bfloat16") NumPy arrays."""
     if dtype not in DTYPE_NAMES:
-        raise CheckpointError(f"dtype {dtype!r}: use one of {', '.join(DTYPE_NAMES)}")
+        raise ConfigError(f"dtype {dtype!r}: use one of {', '.join(DTYPE_NAMES)}")
     folder = Path(folder)
     config, hf = read_config(folder)
     params = params_from_tensors(config, read_folder_tensors(folder), dtype, str(folder))
@@ -79,7 +79,9 @@ def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = tensors_from_params(model.config, model.params)
-    dtype = "bfloat16" if params_dtype(model.params) == np.dtype(DTYPE_NAMES["bfloat16"]) else "float32"
+    dtype = {np.dtype(v): k for k, v in DTYPE_NAMES.items()}.get(np.dtype(params_dtype(model.params)))
+    if dtype is None:
+        raise CheckpointError(f"parameters in {params_dtype(model.params)}: save float32 or bfloat16 ones")
     shards = _shards(tensors, max_shard_bytes)
     for stale in [*folder.glob("model-*-of-*.safetensors"), folder / "model.safetensors.index.json",
                   folder / "model.safetensors"]:

@@ -20,35 +20,37 @@ from ppox.lm.config import LMConfig
 from ppox.lm.models import init_params
 from ppox.tensorfile import CHECKSUM, check_header, checksum
 
-FILE_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64}
+FILE_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64,
+               "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 DTYPE_NAMES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
 # tensors some checkpoints carry that are not parameters (causal-mask and rotary buffers)
 BUFFERS = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq)$")
-LLAMA_PARTS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
-               "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+# a block's modules (flax name -> Hugging Face name inside the block)
+GPT2_BLOCK = {"ln_1": "ln_1", "c_attn": "attn.c_attn", "c_proj": "attn.c_proj", "ln_2": "ln_2",
+              "mlp_c_fc": "mlp.c_fc", "mlp_c_proj": "mlp.c_proj"}
+LLAMA_BLOCK = {"input_layernorm": "input_layernorm", "post_attention_layernorm": "post_attention_layernorm",
+               **{p: f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")},
+               **{p: f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")}}
 
 
 def hf_name(config: LMConfig, path: tuple[str, ...]) -> tuple[str, bool]:
     """(Hugging Face tensor name, whether it is stored transposed) of the parameter at ``path``.
 
-    Linear layers (torch's nn.Linear) store W^T; GPT-2's Conv1D layers and all embeddings store W."""
+    torch's nn.Linear stores W^T (Llama's projections, every lm_head); GPT-2's Conv1D layers, embeddings
+    and norms store the array as flax holds it."""
     *modules, leaf = path
+    gpt2 = config.family == "gpt2"
+    root = "transformer." if gpt2 else "model."
+    name = "bias" if leaf == "bias" else "weight"
     if modules == ["lm_head"]:
         return "lm_head.weight", True
-    if not modules:  # an embedding
-        return ("transformer." if config.family == "gpt2" else "model.") + f"{leaf}.weight", False
-    block, tail = modules[0].rsplit("_", 1) if modules[0].startswith(("h_", "layers_")) else (modules[0], None)
-    name = {"kernel": "weight", "scale": "weight"}.get(leaf, leaf)
-    if config.family == "gpt2":
-        if tail is None:
-            return f"transformer.{block}.{name}", False
-        part = modules[1].replace("mlp_", "mlp.") if modules[1].startswith("mlp_") else (
-            modules[1] if modules[1].startswith("ln_") else f"attn.{modules[1]}")
-        return f"transformer.h.{tail}.{part}.{name}", False
-    if tail is None:
-        return f"model.{block}.{name}", False
-    part = f"{LLAMA_PARTS[modules[1]]}.{modules[1]}" if modules[1] in LLAMA_PARTS else modules[1]
-    return f"model.layers.{tail}.{part}.{name}", leaf == "kernel"
+    if not modules:  # an embedding: wte, wpe, embed_tokens
+        return f"{root}{leaf}.weight", False
+    if len(modules) == 1:  # the final norm: ln_f, norm
+        return f"{root}{modules[0]}.{name}", False
+    index = modules[0].rsplit("_", 1)[1]  # h_3, layers_3
+    part = (GPT2_BLOCK if gpt2 else LLAMA_BLOCK)[modules[1]]
+    return f"{root}{'h' if gpt2 else 'layers'}.{index}.{part}.{name}", leaf == "kernel" and not gpt2
 
 
 def weight_table(config: LMConfig) -> dict[tuple[str, ...], tuple[str, bool, tuple[int, ...]]]:
@@ -62,7 +64,8 @@ def weight_table(config: LMConfig) -> dict[tuple[str, ...], tuple[str, bool, tup
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of one checked safetensors file, in the dtypes they are stored in."""
+    """All tensors of one checked safetensors file, in the dtypes they are stored in (floating point, or
+    integer and bool for the buffers some checkpoints carry)."""
     entries, metadata = check_header(path, "model file")
     with open(path, "rb") as f:
         start = 8 + int.from_bytes(f.read(8), "little")
@@ -70,7 +73,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         arrays = {}
         for name, entry in entries.items():
             if entry["dtype"] not in FILE_DTYPES:
-                raise CheckpointError(f"{path}: tensor {name!r} is {entry['dtype']}; floating-point tensors expected")
+                raise CheckpointError(f"{path}: tensor {name!r} is {entry['dtype']}, which ppox does not read")
             lo, hi = entry["data_offsets"]
             raw = np.array(data[start + lo:start + hi])
             arrays[name] = raw.view(FILE_DTYPES[entry["dtype"]]).reshape(entry["shape"])
