@@ -120,6 +120,14 @@ def test_sampled_frequencies_follow_the_tempered_softmax():
     np.testing.assert_allclose(np.exp(np.asarray(logprobs)), np.asarray(expected)[np.asarray(tokens)], rtol=1e-6)
 
 
+def test_nucleus_draws_follow_the_renormalised_nucleus():
+    probs = np.array([0.3, 0.25, 0.2, 0.1, 0.08, 0.07])
+    sampling = Sampling(max_new_tokens=1, eos_ids=(), pad_id=0, top_p=0.7)  # nucleus: the first three
+    tokens, _ = sample_tokens(jnp.tile(jnp.log(jnp.asarray(probs)), (50_000, 1)), jax.random.key(4), sampling)
+    frequencies = np.bincount(np.asarray(tokens), minlength=6) / 50_000
+    np.testing.assert_allclose(frequencies, np.r_[probs[:3] / probs[:3].sum(), 0, 0, 0], atol=0.01)
+
+
 def test_inverse_cdf_picks_the_token_whose_interval_holds_u():
     logits = jnp.log(jnp.array([[0.5, 0.0, 0.25, 0.25, 0.0]] * 6))  # tokens 1 and 4 are impossible (-inf)
     u = jnp.array([0.0, 0.49, 0.5, 0.74, 0.76, 1.0 - 1e-9])  # (the last rounds to 1: the end of the range)
