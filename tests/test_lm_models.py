@@ -140,10 +140,21 @@ def test_unsupported_configs_are_refused_with_a_reason():
         from_hf({**base, "num_key_value_heads": 3})
 
 
-def test_a_new_random_model_saves_as_a_folder(tmp_path):
-    """A model made here (no config.json behind it) saves a config.json that reads back to the same config."""
-    config = from_hf({"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 1,
-                      "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 24})
+@pytest.mark.parametrize("hf", [
+    {"model_type": "gpt2", "vocab_size": 40, "n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 16,
+     "tie_word_embeddings": False},
+    {"model_type": "llama", "vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+     "num_key_value_heads": 1, "intermediate_size": 24, "attention_bias": True, "mlp_bias": True},
+    {"model_type": "qwen2", "vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+     "intermediate_size": 24, "tie_word_embeddings": False}], ids=["gpt2-untied", "llama-biases", "qwen2-untied"])
+def test_a_new_random_model_saves_as_a_folder(hf, tmp_path):
+    """A model made here (no config.json behind it) saves a folder that reads back to the same config and
+    logits, and names no special tokens (transformers loads these: tests/fixtures/lm/README.md)."""
+    config = from_hf(hf)
     model = LanguageModel(config, init_params(config, jax.random.key(0)), {})
     save(tmp_path / "m", model)
-    assert load(tmp_path / "m").config == config
+    again = load(tmp_path / "m")
+    assert again.config == config and again.eos_ids == ()
+    ids = jnp.arange(8, dtype=jnp.int32).reshape(2, 4)
+    mask = jnp.ones((2, 4), bool)
+    np.testing.assert_array_equal(forward(config, again.params, ids, mask), forward(config, model.params, ids, mask))

@@ -96,7 +96,8 @@ def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
             weight_map.update({n: file for n in names})
         index = {"metadata": {"total_size": sum(a.nbytes for a in tensors.values())}, "weight_map": weight_map}
         atomic_write_text(folder / "model.safetensors.index.json", json.dumps(index, indent=2))
-    hf = {**model.hf_config, **to_hf(model.config), "dtype": dtype}
+    # a model made here names no special tokens: say so, or transformers fills in its class defaults
+    hf = {"bos_token_id": None, "eos_token_id": None, **model.hf_config, **to_hf(model.config), "dtype": dtype}
     hf.pop("torch_dtype", None)
     atomic_write_text(folder / "config.json", json.dumps(hf, indent=2, sort_keys=True))
     if model.generation_config:
