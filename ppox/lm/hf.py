@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from ppox.errors import CheckpointError, ConfigError
@@ -56,12 +57,13 @@ def read_config(folder: Path) -> tuple[LMConfig, dict]:
 
 
 def load(folder: Path, dtype: str = "float32") -> LanguageModel:
-    """The model in ``folder``, its parameters as ``dtype`` ("float32" or "bfloat16") NumPy arrays."""
+    """The model in ``folder``, its parameters as ``dtype`` ("float32" or "bfloat16") arrays on JAX's
+    default device (put there once, not at every compiled call)."""
     if dtype not in DTYPE_NAMES:
         raise ConfigError(f"dtype {dtype!r}: use one of {', '.join(DTYPE_NAMES)}")
     folder = Path(folder)
     config, hf = read_config(folder)
-    params = params_from_tensors(config, read_folder_tensors(folder), dtype, str(folder))
+    params = jax.device_put(params_from_tensors(config, read_folder_tensors(folder), dtype, str(folder)))
     generation = folder / "generation_config.json"
     try:
         generation_config = json.loads(generation.read_text()) if generation.is_file() else {}
