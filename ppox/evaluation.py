@@ -145,6 +145,7 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarra
     env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
+    masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")
 
     @jax.jit
     def run(key):
@@ -154,10 +155,11 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarra
         def body(carry, step_key):
             obs, state, total, alive, memory = carry
             act_key, env_key = jax.random.split(step_key)
+            mask = jax.vmap(env.action_mask)(state) if masked else None  # legal moves of a game (pgx)
             if policy.recurrent:  # (each episode runs once: its memory is never reset)
-                action, memory = policy.act_jax(obs, act_key, deterministic, memory)
+                action, memory = policy.act_jax(obs, act_key, deterministic, memory, mask)
             else:
-                action = policy.act_jax(obs, act_key, deterministic)
+                action = policy.act_jax(obs, act_key, deterministic, mask=mask)
             obs, state, reward, terminated, truncated, _ = step(jax.random.split(env_key, (episodes, 2)), state,
                                                                 action)
             total = total + jnp.where(alive, reward, 0.0)

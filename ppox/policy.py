@@ -63,13 +63,13 @@ class Policy:
         ``act`` with each env's first observation, then the state ``act`` returns."""
         return jax.device_get(initial_carry(self.network, n))
 
-    def act_jax(self, obs, key, deterministic: bool, state=None):
+    def act_jax(self, obs, key, deterministic: bool, state=None, mask=None):
         """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation); a recurrent
         policy takes the ``state`` before the step and returns (actions, state after it)."""
         if not self.recurrent:
-            return self._act_fn(self.params, self.obs_stats, obs, key, deterministic)[0]
+            return self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask)[0]
         memory = (state, jnp.zeros(obs.shape[:1], bool))
-        actions, _, state = self._act_fn(self.params, self.obs_stats, obs, key, deterministic, None, memory)
+        actions, _, state = self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask, memory)
         return actions, state
 
     def act(self, obs, state=NO_STATE, *, deterministic: bool = True, key: jax.Array | None = None, mask=None):

@@ -185,7 +185,7 @@ def test_recurrent_ppo_solves_velocity_hidden_cartpole_where_memoryless_cannot()
     PPO stays under 100 (it cannot tell which way the pole moves)."""
     config = Config.preset("CartPoleNoVel-v1", total_timesteps=150_000, progress=False, save=False)
     recurrent = ppox.train(config).final_return()[0]
-    memoryless = ppox.train(config.replace(memory="none", num_minibatches=4)).final_return()[0]
+    memoryless = ppox.train(config.replace(memory="none")).final_return()[0]
     assert recurrent > 300, recurrent
     assert memoryless < 100, memoryless
 
@@ -200,7 +200,7 @@ def test_recurrent_ppo_learns_repeat_previous():
 
 @pytest.mark.learning
 def test_host_recurrent_ppo_learns_with_hidden_velocities():
-    """The same task on the host driver through the Gymnasium HideObservation wrapper."""
+    """The same task on the host driver through the Gymnasium HideObservation wrapper, 100k steps."""
     config = Config.preset("CartPoleNoVel-v1").replace(env="CartPole-v1", driver="host", hide_obs=(1, 3),
-                                                       total_timesteps=60_000, progress=False, save=False)
-    assert ppox.train(config).final_return()[0] > 100
+                                                       total_timesteps=100_000, progress=False, save=False)
+    assert ppox.train(config).final_return()[0] > 150
