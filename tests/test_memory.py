@@ -204,3 +204,10 @@ def test_host_recurrent_ppo_learns_with_hidden_velocities():
     config = Config.preset("CartPoleNoVel-v1").replace(env="CartPole-v1", driver="host", hide_obs=(1, 3),
                                                        total_timesteps=100_000, progress=False, save=False)
     assert ppox.train(config).final_return()[0] > 150
+
+
+def test_popgym_envs_train_on_the_host_driver():
+    """popgym's ids register when first named (the popgym extra); Discrete observations are one-hot encoded."""
+    pytest.importorskip("popgym")
+    result = ppox.train(Config(env="popgym-RepeatPreviousEasy-v0", memory="gru", **SMALL))
+    assert result.config.env == "popgym-RepeatPreviousEasy-v0" and np.isfinite(result.metrics["value_loss"]).all()
