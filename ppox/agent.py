@@ -57,10 +57,19 @@ def init_params(network, key, example_obs):
     return network.init(key, zero_carry(network, 1), example_obs[None], jnp.ones((1, 1), bool))
 
 
+def float_obs(obs):
+    """Observations as float32, uint8 images scaled to [0, 1] (as the networks scale them)."""
+    obs = jnp.asarray(obs)
+    return obs.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
+
+
 def prepare_obs(config: Config, stats: RunningMeanStd, obs):
-    """The network's input: float32, normalised by the running statistics when norm_obs."""
-    obs = jnp.asarray(obs, jnp.float32)
-    return normalize(stats, obs) if config.norm_obs else obs
+    """The network's input: uint8 images as they are (the network scales them: a quarter of the bytes to move
+    and store), else float32; with norm_obs, float_obs normalised by the running statistics."""
+    obs = jnp.asarray(obs)
+    if config.norm_obs:
+        return normalize(stats, float_obs(obs))
+    return obs if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
 
 
 def next_values(network, params, next_obs, carries=None):
@@ -152,6 +161,7 @@ class NumpyActor:
 
     def forward(self, obs: np.ndarray) -> np.ndarray:
         """The policy head's output: logits, or the Gaussian's mean."""
+        obs = obs.astype(np.float32) / 255.0 if obs.dtype == np.uint8 else obs
         x = obs.reshape(obs.shape[0], -1)
         if self.config.norm_obs:
             x = np.clip((obs - self.mean) * self.scale, -10.0, 10.0).reshape(obs.shape[0], -1)

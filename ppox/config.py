@@ -160,8 +160,9 @@ class Config:
     workers: int = 1
     """Ray rollout workers; each owns --num-envs / --workers envs and a copy of the policy."""
 
-    vec: Literal["sync", "async"] = "sync"
-    """Host driver: step the envs in this process (sync) or one subprocess each (async)."""
+    vec: Literal["sync", "async", "ale"] = "sync"
+    """Host driver: step the envs in this process (sync) or one subprocess each (async); Atari games also ale
+    (ale-py's threaded AtariVectorEnv, preprocessing in C++; sync and async use Gymnasium's wrappers)."""
 
     run_dir: str = "runs"
     """Folder under which each run's folder is made."""

@@ -80,8 +80,10 @@ class CNN(nn.Module):
 
 
 def _torsos(module: nn.Module, obs, names: tuple[str, str]):
-    """(actor features, critic features) of the CNN (images) and MLP torsos; the same array twice when shared."""
+    """(actor features, critic features) of the CNN (images) and MLP torsos; the same array twice when shared.
+    uint8 images are scaled to [0, 1] here, inside the network."""
     lead = obs.shape[: obs.ndim - module.obs_ndim]
+    obs = obs.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else obs
     if module.cnn:  # convolutions take one batch axis: fold the leading axes, unfold the features after
         images = obs.reshape((-1,) + obs.shape[obs.ndim - 3:])
         actor_x = CNN(name=f"actor_cnn{names[0]}")(images).reshape(lead + (-1,))

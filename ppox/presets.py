@@ -78,6 +78,28 @@ for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
         "hidden_sizes": (256, 256),
     }
 
+# Atari (host driver, pip install "ppox[atari]"): CleanRL's PPO hyperparameters for Atari (value clip = surrogate
+# clip 0.1), its network (Nature CNN -> 512 ReLU, shared by actor and critic), ale-py's threaded vector env.
+for _game in ("Pong", "Breakout", "BeamRider", "SpaceInvaders", "Seaquest", "Qbert", "MsPacman", "Enduro"):
+    PRESETS[f"ALE/{_game}-v5"] = {
+        "total_timesteps": 10_000_000,
+        "num_envs": 8,
+        "num_steps": 128,
+        "update_epochs": 4,
+        "num_minibatches": 4,
+        "learning_rate": 2.5e-4,
+        "clip_coef": 0.1,
+        "vf_clip_coef": 0.1,
+        "ent_coef": 0.01,
+        "gae_lambda": 0.95,
+        "network": "cnn",
+        "shared_trunk": True,
+        "hidden_sizes": (512,),
+        "activation": "relu",
+        "vec": "ale",
+        "checkpoint_every": 1_000_000,
+    }
+
 # Memory tasks (--memory): partially observed; memoryless PPO cannot solve them (docs/memory.md).
 # CartPoleNoVel-v1: close to the RL Zoo's RecurrentPPO settings (8 envs x 32 steps, one minibatch, lr 1e-3,
 # gamma 0.98, GAE 0.8, no entropy bonus, one 64-unit ReLU layer) with 10 epochs instead of 20 and a 64-unit

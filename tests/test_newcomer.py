@@ -70,7 +70,9 @@ def test_unknown_ids_try_the_packages_that_register_them(monkeypatch):
     assert "FakePlugin-v0" not in gym.registry
     result = ppox.train(ppox.Config(env="FakePlugin-v0", **QUICK, save=False))
     assert result.config.env == "FakePlugin-v0" and result.spec.action_kind == "discrete"
-    with pytest.raises(ConfigError, match=r"pip install ale-py to register it"):
+    find_spec = registry.importlib.util.find_spec  # as if ale-py were not installed
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name: None if name == "ale_py" else find_spec(name))
+    with pytest.raises(ConfigError, match=r'pip install "ppox\[atari\]" to register it'):
         registry.check_env_id("ALE/NoSuchGame-v5")
 
 

@@ -23,7 +23,7 @@ from ppox.networks import ActorCritic
 class Rollout(NamedTuple):
     """num_steps vector steps collected on the host, time-major [T, num_envs, ...]."""
 
-    obs: np.ndarray  # encoded observation the policy acted on (before normalisation)
+    obs: np.ndarray  # encoded observation the policy acted on (before normalisation; uint8 images stay uint8)
     actions: np.ndarray  # sampled, unclipped
     rewards: np.ndarray  # raw rewards
     terminated: np.ndarray
@@ -43,19 +43,20 @@ def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np
 
 
 def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False,
-                  recurrent: bool = False) -> Rollout:
-    """Buffers for one rollout, reused every update."""
+                  recurrent: bool = False, obs_dtype=np.float32) -> Rollout:
+    """Buffers for one rollout, reused every update; observations in ``obs_dtype`` (uint8 for images: the
+    network scales them, so a batch of Atari frames takes a quarter of the float32 memory)."""
     T, N = config.num_steps, num_envs
     continuous = spec.action_kind == "continuous"
     action_shape = ((spec.action_dims[0],) if continuous else
                     ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ()))
     return Rollout(
-        obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+        obs=np.zeros((T, N) + spec.obs_shape, obs_dtype),
         actions=np.zeros((T, N) + action_shape, np.float32 if continuous else np.int32),
         rewards=np.zeros((T, N), np.float32),
         terminated=np.zeros((T, N), bool),
         truncated=np.zeros((T, N), bool),
-        next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
+        next_obs=np.zeros((T, N) + spec.obs_shape, obs_dtype),
         masks=np.ones((T, N, sum(spec.action_dims)), bool) if masked else None,
         starts=np.zeros((T, N), bool) if recurrent else None,
     )
@@ -77,7 +78,7 @@ class Collector:
         # masks where the env offers them (SyncEnvs reads them; ppox.envs.masks), for index actions only
         self.masked = (config.action_mask == "auto" and spec.action_kind != "continuous"
                        and getattr(venv, "mask_source", None) is not None)
-        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent)
+        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent, self.obs.dtype)
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
@@ -115,6 +116,9 @@ class Collector:
             buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated
             episode_return += reward
             episode_length += 1
+            if "game_over" in info:  # the env counts whole games itself (Atari: every life, the raw score)
+                finished_returns.extend(info["game_return"][info["game_over"]])
+                finished_lengths.extend(info["game_length"][info["game_over"]])
             if self.recurrent:
                 actor.starts = done  # the carry is zeroed before the next step where this episode ended
             if not done.any():
@@ -122,8 +126,9 @@ class Collector:
             else:
                 buffers.truncated[t] &= ~buffers.terminated[t]  # both at once: terminated wins, no bootstrap
                 buffers.next_obs[t] = final_observations(venv, encoder, next_obs, done, info)
-                finished_returns.extend(episode_return[done])
-                finished_lengths.extend(episode_length[done])
+                if "game_over" not in info:
+                    finished_returns.extend(episode_return[done])
+                    finished_lengths.extend(episode_length[done])
                 episode_return[done], episode_length[done] = 0.0, 0
             obs = next_obs
         self.obs = obs

@@ -18,13 +18,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.agent import init_params, make_network, next_values, prepare_obs
+from ppox.agent import float_obs, init_params, make_network, next_values, prepare_obs
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
-from ppox.envs.gym_envs import env_label, make_vector_env, spec_from_spaces
+from ppox.envs.atari import make_host_envs
+from ppox.envs.gym_envs import env_label, spec_from_spaces
 from ppox.errors import ConfigError
 from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.metrics import EPISODE_METRICS, METRIC_NAMES
@@ -60,7 +61,7 @@ def make_init(config: Config, network, optimizer):
 
     def init(seed, first_obs):
         key, init_key = jax.random.split(jax.random.PRNGKey(seed))
-        obs_stats = update_stats(RunningMeanStd.create(first_obs.shape[1:]), first_obs)
+        obs_stats = update_stats(RunningMeanStd.create(first_obs.shape[1:]), float_obs(first_obs))
         params = init_params(network, init_key, prepare_obs(config, obs_stats, first_obs[:1]))
         return HostLearner(params, init_opt_state(optimizer, params), obs_stats, RewardScaler.create(config.num_envs),
                            key)
@@ -97,7 +98,7 @@ def make_learn(config: Config, network, optimizer):
                                                 apply_fn=network.apply, optimizer=optimizer, config=config)
         obs_stats = learner.obs_stats
         if config.norm_obs:
-            obs_stats = update_stats(obs_stats, rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:]))
+            obs_stats = update_stats(obs_stats, float_obs(rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:])))
         return HostLearner(params, opt_state, obs_stats, scaler, key), metrics._asdict()
 
     return jax.jit(learn, donate_argnums=(0,))
@@ -129,7 +130,7 @@ class HostDriver:
         self.eval_env = None if isinstance(env, str) else env
         self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ()) + (
             ("illegal_actions",) if config.action_mask == "auto" else ())
-        self.venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec,
+        self.venv = make_host_envs(env, 1 if config.ray is not None else config.num_envs, config.vec,
                                     config.max_episode_steps, config.hide_obs)
         if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
             config = config.replace(env=env_label(env, getattr(self.venv, "envs", [None])[0]))

@@ -17,7 +17,8 @@ import numpy as np
 from ppox.agent import make_network
 from ppox.config import Config
 from ppox.drivers.collect import Collector, Rollout
-from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
+from ppox.envs.atari import make_host_envs
+from ppox.envs.gym_envs import spec_from_spaces
 from ppox.envs.spec import EnvSpec
 from ppox.errors import ConfigError
 
@@ -38,7 +39,8 @@ class RolloutWorker:
         # (a worker only collects: one minibatch, so that its share of the envs is always a valid config)
         config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1,
                                                                    num_minibatches=1)
-        venv = make_vector_env(env, num_envs, "sync", config.max_episode_steps, config.hide_obs)
+        vec = "ale" if config.vec == "ale" else "sync"
+        venv = make_host_envs(env, num_envs, vec, config.max_episode_steps, config.hide_obs)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
                                    seed=seed)

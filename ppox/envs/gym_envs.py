@@ -175,9 +175,9 @@ def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | 
 
 
 class ObsEncoder:
-    """Turns a vector env's batched observations into one float32 array [num_envs, features...].
+    """Turns a vector env's batched observations into one array [num_envs, features...].
 
-    Box: as is (uint8 images scaled to [0, 1]); Discrete: one-hot; Dict and Tuple: each part
+    Box: float32, uint8 images kept as uint8 (the network scales them to [0, 1]); Discrete: one-hot; Dict and Tuple: each part
     encoded and flattened, concatenated in the space's order.
     """
 
@@ -207,7 +207,7 @@ def _encoded_shape(space) -> tuple[int, ...]:
 def _encode(space, obs) -> np.ndarray:
     if isinstance(space, spaces.Box):
         obs = np.asarray(obs)
-        return obs.astype(np.float32) / 255.0 if obs.dtype == np.uint8 else obs.astype(np.float32, copy=False)
+        return obs if obs.dtype == np.uint8 else obs.astype(np.float32, copy=False)
     if isinstance(space, spaces.Discrete):
         return np.eye(int(space.n), dtype=np.float32)[np.asarray(obs) - int(space.start)]
     if isinstance(space, spaces.MultiBinary):

@@ -68,10 +68,16 @@ PLUGINS = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid", "hi
            "AntMaze": "gymnasium_robotics", "PointMaze": "gymnasium_robotics", "popgym-": "popgym"}
 
 
+def is_atari_id(env_id: str) -> bool:
+    """An Atari game of ale-py (ALE/Name-v5, NameNoFrameskip-v4): trained with the standard preprocessing."""
+    return isinstance(env_id, str) and (env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"))
+
+
 def import_plugins(env_id: str) -> None:
     """Import the packages that would register ``env_id``: those PLUGINS names for its prefix, and those
     that declare a 'gymnasium.envs' entry point (the plugin convention). Missing packages are skipped."""
     names = [module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)]
+    names += ["ale_py"] if is_atari_id(env_id) else []
     names += [ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group="gymnasium.envs")]
     for name in dict.fromkeys(names):
         try:
@@ -95,6 +101,8 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
         return
     package = next((module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)), None)
     missing = package is not None and importlib.util.find_spec(package) is None
+    if is_atari_id(env_id) and importlib.util.find_spec("ale_py") is None:
+        package, missing = '"ppox[atari]"', True
     suggestion = (f"; pip install {package.replace('_', '-')} to register it" if missing else
                   f"; did you mean {' or '.join(hint)}?" if hint else
                   "; `ppox envs` lists the ids, and 'package.module:Class' names any env class")

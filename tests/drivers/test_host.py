@@ -1,6 +1,7 @@
 """The host driver on Gymnasium envs: autoreset handling, spaces, entry points, learning."""
 
 import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
@@ -8,6 +9,7 @@ import ppox
 from ppox.config import ConfigError
 from ppox.drivers.collect import final_observations
 from ppox.envs.gym_envs import ObsEncoder, make_vector_env, spec_from_spaces
+from ppox.networks import ActorCritic
 from tests import toy_envs
 
 FAST = dict(num_envs=2, num_steps=16, num_minibatches=2, update_epochs=2, save=False, progress=False)
@@ -65,9 +67,15 @@ def test_dict_observation_is_flattened_with_one_hot():
     np.testing.assert_array_equal(encoded, [[0, 0, 1, 0.5, -0.5]])  # Dict keys in sorted order: mode, pos
 
 
-def test_uint8_images_are_scaled():
+def test_uint8_images_stay_uint8_and_the_network_scales_them():
     encoded = ObsEncoder(toy_envs.MultiBinaryAction.observation_space)(np.full((1, 4, 4, 1), 255, np.uint8))
-    assert encoded.dtype == np.float32 and encoded.max() == 1.0
+    assert encoded.dtype == np.uint8 and encoded.max() == 255  # (a quarter of float32's bytes in the rollout)
+    net = ActorCritic("discrete", (3,), obs_ndim=3, cnn=True)
+    images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 1), np.uint8)
+    params = net.init(jax.random.PRNGKey(0), images)
+    (dist_u8, v_u8), (dist_f, v_f) = net.apply(params, images), net.apply(params, images / np.float32(255))
+    np.testing.assert_allclose(dist_u8.logits, dist_f.logits, rtol=1e-6)
+    np.testing.assert_allclose(v_u8, v_f, rtol=1e-6)
 
 
 def test_unsupported_space_is_a_clear_error():
