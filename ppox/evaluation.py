@@ -12,12 +12,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppox.envs.atari import make_atari_env
 from ppox.envs.contract import check_reset, check_spaces, step_error
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
 from ppox.envs.gym_wrappers import HideObservation
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.masks import mask_source, read_mask
-from ppox.envs.registry import check_env_id, gymnasium_ids, is_entry_point, is_jax_env
+from ppox.envs.registry import check_env_id, gymnasium_ids, is_atari_id, is_entry_point, is_jax_env
 from ppox.errors import ConfigError
 from ppox.policy import Policy
 from ppox.trust import confirm_file_config
@@ -88,6 +89,8 @@ def _video_env(env, video_folder: Path):
         raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
     headless_rendering()
     try:
+        if isinstance(env, str) and is_atari_id(env):  # the game's own frames, one per agent step
+            return make_atari_env(env, render_mode="rgb_array", video_folder=video_folder)
         single = gym.make(env, render_mode="rgb_array") if isinstance(env, str) else env_factory(env)()
         return gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True,
                                         disable_logger=True)
@@ -98,7 +101,10 @@ def _video_env(env, video_folder: Path):
 
 
 def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
-    single = _video_env(env, video_folder) if video_folder is not None else env_factory(env)()
+    if video_folder is not None:
+        single = _video_env(env, video_folder)
+    else:  # an Atari game preprocessed as in training, played whole (every life, raw score)
+        single = make_atari_env(env) if isinstance(env, str) and is_atari_id(env) else env_factory(env)()
     if policy.config.hide_obs:  # as in training
         single = HideObservation(single, policy.config.hide_obs)
     check_spaces(single)

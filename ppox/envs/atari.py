@@ -81,8 +81,11 @@ def make_atari_env(env_id: str, render_mode: str | None = None, video_folder=Non
     ale_py_module()
     import_plugins(env_id)
     env = gym.make(env_id, frameskip=1, render_mode=render_mode)
-    env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84,
-                                          terminal_on_life_loss=False, grayscale_obs=True)
+    try:
+        env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84,
+                                              terminal_on_life_loss=False, grayscale_obs=True)
+    except gym.error.DependencyNotInstalled:
+        raise ConfigError('Atari preprocessing needs OpenCV: pip install "ppox[atari]"') from None
     if video_folder is not None:
         env = gym.wrappers.RecordVideo(env, str(video_folder), episode_trigger=lambda _: True, disable_logger=True,
                                        fps=60 // FRAME_SKIP)
