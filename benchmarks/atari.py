@@ -1,0 +1,161 @@
+"""Benchmark: Atari throughput of ppox's host driver, the env alone, and Stable-Baselines3 PPO.
+
+    .venv/bin/python benchmarks/atari.py --steps 2048        # short runs; table + results/atari.json
+
+Same work everywhere: BreakoutNoFrameskip-v4 (no sticky actions), 8 envs x 128 steps, 4 epochs x 4
+minibatches, the Nature CNN. Rows:
+- env alone, random actions, 8 envs: ale-py's AtariVectorEnv (--vec ale) and Gymnasium's AtariPreprocessing +
+  frame stack in ppox's SyncEnvs (--vec sync);
+- ppox parts: one jitted act on 8 observations (per vector step) and one whole update (learn) on a batch;
+- ppox host: `ppox.train` end to end (compilation included, reported apart);
+- SB3: PPO("CnnPolicy") on make_atari_env (AtariWrapper) + VecFrameStack, in the bench env at
+  /work/main/bench-envs/sb3contrib (torch CPU), given ale-py and OpenCV from ppox's .venv on PYTHONPATH
+  (that env is not modified). Skipped when it is missing.
+A benchmark, not a test: it asserts nothing. Keep --steps small on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ENV_ID = "BreakoutNoFrameskip-v4"
+NUM_ENVS, NUM_STEPS = 8, 128
+SB3_PYTHON = Path("/work/main/bench-envs/sb3contrib/bin/python")
+
+
+def env_alone(vec: str, steps: int) -> float:
+    """Random-action steps per second (over all envs) of the training vector env."""
+    import numpy as np
+
+    from ppox.envs.atari import make_atari_envs
+
+    games = make_atari_envs(ENV_ID, NUM_ENVS, vec)
+    games.reset(seed=0)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(steps // NUM_ENVS):
+        games.step(rng.integers(0, 4, NUM_ENVS))
+    elapsed = time.perf_counter() - start
+    games.close()
+    return steps / elapsed
+
+
+def ppox_parts(repeats: int = 3) -> dict:
+    """Seconds per jitted act (8 envs) and per whole update (learn on 8 x 128)."""
+    import jax
+    import numpy as np
+
+    import ppox
+    from ppox.drivers.host import HostDriver
+
+    config = ppox.Config.preset("ALE/Breakout-v5", env=ENV_ID, save=False, progress=False)
+    driver = HostDriver(config, ENV_ID)
+    state = driver.init()
+    collector, learner = driver.source, state.learner
+    collector.actor.load(learner.params, learner.obs_stats)
+    obs, rng = collector.first_obs(), np.random.default_rng(0)
+    collector.actor.act(obs, rng)
+    start = time.perf_counter()
+    for _ in range(50):
+        collector.actor.act(obs, rng)
+    act_s = (time.perf_counter() - start) / 50
+    rollout, *_ = collector.collect(learner.params, learner.obs_stats)
+    learner, metrics = driver._learn(learner, rollout, 0)  # (first call: compilation)
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for i in range(repeats):
+        learner, metrics = driver._learn(learner, rollout, i)
+        jax.block_until_ready(metrics)
+    learn_s = (time.perf_counter() - start) / repeats
+    driver.close()
+    batch_mib = (rollout.obs.nbytes + rollout.next_obs.nbytes) / 2**20
+    return {"act_s": act_s, "learn_s": learn_s, "rollout_obs_mib_uint8": batch_mib}
+
+
+def ppox_train(steps: int) -> dict:
+    import ppox
+
+    config = ppox.Config.preset("ALE/Breakout-v5", env=ENV_ID, total_timesteps=steps, save=False, progress=False)
+    start = time.perf_counter()
+    result = ppox.train(config)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "steps": result.config.num_updates * config.batch_size}
+
+
+SB3_CODE = """
+import sys, time, gymnasium as gym, ale_py
+gym.register_envs(ale_py)
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_atari_env
+from stable_baselines3.common.vec_env import VecFrameStack
+env = VecFrameStack(make_atari_env("{env}", n_envs={n}, seed=0), n_stack=4)
+model = PPO("CnnPolicy", env, n_steps={t}, batch_size={mb}, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1,
+            ent_coef=0.01, vf_coef=0.5, seed=0, device="cpu")
+start = time.perf_counter()
+model.learn({steps})
+print("SB3", {steps} / (time.perf_counter() - start))
+"""
+
+
+def sb3(steps: int) -> float | None:
+    """SB3's steps per second, or None without its bench env."""
+    if not SB3_PYTHON.exists():
+        return None
+    import ale_py
+    import cv2
+
+    extra = Path(tempfile.mkdtemp())
+    site = Path(ale_py.__file__).parent.parent
+    for name in ("ale_py", "cv2", "opencv_python_headless.libs", "ale_py.libs"):
+        if (site / name).exists():
+            (extra / name).symlink_to(site / name)
+    code = SB3_CODE.format(env=ENV_ID, n=NUM_ENVS, t=NUM_STEPS, mb=NUM_ENVS * NUM_STEPS // 4, steps=steps)
+    out = subprocess.run([str(SB3_PYTHON), "-c", code], capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "PYTHONPATH": str(extra)})
+    lines = [line for line in out.stdout.splitlines() if line.startswith("SB3")]
+    if not lines:
+        print(out.stderr[-2000:], file=sys.stderr)
+        return None
+    return float(lines[-1].split()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2048, help="steps per training run (keep it short)")
+    parser.add_argument("--env-steps", type=int, default=4000, help="steps of each env-alone run")
+    parser.add_argument("--no-sb3", action="store_true")
+    args = parser.parse_args()
+    results = {"env_ale": env_alone("ale", args.env_steps), "env_sync": env_alone("sync", args.env_steps)}
+    results.update(ppox_parts())
+    results["ppox"] = ppox_train(args.steps)
+    results["sb3_steps_per_s"] = None if args.no_sb3 else sb3(args.steps)
+    per_update = NUM_STEPS * (1 / results["env_ale"] * NUM_ENVS + results["act_s"]) + results["learn_s"]
+    results["split_per_update_s"] = {"env": NUM_STEPS * NUM_ENVS / results["env_ale"],
+                                     "act": NUM_STEPS * results["act_s"], "learn": results["learn_s"]}
+    ppox_rate = results["ppox"]["steps"] / results["ppox"]["wall_s"]
+    print(f"env alone, random actions, {NUM_ENVS} envs: ale {results['env_ale']:.0f} steps/s, "
+          f"Gymnasium sync {results['env_sync']:.0f} steps/s")
+    print(f"ppox parts: act {results['act_s'] * 1e3:.1f} ms per vector step, learn {results['learn_s']:.1f} s per "
+          f"update of {NUM_ENVS * NUM_STEPS}; per update env/act/learn = "
+          + " / ".join(f"{v:.1f} s" for v in results["split_per_update_s"].values())
+          + f" (steady state {NUM_ENVS * NUM_STEPS / per_update:.0f} steps/s)")
+    print(f"ppox host train {results['ppox']['steps']} steps: {ppox_rate:.0f} steps/s (compilation included); "
+          f"ratio to the env alone {ppox_rate / results['env_ale']:.3f}")
+    if results["sb3_steps_per_s"]:
+        print(f"SB3 PPO CnnPolicy: {results['sb3_steps_per_s']:.0f} steps/s; ppox / SB3 = "
+              f"{ppox_rate / results['sb3_steps_per_s']:.2f}")
+    out = HERE / "results" / "atari.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
