@@ -110,14 +110,14 @@ def _first_message(box: str, prog: str) -> str:
     return f"{' '.join(body) or 'the flags do not parse'} (see {prog} --help)"
 
 
-def _env_from_args(args: list[str]) -> str:
-    """The value of --env in ``args`` (tyro parses it again; this only picks the preset)."""
+def _env_from_args(args: list[str], flag: str = "--env", default: str | None = "CartPole-v1") -> str | None:
+    """The value of --env (or ``flag``) in ``args`` (tyro parses it again; this only picks the preset)."""
     for i, arg in enumerate(args):
-        if arg == "--env" and i + 1 < len(args):
+        if arg == flag and i + 1 < len(args):
             return args[i + 1]
-        if arg.startswith("--env="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
-    return "CartPole-v1"
+    return default
 
 
 def enable_compilation_cache() -> None:
@@ -149,7 +149,8 @@ def train_command(args: list[str]) -> int:
     if sum(a == "--env" or a.startswith("--env=") for a in args) > 1:
         return _fail("train", "--env is given more than once; give it once (it picks the preset too)")
     try:
-        default = Config.preset(_env_from_args(args))
+        network = _env_from_args(args, "--network", None)  # (MinAtar has a preset per network)
+        default = Config.preset(_env_from_args(args), **({"network": network} if network else {}))
         config = parse_flags(Config, args, "ppox train", default=default,
                              description="Train PPO. Defaults shown are the preset of --env.")
     except ConfigError as err:

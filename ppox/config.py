@@ -13,7 +13,7 @@ import math
 from typing import Literal
 
 from ppox.errors import ConfigError
-from ppox.presets import PRESETS
+from ppox.presets import NETWORK_PRESETS, PRESETS
 from ppox.validation import validate
 
 __all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "program_config"]
@@ -214,8 +214,9 @@ class Config:
     # Construction ----------------------------------------------------------------------
     @classmethod
     def preset(cls, env: str = "CartPole-v1", **overrides) -> "Config":
-        """The tuned configuration for ``env``, with ``overrides`` applied on top."""
-        return cls(**{**PRESETS.get(env, {}), "env": env, **overrides})
+        """The tuned configuration for ``env`` (its --network variant where one exists), with ``overrides`` on top."""
+        variant = NETWORK_PRESETS.get((env, overrides.get("network")), {})
+        return cls(**{**PRESETS.get(env, {}), **variant, "env": env, **overrides})
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import colorsys
 import ctypes.util
 import os
 import sys
@@ -51,9 +52,13 @@ def evaluate(policy: Policy, *, episodes: int = 10, deterministic: bool = True, 
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
     if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
+        if video_folder is not None and len(policy.spec.obs_shape) != 3:
+            raise ConfigError(f"--video needs a Gymnasium environment or image observations (HxWxC, drawn from the "
+                              f"grid: MinAtar); {name} exists only in gymnax and its observations are flat")
+        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder is not None)
         if video_folder is not None:
-            raise ConfigError(f"--video needs a Gymnasium environment; {name} exists only in gymnax")
-        return _evaluate_gymnax(policy, episodes, deterministic, seed)
+            write_grid_videos(frames, Path(video_folder), name.replace("/", "_"))
+        return returns
     return _evaluate_gymnasium(policy, env if env is not None else name, episodes, deterministic, seed, video_folder,
                                cap)
 
@@ -147,7 +152,8 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     return np.asarray(returns)
 
 
-def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarray:
+def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
+    """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
     env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
@@ -168,12 +174,40 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarra
                 action = policy.act_jax(obs, act_key, deterministic, mask=mask)
             obs, state, reward, terminated, truncated, _ = step(jax.random.split(env_key, (episodes, 2)), state,
                                                                 action)
+            seen = (carry[0], alive) if record else None  # (each step's observation, while its episode lasts)
             total = total + jnp.where(alive, reward, 0.0)
             alive = alive & ~(terminated | truncated)
-            return (obs, state, total, alive, memory), None
+            return (obs, state, total, alive, memory), seen
 
         init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes, bool), policy.initial_state(episodes))
-        (_, _, total, _, _), _ = jax.lax.scan(body, init, jax.random.split(key, horizon))
-        return total
+        (_, _, total, _, _), seen = jax.lax.scan(body, init, jax.random.split(key, horizon))
+        return total, seen
 
-    return np.asarray(run(jax.random.PRNGKey(seed)))
+    total, seen = jax.device_get(run(jax.random.PRNGKey(seed)))
+    return np.asarray(total), seen
+
+
+def grid_frame(obs: np.ndarray, scale: int = 16) -> np.ndarray:
+    """An RGB picture [H*scale, W*scale, 3] of a grid observation [H, W, C]: each channel (object kind) in its
+    own colour, the last channel present on top, black where none is."""
+    channels = obs.shape[-1]
+    palette = np.array([colorsys.hsv_to_rgb(i / channels, 0.8, 1.0) for i in range(channels)]) * 255
+    present = obs > 0.5
+    top = channels - 1 - np.argmax(present[..., ::-1], axis=-1)
+    picture = np.where(present.any(-1)[..., None], palette[top], 0.0).astype(np.uint8)
+    return picture.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def write_grid_videos(seen, folder: Path, name: str, fps: int = 10) -> None:
+    """One mp4 per episode in ``folder``, drawn from its grid observations (``_evaluate_gymnax``'s record)."""
+    try:
+        from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
+    except ImportError:
+        raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+    observations, alive = seen
+    folder.mkdir(parents=True, exist_ok=True)
+    for episode in range(alive.shape[1]):
+        frames = [grid_frame(obs) for obs in observations[alive[:, episode], episode]]
+        clip = ImageSequenceClip(frames, fps=fps)
+        clip.write_videofile(str(folder / f"{name}-episode-{episode}.mp4"), logger=None)
+        clip.close()

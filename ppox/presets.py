@@ -67,6 +67,9 @@ PRESETS["LunarLander-v3"] = {
     "norm_reward": True,
     "vf_clip_coef": None,
 }
+# MinAtar (fused, gymnax): an MLP on the flattened 10x10xC grid by default (as gymnax-blines publishes); --network
+# cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one 128-unit layer (not tuned).
+NETWORK_PRESETS: dict[tuple[str, str], dict] = {}
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
     PRESETS[f"{_game}-MinAtar"] = {
         "total_timesteps": 2_000_000,
@@ -76,7 +79,9 @@ for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
         "num_minibatches": 8,
         "activation": "relu",
         "hidden_sizes": (256, 256),
+        "network": "mlp",
     }
+    NETWORK_PRESETS[(f"{_game}-MinAtar", "cnn")] = {"network": "cnn", "hidden_sizes": (128,)}
 
 # Atari (host driver, pip install "ppox[atari]"): CleanRL's PPO hyperparameters for Atari (value clip = surrogate
 # clip 0.1), its network (Nature CNN -> 512 ReLU, shared by actor and critic), ale-py's threaded vector env.
