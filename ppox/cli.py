@@ -269,6 +269,8 @@ def envs_command(args: list[str]) -> int:
     print("memory tasks (partially observed; their presets use --memory gru) and masked games (pgx extra):")
     for env_id in ("MemoryChain-bsuite",) + TASK_IDS:
         print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
+    print('Atari (host driver, pip install "ppox[atari]"; any ALE/Name-v5 or NameNoFrameskip-v4), with presets: '
+          + ", ".join(e for e in PRESETS if e.startswith("ALE/")))
     others = [e for e in gymnax_ids() if e not in JAX_ENV_IDS + TASK_IDS + ("MemoryChain-bsuite",)]
     print("other gymnax ids (default hyperparameters): " + ", ".join(others))
     print("Gymnasium ids (host driver; also any 'package.module:Class'): " + ", ".join(gymnasium_ids()))
