@@ -48,15 +48,16 @@ def env_alone(vec: str, steps: int) -> float:
     return steps / elapsed
 
 
-def ppox_parts(repeats: int = 3) -> dict:
+def ppox_parts(repeats: int = 2) -> dict:
     """Seconds per jitted act (8 envs) and per whole update (learn on 8 x 128)."""
     import jax
     import numpy as np
 
     import ppox
+    from ppox.presets import PRESETS
     from ppox.drivers.host import HostDriver
 
-    config = ppox.Config.preset("ALE/Breakout-v5", env=ENV_ID, save=False, progress=False)
+    config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "save": False, "progress": False})
     driver = HostDriver(config, ENV_ID)
     state = driver.init()
     collector, learner = driver.source, state.learner
@@ -82,8 +83,10 @@ def ppox_parts(repeats: int = 3) -> dict:
 
 def ppox_train(steps: int) -> dict:
     import ppox
+    from ppox.presets import PRESETS
 
-    config = ppox.Config.preset("ALE/Breakout-v5", env=ENV_ID, total_timesteps=steps, save=False, progress=False)
+    config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps, "save": False,
+                            "progress": False})
     start = time.perf_counter()
     result = ppox.train(config)
     wall = time.perf_counter() - start
@@ -134,8 +137,11 @@ def main() -> None:
     parser.add_argument("--no-sb3", action="store_true")
     args = parser.parse_args()
     results = {"env_ale": env_alone("ale", args.env_steps), "env_sync": env_alone("sync", args.env_steps)}
+    print(f"env alone: ale {results['env_ale']:.0f}, sync {results['env_sync']:.0f} steps/s", flush=True)
     results.update(ppox_parts())
+    print(f"ppox parts: {results}", flush=True)
     results["ppox"] = ppox_train(args.steps)
+    print(f"ppox train: {results['ppox']}", flush=True)
     results["sb3_steps_per_s"] = None if args.no_sb3 else sb3(args.steps)
     per_update = NUM_STEPS * (1 / results["env_ale"] * NUM_ENVS + results["act_s"]) + results["learn_s"]
     results["split_per_update_s"] = {"env": NUM_STEPS * NUM_ENVS / results["env_ale"],
