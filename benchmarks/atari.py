@@ -117,9 +117,10 @@ def sb3(steps: int) -> float | None:
 
     extra = Path(tempfile.mkdtemp())
     site = Path(ale_py.__file__).parent.parent
-    for name in ("ale_py", "cv2", "opencv_python_headless.libs", "ale_py.libs"):
-        if (site / name).exists():
-            (extra / name).symlink_to(site / name)
+    for name in ("ale_py", "cv2", "opencv_python_headless.libs", "ale_py.libs", "ale_py-*.dist-info",
+                 "opencv_python_headless-*.dist-info"):
+        for path in site.glob(name):
+            (extra / path.name).symlink_to(path)
     code = SB3_CODE.format(env=ENV_ID, n=NUM_ENVS, t=NUM_STEPS, mb=NUM_ENVS * NUM_STEPS // 4, steps=steps)
     out = subprocess.run([str(SB3_PYTHON), "-c", code], capture_output=True, text=True, timeout=1800,
                          env={**os.environ, "PYTHONPATH": str(extra)})
@@ -135,7 +136,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2048, help="steps per training run (keep it short)")
     parser.add_argument("--env-steps", type=int, default=4000, help="steps of each env-alone run")
     parser.add_argument("--no-sb3", action="store_true")
+    parser.add_argument("--only-sb3", action="store_true", help="just the SB3 row (printed, not saved)")
     args = parser.parse_args()
+    if args.only_sb3:
+        print(f"SB3 PPO CnnPolicy: {sb3(args.steps)} steps/s")
+        return
     results = {"env_ale": env_alone("ale", args.env_steps), "env_sync": env_alone("sync", args.env_steps)}
     print(f"env alone: ale {results['env_ale']:.0f}, sync {results['env_sync']:.0f} steps/s", flush=True)
     results.update(ppox_parts())
