@@ -87,6 +87,13 @@ def ids_task(ids_rows: list, pad_id: int, length: int) -> tuple[np.ndarray, np.n
     return ids, mask
 
 
+def pad_id(model: LanguageModel) -> int:
+    """config.json's pad_token_id, else the smallest id that is no end token (GPT-2 has no pad token; the
+    mask keeps padding out of every computation, so any other id serves)."""
+    pad = model.hf_config.get("pad_token_id")
+    return int(pad) if pad is not None else next(i for i in range(len(model.eos_ids) + 1) if i not in model.eos_ids)
+
+
 def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> TextTask:
     """Prompts (texts, or lists of token ids for a model without tokenizer.json) and the reward, as a TextTask."""
     folder = Path(config.model)
@@ -97,7 +104,7 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
         reward = import_reward(config.reward)
     pad = model.hf_config.get("pad_token_id")
     if (folder / "tokenizer.json").is_file() and prompts and isinstance(prompts[0], str):
-        tok = load_tokenizer(folder, pad_id=pad if pad is not None else None)
+        tok = load_tokenizer(folder, pad_id=pad_id(model))
         ids, mask = tok.encode(prompts, None)
         ids, mask = ids[:, -config.max_prompt_tokens:], mask[:, -config.max_prompt_tokens:]
         return TextTask(ids, mask, tok.decode, reward, tok.pad_id, model.eos_ids)

@@ -1,0 +1,52 @@
+"""`ppox lm train | sample | reward-model` on the tiny GPT-2 fixture, with a reward named module:function."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ppox.cli import main
+
+GPT2 = Path(__file__).parent / "fixtures" / "lm" / "gpt2"
+REWARD = "def longer(prompts, completions):\n    return [len(c) / 10 for c in completions]\n"
+
+
+@pytest.fixture
+def prompts(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(json.dumps({"prompt": p}) for p in ["the cat", "a dog sat", "policy", "ratio"]) + "\n")
+    return path
+
+
+def test_lm_train_then_sample_the_trained_model(tmp_path, prompts, monkeypatch, capsys):
+    (tmp_path / "my_reward.py").write_text(REWARD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--reward", "my_reward:longer",
+                 "--updates", "2", "--prompts-per-update", "4", "--max-new-tokens", "4", "--run-dir",
+                 str(tmp_path / "runs"), "--run-name", "r", "--no-tensorboard"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "2 updates" in out.out and "KL to the reference" in out.out
+    run = tmp_path / "runs" / "r"
+    assert (run / "model" / "tokenizer.json").is_file() and (run / "metrics.csv").is_file()
+    assert main(["lm", "sample", "--model", str(run / "model"), "--prompts", str(prompts), "--max-new-tokens",
+                 "3", "--batch-size", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["prompt"] for line in lines] == ["the cat", "a dog sat", "policy", "ratio"]
+    assert all(isinstance(line["completion"], str) for line in lines)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--reward", "nope"], "module:function"),
+    (["--reward", "no_such_module_xyz:f"], "cannot import"),
+    (["--reward", "json:dumps", "--advantage", "grpo"], "--samples-per-prompt 2"),
+])
+def test_lm_train_errors_are_one_line(tmp_path, prompts, capsys, args, words):
+    code = main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--no-save", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_lm_without_a_command_prints_usage(capsys):
+    assert main(["lm"]) == 2
+    assert "reward-model" in capsys.readouterr().out
