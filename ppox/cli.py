@@ -497,8 +497,39 @@ def lm_sample_command(args: list[str]) -> int:
     return 0
 
 
+@dataclasses.dataclass(frozen=True)
+class LMRewardModel:
+    """Train a reward model (Bradley-Terry) on preference pairs and save it as a model folder."""
+
+    model: str
+    """The Hugging Face folder whose trunk the reward model starts from (with tokenizer.json)."""
+    pairs: str
+    """JSONL file, one {"prompt": ..., "chosen": ..., "rejected": ...} per line."""
+    out: str
+    """The folder to write (model files + reward_head.safetensors)."""
+    epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    held_out: float = 0.1
+    """Fraction of the pairs kept out of training to measure accuracy."""
+    seed: int = 0
+
+
 def lm_reward_model_command(args: list[str]) -> int:
-    return _fail("lm reward-model", "not implemented yet (issue 16, item 5)")
+    from ppox.errors import CheckpointError, ConfigError
+
+    opts = parse_flags(LMRewardModel, args, "ppox lm reward-model")
+    from ppox.lm.reward_model import read_pairs, train_reward_model
+
+    try:
+        _, report = train_reward_model(opts.model, read_pairs(opts.pairs), opts.out, epochs=opts.epochs,
+                                       batch=opts.batch_size, learning_rate=opts.learning_rate,
+                                       held_out=opts.held_out, seed=opts.seed)
+    except (OSError, ConfigError, CheckpointError, json.JSONDecodeError) as err:
+        return _fail("lm reward-model", str(err))
+    print(f"reward model -> {opts.out}: {report['pairs_train']} pairs, {report['steps']} steps; held-out accuracy "
+          f"{report['held_out_accuracy']:.3f} on {report['pairs_held_out']} pairs (loss {report['held_out_loss']:.3f})")
+    return 0
 
 
 COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,

@@ -21,6 +21,7 @@ from ppox.checkpoint import read_newest_checkpoint
 from ppox.drivers.lm import LMDriver, TextTask
 from ppox.errors import CheckpointError, ConfigError
 from ppox.lm.hf import LanguageModel, load, save
+from ppox.lm.reward_model import load_reward_model
 from ppox.lm.run_config import LMRunConfig
 from ppox.lm.tokenizer import load_tokenizer
 from ppox.loop import Start, run_loop
@@ -98,9 +99,12 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     """Prompts (texts, or lists of token ids for a model without tokenizer.json) and the reward, as a TextTask."""
     folder = Path(config.model)
     prompts = read_prompts(config.prompts) if prompts is None else list(prompts)
-    if reward is None:
+    if reward is None and config.reward_model is not None:
+        reward = load_reward_model(config.reward_model)
+    elif reward is None:
         if config.reward is None:
-            raise ConfigError("lm: give a reward: --reward module:function (or reward= in Python)")
+            raise ConfigError("lm: give a reward: --reward module:function or --reward-model DIR (or reward= "
+                              "in Python)")
         reward = import_reward(config.reward)
     pad = model.hf_config.get("pad_token_id")
     if (folder / "tokenizer.json").is_file() and prompts and isinstance(prompts[0], str):

@@ -50,3 +50,25 @@ def test_lm_train_errors_are_one_line(tmp_path, prompts, capsys, args, words):
 def test_lm_without_a_command_prints_usage(capsys):
     assert main(["lm"]) == 2
     assert "reward-model" in capsys.readouterr().out
+
+
+def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompts, capsys):
+    """Pairs that differ only in the last word ("yes" preferred to "no"): held-out accuracy 1 after 3 epochs;
+    the saved folder scores a "yes" completion higher, and `lm train --reward-model` runs on it."""
+    pairs = tmp_path / "pairs.jsonl"
+    words = ["the cat", "a dog", "policy", "ratio", "clip", "value", "the mat", "a sat"]
+    pairs.write_text("\n".join(json.dumps({"prompt": f"{a} {b}", "chosen": " yes", "rejected": " no"})
+                               for a in words for b in words[:5]) + "\n")
+    rm_dir = tmp_path / "rm"
+    assert main(["lm", "reward-model", "--model", str(GPT2), "--pairs", str(pairs), "--out", str(rm_dir),
+                 "--epochs", "3", "--learning-rate", "1e-3", "--held-out", "0.2"]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("held-out accuracy ")[1].split()[0])
+    assert accuracy >= 0.9, out
+    from ppox.lm.reward_model import load_reward_model
+
+    rm = load_reward_model(rm_dir)
+    yes, no = rm(["the cat", "a new prompt"], [" yes", " yes"]), rm(["the cat", "a new prompt"], [" no", " no"])
+    assert yes[0] > no[0] and yes[1] > no[1]
+    assert main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--reward-model", str(rm_dir),
+                 "--updates", "1", "--prompts-per-update", "4", "--max-new-tokens", "3", "--no-save"]) == 0
