@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import ppox
 from ppox.drivers.lm import LM_METRICS
-from ppox.errors import ConfigError
+from ppox.errors import CheckpointError, ConfigError
 from ppox.lm import randomwalks as rw
 from ppox.lm.advantages import kl_penalized_rewards, response_gae, rloo_advantages
 from ppox.lm.hf import load, save
@@ -109,13 +110,16 @@ def test_missing_eos_penalty_and_a_bad_reward(walker, tmp_path):
 
 
 def test_run_folder_checkpoints_and_an_exact_resume(walker, tmp_path):
-    kw = settings(walker, tmp_path, updates=4, checkpoint_every=2, keep_checkpoints=5)
+    kw = settings(walker, tmp_path, updates=4, checkpoint_every=2, keep_checkpoints=5, tensorboard=True)
     whole = train_lm(**kw, run_name="whole", prompts=rw.start_prompts(GRAPH), reward=REWARD)
     run = whole.run_path
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and set(LM_METRICS) <= set(rows[0])
     assert (run / "model" / "model.safetensors").is_file() and (run / "summary.json").is_file()
+    assert any((run / "tb").rglob("events*"))
+    with pytest.raises(CheckpointError, match="ppox lm train --resume"):
+        ppox.resume(run)
     (run / "checkpoints" / "update_00000004.safetensors").unlink()  # as if stopped after update 2
     again = resume_lm(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
     for a, b in zip(jax.tree.leaves(whole.model.params), jax.tree.leaves(again.model.params)):
