@@ -3,6 +3,8 @@ checkpoints, resume), and learning on the randomwalks task."""
 
 import csv
 import functools
+import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -137,3 +139,22 @@ def test_ppo_learns_shortest_paths_on_randomwalks(walker, tmp_path):
     assert score[:2].mean() < 0.5
     assert score[-3:].mean() > 0.85
     assert np.all(np.isfinite(kl)) and kl[-1] > 0.1
+
+
+def test_sigint_during_an_update_saves_a_checkpoint_and_the_run_resumes(walker, tmp_path):
+    """A real SIGINT (sent by the reward during the second update) stops the run after that update with a
+    checkpoint; resume_lm finishes it."""
+    calls = []
+
+    def interrupting(prompts, completions):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return REWARD(prompts, completions)
+
+    kw = settings(walker, tmp_path, updates=5, checkpoint_every=0, run_name="stopped")
+    result = train_lm(**kw, prompts=rw.start_prompts(GRAPH), reward=interrupting)
+    assert result.interrupted and result.metrics["episode_return"].shape == (1, 2)
+    assert [p.name for p in (result.run_path / "checkpoints").glob("update_*")] == ["update_00000002.safetensors"]
+    done = resume_lm(result.run_path, prompts=rw.start_prompts(GRAPH), reward=REWARD)
+    assert not done.interrupted and done.metrics["episode_return"].shape == (1, 5)
