@@ -98,6 +98,8 @@ def pad_id(model: LanguageModel) -> int:
 def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> TextTask:
     """Prompts (texts, or lists of token ids for a model without tokenizer.json) and the reward, as a TextTask."""
     folder = Path(config.model)
+    if prompts is None and not config.prompts:
+        raise ConfigError("lm: give the prompts: --prompts FILE.jsonl (or prompts= in Python)")
     prompts = read_prompts(config.prompts) if prompts is None else list(prompts)
     if reward is None and config.reward_model is not None:
         reward = load_reward_model(config.reward_model)

@@ -72,3 +72,8 @@ def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompt
     assert yes[0] > no[0] and yes[1] > no[1]
     assert main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--reward-model", str(rm_dir),
                  "--updates", "1", "--prompts-per-update", "4", "--max-new-tokens", "3", "--no-save"]) == 0
+
+
+def test_lm_train_without_prompts_says_which_flag(capsys):
+    assert main(["lm", "train", "--model", str(GPT2), "--reward", "json:dumps", "--no-save"]) == 2
+    assert "--prompts FILE.jsonl" in capsys.readouterr().err
