@@ -113,6 +113,8 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
         tok = load_tokenizer(folder, pad_id=pad_id(model))
         ids, mask = tok.encode(prompts, None)
         ids, mask = ids[:, -config.max_prompt_tokens:], mask[:, -config.max_prompt_tokens:]
+        if not mask.any(-1).all():
+            raise ConfigError(f"prompt {int(np.argmin(mask.any(-1)))} has no tokens: every prompt needs at least one")
         return TextTask(ids, mask, tok.decode, reward, tok.pad_id, model.eos_ids)
     if prompts and isinstance(prompts[0], str):
         raise ConfigError(f"{folder} has no tokenizer.json: give the prompts as lists of token ids")

@@ -77,3 +77,11 @@ def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompt
 def test_lm_train_without_prompts_says_which_flag(capsys):
     assert main(["lm", "train", "--model", str(GPT2), "--reward", "json:dumps", "--no-save"]) == 2
     assert "--prompts FILE.jsonl" in capsys.readouterr().err
+
+
+def test_an_empty_prompt_is_named(tmp_path, capsys):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "the cat"}\n{"prompt": ""}\n')
+    assert main(["lm", "train", "--model", str(GPT2), "--prompts", str(path), "--reward", "json:dumps",
+                 "--no-save"]) == 2
+    assert "prompt 1 has no tokens" in capsys.readouterr().err
