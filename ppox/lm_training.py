@@ -21,7 +21,8 @@ from ppox.checkpoint import read_newest_checkpoint
 from ppox.drivers.lm import LMDriver, TextTask
 from ppox.errors import CheckpointError, ConfigError
 from ppox.lm.hf import LanguageModel, load, save
-from ppox.lm.reward_model import load_reward_model
+from ppox.lm.models import params_dtype
+from ppox.lm.reward_model import RewardModel, load_reward_model
 from ppox.lm.run_config import LMRunConfig
 from ppox.lm.tokenizer import load_tokenizer
 from ppox.loop import Start, run_loop
@@ -125,6 +126,20 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     return TextTask(ids, mask, show, reward, int(pad), model.eos_ids)
 
 
+def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask) -> LMDriver:
+    """The LM driver; with ``critic_from_reward_model`` its critic starts as the reward model, which must
+    have the policy's architecture and dtype."""
+    if not config.critic_from_reward_model:
+        return LMDriver(config, model, task)
+    rm = task.reward if isinstance(task.reward, RewardModel) else load_reward_model(config.reward_model)
+    same = rm.model.config == model.config and jax.tree.structure(rm.model.params) == jax.tree.structure(
+        model.params) and params_dtype(rm.model.params) == params_dtype(model.params)
+    if not same:
+        raise ConfigError(f"--critic-from-reward-model: {config.reward_model} is not shaped as {config.model} "
+                          "(the critic is the policy's architecture); drop the flag")
+    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head})
+
+
 def train_lm(config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None,
              **settings) -> LMTrainResult:
     """PPO on the model ``config.model`` (a Hugging Face folder); ``settings`` make or change the config.
@@ -133,7 +148,7 @@ def train_lm(config: LMRunConfig | None = None, *, prompts=None, reward: Callabl
     -> list[float]`` (default: the config's 'module:function'). Ctrl-C saves a checkpoint; ``resume_lm``."""
     config = LMRunConfig(**settings) if config is None else config.replace(**settings)
     model = load(config.model, config.dtype)
-    driver = LMDriver(config, model, make_task(config, model, prompts, reward))
+    driver = make_driver(config, model, make_task(config, model, prompts, reward))
     run_path = make_run_path(config) if config.save else None
     try:
         return run(driver, run_path, Start())
@@ -156,7 +171,7 @@ def resume_lm(run_path, *, prompts=None, reward: Callable | None = None, trust_r
     if checkpoint.update >= config.num_updates:
         raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
     model = load(config.model, config.dtype)
-    driver = LMDriver(config, model, make_task(config, model, prompts, reward))
+    driver = make_driver(config, model, make_task(config, model, prompts, reward))
     start = Start.from_checkpoint(checkpoint, driver.metric_names)
     state = driver.restore(driver.init(), checkpoint)
     return run(driver, Path(run_path) if config.save else None, start, state)

@@ -3,9 +3,14 @@
 import json
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 from ppox.cli import main
+from ppox.lm.hf import load
+from ppox.lm.run_config import LMRunConfig
+from ppox.lm_training import make_driver, make_task
 
 GPT2 = Path(__file__).parent / "fixtures" / "lm" / "gpt2"
 REWARD = "def longer(prompts, completions):\n    return [len(c) / 10 for c in completions]\n"
@@ -72,6 +77,13 @@ def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompt
     assert yes[0] > no[0] and yes[1] > no[1]
     assert main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--reward-model", str(rm_dir),
                  "--updates", "1", "--prompts-per-update", "4", "--max-new-tokens", "3", "--no-save"]) == 0
+    # the critic may start as the reward model: its trunk (trained, so not the policy's) and its head
+    config = LMRunConfig(model=str(GPT2), prompts=str(prompts), reward_model=str(rm_dir), critic_from_reward_model=True)
+    model = load(GPT2)
+    critic = make_driver(config, model, make_task(config, model, None, None)).init().params["critic"]
+    for a, b in zip(jax.tree.leaves(critic), jax.tree.leaves({"trunk": rm.model.params, "head": rm.head})):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(critic["trunk"]["wte"], model.params["wte"])
 
 
 def test_lm_train_without_prompts_says_which_flag(capsys):

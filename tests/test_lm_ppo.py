@@ -158,3 +158,21 @@ def test_sigint_during_an_update_saves_a_checkpoint_and_the_run_resumes(walker, 
     assert [p.name for p in (result.run_path / "checkpoints").glob("update_*")] == ["update_00000002.safetensors"]
     done = resume_lm(result.run_path, prompts=rw.start_prompts(GRAPH), reward=REWARD)
     assert not done.interrupted and done.metrics["episode_return"].shape == (1, 5)
+
+
+def test_the_value_loss_is_half_the_clipped_squared_error_over_response_tokens(walker):
+    """token_loss's value term = 0.5 masked mean of max((V - G)^2, (V_old + clip(V - V_old, -eps, eps) - G)^2)."""
+    model, prompt, prompt_mask, out = rollout_inputs(walker)
+    config = LMRunConfig(model=str(walker), temperature=0.7, vf_clip_coef=0.1)
+    critic = init_value_head(model.config, model.params, jax.random.PRNGKey(0))
+    params = {"policy": model.params, "critic": critic}
+    batch, _ = prepare(config, model.config, params, model.params, prompt, prompt_mask, out.tokens, out.mask,
+                       jnp.ones(8), jnp.float32(0.0))
+    mask = np.asarray(out.mask)
+    old = np.asarray(batch.old_values) + 0.3 * mask  # the critic moved 0.3 since: clipping bites at 0.1
+    returns = np.asarray(batch.returns)
+    _, stats = token_loss(config, model.config, params, batch._replace(old_values=jnp.asarray(old)))
+    values = np.asarray(batch.old_values, np.float64)
+    clipped = old + np.clip(values - old, -0.1, 0.1)
+    expected = 0.5 * np.maximum((values - returns) ** 2, (clipped - returns) ** 2)[mask].mean()
+    assert float(stats["value_loss"]) == pytest.approx(expected, rel=1e-5)

@@ -68,11 +68,13 @@ class LMDriver:
     dispatch_ahead = False
     eval_env = None
 
-    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask):
+    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None):
+        """``critic``: the critic's starting parameters {"trunk", "head"} (default: a copy of the policy
+        with a new head)."""
         if not task.eos_ids:
             raise ConfigError(f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
                               "config.json or generation_config.json); completions could never end")
-        self.config, self.model, self.task = config, model, task
+        self.config, self.model, self.task, self.critic = config, model, task, critic
         self.spec = LMSpec(config.model, len(task.ids))
         sampling = Sampling(config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k,
                             config.top_p)
@@ -82,6 +84,8 @@ class LMDriver:
         key, head_key = jax.random.split(jax.random.PRNGKey(self.config.seed))
         policy = jax.tree.map(jnp.array, self.model.params)
         critic = init_value_head(self.model.config, policy, head_key) if self.config.uses_critic else None
+        if critic is not None and self.critic is not None:
+            critic = jax.tree.map(jnp.array, self.critic)
         params = {"policy": policy, "critic": critic}
         return LMState(params, make_optimizer(self.config).init(params), key, jnp.float32(self.config.kl_coef),
                        jnp.int32(0))

@@ -25,6 +25,7 @@ class LMRunConfig:
     prompts: str = ""  # JSONL file, one {"prompt": ...} per line ("" when prompts are given in Python)
     reward: str | None = None  # 'module:function', reward(prompts, completions) -> list[float]
     reward_model: str | None = None  # folder saved by `ppox lm reward-model`
+    critic_from_reward_model: bool = False  # start the critic as the reward model (trunk and head)
     advantage: str = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic)
     updates: int = 100
     prompts_per_update: int = 16
@@ -73,6 +74,8 @@ class LMRunConfig:
             (self.advantage not in LM_ADVANTAGES, f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
              + (f" (did you mean {hint[0]}?)" if hint else "")),
             (self.reward is not None and self.reward_model is not None, "give --reward or --reward-model, not both"),
+            (self.critic_from_reward_model and (self.reward_model is None or self.advantage != "gae"),
+             "--critic-from-reward-model needs --reward-model and --advantage gae"),
             (self.reward is not None and ":" not in self.reward, f"--reward {self.reward}: write it module:function"),
             (self.advantage != "gae" and k < 2, f"--advantage {self.advantage} compares the k completions of a "
                                                 "prompt: set --samples-per-prompt 2 or more"),
