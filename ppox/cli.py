@@ -512,6 +512,8 @@ class LMRewardModel:
     learning_rate: float = 1e-5
     held_out: float = 0.1
     """Fraction of the pairs kept out of training to measure accuracy."""
+    normalize: bool = True
+    """Shift the head's bias so that the training pairs' completions score 0 on average."""
     seed: int = 0
 
 
@@ -524,7 +526,7 @@ def lm_reward_model_command(args: list[str]) -> int:
     try:
         _, report = train_reward_model(opts.model, read_pairs(opts.pairs), opts.out, epochs=opts.epochs,
                                        batch=opts.batch_size, learning_rate=opts.learning_rate,
-                                       held_out=opts.held_out, seed=opts.seed)
+                                       held_out=opts.held_out, seed=opts.seed, normalize=opts.normalize)
     except (OSError, ConfigError, CheckpointError, json.JSONDecodeError) as err:
         return _fail("lm reward-model", str(err))
     print(f"reward model -> {opts.out}: {report['pairs_train']} pairs, {report['steps']} steps; held-out accuracy "

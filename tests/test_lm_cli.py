@@ -73,6 +73,9 @@ def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompt
     from ppox.lm.reward_model import load_reward_model
 
     rm = load_reward_model(rm_dir)
+    texts = [json.loads(line)["prompt"] + json.loads(line)[k] for line in pairs.read_text().splitlines()
+             for k in ("chosen", "rejected")]
+    assert abs(float(rm.scores(texts).mean())) < 0.1  # normalised on the training pairs (80% of these)
     yes, no = rm(["the cat", "a new prompt"], [" yes", " yes"]), rm(["the cat", "a new prompt"], [" no", " no"])
     assert yes[0] > no[0] and yes[1] > no[1]
     assert main(["lm", "train", "--model", str(GPT2), "--prompts", str(prompts), "--reward-model", str(rm_dir),

@@ -126,10 +126,11 @@ def _encode_pairs(tok: TextTokenizer, pairs, max_tokens: int):
 
 def train_reward_model(model_dir, pairs: list, out=None, *, epochs: int = 1, batch: int = 8,
                        learning_rate: float = 1e-5, held_out: float = 0.1, seed: int = 0, max_tokens: int = 512,
-                       pad_id: int | None = None) -> tuple[RewardModel, dict]:
+                       pad_id: int | None = None, normalize: bool = True) -> tuple[RewardModel, dict]:
     """(reward model, {"train_accuracy", "held_out_accuracy", "held_out_loss", ...}): Adam on the
     Bradley-Terry loss over shuffled pairs, a ``held_out`` fraction (at least one pair) kept for evaluation;
-    saved to ``out`` (a folder) when given. The head starts at w ~ N(0, 1 / (width + 1)), b = 0."""
+    saved to ``out`` (a folder) when given. The head starts at w ~ N(0, 1 / (width + 1)), b = 0; with
+    ``normalize`` the bias is then shifted so that the training pairs' completions score 0 on average."""
     if not 0 < held_out < 1 or epochs < 1 or batch < 1:
         raise ConfigError("reward model: held_out in (0, 1), epochs >= 1 and batch >= 1")
     base = load(model_dir)
@@ -153,9 +154,18 @@ def train_reward_model(model_dir, pairs: list, out=None, *, epochs: int = 1, bat
             accuracies.append(float(accuracy))
     loss, accuracy = bradley_terry_loss(base.config, params, *_encode_pairs(tok, test, max_tokens))
     rm = RewardModel(dataclasses.replace(base, params=params["trunk"]), params["head"], tok, max_tokens)
+    if normalize:
+        rm = normalized(rm, [p + c for p, c, _ in train] + [p + r for p, _, r in train])
     if out is not None:
         save_reward_model(Path(out), rm, Path(model_dir))
     report = {"pairs_train": len(train), "pairs_held_out": len(test), "steps": len(accuracies),
               "train_accuracy_last_epoch": float(np.mean(accuracies[-max(1, len(accuracies) // epochs):])),
               "held_out_accuracy": float(accuracy), "held_out_loss": float(loss)}
     return rm, report
+
+
+def normalized(rm: RewardModel, texts: list[str]) -> RewardModel:
+    """The reward model with b <- b - mean r(texts): those texts then score 0 on average (the differences
+    that the Bradley-Terry loss and PPO's advantages see are unchanged)."""
+    shift = float(np.mean(rm.scores(texts)))
+    return dataclasses.replace(rm, head={**rm.head, "bias": rm.head["bias"] - shift})
