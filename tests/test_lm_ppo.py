@@ -15,7 +15,7 @@ import ppox
 from ppox.drivers.lm import LM_METRICS
 from ppox.errors import CheckpointError, ConfigError
 from ppox.lm import randomwalks as rw
-from ppox.lm.advantages import kl_penalized_rewards, response_gae, rloo_advantages
+from ppox.lm.advantages import kl_penalized_rewards, masked_whiten, response_gae, rloo_advantages
 from ppox.lm.hf import load, save
 from ppox.lm.ppo import init_value_head, prepare, response_values, token_loss
 from ppox.lm.run_config import LMRunConfig, kl_controller
@@ -67,6 +67,12 @@ def test_old_logprobs_match_the_sampler_and_the_first_ratio_is_one(walker):
     advantages, returns = response_gae(rewards, values, out.mask, 1.0, 0.95)
     np.testing.assert_allclose(batch.advantages, advantages, atol=1e-6)
     np.testing.assert_allclose(batch.returns, returns, atol=1e-6)
+    # with whiten_rewards, GAE runs on rewards scaled to unit variance over the response tokens
+    scaled, _ = prepare(config.replace(whiten_rewards=True), model.config, params, model.params, prompt, prompt_mask,
+                        out.tokens, out.mask, scores, jnp.float32(0.05))
+    advantages, _ = response_gae(masked_whiten(rewards, out.mask, shift_mean=False), values, out.mask, 1.0, 0.95)
+    np.testing.assert_allclose(scaled.advantages, advantages, atol=1e-5)
+    assert not np.allclose(scaled.advantages, batch.advantages, atol=1e-3)
     assert np.all(np.asarray(batch.old_values)[~np.asarray(out.mask)] == 0)
 
 

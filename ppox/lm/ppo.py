@@ -80,12 +80,15 @@ def sequence_advantages(config: LMRunConfig, returns: jax.Array, mask: jax.Array
 def prepare(config: LMRunConfig, model: LMConfig, params: dict, ref_params: dict, prompt, prompt_mask, tokens, mask,
             scores, kl_coef):
     """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score,
-    then GAE (gamma, lambda) with the critic or RLOO/GRPO on the sequence return sum_t r_t; advantages
-    whitened over the response tokens when ``whiten_advantages``."""
+    (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then GAE
+    (gamma, lambda) with the critic or RLOO/GRPO on the sequence return sum_t r_t; advantages whitened over
+    the response tokens when ``whiten_advantages``."""
     mask = mask.astype(bool)
     old, _ = response_logprobs(model, params["policy"], prompt, prompt_mask, tokens, mask, config.temperature)
     ref, _ = response_logprobs(model, ref_params, prompt, prompt_mask, tokens, mask, config.temperature)
     rewards, kl = kl_penalized_rewards(scores, old, ref, mask, kl_coef, config.kl_estimator)
+    if config.whiten_rewards:
+        rewards = masked_whiten(rewards, mask, shift_mean=False)
     if config.uses_critic:
         values = response_values(model, params["critic"], prompt, prompt_mask, tokens, mask)
         advantages, returns = response_gae(rewards, values, mask, config.gamma, config.gae_lambda)

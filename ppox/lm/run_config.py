@@ -52,6 +52,7 @@ class LMRunConfig:
     kl_estimator: str = "k1"
     missing_eos_penalty: float = 0.0  # subtracted from the score of a completion that never ended
     whiten_advantages: bool = True
+    whiten_rewards: bool = False  # scale the per-token rewards to unit variance over the batch (mean kept)
     dtype: str = "float32"
     seed: int = 0
     run_dir: str = "runs"
