@@ -148,7 +148,6 @@ class LMDriver:
                                state.kl_coef)
         params, opt_state, losses = ppo_epochs(config, self.model.config, state.params, state.opt_state, batch,
                                                epoch_key, rows=self.rows)
-        params, opt_state = self.place((params, opt_state))
         kl_ref = float(stats["kl_ref"])
         row = {"episode_return": float(scores.mean()), "episode_length": float(mask.sum(-1).mean()),
                "episode_count": float(len(rows)), **{k: float(v) for k, v in losses.items()},
@@ -156,7 +155,7 @@ class LMDriver:
                "eos_fraction": float(ended.mean()),
                "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick))}
         kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
-        return LMState(params, opt_state, key, kl_coef, state.update + 1), row
+        return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
 
     def checkpoint_state(self, state: LMState) -> tuple[Any, dict]:
         return state, {}
