@@ -1,5 +1,5 @@
 """`ppox lm train --devices N`: completions split across (forced) CPU devices, parameters FSDP-sharded;
-the result equals the one-device run's."""
+the result equals the one-device run's, and a two-device run resumes exactly."""
 
 import json
 import os
@@ -26,7 +26,7 @@ import jax, numpy as np
 from ppox.lm import randomwalks as rw
 from ppox.lm.hf import load, save
 from ppox.lm.run_config import LMRunConfig
-from ppox.lm_training import lm_mesh, make_driver, make_task, train_lm
+from ppox.lm_training import lm_mesh, make_driver, make_task, resume_lm, train_lm
 assert jax.device_count() == 2, jax.devices()
 graph = rw.make_graph(seed=0)
 start, _ = rw.pretrain(graph, steps=100, seed=0)
@@ -61,6 +61,14 @@ for leaf in jax.tree.leaves((state.params, state.opt_state)):
     assert [s.data.shape for s in leaf.addressable_shards] == [tuple(want)] * 2, (leaf.shape, leaf.sharding)
 assert matrices >= 3 * 6, matrices  # policy, critic trunk, two Adam moments of each: 6+ matrices apiece
 print("sharded ok")
+# a two-device run resumed from its first checkpoint ends bit-identical to the uninterrupted one
+full = train_lm(prompts=rw.start_prompts(graph), reward=reward, **{**common, "devices": 2, "save": True,
+                "run_dir": tempfile.mkdtemp(), "checkpoint_every": 1, "epochs": 1})
+(full.run_path / "checkpoints" / "update_00000002.safetensors").unlink()
+again = resume_lm(full.run_path, prompts=rw.start_prompts(graph), reward=reward)
+assert all(np.array_equal(a, b) for a, b in zip(leaves(full.model), leaves(again.model)))
+np.testing.assert_array_equal(full.metrics["policy_loss"], again.metrics["policy_loss"])
+print("resumed ok")
 """
 
 
@@ -69,7 +77,7 @@ def test_two_forced_cpu_devices_give_the_one_device_result():
            "PPOX_CACHE_DIR": ""}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "sharded ok" in proc.stdout, proc.stdout
+    assert "resumed ok" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("changes, words", [({"devices": 3}, "--prompts-per-update 16 must divide by --devices 3"),
