@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from ppox.checkpoint import read_newest_checkpoint
+from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LMDriver, TextTask
 from ppox.errors import CheckpointError, ConfigError
 from ppox.lm.hf import LanguageModel, load, save
@@ -126,18 +127,24 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     return TextTask(ids, mask, show, reward, int(pad), model.eos_ids)
 
 
-def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask) -> LMDriver:
+def lm_mesh(config: LMRunConfig):
+    """The mesh ("data") over ``config.devices`` local devices, None for one; a one-line error when JAX sees
+    fewer (checked before the model loads)."""
+    return device_mesh(config.devices, "data") if config.devices > 1 else None
+
+
+def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=None) -> LMDriver:
     """The LM driver; with ``critic_from_reward_model`` its critic starts as the reward model, which must
     have the policy's architecture and dtype."""
     if not config.critic_from_reward_model:
-        return LMDriver(config, model, task)
+        return LMDriver(config, model, task, mesh=mesh)
     rm = task.reward if isinstance(task.reward, RewardModel) else load_reward_model(config.reward_model)
     same = rm.model.config == model.config and jax.tree.structure(rm.model.params) == jax.tree.structure(
         model.params) and params_dtype(rm.model.params) == params_dtype(model.params)
     if not same:
         raise ConfigError(f"--critic-from-reward-model: {config.reward_model} is not shaped as {config.model} "
                           "(the critic is the policy's architecture); drop the flag")
-    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head})
+    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head}, mesh=mesh)
 
 
 def train_lm(config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None,
@@ -147,8 +154,9 @@ def train_lm(config: LMRunConfig | None = None, *, prompts=None, reward: Callabl
     ``prompts``: texts or token-id lists (default: the config's JSONL file); ``reward(prompts, completions)
     -> list[float]`` (default: the config's 'module:function'). Ctrl-C saves a checkpoint; ``resume_lm``."""
     config = LMRunConfig(**settings) if config is None else config.replace(**settings)
+    mesh = lm_mesh(config)
     model = load(config.model, config.dtype)
-    driver = make_driver(config, model, make_task(config, model, prompts, reward))
+    driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     run_path = make_run_path(config) if config.save else None
     try:
         return run(driver, run_path, Start())
@@ -170,8 +178,9 @@ def resume_lm(run_path, *, prompts=None, reward: Callable | None = None, trust_r
                           "(--reward) or pass --trust-run-config")
     if checkpoint.update >= config.num_updates:
         raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
+    mesh = lm_mesh(config)
     model = load(config.model, config.dtype)
-    driver = make_driver(config, model, make_task(config, model, prompts, reward))
+    driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     start = Start.from_checkpoint(checkpoint, driver.metric_names)
     state = driver.restore(driver.init(), checkpoint)
     return run(driver, Path(run_path) if config.save else None, start, state)

@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax.sharding import Mesh
 
 from ppox.checkpoint import Checkpoint, restore_state
+from ppox.drivers.distributed import fsdp_shardings, rows_sharding
 from ppox.errors import ConfigError
 from ppox.lm.hf import LanguageModel
 from ppox.lm.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
@@ -68,13 +70,16 @@ class LMDriver:
     dispatch_ahead = False
     eval_env = None
 
-    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None):
+    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None,
+                 mesh: Mesh | None = None):
         """``critic``: the critic's starting parameters {"trunk", "head"} (default: a copy of the policy
-        with a new head)."""
+        with a new head). ``mesh``: devices to split each batch across (None: one device)."""
         if not task.eos_ids:
             raise ConfigError(f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
                               "config.json or generation_config.json); completions could never end")
-        self.config, self.model, self.task, self.critic = config, model, task, critic
+        self.config, self.model, self.task, self.critic, self.mesh = config, model, task, critic, mesh
+        self.rows = None if mesh is None else rows_sharding(mesh)
+        self.ref_params = self.place(model.params)
         self.spec = LMSpec(config.model, len(task.ids))
         sampling = Sampling(config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k,
                             config.top_p)
@@ -87,8 +92,17 @@ class LMDriver:
         if critic is not None and self.critic is not None:
             critic = jax.tree.map(jnp.array, self.critic)
         params = {"policy": policy, "critic": critic}
-        return LMState(params, make_optimizer(self.config).init(params), key, jnp.float32(self.config.kl_coef),
-                       jnp.int32(0))
+        return self.place(LMState(params, make_optimizer(self.config).init(params), key,
+                                  jnp.float32(self.config.kl_coef), jnp.int32(0)))
+
+    def place(self, tree):
+        """``tree`` on the mesh: every matrix split along its largest axis, the rest replicated (FSDP-style;
+        ``distributed.fsdp_shardings``); unchanged on one device."""
+        return tree if self.mesh is None else jax.device_put(tree, fsdp_shardings(tree, self.mesh))
+
+    def split(self, batch):
+        """Arrays of one row per completion, split by rows across the mesh (as they are on one device)."""
+        return jnp.asarray(batch) if self.mesh is None else jax.device_put(batch, self.rows)
 
     def run(self, state: LMState, n: int):
         rows = []
@@ -124,15 +138,16 @@ class LMDriver:
         config, tick = self.config, time.perf_counter()
         key, sample_key, epoch_key = jax.random.split(state.key, 3)
         rows = self.prompt_rows(int(state.update))
-        prompt, prompt_mask = jnp.asarray(self.task.ids[rows]), jnp.asarray(self.task.mask[rows])
+        prompt, prompt_mask = self.split(self.task.ids[rows]), self.split(self.task.mask[rows])
         out = self.sample(state.params["policy"], prompt, prompt_mask, sample_key)
         tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
         ended = (np.isin(tokens, self.task.eos_ids) & mask).any(-1)
         scores = self.scores(rows, tokens, mask) - config.missing_eos_penalty * ~ended
-        batch, stats = prepare(config, self.model.config, state.params, self.model.params, prompt, prompt_mask,
-                               out.tokens, out.mask, jnp.asarray(scores, jnp.float32), state.kl_coef)
+        batch, stats = prepare(config, self.model.config, state.params, self.ref_params, prompt, prompt_mask,
+                               self.split(out.tokens), self.split(out.mask), self.split(scores.astype(np.float32)),
+                               state.kl_coef)
         params, opt_state, losses = ppo_epochs(config, self.model.config, state.params, state.opt_state, batch,
-                                               epoch_key)
+                                               epoch_key, rows=self.rows)
         kl_ref = float(stats["kl_ref"])
         row = {"episode_return": float(scores.mean()), "episode_length": float(mask.sum(-1).mean()),
                "episode_count": float(len(rows)), **{k: float(v) for k, v in losses.items()},
@@ -140,13 +155,13 @@ class LMDriver:
                "eos_fraction": float(ended.mean()),
                "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick))}
         kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
-        return LMState(params, opt_state, key, kl_coef, state.update + 1), row
+        return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
 
     def checkpoint_state(self, state: LMState) -> tuple[Any, dict]:
         return state, {}
 
     def restore(self, state: LMState, checkpoint: Checkpoint) -> LMState:
-        return restore_state(checkpoint, state)
+        return self.place(restore_state(checkpoint, state))
 
     def policies(self, state: LMState) -> tuple[Any, Any]:
         """(the policy's parameters with a leading seed axis of 1, None: no observation statistics)."""

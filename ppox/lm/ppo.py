@@ -14,6 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import NamedSharding
 
 from ppox.core.losses import clipped_surrogate, value_loss
 from ppox.lm.advantages import (grpo_advantages, kl_penalized_rewards, masked_mean, masked_whiten,
@@ -128,21 +129,25 @@ def make_optimizer(config: LMRunConfig) -> optax.GradientTransformation:
     return adam if config.max_grad_norm is None else optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def ppo_epochs(config: LMRunConfig, model: LMConfig, params: dict, opt_state, batch: Rollout, key: jax.Array):
+@functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("rows",))
+def ppo_epochs(config: LMRunConfig, model: LMConfig, params: dict, opt_state, batch: Rollout, key: jax.Array,
+               rows: NamedSharding | None = None):
     """(params, opt_state, mean stats): ``epochs`` passes over the rollout in ``minibatches`` shuffled
-    minibatches of whole completions, one Adam step each, as one scan."""
+    minibatches of whole completions, one Adam step each, as one scan. ``rows``: how each minibatch is
+    split across devices (its completions; default: as XLA chooses)."""
     optimizer = make_optimizer(config)
     size, m = batch.tokens.shape[0], config.minibatches
     orders = jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, config.epochs))
-    rows = orders.reshape(config.epochs * m, size // m)
+    picks = orders.reshape(config.epochs * m, size // m)
 
     def step(carry, idx):
         params, opt_state = carry
         minibatch = jax.tree.map(lambda x: x[idx], batch)
+        if rows is not None:
+            minibatch = jax.lax.with_sharding_constraint(minibatch, rows)
         grads, stats = jax.grad(functools.partial(token_loss, config, model), has_aux=True)(params, minibatch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), stats
 
-    (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), rows)
+    (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), picks)
     return params, opt_state, jax.tree.map(jnp.mean, stats)

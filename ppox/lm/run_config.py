@@ -54,6 +54,7 @@ class LMRunConfig:
     whiten_advantages: bool = True
     whiten_rewards: bool = False  # scale the per-token rewards to unit variance over the batch (mean kept)
     dtype: str = "float32"
+    devices: int = 1  # split each batch of completions across this many local devices (parameters FSDP-sharded)
     seed: int = 0
     run_dir: str = "runs"
     run_name: str | None = None
@@ -70,6 +71,7 @@ class LMRunConfig:
 
     def _problems(self):
         k, batch = self.samples_per_prompt, self.prompts_per_update * self.samples_per_prompt
+        n, m = max(self.devices, 1), max(self.minibatches, 1)  # (nonzero: the list below is built whole)
         hint = closest(self.advantage, LM_ADVANTAGES)
         return [
             (self.advantage not in LM_ADVANTAGES, f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
@@ -84,6 +86,11 @@ class LMRunConfig:
              "updates, prompts_per_update, samples_per_prompt, epochs and minibatches must be >= 1"),
             (batch % self.minibatches, f"{batch} completions per update do not split into {self.minibatches} "
                                        "minibatches"),
+            (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
+            (self.prompts_per_update % n, f"--prompts-per-update {self.prompts_per_update} must divide by "
+                                          f"--devices {self.devices}"),
+            (batch % m == 0 and batch // m % n, f"a minibatch of {batch // m} completions does not split across "
+                                                f"--devices {self.devices}: change --minibatches"),
             (self.max_new_tokens < 1 or self.max_prompt_tokens < 1, "max_new_tokens and max_prompt_tokens >= 1"),
             (not self.temperature > 0, f"temperature {self.temperature}: must be > 0"),
             (not self.learning_rate > 0, f"learning_rate {self.learning_rate}: must be > 0"),
