@@ -149,14 +149,56 @@ def train_command(args: list[str]) -> int:
     if sum(a == "--env" or a.startswith("--env=") for a in args) > 1:
         return _fail("train", "--env is given more than once; give it once (it picks the preset too)")
     try:
-        default = Config.preset(_env_from_args(args))
+        file, args = config_file_option(args)
+        default = Config.preset(_env_from_args(args)) if file is None else file_config(file, args)
+        args = [a for a in args if a != "--trust-run-config"]
         config = parse_flags(Config, args, "ppox train", default=default,
-                             description="Train PPO. Defaults shown are the preset of --env.")
+                             description="Train PPO. Defaults shown are the preset of --env, or the values of "
+                                         "--config FILE (a JSON config; the flags given override it).")
     except ConfigError as err:
         return _fail("train", str(err))
     from ppox.training import train
 
     return _train_and_report(train, config)
+
+
+def config_file_option(args: list[str]) -> tuple[str | None, list[str]]:
+    """(the FILE of ``--config FILE`` or ``--config=FILE``, the other args)."""
+    file, rest, i = None, [], 0
+    while i < len(args):
+        if args[i] == "--config":
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise FlagError("--config needs a JSON file: ppox train --config runs/RUN/config.json")
+            file, i = args[i + 1], i + 2
+            continue
+        if args[i].startswith("--config="):
+            file = args[i].split("=", 1)[1]
+        else:
+            rest.append(args[i])
+        i += 1
+    return file, rest
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def file_config(file: str, args: list[str]):
+    """The Config of a JSON file, the defaults that the flags in ``args`` override. An entry point env or a
+    Ray address the file names is used only when the flags repeat it or --trust-run-config is given."""
+    from ppox.config import Config
+    from ppox.trust import confirm_file_config
+
+    config = Config.load(file)
+    env, ray = _flag_value(args, "--env"), _flag_value(args, "--ray")
+    checked = config.replace(**({"env": env} if env else {}), **({"ray": ray} if ray else {}))
+    confirm_file_config(checked, file, env, ray, trust="--trust-run-config" in args)
+    return config
 
 
 def _train_and_report(start, *args) -> int:

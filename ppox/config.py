@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 from typing import Literal
 
-from ppox.errors import ConfigError
+from ppox.errors import ConfigError, closest
 from ppox.presets import PRESETS
 from ppox.validation import validate
 
@@ -218,10 +219,31 @@ class Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(names)}")
+            hint = closest(unknown[0], names)
+            raise ConfigError(f"unknown config field(s) {unknown}" + (f"; did you mean {hint[0]!r}?" if hint else
+                                                                       f"; known fields: {sorted(names)}"))
         if isinstance(data.get("hidden_sizes"), list):
             data = {**data, "hidden_sizes": tuple(data["hidden_sizes"])}
         return cls(**data)
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
+        hand with only some fields: the rest take their defaults). Every field is checked."""
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise ConfigError(f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
+                              "file such as a run folder's config.json") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                              "fix the file or write it with ppox.Config.to_json()") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
 
 def program_config(config: Config) -> Config:
