@@ -34,6 +34,8 @@ commands:
   ladder  PPO built up from REINFORCE, one repair per rung: ppox ladder --env ID --seeds N
   plot    curves and diagnostics of run folders: ppox plot RUN [RUN ...] (PNG and SVG)
   explain draw the clipped objective: ppox explain clip [--eps 0.2]
+  sweep   many configurations x seeds, one report: ppox sweep --learning-rate 1e-4,3e-4 --ent-coef 0,0.01 --seeds 4
+  tune    search hyperparameters with Optuna: ppox tune --env Pendulum-v1 --learning-rate 1e-4:1e-2 --trials 32
 
 example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
 """
@@ -413,8 +415,110 @@ def explain_command(args: list[str]) -> int:
     return 0
 
 
+SWEEP_USAGE = """usage: ppox sweep [--env ID] [--FIELD VALUE | --FIELD A,B,C | --FIELD LOW:HIGH ...] [OPTIONS]
+
+Every Config field (see ppox train --help) takes one value (fixed), a comma list (swept) or a range LOW:HIGH
+(sampled with --random: log-uniform when 0 < LOW, else uniform). Sizes are written 64x64, an option off none.
+
+options:
+  --grid              the full product of the comma lists (the default)
+  --random N          N random configurations instead
+  --seeds N           seeds per configuration (default 4): --seed, --seed + 1, ...
+  --out DIR           the sweep folder (default sweeps/ENV__TIME); a rerun with the same flags resumes it
+  --resume DIR        continue an interrupted sweep with its own settings
+  --members MODE      fused driver: vmap (vectorised), map (one after another in one program, bit-identical to
+                      ppox train of each), auto (map on a CPU, vmap on an accelerator; the default)
+  --batch N           fused driver: members (configuration x seed) per program call (default: what fits 1 GiB)
+  --jobs N            host driver: ppox train processes at a time (default 1)
+  --threshold R       the return for the steps-to-threshold column (default: a per-env value)
+  --sample-seed S     seed of the --random draws (default 0)
+  --no-progress       no progress bar
+
+example: ppox sweep --env CartPole-v1 --learning-rate 1e-4,3e-4,1e-3 --ent-coef 0,0.01 --seeds 4
+"""
+SWEEP_OPTIONS = {"grid": False, "random": True, "seeds": True, "out": True, "resume": True, "members": True,
+                 "batch": True, "jobs": True, "threshold": True, "sample-seed": True, "no-progress": False}
+
+
+def _count(opts: dict, name: str, default: int | None, least: int = 1) -> int | None:
+    """--name N as an integer >= least (ConfigError otherwise)."""
+    from ppox.errors import ConfigError
+
+    if name not in opts:
+        return default
+    try:
+        value = int(float(opts[name]))
+        if value < least or value != float(opts[name]):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--{name} must be an integer >= {least}, got {opts[name]!r}") from None
+    return value
+
+
+def sweep_plan(args: list[str], own: dict[str, bool]):
+    """(Plan, folder, options) of ppox sweep's (or tune's) args; ConfigError before any work."""
+    from datetime import datetime
+
+    from ppox.errors import ConfigError
+    from ppox.sweep import SPEC_FILE, Plan
+    from ppox.sweep_space import combinations, parse_space, split_flags
+
+    fields, opts = split_flags(args, own)
+    members = opts.get("members", "auto")
+    if members not in ("auto", "vmap", "map"):
+        raise ConfigError(f"--members must be auto, vmap or map, got {members!r}")
+    how = {"members": members, "batch": _count(opts, "batch", None), "jobs": _count(opts, "jobs", 1)}
+    if "resume" in opts:
+        if fields or set(opts) - {"resume", "members", "batch", "jobs", "no-progress", "threshold"}:
+            raise ConfigError("--resume continues a sweep with its own settings; drop "
+                              + " ".join(["--" + k for k in fields] + ["--" + k for k in opts if k != "resume"]))
+        folder = Path(opts["resume"])
+        try:
+            return Plan.from_json(json.loads((folder / SPEC_FILE).read_text()), **how), folder, opts
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--resume {folder}: no readable {SPEC_FILE} ({err}); give a sweep folder") from None
+    space = parse_space(fields)
+    if space.base.devices != 1 or space.base.distributed:
+        raise ConfigError("a sweep runs on one device; drop --devices / --distributed")
+    combos = combinations(space, grid="grid" in opts, samples=_count(opts, "random", None),
+                          seed=_count(opts, "sample-seed", 0, least=0))
+    plan = Plan(space, tuple(combos), _count(opts, "seeds", 4), **how)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return plan, Path(opts.get("out") or f"sweeps/{space.base.env.replace('/', '_')}__{stamp}"), opts
+
+
+def sweep_command(args: list[str]) -> int:
+    from ppox.errors import ConfigError
+
+    if "-h" in args or "--help" in args:
+        print(SWEEP_USAGE)
+        return 0
+    try:
+        plan, folder, opts = sweep_plan(args, SWEEP_OPTIONS)
+        threshold = float(opts["threshold"]) if "threshold" in opts else None
+    except ValueError:
+        return _fail("sweep", f"--threshold must be a number, got {opts['threshold']!r}")
+    except ConfigError as err:
+        return _fail("sweep", str(err))
+    from ppox.sweep import run_sweep
+    from ppox.sweep_report import write_report
+
+    enable_compilation_cache()
+    print(f"ppox sweep: {len(plan.combos)} configurations x {plan.seeds} seeds -> {folder}", flush=True)
+    try:
+        finished = run_sweep(plan, folder, progress="no-progress" not in opts)
+        report = write_report(folder, threshold)
+    except (OSError, ConfigError) as err:
+        return _fail("sweep", str(err))
+    print((report / "table.md").read_text())
+    print(f"report: {report}/ (table.md, results.json, final_vs_*.png, best_worst.png, best_config.json)")
+    if not finished:
+        print(f"ppox sweep: stopped; to continue: ppox sweep --resume {folder}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,
-            "explain": explain_command, "ladder": ladder_command}
+            "explain": explain_command, "ladder": ladder_command, "sweep": sweep_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,13 @@ from ppox.errors import ConfigError, closest
 from ppox.presets import PRESETS
 from ppox.validation import validate
 
-__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "program_config"]
+__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "TRACED_FIELDS", "program_config", "static_config"]
 
 DEFAULT_ENV = "CartPole-v1"
+# The numbers that shape no array and no loop: the fused program takes them as a traced argument (a Hyper),
+# so that one compilation serves every value. None (off) is static: it removes code.
+TRACED_FIELDS = ("learning_rate", "gamma", "gae_lambda", "clip_coef", "vf_clip_coef", "ent_coef", "vf_coef",
+                 "max_grad_norm", "target_kl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,3 +256,14 @@ def program_config(config: Config) -> Config:
     how the program is laid out."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
                           checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
+
+
+def static_config(config: Config) -> Config:
+    """``program_config`` with the traced fields also set to fixed values (None, where a field is off, stays
+    None: that changes the program): the key of a program that takes its hyperparameters as an argument."""
+    fixed = {name: None if getattr(config, name) is None else _FIXED.get(name, getattr(Config, name))
+             for name in TRACED_FIELDS}
+    return program_config(config).replace(**fixed)
+
+
+_FIXED = {"target_kl": 0.01, "clip_coef": 0.2, "vf_clip_coef": 0.2, "max_grad_norm": 0.5}  # (defaults None-able)
