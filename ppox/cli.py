@@ -517,8 +517,74 @@ def sweep_command(args: list[str]) -> int:
     return 0
 
 
+TUNE_USAGE = """usage: ppox tune [--env ID] [--FIELD VALUE | --FIELD LOW:HIGH | --FIELD A,B,C ...] [OPTIONS]
+
+Search hyperparameters with Optuna (pip install "ppox[tune]"): TPE sampler, median pruner on the returns
+during each run, the study in OUT/study.db (run the same command again to continue a stopped study).
+Ranges LOW:HIGH are log-uniform when 0 < LOW, else uniform; comma lists are categorical; other flags fixed.
+
+options:
+  --trials N          trials to complete or prune, counting earlier runs of the study (default 32)
+  --timeout S         start no trial after S seconds
+  --seeds N           seeds per trial (default 2); the objective is their mean final return
+  --batch-trials K    fused driver: K trials x seeds as one program (default 1)
+  --check-seeds N     at the end, train the best config and the preset on N fresh seeds (default 4; 0: skip)
+  --out DIR           the tune folder (default tunes/ENV__TIME)
+  --sampler-seed S    TPE's seed (default 0)
+  --no-progress       no progress bar
+
+example: ppox tune --env Pendulum-v1 --learning-rate 1e-4:3e-3 --gae-lambda 0.8:0.99 --trials 32 --out tunes/pend
+"""
+TUNE_OPTIONS = {"trials": True, "timeout": True, "seeds": True, "batch-trials": True, "check-seeds": True,
+                "out": True, "sampler-seed": True, "no-progress": False}
+
+
+def tune_command(args: list[str]) -> int:
+    from datetime import datetime
+
+    from ppox.errors import ConfigError
+    from ppox.sweep_space import parse_space, split_flags
+
+    if "-h" in args or "--help" in args:
+        print(TUNE_USAGE)
+        return 0
+    try:
+        fields, opts = split_flags(args, TUNE_OPTIONS)
+        space = parse_space(fields)
+        if not space.axes:
+            raise ConfigError("nothing to search: give a range (--learning-rate 1e-4:1e-2) or a list (--clip-coef "
+                              "0.1,0.2,0.3)")
+        timeout = float(opts["timeout"]) if "timeout" in opts else None
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {opts['timeout']}")
+        from ppox.tune import TunePlan, optuna_module
+
+        optuna_module()
+        plan = TunePlan(space, _count(opts, "trials", 32), timeout, _count(opts, "seeds", 2),
+                        _count(opts, "batch-trials", 1), _count(opts, "sampler-seed", 0, 0),
+                        _count(opts, "check-seeds", 4, 0))
+    except ValueError:
+        return _fail("tune", f"--timeout must be a number of seconds, got {opts.get('timeout')!r}")
+    except ConfigError as err:
+        return _fail("tune", str(err))
+    from ppox.tune import run_study
+
+    folder = Path(opts.get("out") or f"tunes/{space.base.env.replace('/', '_')}__"
+                                      f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    enable_compilation_cache()
+    try:
+        summary = run_study(plan, folder, progress="no-progress" not in opts)
+    except (OSError, ConfigError) as err:
+        return _fail("tune", str(err))
+    print(json.dumps(summary, indent=1))
+    if summary.get("best") is not None:
+        print(f"best config: {folder / 'best_config.json'} (ppox train --config {folder / 'best_config.json'})")
+    return 0
+
+
 COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,
-            "explain": explain_command, "ladder": ladder_command, "sweep": sweep_command}
+            "explain": explain_command, "ladder": ladder_command, "sweep": sweep_command,
+            "tune": tune_command}
 
 
 def main(argv: list[str] | None = None) -> int:

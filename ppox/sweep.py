@@ -159,30 +159,37 @@ def batch_size(static: Config) -> int:
 
 
 def run_batch(plan: Plan, static: Config, batch: list[tuple[int, int]], mode: str, display, stop):
-    """(metrics [members, updates], wall seconds) of one batch, or (None, wall) if a signal stopped it. The next
-    chunk is queued before this one's metrics are fetched."""
+    """(metrics [members, updates], wall seconds) of one batch of (configuration index, seed index), or (None,
+    wall) if a signal stopped it."""
+    configs = [plan.config(i) for i, _ in batch]
+    return run_members(static, [c.replace(seed=c.seed + s) for c, (_, s) in zip(configs, batch)], mode, display, stop)
+
+
+def run_members(static: Config, configs: list[Config], mode: str, display, stop, on_chunk=None):
+    """(metrics [members, updates], wall seconds) of ``configs`` (one member each: its seed and Hyper) in the
+    program of ``static``; (None, wall) if a signal stopped them or ``on_chunk(metrics so far, updates done)``
+    returned True. The next chunk is queued before this one's metrics are fetched."""
     start = time.perf_counter()
     compiled = compile_program(static, mode)
-    configs = [plan.config(i) for i, _ in batch]
-    keys = jnp.stack([jax.random.PRNGKey(c.seed + s) for c, (_, s) in zip(configs, batch)])
+    keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
     hyper = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[Hyper.from_config(c, jnp.float32) for c in configs])
-    runner, done, chunks = compiled.init(keys), 0, []
+    runner, done, chunks, halt = compiled.init(keys), 0, [], False
     n = min(compiled.chunk, static.num_updates)
     runner, pending = compiled.run(runner, n, hyper)
     while True:
         following = min(compiled.chunk, static.num_updates - done - n)
-        if following and not stop.requested:
+        if following and not (stop.requested or halt):
             runner, upcoming = compiled.run(runner, following, hyper)
         chunks.append({k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items() if k in KEPT})
         done += n
-        display.advance(n * len(batch))
-        if stop.requested and done < static.num_updates:
+        display.advance(n * len(configs))
+        metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in KEPT}
+        halt = halt or (on_chunk is not None and bool(on_chunk(metrics, done)))
+        if (stop.requested or halt) and done < static.num_updates:
             return None, time.perf_counter() - start
         if not following:
-            break
+            return metrics, time.perf_counter() - start
         pending, n = upcoming, following
-    metrics = {k: np.concatenate([c[k] for c in chunks], axis=1) for k in KEPT}
-    return metrics, time.perf_counter() - start
 
 
 # Host: one process per member -------------------------------------------------------------------------------
