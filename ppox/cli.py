@@ -191,12 +191,13 @@ def _flag_value(args: list[str], name: str) -> str | None:
 
 
 def file_config(file: str, args: list[str]):
-    """The Config of a JSON file, the defaults that the flags in ``args`` override. An entry point env or a
-    Ray address the file names is used only when the flags repeat it or --trust-run-config is given."""
+    """The Config of a JSON file (or a run folder's config.json), the defaults that the flags in ``args``
+    override; its --run-name is not kept (that folder holds its run already). An entry point env or a Ray
+    address the file names is used only when the flags repeat it or --trust-run-config is given."""
     from ppox.config import Config
     from ppox.trust import confirm_file_config
 
-    config = Config.load(file)
+    config = Config.load(file).replace(run_name=None)
     env, ray = _flag_value(args, "--env"), _flag_value(args, "--ray")
     checked = config.replace(**({"env": env} if env else {}), **({"ray": ray} if ray else {}))
     confirm_file_config(checked, file, env, ray, trust="--trust-run-config" in args)
@@ -428,7 +429,8 @@ options:
   --resume DIR        continue an interrupted sweep with its own settings
   --members MODE      fused driver: vmap (vectorised), map (one after another in one program, bit-identical to
                       ppox train of each), auto (map on a CPU, vmap on an accelerator; the default)
-  --batch N           fused driver: members (configuration x seed) per program call (default: what fits 1 GiB)
+  --batch N           fused driver: members (configuration x seed) per program call (default: vmap as many as
+                      fit 1 GiB; map the seeds of one configuration, saved as soon as they finish)
   --jobs N            host driver: ppox train processes at a time (default 1)
   --threshold R       the return for the steps-to-threshold column (default: a per-env value)
   --sample-seed S     seed of the --random draws (default 0)

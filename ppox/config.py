@@ -233,9 +233,10 @@ class Config:
     @classmethod
     def load(cls, path) -> "Config":
         """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
-        hand with only some fields: the rest take their defaults). Every field is checked."""
+        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked."""
+        path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
         try:
-            text = Path(path).read_text()
+            text = path.read_text()
         except OSError as err:
             raise ConfigError(f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
                               "file such as a run folder's config.json") from None

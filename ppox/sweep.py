@@ -50,7 +50,7 @@ class Plan:
     combos: tuple[dict, ...]
     seeds: int = 4
     members: str = "auto"  # fused: vmap, map or auto (map on a CPU, vmap on an accelerator)
-    batch: int | None = None  # fused: members per program call (default: what fits MEMORY_BUDGET)
+    batch: int | None = None  # fused: members per program call (default: vmap what fits MEMORY_BUDGET, map seeds)
     jobs: int = 1  # host: processes at a time
 
     def config(self, index: int) -> Config:
@@ -132,7 +132,8 @@ def run_fused(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
     mode = members_mode(plan.members)
     for static, indices in groups.items():
         members = [(i, s) for i in indices for s in range(plan.seeds)]
-        size = plan.batch or batch_size(static)
+        # map: one member after another, so a batch of one configuration costs nothing and is saved when done
+        size = plan.batch or (plan.seeds if mode == "map" else batch_size(static))
         size = max(plan.seeds, size - size % plan.seeds)  # whole configurations in a batch
         for start in range(0, len(members), size):
             batch = members[start:start + size]
