@@ -66,12 +66,12 @@ def main() -> None:
     print("sweep:", " ".join(sweep[1:]), file=sys.stderr, flush=True)
     sweep_wall = timed(sweep, env)
     members = [(lr, ent, s) for lr in LEARNING_RATES for ent in ENT_COEFS for s in range(opts.seeds)]
-    step = max(1, len(members) // opts.sample)
+    picked = sorted({round(i * (len(members) - 1) / max(1, opts.sample - 1)) for i in range(opts.sample)})
     separate = []
-    for lr, ent, s in members[::step][:opts.sample]:
+    for lr, ent, s in [members[i] for i in picked]:  # spread over the grid and the seeds
         args = [str(PPOX), "train", *common, "--learning-rate", lr, "--ent-coef", ent, "--seed", str(s),
                 "--run-dir", str(work / "runs"), "--no-progress"]
-        separate.append({"args": " ".join(args[1:]), "wall_s": round(timed(args, env), 2)})
+        separate.append({"args": " ".join(args[1:]).replace(str(work), "WORK"), "wall_s": round(timed(args, env), 2)})
         print(separate[-1], file=sys.stderr, flush=True)
     per_run = statistics.mean(r["wall_s"] for r in separate)
     results = json.loads((work / "sweep" / "report" / "results.json").read_text())

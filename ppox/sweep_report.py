@@ -53,7 +53,7 @@ def write_report(folder: Path, threshold: float | None = None) -> Path:
     env = spec["base"]["env"]
     threshold = THRESHOLDS.get(env) if threshold is None else threshold
     rows = [row_of(r, threshold) for r in records]
-    ranked = sorted(rows, key=lambda r: -np.inf if math.isnan(r["final_mean"]) else -r["final_mean"])
+    ranked = sorted(rows, key=rank_key)
     best, worst = ranked[0], ranked[-1]
     best_config = Config.from_dict(spec["base"]).replace(**{k: tuple(v) if isinstance(v, list) else v
                                                            for k, v in best["overrides"].items()})
@@ -69,6 +69,15 @@ def write_report(folder: Path, threshold: float | None = None) -> Path:
                "seeds": spec["seeds"], "best": best, "worst": worst, "rows": ranked}
     atomic_write_text(out / "results.json", json.dumps(_clean(summary), indent=1))
     return out
+
+
+def rank_key(row: dict) -> tuple:
+    """Best first: the higher mean final return; on a tie (e.g. every seed at CartPole's 500), the fewer steps to
+    the threshold, then the higher lower end of the interval."""
+    mean, low = row["final_mean"], row["ci95"][0]
+    return (math.inf if math.isnan(mean) else -round(mean, 6),
+            math.inf if row["steps_to_threshold"] is None else row["steps_to_threshold"],
+            math.inf if math.isnan(low) else -low)
 
 
 def row_of(record: dict, threshold: float | None) -> dict:
