@@ -505,13 +505,19 @@ def sweep_command(args: list[str]) -> int:
     from ppox.sweep import run_sweep
     from ppox.sweep_report import write_report
 
+    from ppox import signals
+
     enable_compilation_cache()
     print(f"ppox sweep: {len(plan.combos)} configurations x {plan.seeds} seeds -> {folder}", flush=True)
+    cancel = signals.on_hard_exit(lambda: print(f"ppox sweep: the configurations that finished are saved; to "
+                                                f"continue: ppox sweep --resume {folder}", file=sys.stderr, flush=True))
     try:
         finished = run_sweep(plan, folder, progress="no-progress" not in opts)
         report = write_report(folder, threshold)
     except (OSError, ConfigError) as err:
         return _fail("sweep", str(err))
+    finally:
+        cancel()
     print((report / "table.md").read_text())
     print(f"report: {report}/ (table.md, results.json, final_vs_*.png, best_worst.png, best_config.json)")
     if not finished:

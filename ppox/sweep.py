@@ -213,8 +213,12 @@ def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
             if proc.returncode != 0:
                 for *_, other in running:
                     other.terminate()
-                raise ConfigError(f"configuration {describe(plan.combos[i])}, seed {s} failed: "
-                                  f"{(proc.stderr.read() or '').strip().splitlines()[-1:]}")
+                log = member_log(folder, i, s)
+                last = (log.read_text().strip().splitlines() or ["(no message)"])[-1]
+                raise ConfigError(f"configuration {describe(plan.combos[i])}, seed index {s} failed ({log}): {last}")
+            summary = json.loads((member_folder(folder, i, s) / "summary.json").read_text())
+            if summary["interrupted"]:  # the signal reached the member too: it is run again on resume
+                continue
             display.advance(plan.config(i).num_updates)
             finished[i] = finished.get(i, 0) + 1
             if finished[i] == plan.seeds:
@@ -224,6 +228,10 @@ def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
 
 def member_folder(folder: Path, index: int, seed_index: int) -> Path:
     return folder / "runs" / f"c{index:04d}_s{seed_index}"
+
+
+def member_log(folder: Path, index: int, seed_index: int) -> Path:
+    return folder / "configs" / f"c{index:04d}_s{seed_index}.log"
 
 
 def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subprocess.Popen:
@@ -239,8 +247,9 @@ def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subpr
             file.rmdir() if file.is_dir() else file.unlink()
         member.rmdir()
     args = [sys.executable, "-m", "ppox.cli", "train", "--config", str(path), "--env", config.env]
-    return subprocess.Popen(args + (["--ray", config.ray] if config.ray else []), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    with open(member_log(folder, index, seed_index), "w") as log:  # (the child keeps its own copy of the file)
+        return subprocess.Popen(args + (["--ray", config.ray] if config.ray else []), stdout=subprocess.DEVNULL,
+                                stderr=log)
 
 
 def collect_host(plan: Plan, folder: Path, index: int) -> None:
