@@ -246,7 +246,8 @@ def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subpr
         for file in sorted(member.rglob("*"), reverse=True):
             file.rmdir() if file.is_dir() else file.unlink()
         member.rmdir()
-    args = [sys.executable, "-m", "ppox.cli", "train", "--config", str(path), "--env", config.env]
+    args = [sys.executable, "-m", "ppox.cli", "train", "--config", str(path), "--env", config.env, "--run-name",
+            member.name]
     with open(member_log(folder, index, seed_index), "w") as log:  # (the child keeps its own copy of the file)
         return subprocess.Popen(args + (["--ray", config.ray] if config.ray else []), stdout=subprocess.DEVNULL,
                                 stderr=log)
