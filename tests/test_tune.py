@@ -56,3 +56,11 @@ def test_cli_errors_are_one_line(capsys):
     assert main(["tune", "--learning-rate", "1e-4:1e-2", "--timeout", "-3"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert "nothing to search" in err[0] and "--timeout must be a positive number" in err[1]
+
+
+def test_a_study_on_the_host_driver(tmp_path):
+    space = parse_space({"env": "CartPole-v1", "driver": "host", "total_timesteps": "1024",
+                         "learning_rate": "1e-4:1e-3"})
+    summary = run_study(TunePlan(space, trials=2, seeds=1, check_seeds=0), tmp_path / "t", progress=False)
+    assert summary["trials_counted"] == 2
+    assert Config.load(tmp_path / "t" / "best_config.json").driver == "host"
