@@ -161,3 +161,31 @@ def test_a_host_sweep_runs_each_member_as_a_process(tmp_path):
                                                                   rel=1e-5)
     assert (tmp_path / "sw" / "runs" / "c0001_s0" / "config.json").exists()
     write_report(tmp_path / "sw")
+
+
+def test_ctrl_c_stops_a_sweep_and_the_same_command_resumes_it(tmp_path):
+    """A real SIGINT to `ppox sweep`: the configurations that finished stay; the rerun does only the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    args = [sys.executable, "-m", "ppox.cli", "sweep", "--total-timesteps", "20480", "--learning-rate",
+            "3e-4,6e-4,1e-3,2e-3", "--seeds", "1", "--out", str(out), "--no-progress"]
+    env = {**os.environ, "PPOX_CACHE_DIR": ""}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not done_path(out, 0).exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and f"ppox sweep --resume {out}" in err
+    finished = [i for i in range(4) if done_path(out, i).exists()]
+    assert 1 <= len(finished) < 4
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resuming: {len(finished)} of 4 configurations are done" in rerun.stdout
+    assert all(done_path(out, i).exists() for i in range(4))
