@@ -432,6 +432,8 @@ options:
   --batch N           fused driver: members (configuration x seed) per program call (default: vmap as many as
                       fit 1 GiB; map the seeds of one configuration, saved as soon as they finish)
   --jobs N            host driver: ppox train processes at a time (default 1)
+  --ray ADDRESS       host driver: the members as Ray tasks instead ('local' starts Ray here, 'auto' or an
+                      address joins a cluster; pip install "ppox[ray]")
   --threshold R       the return for the steps-to-threshold column (default: a per-env value)
   --sample-seed S     seed of the --random draws (default 0)
   --no-progress       no progress bar
@@ -439,7 +441,8 @@ options:
 example: ppox sweep --env CartPole-v1 --learning-rate 1e-4,3e-4,1e-3 --ent-coef 0,0.01 --seeds 4
 """
 SWEEP_OPTIONS = {"grid": False, "random": True, "seeds": True, "out": True, "resume": True, "members": True,
-                 "batch": True, "jobs": True, "threshold": True, "sample-seed": True, "no-progress": False}
+                 "batch": True, "jobs": True, "threshold": True, "sample-seed": True, "no-progress": False,
+                 "ray": True}
 
 
 def _count(opts: dict, name: str, default: int | None, least: int = 1) -> int | None:
@@ -461,6 +464,7 @@ def sweep_plan(args: list[str], own: dict[str, bool]):
     """(Plan, folder, options) of ppox sweep's (or tune's) args; ConfigError before any work."""
     from datetime import datetime
 
+    from ppox.envs.registry import driver_for
     from ppox.errors import ConfigError
     from ppox.sweep import SPEC_FILE, Plan
     from ppox.sweep_space import combinations, parse_space, split_flags
@@ -469,9 +473,10 @@ def sweep_plan(args: list[str], own: dict[str, bool]):
     members = opts.get("members", "auto")
     if members not in ("auto", "vmap", "map"):
         raise ConfigError(f"--members must be auto, vmap or map, got {members!r}")
-    how = {"members": members, "batch": _count(opts, "batch", None), "jobs": _count(opts, "jobs", 1)}
+    how = {"members": members, "batch": _count(opts, "batch", None), "jobs": _count(opts, "jobs", 1),
+           "ray": opts.get("ray")}
     if "resume" in opts:
-        if fields or set(opts) - {"resume", "members", "batch", "jobs", "no-progress", "threshold"}:
+        if fields or set(opts) - {"resume", "members", "batch", "jobs", "no-progress", "threshold", "ray"}:
             raise ConfigError("--resume continues a sweep with its own settings; drop "
                               + " ".join(["--" + k for k in fields] + ["--" + k for k in opts if k != "resume"]))
         folder = Path(opts["resume"])
@@ -482,6 +487,9 @@ def sweep_plan(args: list[str], own: dict[str, bool]):
     space = parse_space(fields)
     if space.base.devices != 1 or space.base.distributed:
         raise ConfigError("a sweep runs on one device; drop --devices / --distributed")
+    if how["ray"] is not None and driver_for(space.base.env, space.base.driver) == "fused":
+        raise ConfigError(f"--ray runs host-driver members as Ray tasks; {space.base.env} runs fused, in one "
+                          "program here: drop --ray, or add --driver host")
     combos = combinations(space, grid="grid" in opts, samples=_count(opts, "random", None),
                           seed=_count(opts, "sample-seed", 0, least=0))
     plan = Plan(space, tuple(combos), _count(opts, "seeds", 4), **how)

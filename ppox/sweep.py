@@ -35,6 +35,7 @@ from ppox.learner import Hyper
 from ppox.metrics import final_return
 from ppox.plots import read_run
 from ppox.signals import StopOnSignal
+from ppox.sweep_ray import run_on_ray
 from ppox.sweep_space import Axis, Space, describe
 
 SPEC_FILE = "sweep.json"
@@ -52,6 +53,7 @@ class Plan:
     members: str = "auto"  # fused: vmap, map or auto (map on a CPU, vmap on an accelerator)
     batch: int | None = None  # fused: members per program call (default: vmap what fits MEMORY_BUDGET, map seeds)
     jobs: int = 1  # host: processes at a time
+    ray: str | None = None  # host: members as Ray tasks on this cluster ('local', 'auto' or an address)
 
     def config(self, index: int) -> Config:
         return self.space.config(self.combos[index])
@@ -195,8 +197,10 @@ def run_members(static: Config, configs: list[Config], mode: str, display, stop,
 
 # Host: one process per member -------------------------------------------------------------------------------
 def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
-    """Every member a ``ppox train`` process (``plan.jobs`` at a time); a configuration is done when all its
-    seeds are."""
+    """Every member a ``ppox train`` process (``plan.jobs`` at a time), or a Ray task; a configuration is done
+    when all its seeds are."""
+    if plan.ray is not None:
+        return run_host_ray(plan, todo, folder, display, stop)
     queue = [(i, s) for i in todo for s in range(plan.seeds)]
     running: list[tuple[int, int, subprocess.Popen]] = []
     finished: dict[int, int] = {}
@@ -228,6 +232,24 @@ def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
 
 def member_folder(folder: Path, index: int, seed_index: int) -> Path:
     return folder / "runs" / f"c{index:04d}_s{seed_index}"
+
+
+def run_host_ray(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
+    results: dict[int, dict[int, dict]] = {}
+
+    def on_done(i: int, s: int, result: dict) -> None:
+        if result["interrupted"]:
+            return
+        display.advance(plan.config(i).num_updates)
+        results.setdefault(i, {})[s] = result
+        if len(results[i]) == plan.seeds:
+            seeds = [results[i][k] for k in range(plan.seeds)]
+            write_done(folder, plan, i, {k: np.concatenate([r["metrics"][k] for r in seeds]) for k in KEPT},
+                       sum(r["wall_s"] for r in seeds))
+
+    display.describe(f"host on Ray ({plan.ray}): {len(todo) * plan.seeds} members")
+    members = [(i, s, plan.config(i).replace(seed=plan.config(i).seed + s)) for i in todo for s in range(plan.seeds)]
+    return run_on_ray(plan.ray, members, KEPT, stop, on_done)
 
 
 def member_log(folder: Path, index: int, seed_index: int) -> Path:

@@ -189,3 +189,26 @@ def test_ctrl_c_stops_a_sweep_and_the_same_command_resumes_it(tmp_path):
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming: {len(finished)} of 4 configurations are done" in rerun.stdout
     assert all(done_path(out, i).exists() for i in range(4))
+
+
+def test_host_members_as_ray_tasks(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    space = parse_space({"env": "CartPole-v1", "driver": "host", "total_timesteps": "1024",
+                         "learning_rate": "3e-4,1e-3"})
+    plan = Plan(space, tuple(combinations(space, grid=True, samples=None)), seeds=2, ray="local")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        assert run_sweep(plan, tmp_path / "sw", progress=False)
+    finally:
+        ray.shutdown()
+    record = json.loads(done_path(tmp_path / "sw", 1).read_text())
+    alone = ppox.train(plan.config(1).replace(seed=1, save=False, progress=False))
+    assert record["curves"]["episode_return"][1] == pytest.approx(alone.metrics["episode_return"][0].tolist(),
+                                                                  rel=1e-5)
+
+
+def test_ray_members_need_the_host_driver(capsys):
+    assert main(["sweep", "--ray", "local", "--learning-rate", "1e-3,3e-3"]) == 2
+    assert "add --driver host" in capsys.readouterr().err
