@@ -8,7 +8,7 @@ checks that it computes the same outputs as the flax network.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,15 +18,18 @@ from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd, normalize
 from ppox.envs.spec import EnvSpec
 from ppox.errors import ConfigError
-from ppox.networks import ActorCritic
+from ppox.networks import ActorCritic, RecurrentActorCritic, zero_carry
 
 
-def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
-    """The actor-critic for this config and env; a CNN torso for image (HxWxC) observations."""
+def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorCritic:
+    """The actor-critic for this config and env; a CNN torso for image (HxWxC) observations, a recurrent
+    cell after the torso with --memory."""
     image = len(spec.obs_shape) == 3
     if config.network == "cnn" and not image:
         raise ConfigError(f"--network cnn needs image observations (HxWxC); this env's are shaped {spec.obs_shape}")
-    return ActorCritic(
+    memory = {} if config.memory == "none" else {"memory": config.memory, "memory_size": config.memory_size}
+    return (RecurrentActorCritic if memory else ActorCritic)(
+        **memory,
         cnn=config.network == "cnn" or (config.network == "auto" and image),
         action_kind=spec.action_kind,
         action_dims=spec.action_dims,
@@ -38,10 +41,38 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic:
     )
 
 
+def is_recurrent(network) -> bool:
+    return isinstance(network, RecurrentActorCritic)
+
+
+def initial_carry(network, batch: int):
+    """The carry of ``batch`` envs at the start (None for memoryless networks)."""
+    return zero_carry(network, batch) if is_recurrent(network) else None
+
+
+def init_params(network, key, example_obs):
+    """Fresh parameters, from one example input batch [1, ...] (recurrent: one step of one env)."""
+    if not is_recurrent(network):
+        return network.init(key, example_obs)
+    return network.init(key, zero_carry(network, 1), example_obs[None], jnp.ones((1, 1), bool))
+
+
 def prepare_obs(config: Config, stats: RunningMeanStd, obs):
     """The network's input: float32, normalised by the running statistics when norm_obs."""
     obs = jnp.asarray(obs, jnp.float32)
     return normalize(stats, obs) if config.norm_obs else obs
+
+
+def next_values(network, params, next_obs, carries=None):
+    """V(s_{t+1}) of prepared next observations [T, N, ...]; for a recurrent network, one more step of its
+    cells from ``carries`` (the carry after each step t, [T, N, ...]), no reset: the episode goes on."""
+    if carries is None:
+        return network.apply(params, next_obs)[1]
+    lead = next_obs.shape[:2]
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+    steps = jnp.zeros((1, lead[0] * lead[1]), bool)
+    _, _, values = network.apply(params, jax.tree_util.tree_map(flat, carries), flat(next_obs)[None], steps)
+    return values.reshape(lead)
 
 
 class Acted(NamedTuple):
@@ -51,33 +82,56 @@ class Acted(NamedTuple):
     log_prob: jax.Array  # log pi(action | obs)
     value: jax.Array  # V(obs)
     network_input: jax.Array  # the prepared observation the network saw
+    carry: Any = None  # recurrent networks: the carry after this step
 
 
-def act(network: ActorCritic, config: Config, params, obs_stats: RunningMeanStd, obs, key,
-        deterministic: bool = False, mask=None) -> Acted:
+def act(network, config: Config, params, obs_stats: RunningMeanStd, obs, key,
+        deterministic: bool = False, mask=None, memory=None) -> Acted:
     """a ~ pi(.|obs) (or its mode), with log pi(a|obs) and V(obs); traceable, jit and vmap freely. ``mask``
-    (bool, True = legal, over the flat action layout) gives masked actions probability 0."""
+    (bool, True = legal, over the flat action layout) gives masked actions probability 0. A recurrent
+    network takes ``memory`` = (carry, starts): the carry zeroed where ``starts`` (obs begins an episode),
+    then one step of its cell; the new carry comes back in ``Acted.carry``."""
     network_input = prepare_obs(config, obs_stats, obs)
-    dist, value = network.apply(params, network_input)
+    carry = None
+    if memory is None:
+        dist, value = network.apply(params, network_input)
+    else:  # a sequence of one step
+        carries, dist, value = network.apply(params, memory[0], network_input[None], memory[1][None])
+        carry, dist, value = jax.tree_util.tree_map(lambda x: x[0], (carries, dist, value))
     if mask is not None:
         dist = dist.replace(mask=mask)
     action = dist.mode() if deterministic else dist.sample(key)
-    return Acted(action, dist.log_prob(action), value, network_input)
+    return Acted(action, dist.log_prob(action), value, network_input, carry)
 
 
 class JaxActor:
-    """The host collector's actor for networks the NumPy actor does not mirror (CNN torsos): ``act``, jitted."""
+    """The host collector's actor for networks the NumPy actor does not mirror (CNN torsos, recurrent cells):
+    ``act``, jitted. A recurrent actor keeps each env's carry: ``carry`` before a step, ``starts`` marking
+    the envs whose observation begins an episode (reset with ``restart``)."""
 
-    def __init__(self, config: Config, network: ActorCritic):
-        self._sample = jax.jit(lambda params, stats, obs, key, mask: act(network, config, params, stats, obs, key,
-                                                                         mask=mask).action)
+    def __init__(self, config: Config, network):
+        def sample(params, stats, obs, key, mask, memory):
+            acted = act(network, config, params, stats, obs, key, mask=mask, memory=memory)
+            return acted.action, acted.carry
+
+        self._sample = jax.jit(sample)
+        self.network, self.carry, self.starts = network, None, None
+
+    def restart(self, num_envs: int) -> None:
+        """Every env at an episode's start: a fresh carry."""
+        if is_recurrent(self.network):
+            self.carry, self.starts = zero_carry(self.network, num_envs), np.ones(num_envs, bool)
 
     def load(self, params, obs_stats: RunningMeanStd) -> None:
         self.params, self.obs_stats = params, obs_stats
 
     def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
-        return np.asarray(self._sample(self.params, self.obs_stats, obs, key, mask))
+        memory = None if self.carry is None else (self.carry, self.starts)
+        action, carry = self._sample(self.params, self.obs_stats, obs, key, mask, memory)
+        if memory is not None:
+            self.carry = carry
+        return np.asarray(action)
 
 
 class NumpyActor:
@@ -120,5 +174,5 @@ class NumpyActor:
 
 
 def make_actor(config: Config, spec: EnvSpec, network: ActorCritic):
-    """The host's per-step actor: NumPy for MLP policies, the jitted ``act`` for CNN ones."""
-    return JaxActor(config, network) if network.cnn else NumpyActor(config, spec)
+    """The host's per-step actor: NumPy for MLP policies, the jitted ``act`` for CNN and recurrent ones."""
+    return JaxActor(config, network) if network.cnn or is_recurrent(network) else NumpyActor(config, spec)

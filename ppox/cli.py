@@ -302,7 +302,7 @@ def eval_command(args: list[str]) -> int:
 
 
 def envs_command(args: list[str]) -> int:
-    from ppox.envs.registry import JAX_ENV_IDS, gymnasium_ids, gymnax_ids
+    from ppox.envs.registry import JAX_ENV_IDS, TASK_IDS, gymnasium_ids, gymnax_ids
     from ppox.presets import PRESETS
 
     if args:
@@ -310,7 +310,10 @@ def envs_command(args: list[str]) -> int:
     print("JAX-native (fused driver), with presets:")
     for env_id in JAX_ENV_IDS:
         print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
-    others = [e for e in gymnax_ids() if e not in JAX_ENV_IDS]
+    print("memory tasks (partially observed; their presets use --memory gru) and masked games (pgx extra):")
+    for env_id in ("MemoryChain-bsuite",) + TASK_IDS:
+        print(f"  {env_id}{'' if env_id in PRESETS else '  (no preset)'}")
+    others = [e for e in gymnax_ids() if e not in JAX_ENV_IDS + TASK_IDS + ("MemoryChain-bsuite",)]
     print("other gymnax ids (default hyperparameters): " + ", ".join(others))
     print("Gymnasium ids (host driver; also any 'package.module:Class'): " + ", ".join(gymnasium_ids()))
     return 0

@@ -116,6 +116,18 @@ class Config:
     """Torso: cnn (convolutions, then the hidden layers) for HxWxC image observations, mlp (flattened
     observations) otherwise; auto picks cnn exactly when the observations are images."""
 
+    memory: Literal["none", "gru", "lstm"] = "none"
+    """A recurrent cell after the torso, for partially observed tasks: gru or lstm (separate cells for actor and
+    critic; one shared cell with --shared-trunk). The carry is reset where an episode starts; each update
+    re-runs the cell over whole per-env sequences, so --num-envs must divide by --num-minibatches."""
+
+    memory_size: int = 128
+    """Units of the recurrent cell (--memory)."""
+
+    hide_obs: tuple[int, ...] = ()
+    """Hide these entries of the (flattened) observation from the agent, on either driver: any env becomes
+    partially observed (CartPole-v1 --hide-obs 1 3 hides both velocities: the RL Zoo's CartPoleNoVel-v1)."""
+
     action_mask: Literal["auto", "off"] = "auto"
     """auto: where the env offers a mask of legal actions (an action_masks() method, info["action_mask"], or an
     "action_mask" entry of a Dict observation), masked actions get probability 0 in acting, in the update's
@@ -226,8 +238,9 @@ class Config:
             hint = closest(unknown[0], names)
             raise ConfigError(f"unknown config field(s) {unknown}" + (f"; did you mean {hint[0]!r}?" if hint else
                                                                        f"; known fields: {sorted(names)}"))
-        if isinstance(data.get("hidden_sizes"), list):
-            data = {**data, "hidden_sizes": tuple(data["hidden_sizes"])}
+        for name in ("hidden_sizes", "hide_obs"):
+            if isinstance(data.get(name), list):
+                data = {**data, name: tuple(data[name])}
         return cls(**data)
 
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 
 from ppox.envs.contract import check_reset, check_spaces, step_error
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
+from ppox.envs.gym_wrappers import HideObservation
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import check_env_id, gymnasium_ids, is_entry_point, is_jax_env
@@ -98,6 +99,8 @@ def _video_env(env, video_folder: Path):
 
 def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
     single = _video_env(env, video_folder) if video_folder is not None else env_factory(env)()
+    if policy.config.hide_obs:  # as in training
+        single = HideObservation(single, policy.config.hide_obs)
     check_spaces(single)
     # a policy saved before its observation space was recorded gets observations encoded here
     encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
@@ -110,7 +113,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
             obs, info = check_reset(single, single.reset(seed=seed + episode))
             if episode == 0 and uses_masks:  # where the env offers masks, if it does
                 source = mask_source(single, obs, info)
-            total, done, steps = 0.0, False, 0
+            total, done, steps, state = 0.0, False, 0, policy.initial_state(1)
             while not done:
                 if steps == cap:
                     capped += 1
@@ -119,7 +122,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
                 key, act_key = jax.random.split(key)
                 raw = obs if encoder is None else encoder(batch_of_one(single.observation_space, obs))[0]
                 mask = read_mask(single, source, obs, info, size) if source else None
-                action = policy.act(raw, deterministic=deterministic, key=act_key, mask=mask)
+                action, state = policy.act(raw, state, deterministic=deterministic, key=act_key, mask=mask)
                 result = single.step(action)
                 try:
                     obs, reward, terminated, truncated, info = result
@@ -139,9 +142,10 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
 
 
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarray:
-    env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps)
+    env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
+    masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")
 
     @jax.jit
     def run(key):
@@ -149,17 +153,21 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed) -> np.ndarra
         obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, episodes), params)
 
         def body(carry, step_key):
-            obs, state, total, alive = carry
+            obs, state, total, alive, memory = carry
             act_key, env_key = jax.random.split(step_key)
-            action = policy.act_jax(obs, act_key, deterministic)
+            mask = jax.vmap(env.action_mask)(state) if masked else None  # legal moves of a game (pgx)
+            if policy.recurrent:  # (each episode runs once: its memory is never reset)
+                action, memory = policy.act_jax(obs, act_key, deterministic, memory, mask)
+            else:
+                action = policy.act_jax(obs, act_key, deterministic, mask=mask)
             obs, state, reward, terminated, truncated, _ = step(jax.random.split(env_key, (episodes, 2)), state,
                                                                 action)
             total = total + jnp.where(alive, reward, 0.0)
             alive = alive & ~(terminated | truncated)
-            return (obs, state, total, alive), None
+            return (obs, state, total, alive, memory), None
 
-        init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes, bool))
-        (_, _, total, _), _ = jax.lax.scan(body, init, jax.random.split(key, horizon))
+        init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes, bool), policy.initial_state(episodes))
+        (_, _, total, _, _), _ = jax.lax.scan(body, init, jax.random.split(key, horizon))
         return total
 
     return np.asarray(run(jax.random.PRNGKey(seed)))

@@ -46,7 +46,8 @@ class Hyper(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """One rollout's training data, flattened to [batch, ...]."""
+    """One rollout's training data, flattened to [batch, ...]; for a recurrent policy kept time-major
+    [T, N, ...] (whole per-env sequences), with the carry at the rollout's start and the episode starts."""
 
     obs: jax.Array  # the (normalised) observation the policy acted on
     actions: jax.Array  # the sampled action, unclipped
@@ -55,6 +56,8 @@ class Batch(NamedTuple):
     advantages: jax.Array
     returns: jax.Array  # value targets: advantages + values
     masks: jax.Array | None = None  # legal actions when acting (None: no masks); masked actions have probability 0
+    carry: Any = None  # recurrent: each env's carry before the rollout's first step [N, ...]
+    starts: jax.Array | None = None  # recurrent: obs[t] begins an episode (the carry is zeroed before it) [T, N]
 
 
 class UpdateMetrics(NamedTuple):
@@ -118,12 +121,15 @@ def learning_rate_at(config: Config, update_index, hyper=None) -> jax.Array:
 
 
 def batch_from_rollout(config: Config, obs, actions, log_probs, values, rewards, next_values, terminated,
-                       truncated, masks=None, hyper=None) -> Batch:
+                       truncated, masks=None, memory=None, hyper=None) -> Batch:
     """A time-major rollout [T, N, ...] as one flat Batch [T * N, ...], with advantages and value targets
     (``advantages_and_targets``): V(s_{t+1}) of the true next observation bootstraps truncated episodes
-    and the rollout's last step."""
+    and the rollout's last step. ``memory`` = (carry at the start, starts): a recurrent policy's batch,
+    kept time-major."""
     advantages, targets = advantages_and_targets(config, rewards, values, next_values, terminated, truncated, hyper)
     batch = Batch(obs, actions, log_probs, values, advantages, targets, masks)
+    if memory is not None:
+        return batch._replace(carry=memory[0], starts=memory[1])
     return jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
 
 
@@ -131,7 +137,10 @@ def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config, hyper=Non
     """(loss, LossTerms) of one minibatch: ``ppo_loss`` at the current parameters, advantages normalised
     within the minibatch when norm_adv, and no value term for REINFORCE (--no-baseline)."""
     hyper = Hyper.from_config(config) if hyper is None else hyper
-    dist, values = apply_fn(params, minibatch.obs)
+    if minibatch.carry is None:
+        dist, values = apply_fn(params, minibatch.obs)
+    else:  # the cell re-run over each whole sequence from its stored start carry
+        _, dist, values = apply_fn(params, minibatch.carry, minibatch.obs, minibatch.starts)
     if minibatch.masks is not None:  # the same legal actions as when acting: log-probs and entropy over those
         dist = dist.replace(mask=minibatch.masks)
     log_prob = dist.log_prob(minibatch.actions)
@@ -154,6 +163,26 @@ def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config, hyper=Non
     return terms.loss, terms
 
 
+def shuffled_minibatches(config: Config, batch: Batch, key) -> Batch:
+    """The batch in num_minibatches shuffled parts, stacked [num_minibatches, ...]: shuffled transitions, or
+    for a recurrent batch shuffled whole envs (each a sequence [T, ...], with its start carry)."""
+    num_mb = config.num_minibatches
+    if batch.carry is None:
+        order = jax.random.permutation(key, config.batch_size)
+        return jax.tree_util.tree_map(lambda x: x[order].reshape((num_mb, config.minibatch_size) + x.shape[1:]), batch)
+    order = jax.random.permutation(key, config.num_envs)
+    envs_per_mb = config.num_envs // num_mb
+
+    def by_env(x, axis):  # [.., N, ...] -> [num_mb, .., N / num_mb, ...]
+        x = jnp.take(x, order, axis=axis)
+        x = x.reshape(x.shape[:axis] + (num_mb, envs_per_mb) + x.shape[axis + 1:])
+        return jnp.moveaxis(x, axis, 0)
+
+    carry = jax.tree_util.tree_map(lambda x: by_env(x, 0), batch.carry)
+    timed = jax.tree_util.tree_map(lambda x: by_env(x, 1), batch._replace(carry=None))
+    return timed._replace(carry=carry)
+
+
 def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, optimizer, config: Config,
                hyper=None):
     """update_epochs passes, each over num_minibatches shuffled minibatches; returns (params, opt_state, metrics).
@@ -167,7 +196,6 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     flat_params, unravel = ravel_pytree(params)
     grad_fn = jax.value_and_grad(lambda flat, mb: minibatch_loss(unravel(flat), apply_fn, mb, config, hyper),
                                  has_aux=True)
-    num_mb, mb_size = config.num_minibatches, config.minibatch_size
 
     def minibatch_step(carry, minibatch):
         params, opt_state, stopped = carry
@@ -186,9 +214,7 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
         return (params, opt_state, stopped), (terms, 1.0 - stopped.astype(jnp.float32))
 
     def epoch(carry, epoch_key):
-        order = jax.random.permutation(epoch_key, config.batch_size)
-        shuffled = jax.tree_util.tree_map(lambda x: x[order].reshape((num_mb, mb_size) + x.shape[1:]), batch)
-        return jax.lax.scan(minibatch_step, carry, shuffled)
+        return jax.lax.scan(minibatch_step, carry, shuffled_minibatches(config, batch, epoch_key))
 
     keys = jax.random.split(key, config.update_epochs)
     (flat_params, opt_state, _), (terms, taken) = jax.lax.scan(epoch, (flat_params, opt_state, jnp.zeros((), bool)), keys)

@@ -79,6 +79,34 @@ class CNN(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
+def _torsos(module: nn.Module, obs, names: tuple[str, str]):
+    """(actor features, critic features) of the CNN (images) and MLP torsos; the same array twice when shared."""
+    lead = obs.shape[: obs.ndim - module.obs_ndim]
+    if module.cnn:  # convolutions take one batch axis: fold the leading axes, unfold the features after
+        images = obs.reshape((-1,) + obs.shape[obs.ndim - 3:])
+        actor_x = CNN(name=f"actor_cnn{names[0]}")(images).reshape(lead + (-1,))
+        critic_x = actor_x if module.shared_trunk else CNN(name=f"critic_cnn{names[1]}")(images).reshape(lead + (-1,))
+    else:
+        actor_x = critic_x = obs.reshape(lead + (-1,))
+    actor = MLP(module.hidden_sizes, module.activation, name=f"actor_trunk{names[0]}")(actor_x)
+    critic = actor if module.shared_trunk else MLP(module.hidden_sizes, module.activation,
+                                                   name=f"critic_trunk{names[1]}")(critic_x)
+    return actor, critic
+
+
+def _heads(module: nn.Module, actor_features, critic_features):
+    """(action distribution, V): the value head (orthogonal 1.0) and the policy head (orthogonal 0.01)."""
+    value = _dense(1, 1.0)(critic_features)[..., 0]
+    if module.action_kind == "continuous":
+        mean = _dense(module.action_dims[0], 0.01)(actor_features)
+        log_std = module.param("log_std", nn.initializers.constant(module.log_std_init), (module.action_dims[0],))
+        return DiagGaussian(mean, log_std), value
+    logits = _dense(int(sum(module.action_dims)), 0.01)(actor_features)
+    if module.action_kind == "discrete":
+        return Categorical(logits), value
+    return MultiCategorical(logits, tuple(module.action_dims)), value
+
+
 class ActorCritic(nn.Module):
     """obs -> (action distribution, V(obs)).
 
@@ -101,24 +129,110 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        lead = obs.shape[: obs.ndim - self.obs_ndim]
-        if self.cnn:  # convolutions take one batch axis: fold the leading axes, unfold the features after
-            images = obs.reshape((-1,) + obs.shape[obs.ndim - 3:])
-            actor_x = CNN(name="actor_cnn")(images).reshape(lead + (-1,))
-            critic_x = actor_x if self.shared_trunk else CNN(name="critic_cnn")(images).reshape(lead + (-1,))
-        else:
-            actor_x = critic_x = obs.reshape(lead + (-1,))
-        actor_features = MLP(self.hidden_sizes, self.activation, name="actor_trunk")(actor_x)
-        critic_features = (
-            actor_features if self.shared_trunk
-            else MLP(self.hidden_sizes, self.activation, name="critic_trunk")(critic_x)
-        )
-        value = _dense(1, 1.0)(critic_features)[..., 0]
-        if self.action_kind == "continuous":
-            mean = _dense(self.action_dims[0], 0.01)(actor_features)
-            log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dims[0],))
-            return DiagGaussian(mean, log_std), value
-        logits = _dense(int(sum(self.action_dims)), 0.01)(actor_features)
-        if self.action_kind == "discrete":
-            return Categorical(logits), value
-        return MultiCategorical(logits, tuple(self.action_dims)), value
+        actor_features, critic_features = _torsos(self, obs, ("", ""))
+        return _heads(self, actor_features, critic_features)
+
+
+def gate_orthogonal(gates: int):
+    """Orthogonal(1.0) per gate: a [fan_in, gates * H] kernel made of ``gates`` orthogonal [fan_in, H] blocks."""
+
+    def init(key, shape, dtype=jnp.float32):
+        size = shape[1] // gates
+        blocks = [orthogonal(1.0)(k, (shape[0], size), dtype) for k in jax.random.split(key, gates)]
+        return jnp.concatenate(blocks, axis=1)
+
+    return init
+
+
+class CellWeights(nn.Module):
+    """A GRU or LSTM cell's weights; called on inputs x [T, B, F], it returns (x W_x + b for every step at
+    once, W_h, b_h): the input half of every gate as one matrix product, outside the sequential loop."""
+
+    kind: str  # "gru" or "lstm"
+    size: int
+
+    @nn.compact
+    def __call__(self, x):
+        gates = 3 if self.kind == "gru" else 4
+        w_x = self.param("input_kernel", gate_orthogonal(gates), (x.shape[-1], gates * self.size))
+        w_h = self.param("recurrent_kernel", gate_orthogonal(gates), (self.size, gates * self.size))
+        b = self.param("bias", nn.initializers.zeros, (gates * self.size,))
+        b_h = self.param("recurrent_bias", nn.initializers.zeros, (self.size,)) if self.kind == "gru" else None
+        return x @ w_x + b, w_h, b_h
+
+
+def cell_step(kind: str, w_h, b_h, carry, x_proj):
+    """One step from the input projection x_proj = x W_x + b.
+
+    GRU: r = s(x_r + h W_hr), z = s(x_z + h W_hz), n = tanh(x_n + r (h W_hn + b_hn)), h' = (1 - z) n + z h.
+    LSTM: i, f, o = s(x_* + h W_h*), g = tanh(x_g + h W_hg), c' = f c + i g, h' = o tanh(c'); carry (c, h).
+    """
+    if kind == "gru":
+        x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+        h_r, h_z, h_n = jnp.split(carry @ w_h, 3, axis=-1)
+        r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * (h_n + b_h))
+        return (1.0 - z) * n + z * carry
+    c, h = carry
+    i, f, g, o = jnp.split(x_proj + h @ w_h, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return c, jax.nn.sigmoid(o) * jnp.tanh(c)
+
+
+def run_cells(kind: str, cells, carry, starts, unroll: int = 1):
+    """The carries after every step [T, B, ...] of one or more cells stepped together in one loop; each
+    cell's carry is zeroed before step t where starts[t] (its observation begins an episode)."""
+
+    def step(carry, inputs):
+        x_t, start = inputs
+        keep = lambda c: jnp.where(start[:, None], 0.0, c)  # noqa: E731
+        carry = tuple(cell_step(kind, w_h, b_h, jax.tree_util.tree_map(keep, c), x)
+                      for c, x, (_, w_h, b_h) in zip(carry, x_t, cells))
+        return carry, carry
+
+    projections = tuple(cell[0] for cell in cells)
+    return jax.lax.scan(step, carry, (projections, starts), unroll=min(unroll, starts.shape[0]))[1]
+
+
+def memory_output(kind: str, carry):
+    """The features a cell passes on: a GRU's carry h, an LSTM's h of (c, h)."""
+    return carry if kind == "gru" else carry[1]
+
+
+class RecurrentActorCritic(nn.Module):
+    """(carry, obs [T, B, ...], starts [T, B]) -> (carries [T, B, ...], distribution [T, B], V [T, B]).
+
+    ActorCritic's torsos and heads with a GRU or LSTM cell between them (``memory``, ``memory_size``
+    units): separate cells for actor and critic, one shared cell with ``shared_trunk``. The carry is a
+    tuple of one cell state per cell (``zero_carry``); ``carries`` holds the state after each step, so
+    V of any step's successor is one more step from it. ``starts[t]`` zeroes the carry before step t.
+    """
+
+    action_kind: str
+    action_dims: tuple[int, ...]
+    obs_ndim: int = 1
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    shared_trunk: bool = False
+    log_std_init: float = 0.0
+    cnn: bool = False
+    memory: str = "gru"
+    memory_size: int = 128
+
+    @nn.compact
+    def __call__(self, carry, obs, starts):
+        actor_x, critic_x = _torsos(self, obs, ("", ""))
+        cells = (CellWeights(self.memory, self.memory_size, name="actor_memory")(actor_x),)
+        if not self.shared_trunk:
+            cells += (CellWeights(self.memory, self.memory_size, name="critic_memory")(critic_x),)
+        carries = run_cells(self.memory, cells, carry, starts)
+        features = [memory_output(self.memory, c) for c in carries]
+        dist, value = _heads(self, features[0], features[-1])
+        return carries, dist, value
+
+
+def zero_carry(network: RecurrentActorCritic, batch: int):
+    """The carry at an episode's start for ``batch`` envs: zeros, one cell state per cell."""
+    zeros = jnp.zeros((batch, network.memory_size), jnp.float32)
+    cell = zeros if network.memory == "gru" else (zeros, zeros)
+    return (cell,) if network.shared_trunk else (cell, cell)

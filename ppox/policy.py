@@ -13,7 +13,7 @@ import numpy as np
 from flax import traverse_util
 from gymnasium import spaces
 
-from ppox.agent import act, make_network
+from ppox.agent import act, init_params, initial_carry, is_recurrent, make_network
 from ppox.checkpoint import load_policy_file
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
@@ -27,6 +27,7 @@ from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import CheckpointError, ConfigError
 
 POLICY_FILE = "policy.safetensors"
+NO_STATE = object()  # Policy.act called without a state: actions only (memoryless policies)
 
 
 @dataclasses.dataclass
@@ -43,21 +44,38 @@ class Policy:
     def __post_init__(self):
         network, config, spec = make_network(self.config, self.spec), self.config, self.spec
 
-        def env_action_and_value(params, stats, obs, key, deterministic: bool, mask=None):
-            acted = act(network, config, params, stats, obs, key, deterministic, mask)
-            return to_env_action(spec, acted.action, jnp), acted.value
+        def env_action_and_value(params, stats, obs, key, deterministic: bool, mask=None, memory=None):
+            acted = act(network, config, params, stats, obs, key, deterministic, mask, memory)
+            return to_env_action(spec, acted.action, jnp), acted.value, acted.carry
 
+        self.network = network
         self._act_fn = env_action_and_value
         self._act = jax.jit(env_action_and_value, static_argnames="deterministic")
         self._space = space_from_description(json.loads(spec.obs_space)) if spec.obs_space else None
         self._encoder = ObsEncoder(self._space) if self._space is not None else None
 
-    def act_jax(self, obs, key, deterministic: bool):
-        """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation)."""
-        return self._act_fn(self.params, self.obs_stats, obs, key, deterministic)[0]
+    @property
+    def recurrent(self) -> bool:
+        return is_recurrent(self.network)
 
-    def act(self, obs, *, deterministic: bool = True, key: jax.Array | None = None, mask=None) -> np.ndarray:
+    def initial_state(self, n: int = 1):
+        """The recurrent state of ``n`` envs at an episode's start (None for a memoryless policy); pass it to
+        ``act`` with each env's first observation, then the state ``act`` returns."""
+        return jax.device_get(initial_carry(self.network, n))
+
+    def act_jax(self, obs, key, deterministic: bool, state=None, mask=None):
+        """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation); a recurrent
+        policy takes the ``state`` before the step and returns (actions, state after it)."""
+        if not self.recurrent:
+            return self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask)[0]
+        memory = (state, jnp.zeros(obs.shape[:1], bool))
+        actions, _, state = self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask, memory)
+        return actions, state
+
+    def act(self, obs, state=NO_STATE, *, deterministic: bool = True, key: jax.Array | None = None, mask=None):
         """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
+        With ``state`` (``initial_state(n)`` at an episode's start, then what the last call returned) it
+        returns (actions, state); a recurrent policy needs it, a memoryless one passes it through.
 
         Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
         images scaled, normalisation statistics). ``deterministic`` (the default, as for ``ppox eval`` and
@@ -72,13 +90,26 @@ class Policy:
         if not deterministic and key is None:
             raise ValueError("sampling (deterministic=False) needs a key=jax.random.PRNGKey(...)")
         key = jax.random.PRNGKey(0) if key is None else key
-        actions = np.asarray(self._act(self.params, self.obs_stats, batch, key, deterministic, mask)[0])
-        return actions[0] if single else actions
+        if self.recurrent and state is NO_STATE:
+            raise ValueError("this policy is recurrent (--memory): call act(obs, state) with "
+                             "state = policy.initial_state(n) at an episode's start; it returns (actions, state)")
+        memory = None
+        if self.recurrent:
+            memory = (state, np.zeros(batch.shape[0], bool))
+        actions, _, carry = self._act(self.params, self.obs_stats, batch, key, deterministic, mask, memory)
+        actions = np.asarray(actions)[0] if single else np.asarray(actions)
+        if state is NO_STATE:
+            return actions
+        return actions, (jax.device_get(carry) if self.recurrent else state)
 
-    def value(self, obs) -> np.ndarray:
-        """The critic's V(s) for one observation or a batch."""
+    def value(self, obs, state=None) -> np.ndarray:
+        """The critic's V(s) for one observation or a batch (a recurrent policy: given its ``state``)."""
         batch, single = self.observations(obs)
-        values = np.asarray(self._act(self.params, self.obs_stats, batch, jax.random.PRNGKey(0), True)[1])
+        if self.recurrent and state is None:
+            raise ValueError("this policy is recurrent (--memory): call value(obs, state) with its state")
+        memory = (state, np.zeros(batch.shape[0], bool)) if self.recurrent else None
+        values = np.asarray(self._act(self.params, self.obs_stats, batch, jax.random.PRNGKey(0), True, None,
+                                      memory)[1])
         return values[0] if single else values
 
     def _encoded_already(self, obs) -> bool:
@@ -137,7 +168,8 @@ def check_shapes(path: Path, config: Config, spec: EnvSpec, have: dict[str, tupl
     """The number of seeds in a policy file whose tensors (name -> shape) are the shapes its config's network
     makes, with a leading seed axis; CheckpointError otherwise."""
     network = make_network(config, spec)
-    template = jax.eval_shape(network.init, jax.random.PRNGKey(0), jnp.zeros((1,) + tuple(spec.obs_shape)))
+    template = jax.eval_shape(lambda key: init_params(network, key, jnp.zeros((1,) + tuple(spec.obs_shape))),
+                              jax.random.PRNGKey(0))
     want = {f"params/{k}": tuple(v.shape) for k, v in traverse_util.flatten_dict(template, sep="/").items()}
     want.update({"obs_stats/mean": tuple(spec.obs_shape), "obs_stats/var": tuple(spec.obs_shape),
                  "obs_stats/count": ()})

@@ -105,6 +105,20 @@ def _validate_algorithm(c) -> None:
          f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}")
     need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
     need(c.network in ("auto", "mlp", "cnn"), f"--network must be auto, mlp or cnn, got {c.network!r}")
+    _validate_memory(c)
+
+
+def _validate_memory(c) -> None:
+    need(c.memory in ("none", "gru", "lstm"), f"--memory must be none, gru or lstm, got {c.memory!r}")
+    need(isinstance(c.memory_size, int) and not isinstance(c.memory_size, bool) and c.memory_size > 0,
+         f"--memory-size must be a positive integer, got {c.memory_size!r}")
+    if c.memory != "none" and c.num_envs % c.num_minibatches:
+        need(False, f"--memory {c.memory} trains on whole per-env sequences, so --num-envs {c.num_envs} must divide "
+                    f"by --num-minibatches {c.num_minibatches}; use --num-minibatches "
+                    f"{_divisor_near(c.num_envs, c.num_minibatches)} or more envs")
+    need(isinstance(c.hide_obs, tuple) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                                for i in c.hide_obs) and len(set(c.hide_obs)) == len(c.hide_obs),
+         f"--hide-obs must be distinct observation indices >= 0, got {c.hide_obs!r}")
 
 
 def _validate_run(c) -> None:

@@ -6,11 +6,12 @@ rollout worker for its share of the envs.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
-from ppox.agent import make_actor
+from ppox.agent import is_recurrent, make_actor
 from ppox.config import Config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one
 from ppox.envs.masks import check_some_legal, legal
@@ -29,6 +30,8 @@ class Rollout(NamedTuple):
     truncated: np.ndarray
     next_obs: np.ndarray  # the true next observation (the final one where an episode ended), encoded
     masks: np.ndarray | None = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
+    starts: np.ndarray | None = None  # recurrent policy: obs[t] begins an episode, bool [T, N]
+    carry: Any = None  # recurrent policy: each env's carry before the rollout's first step [N, ...]
 
 
 def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
@@ -39,7 +42,8 @@ def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np
     return final
 
 
-def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False) -> Rollout:
+def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False,
+                  recurrent: bool = False) -> Rollout:
     """Buffers for one rollout, reused every update."""
     T, N = config.num_steps, num_envs
     continuous = spec.action_kind == "continuous"
@@ -53,6 +57,7 @@ def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = F
         truncated=np.zeros((T, N), bool),
         next_obs=np.zeros((T, N) + spec.obs_shape, np.float32),
         masks=np.ones((T, N, sum(spec.action_dims)), bool) if masked else None,
+        starts=np.zeros((T, N), bool) if recurrent else None,
     )
 
 
@@ -67,11 +72,12 @@ class Collector:
         self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
         self.encoder = ObsEncoder(venv.single_observation_space)
         self.actor = make_actor(config, spec, network)
+        self.recurrent = is_recurrent(network)
         self.restart(seed)
         # masks where the env offers them (SyncEnvs reads them; ppox.envs.masks), for index actions only
         self.masked = (config.action_mask == "auto" and spec.action_kind != "continuous"
                        and getattr(venv, "mask_source", None) is not None)
-        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked)
+        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent)
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
@@ -79,6 +85,8 @@ class Collector:
         self.obs = self.encoder(self.raw)
         self.episode_return = np.zeros(self.venv.num_envs)
         self.episode_length = np.zeros(self.venv.num_envs, np.int64)
+        if self.recurrent:
+            self.actor.restart(self.venv.num_envs)
 
     def first_obs(self) -> np.ndarray:
         return self.obs
@@ -89,8 +97,12 @@ class Collector:
         buffers, venv, encoder, actor, rng, spec = self.buffers, self.venv, self.encoder, self.actor, self.rng, self.spec
         obs, episode_return, episode_length = self.obs, self.episode_return, self.episode_length
         finished_returns, finished_lengths, illegal, mask = [], [], 0, None
+        if self.recurrent:
+            buffers = buffers._replace(carry=jax.device_get(actor.carry))
         for t in range(self.config.num_steps):
             buffers.obs[t] = obs
+            if self.recurrent:
+                buffers.starts[t] = actor.starts
             if self.masked:
                 mask = buffers.masks[t] = self._legal_actions(t)
             action = actor.act(obs, rng, mask)
@@ -103,6 +115,8 @@ class Collector:
             buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated
             episode_return += reward
             episode_length += 1
+            if self.recurrent:
+                actor.starts = done  # the carry is zeroed before the next step where this episode ended
             if not done.any():
                 buffers.next_obs[t] = next_obs
             else:

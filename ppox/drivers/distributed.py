@@ -60,7 +60,7 @@ def runner_shardings(runner, mesh: Mesh):
     """Per leaf of a seed-stacked fused Runner: split along the env axis (axis 1) or replicated.
 
     The fields with an env axis are named here one by one: the env state, the observations, the episode
-    counters and the reward scaler's per-env returns; everything else is replicated."""
+    counters, a recurrent policy's carry and episode starts, and the reward scaler's per-env returns; everything else is replicated."""
     split, replicated = NamedSharding(mesh, PartitionSpec(None, "envs")), NamedSharding(mesh, PartitionSpec())
     everywhere = jax.tree_util.tree_map(lambda _: replicated, runner)
 
@@ -72,5 +72,7 @@ def runner_shardings(runner, mesh: Mesh):
         obs=per_env(runner.obs),
         episode_return=per_env(runner.episode_return),
         episode_length=per_env(runner.episode_length),
+        carry=per_env(runner.carry),
+        starts=per_env(runner.starts),
         reward_scaler=everywhere.reward_scaler.replace(returns=per_env(runner.reward_scaler.returns)),
     )

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppox.agent import act, make_network, prepare_obs
+from ppox.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
 from ppox.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
@@ -39,6 +39,8 @@ class Runner:
     episode_length: jax.Array
     key: jax.Array
     update_index: jax.Array
+    carry: Any = None  # recurrent policy: each env's carry before its next step
+    starts: jax.Array | None = None  # recurrent policy: obs begins an episode (the carry is zeroed first)
 
 
 class Transition(NamedTuple):
@@ -54,6 +56,9 @@ class Transition(NamedTuple):
     next_obs: jax.Array  # the true next observation (the final one when the episode ended), prepared
     finished_return: jax.Array  # raw episode return where an episode ended here, else 0
     finished_length: jax.Array
+    start: jax.Array | None = None  # recurrent: obs begins an episode
+    carry: Any = None  # recurrent: the carry after this step (V of the next observation is one step on)
+    mask: jax.Array | None = None  # legal actions where the env has action_mask(state) (e.g. pgx games)
 
 
 class Fused(NamedTuple):
@@ -67,6 +72,11 @@ class Fused(NamedTuple):
     env_params: Any
     env_step: Callable  # vmapped make_autoreset_step
 
+    @property
+    def masked(self) -> bool:
+        """Whether actions are masked: the env has action_mask(state) and the run did not say --action-mask off."""
+        return self.config.action_mask == "auto" and hasattr(self.env, "action_mask")
+
     def init(self, key) -> Runner:
         """The runner at update 0: fresh parameters, optimiser, envs and statistics."""
         config, num_envs = self.config, self.config.num_envs
@@ -74,7 +84,8 @@ class Fused(NamedTuple):
         reset = jax.vmap(self.env.reset, in_axes=(0, None))
         obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
         stats = update_stats(RunningMeanStd.create(self.spec.obs_shape), jnp.asarray(obs, jnp.float32))
-        params = self.network.init(k_params, prepare_obs(config, stats, obs[:1]))
+        params = init_params(self.network, k_params, prepare_obs(config, stats, obs[:1]))
+        carry = initial_carry(self.network, num_envs)
         return Runner(
             params=params,
             opt_state=init_opt_state(self.optimizer, params),
@@ -86,13 +97,18 @@ class Fused(NamedTuple):
             episode_length=jnp.zeros(num_envs, jnp.int32),
             key=key,
             update_index=jnp.zeros((), jnp.int32),
+            carry=carry,
+            starts=None if carry is None else jnp.ones(num_envs, bool),
         )
 
     def rollout_step(self, runner: Runner, keys, hyper: Hyper) -> tuple[Runner, Transition]:
         """One vector step: act, step the envs (autoreset), update the statistics and episode counters."""
         config = self.config
         act_key, env_keys = keys
-        acted = act(self.network, config, runner.params, runner.obs_stats, runner.obs, act_key)
+        memory = None if runner.carry is None else (runner.carry, runner.starts)
+        mask = jax.vmap(self.env.action_mask)(runner.env_state) if self.masked else None
+        acted = act(self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask,
+                    memory=memory)
         # the env gets the clipped action, the batch the sampled one
         next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(
             env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
@@ -114,7 +130,12 @@ class Fused(NamedTuple):
             next_obs=prepare_obs(config, stats, final_obs),
             finished_return=jnp.where(done, ep_return, 0.0),
             finished_length=jnp.where(done, ep_length, 0),
+            start=runner.starts,
+            carry=acted.carry,
+            mask=mask,
         )
+        if runner.carry is not None:
+            runner = runner.replace(carry=acted.carry, starts=done)
         runner = runner.replace(env_state=env_state, obs=next_obs, obs_stats=stats, reward_scaler=scaler,
                                 episode_return=jnp.where(done, 0.0, ep_return),
                                 episode_length=jnp.where(done, 0, ep_length))
@@ -136,11 +157,15 @@ class Fused(NamedTuple):
         """One PPO iteration: collect a rollout, compute advantages, run the update."""
         config = self.config
         hyper = Hyper.from_config(config) if hyper is None else hyper
+        first_carry = runner.carry  # (recurrent) the update re-runs the cells from here
         runner, traj = self.collect(runner, hyper)
         # V(s_{t+1}) of the true next observation: bootstraps truncations and the batch's last step.
-        _, next_values = self.network.apply(runner.params, traj.next_obs)
-        batch = batch_from_rollout(config, traj.obs, traj.action, traj.log_prob, traj.value, traj.reward, next_values,
-                                   traj.terminated, traj.truncated, hyper=hyper)
+        values_next = next_values(self.network, runner.params, traj.next_obs, traj.carry)
+        memory = None
+        if first_carry is not None:
+            memory = (first_carry, traj.start)
+        batch = batch_from_rollout(config, traj.obs, traj.action, traj.log_prob, traj.value, traj.reward, values_next,
+                                   traj.terminated, traj.truncated, traj.mask, memory=memory, hyper=hyper)
         key, k_update = jax.random.split(runner.key)
         params, opt_state, update_metrics = ppo_update(
             runner.params, runner.opt_state, batch, k_update, runner.update_index,
@@ -159,7 +184,7 @@ class Fused(NamedTuple):
 
 def build(config: Config) -> Fused:
     """The fused program of ``config``: a gymnax env with autoreset, the network and the optimiser."""
-    env, env_params, spec = make_gymnax(config.env, config.max_episode_steps)
+    env, env_params, spec = make_gymnax(config.env, config.max_episode_steps, config.hide_obs)
     return Fused(config, spec, make_network(config, spec), make_optimizer(config), env, env_params,
                  jax.vmap(make_autoreset_step(env, env_params)))
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.agent import make_network, prepare_obs
+from ppox.agent import init_params, make_network, next_values, prepare_obs
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
@@ -61,7 +61,7 @@ def make_init(config: Config, network, optimizer):
     def init(seed, first_obs):
         key, init_key = jax.random.split(jax.random.PRNGKey(seed))
         obs_stats = update_stats(RunningMeanStd.create(first_obs.shape[1:]), first_obs)
-        params = network.init(init_key, prepare_obs(config, obs_stats, first_obs[:1]))
+        params = init_params(network, init_key, prepare_obs(config, obs_stats, first_obs[:1]))
         return HostLearner(params, init_opt_state(optimizer, params), obs_stats, RewardScaler.create(config.num_envs),
                            key)
 
@@ -76,17 +76,23 @@ def make_learn(config: Config, network, optimizer):
     def learn(learner: HostLearner, rollout: Rollout, update_index):
         key, update_key = jax.random.split(learner.key)
         obs_in = prepare_obs(config, learner.obs_stats, rollout.obs)
-        dist, values = network.apply(learner.params, obs_in)
+        next_in = prepare_obs(config, learner.obs_stats, rollout.next_obs)
+        memory = None if rollout.carry is None else (rollout.carry, rollout.starts)
+        if memory is None:
+            dist, values = network.apply(learner.params, obs_in)
+            values_next = next_values(network, learner.params, next_in)
+        else:  # the cells re-run over each env's sequence from its carry at the rollout's start
+            carries, dist, values = network.apply(learner.params, rollout.carry, obs_in, rollout.starts)
+            values_next = next_values(network, learner.params, next_in, carries)
         if rollout.masks is not None:
             dist = dist.replace(mask=rollout.masks)
-        _, next_values = network.apply(learner.params, prepare_obs(config, learner.obs_stats, rollout.next_obs))
         scaler, rewards = learner.reward_scaler, rollout.rewards
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
             scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, config.gamma), scaler,
                                            (rewards, done))
         batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
-                                   next_values, rollout.terminated, rollout.truncated, rollout.masks)
+                                   values_next, rollout.terminated, rollout.truncated, rollout.masks, memory)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config)
         obs_stats = learner.obs_stats
@@ -124,7 +130,7 @@ class HostDriver:
         self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ()) + (
             ("illegal_actions",) if config.action_mask == "auto" else ())
         self.venv = make_vector_env(env, 1 if config.ray is not None else config.num_envs, config.vec,
-                                    config.max_episode_steps)
+                                    config.max_episode_steps, config.hide_obs)
         if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
             config = config.replace(env=env_label(env, getattr(self.venv, "envs", [None])[0]))
         self.config = config

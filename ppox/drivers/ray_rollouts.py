@@ -35,8 +35,10 @@ class RolloutWorker:
 
     def __init__(self, config_json: str, env, num_envs: int, seed: int):
         jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
-        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1)
-        venv = make_vector_env(env, num_envs, "sync", config.max_episode_steps)
+        # (a worker only collects: one minibatch, so that its share of the envs is always a valid config)
+        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1,
+                                                                   num_minibatches=1)
+        venv = make_vector_env(env, num_envs, "sync", config.max_episode_steps, config.hide_obs)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
                                    seed=seed)
@@ -50,8 +52,20 @@ class RolloutWorker:
     def collect(self, weights):
         params, obs_stats = weights
         rollout, returns, lengths, illegal = self.collector.collect(params, obs_stats)
-        return (tuple(None if x is None else np.array(x) for x in rollout), [float(r) for r in returns],
-                [int(n) for n in lengths], illegal)
+        copy = jax.tree_util.tree_map(np.array, rollout)  # (the collector reuses its buffers: ship copies)
+        return copy, [float(r) for r in returns], [int(n) for n in lengths], illegal
+
+
+def merge_rollouts(parts: list[Rollout]) -> Rollout:
+    """The workers' rollouts as one: time-major fields joined on the env axis (1), the start carry on axis 0."""
+    def join(name: str):
+        if getattr(parts[0], name) is None:
+            return None
+        if name == "carry":
+            return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs, axis=0), *[p.carry for p in parts])
+        return np.concatenate([getattr(p, name) for p in parts], axis=1)
+
+    return Rollout(**{name: join(name) for name in Rollout._fields})
 
 
 class RayRollouts:
@@ -96,8 +110,7 @@ class RayRollouts:
                     seed = self.config.seed + i * self.per_worker + 1_000_003 * self.restarts
                     self.workers[i] = self._start(seed)
                     futures[i] = self.workers[i].collect.remote(weights)
-        rollout = Rollout(*(None if parts[0][0][k] is None else np.concatenate([p[0][k] for p in parts], axis=1)
-                            for k in range(len(Rollout._fields))))
+        rollout = merge_rollouts([p[0] for p in parts])
         returns = [r for p in parts for r in p[1]]
         lengths = [n for p in parts for n in p[2]]
         return rollout, returns, lengths, sum(p[3] for p in parts)

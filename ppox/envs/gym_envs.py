@@ -25,6 +25,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
 from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import is_entry_point
+from ppox.envs.gym_wrappers import hidden
 from ppox.envs.spec import EnvSpec, spec_from_action_space
 from ppox.errors import ConfigError
 
@@ -150,15 +151,18 @@ def time_limited(factory: Callable[[], Any], max_episode_steps: int):
     return gym.wrappers.TimeLimit(factory(), max_episode_steps=max_episode_steps)
 
 
-def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None):
+def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None,
+                    hide_obs: tuple[int, ...] = ()):
     """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv;
-    with ``max_episode_steps``, each behind a TimeLimit."""
+    with ``max_episode_steps``, each behind a TimeLimit; with ``hide_obs``, behind HideObservation."""
     if isinstance(env, gym.Env) and num_envs > 1:
         raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
                           "returning a new env) or an id to run several")
     factory = env_factory(env)
     if max_episode_steps is not None:
         factory = functools.partial(time_limited, factory, max_episode_steps)  # (a partial pickles for spawn)
+    if hide_obs:
+        factory = functools.partial(hidden, factory, tuple(hide_obs))
     try:
         if vec == "async":  # spawned, not forked: forking a process that runs JAX can deadlock
             return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")

@@ -9,14 +9,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ppox.envs.jax_tasks import HiddenObservation, make_task
+from ppox.envs.registry import TASK_IDS
 from ppox.envs.spec import spec_from_action_space
 
 
-def make_gymnax(env_id: str, max_episode_steps: int | None = None):
-    """(env, env_params, spec) for a gymnax id; ``max_episode_steps`` replaces the env's time limit."""
+def make_gymnax(env_id: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()):
+    """(env, env_params, spec) for a gymnax id or one of ppox's tasks; ``max_episode_steps`` replaces the
+    env's time limit, ``hide_obs`` removes observation entries."""
     import gymnax
 
-    env, params = gymnax.make(env_id)
+    env, params = make_task(env_id) if env_id in TASK_IDS else gymnax.make(env_id)
+    if hide_obs:
+        env = HiddenObservation(env, tuple(hide_obs))
     if max_episode_steps is not None:
         params = params.replace(max_steps_in_episode=max_episode_steps)
     spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))

@@ -29,12 +29,16 @@ JAX_ENV_IDS = (
     "Seaquest-MinAtar",
 )
 
+# ppox's own JAX-native tasks (ppox.envs.jax_tasks): memory tasks and pgx games (pip install "ppox[pgx]")
+TASK_IDS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "RepeatPrevious-v0", "TicTacToe-pgx", "ConnectFour-pgx")
+
 
 @functools.lru_cache(maxsize=1)
 def gymnax_ids() -> tuple[str, ...]:
+    """gymnax's registered ids, then ppox's own JAX-native tasks."""
     import gymnax  # (imported here: importing gymnax starts JAX's backend, which --distributed must precede)
 
-    return tuple(gymnax.registered_envs)
+    return tuple(gymnax.registered_envs) + TASK_IDS
 
 
 def gymnasium_ids() -> list[str]:
@@ -61,7 +65,7 @@ PLUGINS = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid", "hi
            "merge-": "highway_env", "roundabout-": "highway_env", "parking-": "highway_env",
            "intersection-": "highway_env", "racetrack-": "highway_env", "exit-": "highway_env",
            "MinAtar/": "minatar", "Fetch": "gymnasium_robotics", "Hand": "gymnasium_robotics",
-           "AntMaze": "gymnasium_robotics", "PointMaze": "gymnasium_robotics"}
+           "AntMaze": "gymnasium_robotics", "PointMaze": "gymnasium_robotics", "popgym-": "popgym"}
 
 
 def import_plugins(env_id: str) -> None:

@@ -1,0 +1,112 @@
+"""Decoder-only language models in flax.linen: GPT-2 and the Llama family (Llama 2/3, Qwen2/2.5).
+
+Parameters are named after Hugging Face's tensors (``h_3/c_attn/kernel`` is ``transformer.h.3.attn.c_attn.weight``,
+``layers_0/q_proj/kernel`` is ``model.layers.0.self_attn.q_proj.weight`` transposed), so that loading and
+saving is one table (``ppox.lm.weights.weight_table``). One call serves a whole sequence (scoring,
+prefill) and one step of generation: tokens go into cache slots ``start .. start + T - 1``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ppox.lm.config import LMConfig, rope_frequencies
+from ppox.lm.layers import (ACTIVATIONS, KVCache, LayerNorm, RMSNorm, attend, dense, empty_cache,
+                            positions_from_mask, rotary, write)
+
+
+class GPT2Block(nn.Module):
+    """x + attn(ln_1(x)), then + mlp(ln_2(x)); attention projections fused in c_attn."""
+
+    config: LMConfig
+
+    @nn.compact
+    def __call__(self, x, positions, keys, values, valid, start):
+        c = self.config
+        qkv = dense(3 * c.hidden_size, "c_attn", True)(LayerNorm(c.norm_eps, name="ln_1")(x))
+        q, k, v = (t.reshape(*x.shape[:2], c.num_heads, c.head_dim) for t in jnp.split(qkv, 3, axis=-1))
+        keys, values = write(keys, k, start), write(values, v, start)
+        out = attend(q, keys, values, valid, start)
+        x = x + dense(c.hidden_size, "c_proj", True)(out)
+        h = LayerNorm(c.norm_eps, name="ln_2")(x)
+        h = dense(c.hidden_size, "mlp_c_proj", True)(ACTIVATIONS[c.activation](dense(c.intermediate_size, "mlp_c_fc", True)(h)))
+        return x + h, keys, values
+
+
+class LlamaBlock(nn.Module):
+    """x + o_proj(attention(rope(q), rope(k), v)), then + down_proj(silu(gate_proj(x)) * up_proj(x))."""
+
+    config: LMConfig
+
+    @nn.compact
+    def __call__(self, x, positions, keys, values, valid, start):
+        c = self.config
+        h = RMSNorm(c.norm_eps, name="input_layernorm")(x)
+        shape = x.shape[:2]
+        q = dense(c.num_heads * c.head_dim, "q_proj", c.qkv_bias)(h).reshape(*shape, c.num_heads, c.head_dim)
+        k = dense(c.num_kv_heads * c.head_dim, "k_proj", c.qkv_bias)(h).reshape(*shape, c.num_kv_heads, c.head_dim)
+        v = dense(c.num_kv_heads * c.head_dim, "v_proj", c.qkv_bias)(h).reshape(*shape, c.num_kv_heads, c.head_dim)
+        freqs = tuple(rope_frequencies(c))
+        q, k = rotary(q, positions, freqs), rotary(k, positions, freqs)
+        keys, values = write(keys, k, start), write(values, v, start)
+        x = x + dense(c.hidden_size, "o_proj", c.out_bias)(attend(q, keys, values, valid, start))
+        h = RMSNorm(c.norm_eps, name="post_attention_layernorm")(x)
+        gate = ACTIVATIONS[c.activation](dense(c.intermediate_size, "gate_proj", c.mlp_bias)(h))
+        h = dense(c.hidden_size, "down_proj", c.mlp_bias)(gate * dense(c.intermediate_size, "up_proj", c.mlp_bias)(h))
+        return x + h, keys, values
+
+
+class CausalLM(nn.Module):
+    """logits [B, T, vocab] (float32) of the next token after each of ``tokens`` [B, T], and the cache
+    with their keys and values written into slots ``start .. start + T - 1``."""
+
+    config: LMConfig
+
+    @nn.compact
+    def __call__(self, tokens, positions, cache: KVCache, start):
+        c = self.config
+        gpt2 = c.family == "gpt2"
+        init = nn.initializers.normal(0.02)
+        embedding = self.param("wte" if gpt2 else "embed_tokens", init, (c.vocab_size, c.hidden_size))
+        x = jnp.take(embedding, tokens, axis=0)
+        if gpt2:
+            x = x + jnp.take(self.param("wpe", init, (c.max_positions, c.hidden_size)), positions, axis=0)
+        block, name = (GPT2Block, "h") if gpt2 else (LlamaBlock, "layers")
+        keys, values = [], []
+        for i in range(c.num_layers):
+            x, k, v = block(c, name=f"{name}_{i}")(x, positions, cache.keys[i], cache.values[i], cache.valid, start)
+            keys.append(k)
+            values.append(v)
+        x = LayerNorm(c.norm_eps, name="ln_f")(x) if gpt2 else RMSNorm(c.norm_eps, name="norm")(x)
+        if c.tie_embeddings:
+            logits = x @ embedding.T.astype(x.dtype)
+        else:
+            logits = dense(c.vocab_size, "lm_head", False)(x)
+        return logits.astype(jnp.float32), KVCache(tuple(keys), tuple(values), cache.valid)
+
+
+def new_cache(config: LMConfig, valid: jax.Array, dtype=jnp.float32) -> KVCache:
+    """An empty cache for ``config`` with one slot per column of ``valid`` [B, S]."""
+    return empty_cache(config.num_layers, config.num_kv_heads, config.head_dim, valid, dtype)
+
+
+def init_params(config: LMConfig, key: jax.Array, dtype=jnp.float32) -> dict:
+    """Random parameters (normal, std 0.02; norms at 1, biases at 0) for tests and new models."""
+    tokens = jnp.zeros((1, 1), jnp.int32)
+    cache = new_cache(config, jnp.ones((1, 1), bool))
+    params = CausalLM(config).init(key, tokens, tokens, cache, 0)["params"]
+    return jax.tree.map(lambda p: p.astype(dtype), params)
+
+
+def params_dtype(params: dict):
+    """The dtype the parameters compute in (that of the token embedding)."""
+    return jax.tree.leaves(params)[0].dtype
+
+
+def forward(config: LMConfig, params: dict, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+    """Logits [B, T, vocab] for whole left-padded sequences (no cache kept): position ids from ``mask``."""
+    cache = new_cache(config, mask, params_dtype(params))
+    logits, _ = CausalLM(config).apply({"params": params}, tokens, positions_from_mask(mask), cache, 0)
+    return logits
