@@ -43,10 +43,11 @@ def test_the_traced_program_reads_every_value_from_the_hyper():
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"seeds": 2, "target_kl": 0.01}])
+@pytest.mark.parametrize("overrides", [{}, {"seeds": 2, "target_kl": 0.01}, {"memory": "gru", "memory_size": 16}])
 def test_a_single_run_is_unchanged(overrides):
     """ppox.train (values traced) against the fused program with the values as constants, as it was before Hyper
-    existed: bit-identical on CartPole-v1 (tolerance 0), one seed, and two vmapped seeds with a target KL."""
+    existed: bit-identical on CartPole-v1 (tolerance 0), one seed, two vmapped seeds with a target KL, and a
+    recurrent policy."""
     config = Config(total_timesteps=30 * 512, save=False, progress=False, **overrides)
     result = ppox.train(config)
     fused = build(config)
