@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ppox
+import ppox.policy
 from ppox.agent import init_params, make_network
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd
@@ -165,15 +166,20 @@ def test_recurrent_fused_run_resumes_bit_identical(tmp_path, monkeypatch):
 
 
 def test_loaded_recurrent_policy_acts_with_state_and_evaluates(tmp_path):
-    result = ppox.train(Config(env="CartPoleNoVel-v1", memory="lstm", run_dir=str(tmp_path), **{**SMALL, "save": True}))
-    policy = ppox.load(result.run_path)
+    """A saved LSTM policy: initial_state / act(obs, state); evaluation carries the state on the Gymnasium path
+    (CartPole-v1 behind HideObservation, as trained) and on the gymnax path (the same network on CartPoleNoVel-v1)."""
+    config = Config(env="CartPole-v1", hide_obs=(1, 3), memory="lstm", run_dir=str(tmp_path), **{**SMALL, "save": True})
+    policy = ppox.load(ppox.train(config).run_path)
     assert policy.recurrent
     state = policy.initial_state(3)
     actions, state = policy.act(np.zeros((3, 2), np.float32), state)
     assert actions.shape == (3,) and state[0][0].shape == (3, 16)
     with pytest.raises(ValueError, match="initial_state"):
         policy.act(np.zeros(2, np.float32))
-    assert len(ppox.evaluate(policy, episodes=2)) == 2
+    assert len(ppox.evaluate(policy, episodes=2)) == 2  # Gymnasium CartPole-v1, velocities hidden
+    on_gymnax = ppox.policy.Policy(policy.config.replace(env="CartPoleNoVel-v1", hide_obs=()), policy.spec,
+                                   policy.params, policy.obs_stats)
+    assert len(ppox.evaluate(on_gymnax, episodes=2)) == 2
     memoryless = ppox.load(ppox.train(Config(env="CartPole-v1", run_dir=str(tmp_path), **{**SMALL, "save": True})).run_path)
     actions, same = memoryless.act(np.zeros(4, np.float32), memoryless.initial_state(1))
     assert same is None and np.ndim(actions) == 0
@@ -204,3 +210,10 @@ def test_host_recurrent_ppo_learns_with_hidden_velocities():
     config = Config.preset("CartPoleNoVel-v1").replace(env="CartPole-v1", driver="host", hide_obs=(1, 3),
                                                        total_timesteps=100_000, progress=False, save=False)
     assert ppox.train(config).final_return()[0] > 150
+
+
+def test_popgym_envs_train_on_the_host_driver():
+    """popgym's ids register when first named (the popgym extra); Discrete observations are one-hot encoded."""
+    pytest.importorskip("popgym")
+    result = ppox.train(Config(env="popgym-RepeatPreviousEasy-v0", memory="gru", **SMALL))
+    assert result.config.env == "popgym-RepeatPreviousEasy-v0" and np.isfinite(result.metrics["value_loss"]).all()
