@@ -547,6 +547,7 @@ options:
   --timeout S         start no trial after S seconds
   --seeds N           seeds per trial (default 2); the objective is their mean final return
   --batch-trials K    fused driver: K trials x seeds as one program (default 1)
+  --members MODE      fused driver: vmap, map or auto, as in ppox sweep (default auto: map on a CPU)
   --check-seeds N     at the end, train the best config and the preset on N fresh seeds (default 4; 0: skip)
   --out DIR           the tune folder (default tunes/ENV__TIME)
   --sampler-seed S    TPE's seed (default 0)
@@ -555,7 +556,7 @@ options:
 example: ppox tune --env Pendulum-v1 --learning-rate 1e-4:3e-3 --gae-lambda 0.8:0.99 --trials 32 --out tunes/pend
 """
 TUNE_OPTIONS = {"trials": True, "timeout": True, "seeds": True, "batch-trials": True, "check-seeds": True,
-                "out": True, "sampler-seed": True, "no-progress": False}
+                "out": True, "sampler-seed": True, "no-progress": False, "members": True}
 
 
 def tune_command(args: list[str]) -> int:
@@ -579,9 +580,11 @@ def tune_command(args: list[str]) -> int:
         from ppox.tune import TunePlan, optuna_module
 
         optuna_module()
+        if opts.get("members", "auto") not in ("auto", "vmap", "map"):
+            raise ConfigError(f"--members must be auto, vmap or map, got {opts['members']!r}")
         plan = TunePlan(space, _count(opts, "trials", 32), timeout, _count(opts, "seeds", 2),
                         _count(opts, "batch-trials", 1), _count(opts, "sampler-seed", 0, 0),
-                        _count(opts, "check-seeds", 4, 0))
+                        _count(opts, "check-seeds", 4, 0), opts.get("members", "auto"))
     except ValueError:
         return _fail("tune", f"--timeout must be a number of seconds, got {opts.get('timeout')!r}")
     except ConfigError as err:

@@ -4,7 +4,8 @@ The search space is given as for ``ppox sweep`` (ranges ``low:high``, log-unifor
 are categorical). TPE proposes the trials; a median pruner stops a trial whose return, at a point of the run,
 is below the median of the earlier trials at that point. The study lives in a SQLite file in the tune folder,
 so a killed study, run again with the same command, continues where it stopped (a trial cut short is marked
-failed and not counted). On the fused driver ``--batch-trials K`` runs K trials x seeds as one program.
+failed and not counted). On the fused driver ``--batch-trials K`` runs K trials x seeds as one program
+(``--members vmap``: vectorised over them; ``map``: one after another, exact; ``auto``: as in ``ppox sweep``).
 
 Objective: the mean over ``--seeds`` of the final return (the training episodes of the last tenth of the run).
 """
@@ -54,6 +55,7 @@ class TunePlan:
     batch_trials: int = 1  # fused: trials per program call
     sampler_seed: int = 0
     check_seeds: int = 4  # fresh seeds on which the best trial and the preset are compared at the end
+    members: str = "auto"  # fused: vmap, map or auto, as in ppox sweep
 
     def spec(self) -> dict:
         return {"base": json.loads(self.space.base.to_json()), "axes": [a.to_json() for a in self.space.axes],
@@ -143,7 +145,7 @@ def run_fused_trials(optuna, study, plan: TunePlan, trials, configs, display, st
                         pruned.add(k)
             return len(pruned) == len(ks)
 
-        metrics, _ = run_members(static, members, members_mode("auto"), _Quiet(), stop, on_chunk)
+        metrics, _ = run_members(static, members, members_mode(plan.members), _Quiet(), stop, on_chunk)
         for j, k in enumerate(ks):
             if k in pruned:
                 study.tell(trials[k], state=optuna.trial.TrialState.PRUNED)

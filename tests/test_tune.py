@@ -19,8 +19,9 @@ def plan_of(trials, **kw):
     return TunePlan(space, trials=trials, seeds=2, check_seeds=0, **kw)
 
 
-def test_a_study_writes_its_best_config_and_plots(tmp_path):
-    summary = run_study(plan_of(4, batch_trials=2), tmp_path / "t", progress=False)
+@pytest.mark.parametrize("members", ["map", "vmap"])
+def test_a_study_writes_its_best_config_and_plots(tmp_path, members):
+    summary = run_study(plan_of(4, batch_trials=2, members=members), tmp_path / "t", progress=False)
     assert summary["trials_counted"] == 4
     best = Config.load(tmp_path / "t" / "best_config.json")
     trials = json.loads((tmp_path / "t" / "trials.json").read_text())
