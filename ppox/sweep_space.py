@@ -167,7 +167,7 @@ def describe(combo: dict) -> str:
 
 
 def _text(value) -> str:
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):  # (a size list; read back from JSON it is a list)
         return "x".join(map(str, value))
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
