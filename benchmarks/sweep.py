@@ -56,9 +56,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ppox-sweep-bench-"))
     env = {**os.environ, "PPOX_CACHE_DIR": str(work / "xla") if opts.cache == "warm" else ""}
     common = ["--env", "CartPole-v1", "--total-timesteps", str(opts.total_timesteps)]
-    if opts.cache == "warm":  # fill the cache with the program both sides use
-        timed([str(PPOX), "train", *common, "--total-timesteps", "5120", "--run-dir", str(work / "warmup"),
-               "--no-progress"], env)
+    if opts.cache == "warm":  # fill the cache with the programs both sides use (same sizes: same programs)
+        timed([str(PPOX), "train", *common, "--run-dir", str(work / "warmup"), "--no-progress"], env)
+        timed([str(PPOX), "sweep", *common, "--learning-rate", "1e-3", "--seeds", str(opts.seeds), "--out",
+               str(work / "warm"), "--no-progress"], env)
     n = len(LEARNING_RATES) * len(ENT_COEFS) * opts.seeds
     sweep = [str(PPOX), "sweep", *common, "--learning-rate", ",".join(LEARNING_RATES), "--ent-coef",
              ",".join(ENT_COEFS), "--seeds", str(opts.seeds), "--members", opts.members, "--out", str(work / "sweep"),

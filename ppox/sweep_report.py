@@ -117,8 +117,9 @@ def plot_against(out: Path, name: str, spec: dict, rows: list[dict]) -> None:
     else:
         for r in rows:
             x = r["overrides"][name]
-            ax.errorbar([x], [r["final_mean"]], yerr=[[r["final_mean"] - r["ci95"][0]], [r["ci95"][1] - r["final_mean"]]],
-                        fmt="o", color="tab:blue", alpha=0.7, capsize=2)
+            mean, (low, high) = r["final_mean"], r["ci95"]
+            ax.errorbar([x], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="tab:blue", alpha=0.7, capsize=2,
+                        label="a configuration: mean and 95% interval" if r is rows[0] else None)
     if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")
     if not numeric:
@@ -200,7 +201,8 @@ def write_table(out: Path, spec: dict, ranked: list[dict], threshold, done: int)
              f"({threshold if threshold is not None else '-'}): first step where the seed-mean of the smoothed "
              "curve reaches it. Wall: the configuration's share of its batch (fused) or its processes (host), "
              "compilation included.", "",
-             "| rank | configuration | final return [95% interval] | steps to threshold | wall s |", "|---|---|---|---|---|"]
+             "| rank | configuration | final return [95% interval] | steps to threshold | wall s |",
+             "|---|---|---|---|---|"]
     for rank, row in enumerate(ranked, 1):
         reached = "-" if row["steps_to_threshold"] is None else f"{row['steps_to_threshold']:,}"
         low, high = row["ci95"]

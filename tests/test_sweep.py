@@ -212,3 +212,28 @@ def test_host_members_as_ray_tasks(tmp_path):
 def test_ray_members_need_the_host_driver(capsys):
     assert main(["sweep", "--ray", "local", "--learning-rate", "1e-3,3e-3"]) == 2
     assert "add --driver host" in capsys.readouterr().err
+
+
+def test_the_report_of_a_random_sweep_from_records(tmp_path):
+    """A report from hand-made records (no training): ranges are drawn one point per configuration, a
+    configuration where no episode ended is ranked last, and the table and results hold every one."""
+    from ppox.files import atomic_write_text
+
+    folder = tmp_path / "sw"
+    (folder / "done").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lrs = np.geomspace(1e-5, 1e-2, 14)
+    spec = {"base": json.loads(Config().to_json()), "seeds": 3, "combos": [{"learning_rate": float(x)} for x in lrs],
+            "axes": [{"name": "learning_rate", "values": [], "low": 1e-5, "high": 1e-2}]}
+    atomic_write_text(folder / "sweep.json", json.dumps(spec))
+    for i, lr in enumerate(lrs):
+        curves = rng.uniform(0, 500, (3, 20)).tolist() if i else [[None] * 20] * 3
+        record = {"index": i, "overrides": {"learning_rate": float(lr)}, "batch_size": 512, "wall_s": 1.0,
+                  "final_return": [None] * 3 if i == 0 else [float(np.mean(c[-2:])) for c in curves],
+                  "curves": {"episode_return": curves, "episode_count": [[1.0] * 20] * 3}}
+        atomic_write_text(folder / "done" / f"c{i:04d}.json", json.dumps(record))
+    out = write_report(folder, threshold=400.0)
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["rows"]) == 14 and results["worst"]["index"] == 0 and results["worst"]["final_mean"] is None
+    assert (out / "final_vs_learning_rate.png").stat().st_size > 0 and not (out / "heatmap.png").exists()
+    assert (out / "table.md").read_text().count("\n| ") == 15
