@@ -82,3 +82,14 @@ def test_an_entry_point_in_a_file_needs_confirming(tmp_path, trained, capsys):
     assert "entry point" in capsys.readouterr().err and trained == []
     main(["train", "--config", str(path), "--trust-run-config"])
     assert trained and trained[-1].env == "tests.fake_plugin:FakeEnv"
+
+
+def test_a_run_folder_is_read_through_its_config_json_and_its_run_name_is_not_kept(tmp_path, trained, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(Config(ent_coef=0.02, run_name="taken").to_json())
+    assert Config.load(run) == Config(ent_coef=0.02, run_name="taken")
+    main(["train", "--config", str(run)])
+    assert trained[-1] == Config(ent_coef=0.02)  # a new run: the folder named 'taken' holds one already
+    main(["train", "--config", str(run), "--run-name", "again"])
+    assert trained[-1].run_name == "again"
