@@ -18,7 +18,7 @@ from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd, normalize
 from ppox.envs.spec import EnvSpec
 from ppox.errors import ConfigError
-from ppox.networks import ActorCritic, RecurrentActorCritic, zero_carry
+from ppox.networks import ActorCritic, RecurrentActorCritic, cell_step, memory_output, zero_carry
 
 
 def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorCritic:
@@ -135,29 +135,62 @@ class JaxActor:
 
 
 class NumpyActor:
-    """The MLP actor's forward pass and sampling in NumPy, loaded from flax parameters."""
+    """The MLP actor's forward pass and sampling in NumPy, loaded from flax parameters; for a recurrent
+    network also its cells (actor and critic: the carry at a rollout's start holds both), stepped with the
+    same ``cell_step`` as the network. ``carry`` before a step, ``starts`` marking envs whose observation
+    begins an episode (set by the collector after each step; ``restart`` for all)."""
 
-    def __init__(self, config: Config, spec: EnvSpec):
+    def __init__(self, config: Config, spec: EnvSpec, network=None):
         self.config, self.spec = config, spec
         self.activation = np.tanh if config.activation == "tanh" else (lambda x: np.maximum(x, 0.0))
+        self.network = network if network is not None and is_recurrent(network) else None
+        self.carry, self.starts = None, None
+
+    def restart(self, num_envs: int) -> None:
+        if self.network is not None:
+            self.carry = jax.device_get(zero_carry(self.network, num_envs))
+            self.starts = np.ones(num_envs, bool)
 
     def load(self, params, obs_stats: RunningMeanStd) -> None:
         p = jax.device_get(params["params"])
-        trunk = p["actor_trunk"]
-        self.layers = [(trunk[f"Dense_{i}"]["kernel"], trunk[f"Dense_{i}"]["bias"]) for i in range(len(trunk))]
+        dense = lambda trunk: [(trunk[f"Dense_{i}"]["kernel"], trunk[f"Dense_{i}"]["bias"])  # noqa: E731
+                               for i in range(len(trunk))]
+        self.layers = dense(p["actor_trunk"])
         self.head = (p["Dense_1"]["kernel"], p["Dense_1"]["bias"])  # Dense_0 is the value head
         self.std = np.exp(p["log_std"]) if "log_std" in p else None
         stats = jax.device_get(obs_stats)
         self.mean, self.scale = np.asarray(stats.mean), 1.0 / np.sqrt(np.asarray(stats.var) + 1e-8)
+        if self.network is not None:
+            cells = ["actor_memory"] + ([] if self.network.shared_trunk else ["critic_memory"])
+            self.cells = [p[name] for name in cells]
+            self.critic_layers = None if self.network.shared_trunk else dense(p["critic_trunk"])
+
+    def mlp(self, layers, x: np.ndarray) -> np.ndarray:
+        for kernel, bias in layers:
+            x = self.activation(x @ kernel + bias)
+        return x
+
+    def step_cells(self, actor_x: np.ndarray, critic_x: np.ndarray) -> np.ndarray:
+        """Every cell one step (carries zeroed where ``starts``); returns the actor cell's output h."""
+        kind, keep = self.network.memory, (~self.starts)[:, None]
+        carry = []
+        for cell, c, x in zip(self.cells, self.carry, (actor_x, critic_x)):
+            c = jax.tree_util.tree_map(lambda a: a * keep, c)
+            x_proj = x @ cell["input_kernel"] + cell["bias"]
+            carry.append(cell_step(kind, cell["recurrent_kernel"], cell.get("recurrent_bias"), c, x_proj, np))
+        self.carry = tuple(carry)
+        return memory_output(kind, self.carry[0])
 
     def forward(self, obs: np.ndarray) -> np.ndarray:
-        """The policy head's output: logits, or the Gaussian's mean."""
+        """The policy head's output: logits, or the Gaussian's mean (recurrent: advancing the carry)."""
         x = obs.reshape(obs.shape[0], -1)
         if self.config.norm_obs:
             x = np.clip((obs - self.mean) * self.scale, -10.0, 10.0).reshape(obs.shape[0], -1)
-        for kernel, bias in self.layers:
-            x = self.activation(x @ kernel + bias)
-        return x @ self.head[0] + self.head[1]
+        features = self.mlp(self.layers, x)
+        if self.network is not None:
+            critic = features if self.critic_layers is None else self.mlp(self.critic_layers, x)
+            features = self.step_cells(features, critic)
+        return features @ self.head[0] + self.head[1]
 
     def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
         out = self.forward(obs)
@@ -174,5 +207,5 @@ class NumpyActor:
 
 
 def make_actor(config: Config, spec: EnvSpec, network: ActorCritic):
-    """The host's per-step actor: NumPy for MLP policies, the jitted ``act`` for CNN and recurrent ones."""
-    return JaxActor(config, network) if network.cnn or is_recurrent(network) else NumpyActor(config, spec)
+    """The host's per-step actor: NumPy for MLP torsos (recurrent or not), the jitted ``act`` for CNN ones."""
+    return JaxActor(config, network) if network.cnn else NumpyActor(config, spec, network)

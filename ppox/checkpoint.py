@@ -23,6 +23,7 @@ from ppox._version import __version__
 from ppox.config import Config
 from ppox.errors import CheckpointError, ConfigError, check_finite
 from ppox.files import atomic_write_bytes
+from ppox.lm.run_config import LMRunConfig
 
 FORMAT = "ppox-policy"
 FORMAT_VERSION = 1
@@ -153,10 +154,11 @@ def read_checkpoint(path) -> Checkpoint:
 def _meta_problem(update: int, meta, arrays: dict[str, np.ndarray]) -> str | None:
     """What is wrong with a checkpoint's metadata (None: nothing): the driver, the config, the update
     count within the run, the wall time, and every metric shaped [seeds, update]."""
-    if not isinstance(meta, dict) or meta.get("driver") not in ("fused", "host"):
-        return "'driver' must be fused or host"
+    if not isinstance(meta, dict) or meta.get("driver") not in ("fused", "host", "lm"):
+        return "'driver' must be fused, host or lm"
     try:
-        config = Config.from_dict(meta.get("config"))
+        kind = LMRunConfig if meta["driver"] == "lm" else Config
+        config = kind.from_dict(meta.get("config"))
     except ConfigError as err:
         return f"config: {err}"
     if not 1 <= update <= config.num_updates:

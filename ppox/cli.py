@@ -36,6 +36,7 @@ commands:
   explain draw the clipped objective: ppox explain clip [--eps 0.2]
   sweep   many configurations x seeds, one report: ppox sweep --learning-rate 1e-4,3e-4 --ent-coef 0,0.01 --seeds 4
   tune    search hyperparameters with Optuna: ppox tune --env Pendulum-v1 --learning-rate 1e-4:1e-2 --trials 32
+  lm      language models: ppox lm train | sample | reward-model (ppox lm train --help)
 
 example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
 """
@@ -604,9 +605,171 @@ def tune_command(args: list[str]) -> int:
     return 0
 
 
+@dataclasses.dataclass(frozen=True)
+class LMSample:
+    """Print one completion per prompt as JSON lines {"prompt": ..., "completion": ...}."""
+
+    model: str
+    """A Hugging Face model folder with tokenizer.json (a run's RUN/model too)."""
+    prompts: str
+    """JSONL file, one {"prompt": "..."} per line."""
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_k: int = 0
+    top_p: float = 1.0
+    greedy: bool = False
+    """Take the most likely token at each step."""
+    batch_size: int = 8
+    seed: int = 0
+
+
+LM_USAGE = """usage: ppox lm COMMAND [ARGS]
+
+commands:
+  train         PPO on a language model: ppox lm train --model DIR --prompts FILE.jsonl --reward module:function
+                [--advantage gae|rloo|grpo] ...; ppox lm train --resume RUN [--reward module:function]
+  sample        completions: ppox lm sample --model DIR --prompts FILE.jsonl
+  reward-model  train a reward model on preference pairs: ppox lm reward-model --model DIR --pairs FILE.jsonl
+"""
+
+
+def lm_command(args: list[str]) -> int:
+    commands = {"train": lm_train_command, "sample": lm_sample_command, "reward-model": lm_reward_model_command}
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(LM_USAGE)
+        return 0 if args else 2
+    if args[0] not in commands:
+        return _fail("lm", f"unknown command {args[0]!r}\n{LM_USAGE}")
+    return commands[args[0]](args[1:])
+
+
+def lm_train_command(args: list[str]) -> int:
+    from ppox.lm.run_config import LMRunConfig
+    from ppox.lm_training import resume_lm, train_lm
+
+    if "--resume" in args or any(a.startswith("--resume=") for a in args):
+        opts, rest = _lm_resume_options(args)
+        if "resume" not in opts or rest:
+            return _fail("lm train", "--resume RUN continues a run with its own settings (only --reward "
+                                     "module:function or --trust-run-config may go with it)")
+        reward = _lm_reward(opts.get("reward"))
+        start = functools.partial(resume_lm, opts["resume"], reward=reward, trust_run_config=opts["trust"])
+    else:
+        from ppox.errors import ConfigError
+
+        try:
+            config = parse_flags(LMRunConfig, args, "ppox lm train", description="PPO on a language model (RLHF).")
+        except ConfigError as err:
+            return _fail("lm train", str(err))
+        start = functools.partial(train_lm, config)
+    return _lm_run_and_report(start)
+
+
+def _lm_resume_options(args: list[str]) -> tuple[dict, list[str]]:
+    opts, rest, i = {"trust": False}, [], 0
+    while i < len(args):
+        name, _, value = args[i].partition("=")
+        if name in ("--resume", "--reward") and (value or i + 1 < len(args)):
+            opts[name[2:]] = value or args[i + 1]
+            i += 0 if value else 1
+        elif args[i] == "--trust-run-config":
+            opts["trust"] = True
+        else:
+            rest.append(args[i])
+        i += 1
+    return opts, rest
+
+
+def _lm_reward(spec: str | None):
+    from ppox.lm_training import import_reward
+
+    return None if spec is None else import_reward(spec)
+
+
+def _lm_run_and_report(start) -> int:
+    from ppox.errors import CheckpointError, ConfigError, RunWriteError
+    from ppox.lm_training import lm_summary
+
+    enable_compilation_cache()
+    try:
+        result = start()
+    except (FloatingPointError, RunWriteError) as err:
+        print(f"ppox lm train: stopped: {err}", file=sys.stderr)
+        return 1
+    except (OSError, ConfigError, CheckpointError) as err:
+        return _fail("lm train", str(err))
+    s = lm_summary(result)
+    where = f" -> {s['run_path']}" if s["run_path"] else ""
+    print(f"{result.config.env}: {s['updates']} updates in {s['wall_time_s']:.1f} s; mean score first 10% "
+          f"{s['score_first']:.3f}, last 10% {s['score_last']:.3f}; KL to the reference {s['kl_ref_last']:.3f}"
+          f"{where}")
+    return 0
+
+
+def lm_sample_command(args: list[str]) -> int:
+    from ppox.errors import CheckpointError, ConfigError
+
+    opts = parse_flags(LMSample, args, "ppox lm sample")
+    from ppox.lm.generate import complete
+    from ppox.lm.hf import load
+    from ppox.lm.sampling import Sampling
+    from ppox.lm.tokenizer import load_tokenizer
+    from ppox.lm_training import pad_id, read_prompts
+
+    try:
+        prompts = read_prompts(opts.prompts)
+        model = load(opts.model)
+        tok = load_tokenizer(Path(opts.model), pad_id=pad_id(model))
+        sampling = Sampling(opts.max_new_tokens, model.eos_ids, tok.pad_id, opts.temperature, opts.top_k, opts.top_p,
+                            opts.greedy)
+        completions = complete(model, tok, prompts, sampling, max(1, opts.batch_size), opts.seed)
+    except (OSError, ConfigError, CheckpointError) as err:
+        return _fail("lm sample", str(err))
+    for prompt, completion in zip(prompts, completions):
+        print(json.dumps({"prompt": prompt, "completion": completion}))
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LMRewardModel:
+    """Train a reward model (Bradley-Terry) on preference pairs and save it as a model folder."""
+
+    model: str
+    """The Hugging Face folder whose trunk the reward model starts from (with tokenizer.json)."""
+    pairs: str
+    """JSONL file, one {"prompt": ..., "chosen": ..., "rejected": ...} per line."""
+    out: str
+    """The folder to write (model files + reward_head.safetensors)."""
+    epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    held_out: float = 0.1
+    """Fraction of the pairs kept out of training to measure accuracy."""
+    normalize: bool = True
+    """Shift the head's bias so that the training pairs' completions score 0 on average."""
+    seed: int = 0
+
+
+def lm_reward_model_command(args: list[str]) -> int:
+    from ppox.errors import CheckpointError, ConfigError
+
+    opts = parse_flags(LMRewardModel, args, "ppox lm reward-model")
+    from ppox.lm.reward_model import read_pairs, train_reward_model
+
+    try:
+        _, report = train_reward_model(opts.model, read_pairs(opts.pairs), opts.out, epochs=opts.epochs,
+                                       batch=opts.batch_size, learning_rate=opts.learning_rate,
+                                       held_out=opts.held_out, seed=opts.seed, normalize=opts.normalize)
+    except (OSError, ConfigError, CheckpointError, json.JSONDecodeError) as err:
+        return _fail("lm reward-model", str(err))
+    print(f"reward model -> {opts.out}: {report['pairs_train']} pairs, {report['steps']} steps; held-out accuracy "
+          f"{report['held_out_accuracy']:.3f} on {report['pairs_held_out']} pairs (loss {report['held_out_loss']:.3f})")
+    return 0
+
+
 COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,
             "explain": explain_command, "ladder": ladder_command, "sweep": sweep_command,
-            "tune": tune_command}
+            "tune": tune_command, "lm": lm_command}
 
 
 def main(argv: list[str] | None = None) -> int:

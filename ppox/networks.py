@@ -161,22 +161,24 @@ class CellWeights(nn.Module):
         return x @ w_x + b, w_h, b_h
 
 
-def cell_step(kind: str, w_h, b_h, carry, x_proj):
-    """One step from the input projection x_proj = x W_x + b.
+def cell_step(kind: str, w_h, b_h, carry, x_proj, xp=jnp):
+    """One step from the input projection x_proj = x W_x + b (``xp``: jax.numpy, or numpy for the host actor).
 
     GRU: r = s(x_r + h W_hr), z = s(x_z + h W_hz), n = tanh(x_n + r (h W_hn + b_hn)), h' = (1 - z) n + z h.
     LSTM: i, f, o = s(x_* + h W_h*), g = tanh(x_g + h W_hg), c' = f c + i g, h' = o tanh(c'); carry (c, h).
+    s(x) = (1 + tanh(x / 2)) / 2 is the logistic sigmoid (no overflow for large |x|).
     """
+    sigmoid = lambda x: 0.5 * (1.0 + xp.tanh(0.5 * x))  # noqa: E731
     if kind == "gru":
-        x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-        h_r, h_z, h_n = jnp.split(carry @ w_h, 3, axis=-1)
-        r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
-        n = jnp.tanh(x_n + r * (h_n + b_h))
+        x_r, x_z, x_n = xp.split(x_proj, 3, axis=-1)
+        h_r, h_z, h_n = xp.split(carry @ w_h, 3, axis=-1)
+        r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+        n = xp.tanh(x_n + r * (h_n + b_h))
         return (1.0 - z) * n + z * carry
     c, h = carry
-    i, f, g, o = jnp.split(x_proj + h @ w_h, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return c, jax.nn.sigmoid(o) * jnp.tanh(c)
+    i, f, g, o = xp.split(x_proj + h @ w_h, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * xp.tanh(g)
+    return c, sigmoid(o) * xp.tanh(c)
 
 
 def run_cells(kind: str, cells, carry, starts, unroll: int = 1):

@@ -40,12 +40,13 @@ class RunLog:
     A write that fails (a full disk) stops the run at the next ``write`` or ``flush`` with a RunWriteError
     naming the file; nothing ever waits on a writer that cannot write."""
 
-    def __init__(self, config: Config, path: Path | None, resume_from: int | None = None):
-        """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends."""
+    def __init__(self, config: Config, path: Path | None, resume_from: int | None = None, names=METRICS):
+        """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends.
+        ``names``: the metric columns (a driver's ``metric_names``; every one has episode_return and _count)."""
         self.config, self.path = config, path
         self.lock = RunLock(path) if path is not None else None
         try:
-            self.files = RunFiles(config, path, resume_from) if path is not None else None
+            self.files = RunFiles(config, path, resume_from, tuple(names)) if path is not None else None
         except BaseException:
             self.lock.release()
             raise
@@ -106,10 +107,10 @@ class RunFiles:
     The event files are written synchronously by that thread (tensorboardX's EventsWriter, not its
     SummaryWriter, whose own queue blocks for ever once its thread has died on a full disk)."""
 
-    def __init__(self, config: Config, path: Path, resume_from: int | None):
-        self.config, self.path, self.start = config, path, time.perf_counter()
+    def __init__(self, config: Config, path: Path, resume_from: int | None, names=METRICS):
+        self.config, self.path, self.start, self.names = config, path, time.perf_counter(), names
         atomic_write_text(path / "config.json", config.to_json())
-        header = ["update", "global_step", "seed", *METRICS, "steps_per_second", "wall_time"]
+        header = ["update", "global_step", "seed", *names, "steps_per_second", "wall_time"]
         if resume_from is not None:
             _keep_rows_before(path / "metrics.csv", header, resume_from)
         self.csv_file = self._open(path / "metrics.csv", "a" if resume_from is not None else "w")
@@ -176,7 +177,7 @@ class RunFiles:
         try:
             for j in range(n):
                 for s in range(self.config.seeds):
-                    values = [metrics[m][s, j].item() for m in METRICS]
+                    values = [metrics[m][s, j].item() for m in self.names]
                     self.csv.writerow([first_update + j, (first_update + j + 1) * batch, self.config.seed + s, *values,
                                        f"{steps_per_second:.1f}", f"{wall:.3f}"])
             self.csv_file.flush()
@@ -190,7 +191,7 @@ class RunFiles:
             try:
                 for j in range(n):
                     values = {f"{'charts' if m.startswith('episode') else 'losses'}/{m}": metrics[m][s, j].item()
-                              for m in METRICS}
+                              for m in self.names}
                     values["charts/steps_per_second"] = steps_per_second
                     summary = Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items()
                                              if math.isfinite(v)])

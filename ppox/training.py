@@ -109,6 +109,8 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
     the checkpoint's config is used only if ``env`` / ``ray`` repeat it, or with ``trust_run_config``.
     """
     checkpoint = read_newest_checkpoint(run_path)
+    if checkpoint.meta["driver"] == "lm":
+        raise CheckpointError(f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}")
     config = Config.from_dict(checkpoint.meta["config"])
     confirm_file_config(config, checkpoint.path, env, ray, trust_run_config)
     if isinstance(env, str):

@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -69,3 +70,25 @@ def test_env_actions_are_clipped_shaped_and_offset():
     plain = spec_from_action_space((3,), gym.spaces.Discrete(2))
     actions = np.array([1, 0])
     assert to_env_action(plain, actions) is actions  # the host hot path: nothing to do, nothing done
+
+
+@pytest.mark.parametrize("memory,shared", [("gru", False), ("lstm", True), ("lstm", False)])
+def test_numpy_recurrent_actor_matches_the_flax_network(memory, shared):
+    """The host's NumPy actor steps the same cells as the network: equal logits over a sequence with an episode
+    start inside it."""
+    from ppox.networks import zero_carry
+
+    config = Config(env="CartPole-v1", memory=memory, shared_trunk=shared, memory_size=8, activation="relu")
+    spec = EnvSpec(obs_shape=(4,), action_kind="discrete", action_dims=(2,))
+    network = make_network(config, spec)
+    params = network.init(jax.random.PRNGKey(0), zero_carry(network, 3), jnp.zeros((1, 3, 4)), jnp.ones((1, 3), bool))
+    obs = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (5, 3, 4)))
+    starts = np.zeros((5, 3), bool)
+    starts[0], starts[3, 1] = True, True
+    _, dist, _ = network.apply(params, zero_carry(network, 3), jnp.asarray(obs), jnp.asarray(starts))
+    actor = NumpyActor(config, spec, network)
+    actor.restart(3)
+    actor.load(params, RunningMeanStd.create((4,)))
+    for t in range(5):
+        actor.starts = starts[t]
+        np.testing.assert_allclose(actor.forward(obs[t]), dist.logits[t], atol=1e-5)

@@ -47,13 +47,13 @@ def any_process(flag: bool, distributed: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.array(flag))))
 
 
-def device_mesh(devices: int) -> Mesh:
-    """A one-axis mesh ("envs") over the first ``devices`` devices (all processes' under jax.distributed)."""
+def device_mesh(devices: int, axis: str = "envs") -> Mesh:
+    """A one-axis mesh (named ``axis``) over the first ``devices`` devices (all processes' under jax.distributed)."""
     available = jax.devices()
     if devices > len(available):
         raise ConfigError(f"--devices {devices}, but JAX sees {len(available)} device(s); on a CPU, start with "
                           f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} to split it into {devices}")
-    return Mesh(np.array(available[:devices]), ("envs",))
+    return Mesh(np.array(available[:devices]), (axis,))
 
 
 def runner_shardings(runner, mesh: Mesh):
@@ -76,3 +76,25 @@ def runner_shardings(runner, mesh: Mesh):
         starts=per_env(runner.starts),
         reward_scaler=everywhere.reward_scaler.replace(returns=per_env(runner.reward_scaler.returns)),
     )
+
+
+def fsdp_shardings(tree, mesh: Mesh):
+    """Per leaf: split along its largest axis over the mesh's one axis when it has two or more dimensions and
+    that axis divides by the device count (FSDP-style: each device holds a slice of every matrix, XLA
+    gathers them where they are used); replicated otherwise (vectors, scalars, uneven shapes)."""
+    (axis,), n = mesh.axis_names, mesh.size
+
+    def one(leaf):
+        shape = np.shape(leaf)
+        dim = int(np.argmax(shape)) if len(shape) >= 2 else None
+        spec = [None] * len(shape)
+        if dim is not None and shape[dim] % n == 0:
+            spec[dim] = axis
+        return NamedSharding(mesh, PartitionSpec(*spec))
+
+    return jax.tree_util.tree_map(one, tree)
+
+
+def rows_sharding(mesh: Mesh) -> NamedSharding:
+    """Arrays split along their first axis (rows of a batch) over the mesh's one axis."""
+    return NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))

@@ -60,9 +60,11 @@ class LlamaBlock(nn.Module):
 
 class CausalLM(nn.Module):
     """logits [B, T, vocab] (float32) of the next token after each of ``tokens`` [B, T], and the cache
-    with their keys and values written into slots ``start .. start + T - 1``."""
+    with their keys and values written into slots ``start .. start + T - 1``. ``hidden=True`` returns the
+    final normed hidden states [B, T, width] (float32) instead of logits (for value and reward heads)."""
 
     config: LMConfig
+    hidden: bool = False
 
     @nn.compact
     def __call__(self, tokens, positions, cache: KVCache, start):
@@ -80,6 +82,8 @@ class CausalLM(nn.Module):
             keys.append(k)
             values.append(v)
         x = LayerNorm(c.norm_eps, name="ln_f")(x) if gpt2 else RMSNorm(c.norm_eps, name="norm")(x)
+        if self.hidden:
+            return x.astype(jnp.float32), KVCache(tuple(keys), tuple(values), cache.valid)
         if c.tie_embeddings:
             logits = x @ embedding.T.astype(x.dtype)
         else:
@@ -110,3 +114,10 @@ def forward(config: LMConfig, params: dict, tokens: jax.Array, mask: jax.Array) 
     cache = new_cache(config, mask, params_dtype(params))
     logits, _ = CausalLM(config).apply({"params": params}, tokens, positions_from_mask(mask), cache, 0)
     return logits
+
+
+def hidden_states(config: LMConfig, params: dict, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+    """The final normed hidden states [B, T, width] (float32) of whole left-padded sequences."""
+    cache = new_cache(config, mask, params_dtype(params))
+    x, _ = CausalLM(config, hidden=True).apply({"params": params}, tokens, positions_from_mask(mask), cache, 0)
+    return x

@@ -1,0 +1,171 @@
+"""The language-model driver: PPO on completions of prompts (RLHF), run by ``ppox.loop`` like the others.
+
+One update: draw ``prompts_per_update`` prompts, sample ``samples_per_prompt`` completions of each with the
+policy (ending at an end-of-sequence token or ``max_new_tokens``), score them with the reward (a Python
+function or a reward model), subtract ``missing_eos_penalty`` where a completion never ended, then
+``ppox.lm.ppo.prepare`` and ``ppo_epochs``; the adaptive KL coefficient moves after the update. An
+"episode" in the loop's metrics is a completion: ``episode_return`` is the mean score, ``episode_length``
+the mean response length in tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax.sharding import Mesh
+
+from ppox.checkpoint import Checkpoint, restore_state
+from ppox.drivers.distributed import fsdp_shardings, rows_sharding
+from ppox.errors import ConfigError
+from ppox.lm.hf import LanguageModel
+from ppox.lm.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
+from ppox.lm.run_config import LMRunConfig, kl_controller
+from ppox.lm.sampling import Sampling, make_sampler
+
+LM_METRICS = ("episode_return", "episode_length", "episode_count", "policy_loss", "value_loss", "entropy",
+              "approx_kl", "clip_fraction", "kl_ref", "kl_coef", "non_score_reward", "eos_fraction",
+              "tokens_per_second")
+
+
+class TextTask(NamedTuple):
+    """What the LM driver trains on: left-padded prompts, how completions are shown to the reward, and it.
+
+    ``reward(prompts, completions) -> list[float]`` receives what ``show`` makes of the ids: strings when
+    there is a tokenizer, else lists of token ids."""
+
+    ids: np.ndarray  # [prompts, P] int32
+    mask: np.ndarray  # [prompts, P] bool
+    show: Callable[[np.ndarray, np.ndarray], list]  # (ids [B, T], mask) -> B texts (or id lists)
+    reward: Callable[[list, list], Any]
+    pad_id: int
+    eos_ids: tuple[int, ...]
+
+
+class LMState(struct.PyTreeNode):
+    params: dict  # {"policy": ..., "critic": {"trunk", "head"} or None}
+    opt_state: Any
+    key: jax.Array
+    kl_coef: jax.Array  # float32 scalar: beta, moved by the adaptive controller
+    update: jax.Array  # int32: updates done
+
+
+class LMSpec(NamedTuple):
+    """What a checkpoint records of the 'environment': the model and the prompts."""
+
+    model: str
+    prompts: int
+
+    def to_dict(self) -> dict:
+        return {"kind": "lm", "model": self.model, "prompts": self.prompts}
+
+
+class LMDriver:
+    name = "lm"
+    metric_names = LM_METRICS
+    dispatch_ahead = False
+    eval_env = None
+
+    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None,
+                 mesh: Mesh | None = None):
+        """``critic``: the critic's starting parameters {"trunk", "head"} (default: a copy of the policy
+        with a new head). ``mesh``: devices to split each batch across (None: one device)."""
+        if not task.eos_ids:
+            raise ConfigError(f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
+                              "config.json or generation_config.json); completions could never end")
+        self.config, self.model, self.task, self.critic, self.mesh = config, model, task, critic, mesh
+        self.rows = None if mesh is None else rows_sharding(mesh)
+        self.ref_params = self.place(model.params)
+        self.spec = LMSpec(config.model, len(task.ids))
+        sampling = Sampling(config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k,
+                            config.top_p)
+        self.sample = make_sampler(model.config, sampling)
+
+    def init(self) -> LMState:
+        key, head_key = jax.random.split(jax.random.PRNGKey(self.config.seed))
+        policy = jax.tree.map(jnp.array, self.model.params)
+        critic = init_value_head(self.model.config, policy, head_key) if self.config.uses_critic else None
+        if critic is not None and self.critic is not None:
+            critic = jax.tree.map(jnp.array, self.critic)
+        params = {"policy": policy, "critic": critic}
+        return self.place(LMState(params, make_optimizer(self.config).init(params), key,
+                                  jnp.float32(self.config.kl_coef), jnp.int32(0)))
+
+    def place(self, tree):
+        """``tree`` on the mesh: every matrix split along its largest axis, the rest replicated (FSDP-style;
+        ``distributed.fsdp_shardings``); unchanged on one device."""
+        return tree if self.mesh is None else jax.device_put(tree, fsdp_shardings(tree, self.mesh))
+
+    def split(self, batch):
+        """Arrays of one row per completion, split by rows across the mesh (as they are on one device)."""
+        return jnp.asarray(batch) if self.mesh is None else jax.device_put(batch, self.rows)
+
+    def run(self, state: LMState, n: int):
+        rows = []
+        for _ in range(n):
+            state, row = self.one_update(state)
+            rows.append(row)
+        return state, {k: np.array([[row[k] for row in rows]], np.float64) for k in LM_METRICS}
+
+    def fetch(self, pending, n: int) -> dict[str, np.ndarray]:
+        return pending
+
+    def prompt_rows(self, update: int) -> np.ndarray:
+        """The prompts of update ``update``, each repeated k times in a row: a fresh shuffle of all prompts
+        per pass over them, seeded by (seed, pass), so a resumed run draws what the whole run would."""
+        n, per = len(self.task.ids), self.config.prompts_per_update
+        start = update * per
+        passes = range(start // n, (start + per - 1) // n + 1)
+        order = np.concatenate([np.random.default_rng([self.config.seed, p]).permutation(n) for p in passes])
+        picked = order[start - passes[0] * n:][:per]
+        return np.repeat(picked, self.config.samples_per_prompt)
+
+    def scores(self, rows: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The reward of each completion, checked: one finite number per completion."""
+        task = self.task
+        got = task.reward(task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask))
+        scores = np.asarray(got, np.float64).reshape(-1)
+        if scores.shape != (len(rows),) or not np.all(np.isfinite(scores)):
+            raise ConfigError(f"the reward returned {scores.shape[0]} values for {len(rows)} completions"
+                              if scores.shape != (len(rows),) else "the reward returned a NaN or infinite score")
+        return scores
+
+    def one_update(self, state: LMState) -> tuple[LMState, dict]:
+        config, tick = self.config, time.perf_counter()
+        key, sample_key, epoch_key = jax.random.split(state.key, 3)
+        rows = self.prompt_rows(int(state.update))
+        prompt, prompt_mask = self.split(self.task.ids[rows]), self.split(self.task.mask[rows])
+        out = self.sample(state.params["policy"], prompt, prompt_mask, sample_key)
+        tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
+        ended = (np.isin(tokens, self.task.eos_ids) & mask).any(-1)
+        scores = self.scores(rows, tokens, mask) - config.missing_eos_penalty * ~ended
+        batch, stats = prepare(config, self.model.config, state.params, self.ref_params, prompt, prompt_mask,
+                               self.split(out.tokens), self.split(out.mask), self.split(scores.astype(np.float32)),
+                               state.kl_coef)
+        params, opt_state, losses = ppo_epochs(config, self.model.config, state.params, state.opt_state, batch,
+                                               epoch_key, rows=self.rows)
+        kl_ref = float(stats["kl_ref"])
+        row = {"episode_return": float(scores.mean()), "episode_length": float(mask.sum(-1).mean()),
+               "episode_count": float(len(rows)), **{k: float(v) for k, v in losses.items()},
+               "kl_ref": kl_ref, "kl_coef": float(state.kl_coef), "non_score_reward": float(stats["non_score_reward"]),
+               "eos_fraction": float(ended.mean()),
+               "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick))}
+        kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
+        return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
+
+    def checkpoint_state(self, state: LMState) -> tuple[Any, dict]:
+        return state, {}
+
+    def restore(self, state: LMState, checkpoint: Checkpoint) -> LMState:
+        return self.place(restore_state(checkpoint, state))
+
+    def policies(self, state: LMState) -> tuple[Any, Any]:
+        """(the policy's parameters with a leading seed axis of 1, None: no observation statistics)."""
+        return jax.device_get(jax.tree.map(lambda x: x[None], state.params["policy"])), None
+
+    def close(self) -> None:
+        pass

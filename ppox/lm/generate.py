@@ -1,0 +1,25 @@
+"""Completions of text prompts by a model folder, in fixed-shape batches (what ``ppox lm sample`` prints)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ppox.lm.hf import LanguageModel
+from ppox.lm.sampling import Sampling, make_sampler
+from ppox.lm.tokenizer import TextTokenizer
+
+
+def complete(model: LanguageModel, tok: TextTokenizer, prompts: list[str], sampling: Sampling, batch: int = 8,
+             seed: int = 0, max_prompt_tokens: int = 256) -> list[str]:
+    """One completion per prompt; prompts are left-padded to the longest (kept to their last
+    ``max_prompt_tokens`` tokens), the last batch padded with copies so that one program serves all."""
+    ids, mask = tok.encode(prompts, None)
+    ids, mask = ids[:, -max_prompt_tokens:], mask[:, -max_prompt_tokens:]
+    sample, key, texts = make_sampler(model.config, sampling), jax.random.PRNGKey(seed), []
+    for begin in range(0, len(prompts), batch):
+        rows = np.arange(begin, begin + batch) % len(prompts)
+        key, draw = jax.random.split(key)
+        out = sample(model.params, ids[rows], mask[rows], draw)
+        texts.extend(tok.decode(np.asarray(out.tokens), np.asarray(out.mask))[:len(prompts) - begin])
+    return texts

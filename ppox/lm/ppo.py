@@ -1,0 +1,153 @@
+"""PPO over response tokens (RLHF): the policy, a critic (a value head on a copy of the policy), and a
+frozen reference. Each response token is a step; the episode ends at the response's last token.
+
+``prepare`` turns a batch of sampled completions and their scores into training data (old log-probs from
+a forward pass at the sampling temperature, the reference's, values, KL-penalised rewards, advantages);
+``make_update`` compiles epochs x shuffled minibatches of the clipped PPO loss as one scan.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding
+
+from ppox.core.losses import clipped_surrogate, value_loss
+from ppox.lm.advantages import (grpo_advantages, kl_penalized_rewards, masked_mean, masked_whiten,
+                                response_gae, rloo_advantages)
+from ppox.lm.config import LMConfig
+from ppox.lm.models import forward, hidden_states
+from ppox.lm.run_config import LMRunConfig
+
+
+class Rollout(NamedTuple):
+    """One update's completions and what PPO needs of them, [B, N] per token unless said."""
+
+    prompt: jax.Array  # [B, P] left-padded prompt ids
+    prompt_mask: jax.Array  # [B, P]
+    tokens: jax.Array  # response ids
+    mask: jax.Array  # response tokens (a prefix of each row)
+    old_logprobs: jax.Array  # log pi_old,T(y_t | ...)
+    old_values: jax.Array  # V_old(prefix before y_t); 0 without a critic
+    advantages: jax.Array
+    returns: jax.Array  # value targets A + V
+
+
+def init_value_head(config: LMConfig, policy_params: dict, key: jax.Array) -> dict:
+    """The critic: a copy of the policy's parameters and a linear head V = h w + b on the final hidden
+    state (w ~ N(0, 1 / (width + 1)), b = 0)."""
+    width = config.hidden_size
+    head = {"kernel": jax.random.normal(key, (width,), jnp.float32) / jnp.sqrt(width + 1.0),
+            "bias": jnp.zeros((), jnp.float32)}
+    return {"trunk": jax.tree.map(jnp.array, policy_params), "head": head}
+
+
+def _joined(prompt, prompt_mask, tokens, mask):
+    return (jnp.concatenate([prompt, tokens], axis=1),
+            jnp.concatenate([prompt_mask.astype(bool), mask.astype(bool)], axis=1))
+
+
+def response_values(config: LMConfig, critic: dict, prompt, prompt_mask, tokens, mask) -> jax.Array:
+    """V_t [B, N]: the head on the hidden state of the token before response token t; 0 outside ``mask``."""
+    ids, full = _joined(prompt, prompt_mask, tokens, mask)
+    h = hidden_states(config, critic["trunk"], ids, full)[:, prompt.shape[1] - 1:-1]
+    return jnp.where(mask, h @ critic["head"]["kernel"] + critic["head"]["bias"], 0.0)
+
+
+def response_logprobs(config: LMConfig, params: dict, prompt, prompt_mask, tokens, mask,
+                      temperature: float) -> tuple[jax.Array, jax.Array]:
+    """(log pi_T(y_t | x, y_<t), H[pi_T(. | x, y_<t)]) [B, N] from one forward pass; 0 outside ``mask``."""
+    ids, full = _joined(prompt, prompt_mask, tokens, mask)
+    logits = forward(config, params, ids, full)[:, prompt.shape[1] - 1:-1] / temperature
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    taken = jnp.take_along_axis(log_p, tokens[..., None], axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+    return jnp.where(mask, taken, 0.0), jnp.where(mask, entropy, 0.0)
+
+
+def sequence_advantages(config: LMRunConfig, returns: jax.Array, mask: jax.Array) -> jax.Array:
+    """RLOO or GRPO advantages of whole completions (returns [B] grouped as [prompts, k] in order),
+    given to every token of the completion."""
+    groups = returns.reshape(-1, config.samples_per_prompt)
+    per_sequence = rloo_advantages(groups) if config.advantage == "rloo" else grpo_advantages(groups)
+    return jnp.where(mask, per_sequence.reshape(-1)[:, None], 0.0)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def prepare(config: LMRunConfig, model: LMConfig, params: dict, ref_params: dict, prompt, prompt_mask, tokens, mask,
+            scores, kl_coef):
+    """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score,
+    (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then GAE
+    (gamma, lambda) with the critic or RLOO/GRPO on the sequence return sum_t r_t; advantages whitened over
+    the response tokens when ``whiten_advantages``."""
+    mask = mask.astype(bool)
+    old, _ = response_logprobs(model, params["policy"], prompt, prompt_mask, tokens, mask, config.temperature)
+    ref, _ = response_logprobs(model, ref_params, prompt, prompt_mask, tokens, mask, config.temperature)
+    rewards, kl = kl_penalized_rewards(scores, old, ref, mask, kl_coef, config.kl_estimator)
+    if config.whiten_rewards:
+        rewards = masked_whiten(rewards, mask, shift_mean=False)
+    if config.uses_critic:
+        values = response_values(model, params["critic"], prompt, prompt_mask, tokens, mask)
+        advantages, returns = response_gae(rewards, values, mask, config.gamma, config.gae_lambda)
+    else:
+        values = returns = jnp.zeros_like(rewards)
+        advantages = sequence_advantages(config, rewards.sum(-1), mask)
+    if config.whiten_advantages:
+        advantages = masked_whiten(advantages, mask)
+    stats = {"kl_ref": kl.sum(-1).mean(), "non_score_reward": -(kl_coef * kl).sum(-1).mean()}
+    return Rollout(prompt, prompt_mask, tokens, mask, old, values, advantages, returns), stats
+
+
+def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollout):
+    """-mean_t L_clip + c1 mean_t 0.5 L_V - c2 mean_t H over the minibatch's response tokens, and its
+    diagnostics (approx KL E[(r - 1) - log r], clip fraction, entropy)."""
+    mask = batch.mask
+    logprobs, entropy = response_logprobs(model, params["policy"], batch.prompt, batch.prompt_mask, batch.tokens,
+                                          mask, config.temperature)
+    policy_loss = -masked_mean(clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, config.clip_coef),
+                               mask)
+    v_loss = jnp.zeros(())
+    if config.uses_critic:
+        values = response_values(model, params["critic"], batch.prompt, batch.prompt_mask, batch.tokens, mask)
+        v_loss = 0.5 * masked_mean(value_loss(values, batch.old_values, batch.returns, config.vf_clip_coef), mask)
+    mean_entropy = masked_mean(entropy, mask)
+    log_ratio = jnp.where(mask, logprobs - batch.old_logprobs, 0.0)
+    stats = {"policy_loss": policy_loss, "value_loss": v_loss, "entropy": mean_entropy,
+             "approx_kl": masked_mean(jnp.expm1(log_ratio) - log_ratio, mask),
+             "clip_fraction": masked_mean((jnp.abs(jnp.exp(log_ratio) - 1) > config.clip_coef).astype(jnp.float32),
+                                          mask)}
+    return policy_loss + config.vf_coef * v_loss - config.ent_coef * mean_entropy, stats
+
+
+def make_optimizer(config: LMRunConfig) -> optax.GradientTransformation:
+    """Adam after global-norm clipping, over the policy and the critic together."""
+    adam = optax.adam(config.learning_rate, eps=config.adam_eps)
+    return adam if config.max_grad_norm is None else optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("rows",))
+def ppo_epochs(config: LMRunConfig, model: LMConfig, params: dict, opt_state, batch: Rollout, key: jax.Array,
+               rows: NamedSharding | None = None):
+    """(params, opt_state, mean stats): ``epochs`` passes over the rollout in ``minibatches`` shuffled
+    minibatches of whole completions, one Adam step each, as one scan. ``rows``: how each minibatch is
+    split across devices (its completions; default: as XLA chooses)."""
+    optimizer = make_optimizer(config)
+    size, m = batch.tokens.shape[0], config.minibatches
+    orders = jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, config.epochs))
+    picks = orders.reshape(config.epochs * m, size // m)
+
+    def step(carry, idx):
+        params, opt_state = carry
+        minibatch = jax.tree.map(lambda x: x[idx], batch)
+        if rows is not None:
+            minibatch = jax.lax.with_sharding_constraint(minibatch, rows)
+        grads, stats = jax.grad(functools.partial(token_loss, config, model), has_aux=True)(params, minibatch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), stats
+
+    (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), picks)
+    return params, opt_state, jax.tree.map(jnp.mean, stats)

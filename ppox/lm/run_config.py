@@ -1,0 +1,156 @@
+"""The settings of one PPO run on a language model (RLHF): one frozen dataclass, validated when made.
+
+It also answers what the run loop asks of a config (``num_updates``, ``batch_size``, ``seeds``, ...), so that
+``ppox.loop`` drives the LM driver as it drives the others: an update is one batch of completions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from ppox.errors import ConfigError, closest
+from ppox.lm.advantages import KL_ESTIMATORS
+
+LM_ADVANTAGES = ("gae", "rloo", "grpo")
+
+
+@dataclasses.dataclass(frozen=True)
+class LMRunConfig:
+    """PPO on a language model. An update samples ``samples_per_prompt`` completions for each of
+    ``prompts_per_update`` prompts, scores them, and takes ``epochs`` x ``minibatches`` gradient steps."""
+
+    model: str  # Hugging Face folder of the policy (also the reference and the critic's trunk)
+    prompts: str = ""  # JSONL file, one {"prompt": ...} per line ("" when prompts are given in Python)
+    reward: str | None = None  # 'module:function', reward(prompts, completions) -> list[float]
+    reward_model: str | None = None  # folder saved by `ppox lm reward-model`
+    critic_from_reward_model: bool = False  # start the critic as the reward model (trunk and head)
+    advantage: str = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic)
+    updates: int = 100
+    prompts_per_update: int = 16
+    samples_per_prompt: int = 1  # k; at least 2 for rloo and grpo
+    max_prompt_tokens: int = 64
+    max_new_tokens: int = 32
+    temperature: float = 0.7  # sampling, and every log-probability of the policy and the reference
+    top_k: int = 0
+    top_p: float = 1.0
+    learning_rate: float = 1e-5
+    adam_eps: float = 1e-5
+    max_grad_norm: float | None = 1.0
+    epochs: int = 4
+    minibatches: int = 1
+    clip_coef: float = 0.2
+    vf_clip_coef: float | None = 0.2
+    vf_coef: float = 0.1
+    ent_coef: float = 0.0
+    gamma: float = 1.0
+    gae_lambda: float = 0.95
+    kl_coef: float = 0.05  # beta of the per-token KL penalty (the start value when adaptive)
+    kl_target: float | None = None  # adaptive beta (Ziegler et al. 2019) towards this KL per completion
+    kl_horizon: int = 10_000  # the controller's horizon, in completions
+    kl_estimator: str = "k1"
+    missing_eos_penalty: float = 0.0  # subtracted from the score of a completion that never ended
+    whiten_advantages: bool = True
+    whiten_rewards: bool = False  # scale the per-token rewards to unit variance over the batch (mean kept)
+    dtype: str = "float32"
+    devices: int = 1  # split each batch of completions across this many local devices (parameters FSDP-sharded)
+    seed: int = 0
+    run_dir: str = "runs"
+    run_name: str | None = None
+    save: bool = True
+    tensorboard: bool = True
+    progress: bool = False
+    checkpoint_every: int = 50  # updates; 0: only at the end
+    keep_checkpoints: int = 3
+
+    def __post_init__(self):
+        for bad, message in self._problems():
+            if bad:
+                raise ConfigError(f"lm: {message}")
+
+    def _problems(self):
+        k, batch = self.samples_per_prompt, self.prompts_per_update * self.samples_per_prompt
+        n, m = max(self.devices, 1), max(self.minibatches, 1)  # (nonzero: the list below is built whole)
+        hint = closest(self.advantage, LM_ADVANTAGES)
+        return [
+            (self.advantage not in LM_ADVANTAGES, f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
+             + (f" (did you mean {hint[0]}?)" if hint else "")),
+            (self.reward is not None and self.reward_model is not None, "give --reward or --reward-model, not both"),
+            (self.critic_from_reward_model and (self.reward_model is None or self.advantage != "gae"),
+             "--critic-from-reward-model needs --reward-model and --advantage gae"),
+            (self.reward is not None and ":" not in self.reward, f"--reward {self.reward}: write it module:function"),
+            (self.advantage != "gae" and k < 2, f"--advantage {self.advantage} compares the k completions of a "
+                                                "prompt: set --samples-per-prompt 2 or more"),
+            (min(self.updates, self.prompts_per_update, k, self.epochs, self.minibatches) < 1,
+             "updates, prompts_per_update, samples_per_prompt, epochs and minibatches must be >= 1"),
+            (batch % self.minibatches, f"{batch} completions per update do not split into {self.minibatches} "
+                                       "minibatches"),
+            (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
+            (self.prompts_per_update % n, f"--prompts-per-update {self.prompts_per_update} must divide by "
+                                          f"--devices {self.devices}"),
+            (batch % m == 0 and batch // m % n, f"a minibatch of {batch // m} completions does not split across "
+                                                f"--devices {self.devices}: change --minibatches"),
+            (self.max_new_tokens < 1 or self.max_prompt_tokens < 1, "max_new_tokens and max_prompt_tokens >= 1"),
+            (not self.temperature > 0, f"temperature {self.temperature}: must be > 0"),
+            (not self.learning_rate > 0, f"learning_rate {self.learning_rate}: must be > 0"),
+            (not 0 < self.clip_coef < 1, f"clip_coef {self.clip_coef}: in (0, 1)"),
+            (not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1), "gamma and gae_lambda lie in [0, 1]"),
+            (self.kl_coef < 0, f"kl_coef {self.kl_coef}: must be >= 0"),
+            (self.kl_target is not None and not self.kl_target > 0, f"kl_target {self.kl_target}: must be > 0"),
+            (self.kl_horizon < 1, f"kl_horizon {self.kl_horizon}: must be >= 1"),
+            (self.kl_estimator not in KL_ESTIMATORS, f"kl_estimator {self.kl_estimator}: one of "
+                                                     f"{', '.join(KL_ESTIMATORS)}"),
+            (self.dtype not in ("float32", "bfloat16"), f"dtype {self.dtype}: float32 or bfloat16"),
+            (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
+        ]
+
+    # what the run loop, the run folder and the run log read of a config
+    env = property(lambda self: "lm-" + (self.model.rstrip("/").split("/")[-1] or "model"))
+    seeds = property(lambda self: 1)
+    num_updates = property(lambda self: self.updates)
+    batch_size = property(lambda self: self.prompts_per_update * self.samples_per_prompt)  # completions
+    total_timesteps = property(lambda self: self.updates * self.batch_size)
+    updates_per_checkpoint = property(lambda self: self.checkpoint_every)
+    distributed = property(lambda self: False)
+    eval_episodes = property(lambda self: 0)
+    uses_critic = property(lambda self: self.advantage == "gae")
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.minibatches
+
+    def replace(self, **changes) -> "LMRunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "lm", **dataclasses.asdict(self)}, indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LMRunConfig":
+        """The config a run folder or checkpoint recorded; ConfigError naming an unknown or missing field."""
+        if not isinstance(data, dict):
+            raise ConfigError("an LM run config must be a JSON object")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k != "kind"}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ConfigError(f"unknown LM run settings {unknown}")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise ConfigError(f"LM run config: {err}") from None
+
+
+def is_lm_config(data) -> bool:
+    """Whether a recorded config dict is an LM run's."""
+    return isinstance(data, dict) and data.get("kind") == "lm"
+
+
+def kl_controller(kl_coef: float, kl: float, config: LMRunConfig) -> float:
+    """Ziegler et al.'s adaptive coefficient: e = clip(KL / KL_target - 1, -0.2, 0.2),
+    beta <- beta (1 + e n / horizon), n the completions of the update; fixed when there is no target."""
+    if config.kl_target is None or not math.isfinite(kl):
+        return kl_coef
+    error = min(max(kl / config.kl_target - 1.0, -0.2), 0.2)
+    return kl_coef * (1.0 + error * config.batch_size / config.kl_horizon)
