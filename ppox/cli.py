@@ -34,6 +34,8 @@ commands:
   ladder  PPO built up from REINFORCE, one repair per rung: ppox ladder --env ID --seeds N
   plot    curves and diagnostics of run folders: ppox plot RUN [RUN ...] (PNG and SVG)
   explain draw the clipped objective: ppox explain clip [--eps 0.2]
+  sweep   many configurations x seeds, one report: ppox sweep --learning-rate 1e-4,3e-4 --ent-coef 0,0.01 --seeds 4
+  tune    search hyperparameters with Optuna: ppox tune --env Pendulum-v1 --learning-rate 1e-4:1e-2 --trials 32
   lm      language models: ppox lm train | sample | reward-model (ppox lm train --help)
 
 example: ppox train --env Acrobot-v1 --total-timesteps 500000 --seeds 4
@@ -150,15 +152,59 @@ def train_command(args: list[str]) -> int:
     if sum(a == "--env" or a.startswith("--env=") for a in args) > 1:
         return _fail("train", "--env is given more than once; give it once (it picks the preset too)")
     try:
+        file, args = config_file_option(args)
         network = _env_from_args(args, "--network", None)  # (MinAtar has a preset per network)
-        default = Config.preset(_env_from_args(args), **({"network": network} if network else {}))
+        default = (Config.preset(_env_from_args(args), **({"network": network} if network else {}))
+                   if file is None else file_config(file, args))
+        args = [a for a in args if a != "--trust-run-config"]
         config = parse_flags(Config, args, "ppox train", default=default,
-                             description="Train PPO. Defaults shown are the preset of --env.")
+                             description="Train PPO. Defaults shown are the preset of --env, or the values of "
+                                         "--config FILE (a JSON config; the flags given override it).")
     except ConfigError as err:
         return _fail("train", str(err))
     from ppox.training import train
 
     return _train_and_report(train, config)
+
+
+def config_file_option(args: list[str]) -> tuple[str | None, list[str]]:
+    """(the FILE of ``--config FILE`` or ``--config=FILE``, the other args)."""
+    file, rest, i = None, [], 0
+    while i < len(args):
+        if args[i] == "--config":
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise FlagError("--config needs a JSON file: ppox train --config runs/RUN/config.json")
+            file, i = args[i + 1], i + 2
+            continue
+        if args[i].startswith("--config="):
+            file = args[i].split("=", 1)[1]
+        else:
+            rest.append(args[i])
+        i += 1
+    return file, rest
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def file_config(file: str, args: list[str]):
+    """The Config of a JSON file (or a run folder's config.json), the defaults that the flags in ``args``
+    override; its --run-name is not kept (that folder holds its run already). An entry point env or a Ray
+    address the file names is used only when the flags repeat it or --trust-run-config is given."""
+    from ppox.config import Config
+    from ppox.trust import confirm_file_config
+
+    config = Config.load(file).replace(run_name=None)
+    env, ray = _flag_value(args, "--env"), _flag_value(args, "--ray")
+    checked = config.replace(**({"env": env} if env else {}), **({"ray": ray} if ray else {}))
+    confirm_file_config(checked, file, env, ray, trust="--trust-run-config" in args)
+    return config
 
 
 def _train_and_report(start, *args) -> int:
@@ -378,6 +424,191 @@ def explain_command(args: list[str]) -> int:
     return 0
 
 
+SWEEP_USAGE = """usage: ppox sweep [--env ID] [--FIELD VALUE | --FIELD A,B,C | --FIELD LOW:HIGH ...] [OPTIONS]
+
+Every Config field (see ppox train --help) takes one value (fixed), a comma list (swept) or a range LOW:HIGH
+(sampled with --random: log-uniform when 0 < LOW, else uniform). Sizes are written 64x64, an option off none.
+
+options:
+  --grid              the full product of the comma lists (the default)
+  --random N          N random configurations instead
+  --seeds N           seeds per configuration (default 4): --seed, --seed + 1, ...
+  --out DIR           the sweep folder (default sweeps/ENV__TIME); a rerun with the same flags resumes it
+  --resume DIR        continue an interrupted sweep with its own settings
+  --members MODE      fused driver: vmap (vectorised), map (one after another in one program, bit-identical to
+                      ppox train of each), auto (map on a CPU, vmap on an accelerator; the default)
+  --batch N           fused driver: members (configuration x seed) per program call (default: vmap as many as
+                      fit 1 GiB; map the seeds of one configuration, saved as soon as they finish)
+  --jobs N            host driver: ppox train processes at a time (default 1)
+  --ray ADDRESS       host driver: the members as Ray tasks instead ('local' starts Ray here, 'auto' or an
+                      address joins a cluster; pip install "ppox[ray]")
+  --threshold R       the return for the steps-to-threshold column (default: a per-env value)
+  --sample-seed S     seed of the --random draws (default 0)
+  --no-progress       no progress bar
+
+example: ppox sweep --env CartPole-v1 --learning-rate 1e-4,3e-4,1e-3 --ent-coef 0,0.01 --seeds 4
+"""
+SWEEP_OPTIONS = {"grid": False, "random": True, "seeds": True, "out": True, "resume": True, "members": True,
+                 "batch": True, "jobs": True, "threshold": True, "sample-seed": True, "no-progress": False,
+                 "ray": True}
+
+
+def _count(opts: dict, name: str, default: int | None, least: int = 1) -> int | None:
+    """--name N as an integer >= least (ConfigError otherwise)."""
+    from ppox.errors import ConfigError
+
+    if name not in opts:
+        return default
+    try:
+        value = int(float(opts[name]))
+        if value < least or value != float(opts[name]):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--{name} must be an integer >= {least}, got {opts[name]!r}") from None
+    return value
+
+
+def sweep_plan(args: list[str], own: dict[str, bool]):
+    """(Plan, folder, options) of ppox sweep's (or tune's) args; ConfigError before any work."""
+    from datetime import datetime
+
+    from ppox.envs.registry import driver_for
+    from ppox.errors import ConfigError
+    from ppox.sweep import SPEC_FILE, Plan
+    from ppox.sweep_space import combinations, parse_space, split_flags
+
+    fields, opts = split_flags(args, own)
+    members = opts.get("members", "auto")
+    if members not in ("auto", "vmap", "map"):
+        raise ConfigError(f"--members must be auto, vmap or map, got {members!r}")
+    how = {"members": members, "batch": _count(opts, "batch", None), "jobs": _count(opts, "jobs", 1),
+           "ray": opts.get("ray")}
+    if "resume" in opts:
+        if fields or set(opts) - {"resume", "members", "batch", "jobs", "no-progress", "threshold", "ray"}:
+            raise ConfigError("--resume continues a sweep with its own settings; drop "
+                              + " ".join(["--" + k for k in fields] + ["--" + k for k in opts if k != "resume"]))
+        folder = Path(opts["resume"])
+        try:
+            return Plan.from_json(json.loads((folder / SPEC_FILE).read_text()), **how), folder, opts
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--resume {folder}: no readable {SPEC_FILE} ({err}); give a sweep folder") from None
+    space = parse_space(fields)
+    if space.base.devices != 1 or space.base.distributed:
+        raise ConfigError("a sweep runs on one device; drop --devices / --distributed")
+    if how["ray"] is not None and driver_for(space.base.env, space.base.driver) == "fused":
+        raise ConfigError(f"--ray runs host-driver members as Ray tasks; {space.base.env} runs fused, in one "
+                          "program here: drop --ray, or add --driver host")
+    combos = combinations(space, grid="grid" in opts, samples=_count(opts, "random", None),
+                          seed=_count(opts, "sample-seed", 0, least=0))
+    plan = Plan(space, tuple(combos), _count(opts, "seeds", 4), **how)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return plan, Path(opts.get("out") or f"sweeps/{space.base.env.replace('/', '_')}__{stamp}"), opts
+
+
+def sweep_command(args: list[str]) -> int:
+    from ppox.errors import ConfigError
+
+    if "-h" in args or "--help" in args:
+        print(SWEEP_USAGE)
+        return 0
+    try:
+        plan, folder, opts = sweep_plan(args, SWEEP_OPTIONS)
+        threshold = float(opts["threshold"]) if "threshold" in opts else None
+    except ValueError:
+        return _fail("sweep", f"--threshold must be a number, got {opts['threshold']!r}")
+    except ConfigError as err:
+        return _fail("sweep", str(err))
+    from ppox.sweep import run_sweep
+    from ppox.sweep_report import write_report
+
+    from ppox import signals
+
+    enable_compilation_cache()
+    print(f"ppox sweep: {len(plan.combos)} configurations x {plan.seeds} seeds -> {folder}", flush=True)
+    cancel = signals.on_hard_exit(lambda: print(f"ppox sweep: the configurations that finished are saved; to "
+                                                f"continue: ppox sweep --resume {folder}", file=sys.stderr, flush=True))
+    try:
+        finished = run_sweep(plan, folder, progress="no-progress" not in opts)
+        report = write_report(folder, threshold)
+    except (OSError, ConfigError) as err:
+        return _fail("sweep", str(err))
+    finally:
+        cancel()
+    print((report / "table.md").read_text())
+    print(f"report: {report}/ (table.md, results.json, final_vs_*.png, best_worst.png, best_config.json)")
+    if not finished:
+        print(f"ppox sweep: stopped; to continue: ppox sweep --resume {folder}", file=sys.stderr)
+    return 0
+
+
+TUNE_USAGE = """usage: ppox tune [--env ID] [--FIELD VALUE | --FIELD LOW:HIGH | --FIELD A,B,C ...] [OPTIONS]
+
+Search hyperparameters with Optuna (pip install "ppox[tune]"): TPE sampler, median pruner on the returns
+during each run, the study in OUT/study.db (run the same command again to continue a stopped study).
+Ranges LOW:HIGH are log-uniform when 0 < LOW, else uniform; comma lists are categorical; other flags fixed.
+
+options:
+  --trials N          trials to complete or prune, counting earlier runs of the study (default 32)
+  --timeout S         start no trial after S seconds
+  --seeds N           seeds per trial (default 2); the objective is their mean final return
+  --batch-trials K    fused driver: K trials x seeds as one program (default 1)
+  --members MODE      fused driver: vmap, map or auto, as in ppox sweep (default auto: map on a CPU)
+  --check-seeds N     at the end, train the best config and the preset on N fresh seeds (default 4; 0: skip)
+  --out DIR           the tune folder (default tunes/ENV__TIME)
+  --sampler-seed S    TPE's seed (default 0)
+  --no-progress       no progress bar
+
+example: ppox tune --env Pendulum-v1 --learning-rate 1e-4:3e-3 --gae-lambda 0.8:0.99 --trials 32 --out tunes/pend
+"""
+TUNE_OPTIONS = {"trials": True, "timeout": True, "seeds": True, "batch-trials": True, "check-seeds": True,
+                "out": True, "sampler-seed": True, "no-progress": False, "members": True}
+
+
+def tune_command(args: list[str]) -> int:
+    from datetime import datetime
+
+    from ppox.errors import ConfigError
+    from ppox.sweep_space import parse_space, split_flags
+
+    if "-h" in args or "--help" in args:
+        print(TUNE_USAGE)
+        return 0
+    try:
+        fields, opts = split_flags(args, TUNE_OPTIONS)
+        space = parse_space(fields)
+        if not space.axes:
+            raise ConfigError("nothing to search: give a range (--learning-rate 1e-4:1e-2) or a list (--clip-coef "
+                              "0.1,0.2,0.3)")
+        timeout = float(opts["timeout"]) if "timeout" in opts else None
+        if timeout is not None and not timeout > 0:
+            raise ConfigError(f"--timeout must be a positive number of seconds, got {opts['timeout']}")
+        from ppox.tune import TunePlan, optuna_module
+
+        optuna_module()
+        if opts.get("members", "auto") not in ("auto", "vmap", "map"):
+            raise ConfigError(f"--members must be auto, vmap or map, got {opts['members']!r}")
+        plan = TunePlan(space, _count(opts, "trials", 32), timeout, _count(opts, "seeds", 2),
+                        _count(opts, "batch-trials", 1), _count(opts, "sampler-seed", 0, 0),
+                        _count(opts, "check-seeds", 4, 0), opts.get("members", "auto"))
+    except ValueError:
+        return _fail("tune", f"--timeout must be a number of seconds, got {opts.get('timeout')!r}")
+    except ConfigError as err:
+        return _fail("tune", str(err))
+    from ppox.tune import run_study
+
+    folder = Path(opts.get("out") or f"tunes/{space.base.env.replace('/', '_')}__"
+                                      f"{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    enable_compilation_cache()
+    try:
+        summary = run_study(plan, folder, progress="no-progress" not in opts)
+    except (OSError, ConfigError) as err:
+        return _fail("tune", str(err))
+    print(json.dumps(summary, indent=1))
+    if summary.get("best") is not None:
+        print(f"best config: {folder / 'best_config.json'} (ppox train --config {folder / 'best_config.json'})")
+    return 0
+
+
 @dataclasses.dataclass(frozen=True)
 class LMSample:
     """Print one completion per prompt as JSON lines {"prompt": ..., "completion": ...}."""
@@ -541,7 +772,8 @@ def lm_reward_model_command(args: list[str]) -> int:
 
 
 COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, "plot": plot_command,
-            "explain": explain_command, "ladder": ladder_command, "lm": lm_command}
+            "explain": explain_command, "ladder": ladder_command, "sweep": sweep_command,
+            "tune": tune_command, "lm": lm_command}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,15 +10,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 from typing import Literal
 
-from ppox.errors import ConfigError
+from ppox.errors import ConfigError, closest
 from ppox.presets import NETWORK_PRESETS, PRESETS
 from ppox.validation import validate
 
-__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "program_config"]
+__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "TRACED_FIELDS", "program_config", "static_config"]
 
 DEFAULT_ENV = "CartPole-v1"
+# The numbers that shape no array and no loop: the fused program takes them as a traced argument (a Hyper),
+# so that one compilation serves every value. None (off) is static: it removes code.
+TRACED_FIELDS = ("learning_rate", "gamma", "gae_lambda", "clip_coef", "vf_clip_coef", "ent_coef", "vf_coef",
+                 "max_grad_norm", "target_kl")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,11 +237,33 @@ class Config:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(names)}")
+            hint = closest(unknown[0], names)
+            raise ConfigError(f"unknown config field(s) {unknown}" + (f"; did you mean {hint[0]!r}?" if hint else
+                                                                       f"; known fields: {sorted(names)}"))
         for name in ("hidden_sizes", "hide_obs"):
             if isinstance(data.get(name), list):
                 data = {**data, name: tuple(data[name])}
         return cls(**data)
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
+        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked."""
+        path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
+                              "file such as a run folder's config.json") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                              "fix the file or write it with ppox.Config.to_json()") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
 
 
 def program_config(config: Config) -> Config:
@@ -245,3 +272,14 @@ def program_config(config: Config) -> Config:
     how the program is laid out."""
     return config.replace(seed=0, run_dir="runs", run_name=None, save=False, tensorboard=False, progress=False,
                           checkpoint_every=0, keep_checkpoints=1, eval_episodes=0, ray=None, workers=1)
+
+
+def static_config(config: Config) -> Config:
+    """``program_config`` with the traced fields also set to fixed values (None, where a field is off, stays
+    None: that changes the program): the key of a program that takes its hyperparameters as an argument."""
+    fixed = {name: None if getattr(config, name) is None else _FIXED.get(name, getattr(Config, name))
+             for name in TRACED_FIELDS}
+    return program_config(config).replace(**fixed)
+
+
+_FIXED = {"target_kl": 0.01, "clip_coef": 0.2, "vf_clip_coef": 0.2, "max_grad_norm": 0.5}  # (defaults None-able)

@@ -4,6 +4,10 @@
 ``Batch``; ``ppo_update`` runs epochs x shuffled minibatches of ``minibatch_loss`` as one scan. The optimiser is optax Adam (eps from the config) behind
 global gradient-norm clipping, with the learning rate injected per update so that it can
 be annealed linearly: lr_i = lr * (1 - i / num_updates).
+
+The numbers that shape no array and no loop come in a ``Hyper`` (built from the config unless given), so
+that the fused program can take them as a traced argument: one compilation serves every value, and a
+sweep vmaps them beside the seeds. An option that is off (None) stays static: it removes code.
 """
 
 from __future__ import annotations
@@ -15,9 +19,30 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ppox.config import Config
+from ppox.config import TRACED_FIELDS, Config
 from ppox.core.advantages import discounted_returns, gae, nstep_advantages, td_residuals
 from ppox.core.losses import LossTerms, explained_variance, ppo_loss
+
+
+class Hyper(NamedTuple):
+    """The traced hyperparameters: Python floats (constants) or arrays (traced, vmappable); None means off."""
+
+    learning_rate: Any
+    gamma: Any
+    gae_lambda: Any
+    clip_coef: Any  # None: no surrogate clip
+    vf_clip_coef: Any  # None: no value clip
+    ent_coef: Any
+    vf_coef: Any
+    max_grad_norm: Any  # None: no gradient clipping
+    target_kl: Any  # None: no early stop
+
+    @classmethod
+    def from_config(cls, config: Config, dtype=None) -> "Hyper":
+        """The config's values: Python floats, or float arrays of ``dtype`` (to pass as a traced argument)."""
+        cast = float if dtype is None else (lambda x: jnp.asarray(x, dtype))  # noqa: E731
+        return cls(**{name: None if getattr(config, name) is None else cast(getattr(config, name))
+                      for name in TRACED_FIELDS})
 
 
 class Batch(NamedTuple):
@@ -49,13 +74,14 @@ class UpdateMetrics(NamedTuple):
 
 
 def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Adam (eps = config.adam_eps) after global-norm clipping, lr injectable per update."""
+    """Adam (eps = config.adam_eps), lr injectable per update. The global-norm clip (max_grad_norm, traced)
+    is applied in ``ppo_update`` before it; the identity in its place keeps the optimiser state's layout."""
 
     def build(learning_rate):
         adam = optax.adam(learning_rate, eps=config.adam_eps)
         if config.max_grad_norm is None:
             return adam
-        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+        return optax.chain(optax.identity(), adam)
 
     return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
 
@@ -65,17 +91,18 @@ def init_opt_state(optimizer: optax.GradientTransformation, params):
     return optimizer.init(ravel_pytree(params)[0])
 
 
-def advantages_and_targets(config: Config, rewards, values, next_values, terminated, truncated):
+def advantages_and_targets(config: Config, rewards, values, next_values, terminated, truncated, hyper=None):
     """(advantages, value targets) by ``config.advantage``; targets are advantages + V(s_t).
 
     With ``baseline=False`` (REINFORCE), the advantage is the discounted return G_t of the raw rewards,
     summed within the batch without bootstrapping from the critic."""
-    gamma = config.gamma
+    hyper = Hyper.from_config(config) if hyper is None else hyper
+    gamma = hyper.gamma
     if not config.baseline:
         returns = discounted_returns(rewards, jnp.zeros_like(rewards), terminated, truncated, gamma)
         return returns, returns
     if config.advantage == "gae":
-        advantages = gae(rewards, values, next_values, terminated, truncated, gamma, config.gae_lambda)
+        advantages = gae(rewards, values, next_values, terminated, truncated, gamma, hyper.gae_lambda)
     elif config.advantage == "td":
         advantages = td_residuals(rewards, values, next_values, terminated, gamma)
     elif config.advantage == "nstep":
@@ -85,29 +112,31 @@ def advantages_and_targets(config: Config, rewards, values, next_values, termina
     return advantages, advantages + values
 
 
-def learning_rate_at(config: Config, update_index) -> jax.Array:
+def learning_rate_at(config: Config, update_index, hyper=None) -> jax.Array:
     """lr * (1 - i / num_updates) when annealing, else the constant lr."""
+    learning_rate = config.learning_rate if hyper is None else hyper.learning_rate
     if not config.anneal_lr:
-        return jnp.asarray(config.learning_rate, jnp.float32)
-    return config.learning_rate * (1.0 - update_index / config.num_updates)
+        return jnp.asarray(learning_rate, jnp.float32)
+    return learning_rate * (1.0 - update_index / config.num_updates)
 
 
 def batch_from_rollout(config: Config, obs, actions, log_probs, values, rewards, next_values, terminated,
-                       truncated, masks=None, memory=None) -> Batch:
+                       truncated, masks=None, memory=None, hyper=None) -> Batch:
     """A time-major rollout [T, N, ...] as one flat Batch [T * N, ...], with advantages and value targets
     (``advantages_and_targets``): V(s_{t+1}) of the true next observation bootstraps truncated episodes
     and the rollout's last step. ``memory`` = (carry at the start, starts): a recurrent policy's batch,
     kept time-major."""
-    advantages, targets = advantages_and_targets(config, rewards, values, next_values, terminated, truncated)
+    advantages, targets = advantages_and_targets(config, rewards, values, next_values, terminated, truncated, hyper)
     batch = Batch(obs, actions, log_probs, values, advantages, targets, masks)
     if memory is not None:
         return batch._replace(carry=memory[0], starts=memory[1])
     return jax.tree_util.tree_map(lambda x: x.reshape((config.batch_size,) + x.shape[2:]), batch)
 
 
-def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
+def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config, hyper=None):
     """(loss, LossTerms) of one minibatch: ``ppo_loss`` at the current parameters, advantages normalised
     within the minibatch when norm_adv, and no value term for REINFORCE (--no-baseline)."""
+    hyper = Hyper.from_config(config) if hyper is None else hyper
     if minibatch.carry is None:
         dist, values = apply_fn(params, minibatch.obs)
     else:  # the cell re-run over each whole sequence from its stored start carry
@@ -126,10 +155,10 @@ def minibatch_loss(params, apply_fn, minibatch: Batch, config: Config):
         minibatch.values,
         minibatch.returns,
         dist.entropy(),
-        clip_coef=config.clip_coef,
-        vf_clip_coef=config.vf_clip_coef,
-        vf_coef=config.vf_coef if config.baseline else 0.0,  # REINFORCE: the critic gets no gradient
-        ent_coef=config.ent_coef,
+        clip_coef=hyper.clip_coef,
+        vf_clip_coef=hyper.vf_clip_coef,
+        vf_coef=hyper.vf_coef if config.baseline else 0.0,  # REINFORCE: the critic gets no gradient
+        ent_coef=hyper.ent_coef,
     )
     return terms.loss, terms
 
@@ -155,7 +184,7 @@ def shuffled_minibatches(config: Config, batch: Batch, key) -> Batch:
 
 
 def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, optimizer, config: Config,
-               unroll: bool = False):
+               unroll: bool = False, hyper=None):
     """update_epochs passes, each over num_minibatches shuffled minibatches; returns (params, opt_state, metrics).
     ``unroll``: the loops over epochs and minibatches unrolled (the host driver's CNNs on a CPU: XLA's CPU
     convolutions run about 20x slower inside a loop than outside one, jax 0.10; compilation takes longer).
@@ -163,20 +192,24 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     The optimiser works on the parameters raveled into one vector: the same arithmetic as
     per-leaf Adam, in a few large ops instead of many small ones (it halves compile time).
     """
-    lr = learning_rate_at(config, update_index)
+    hyper = Hyper.from_config(config) if hyper is None else hyper
+    lr = learning_rate_at(config, update_index, hyper)
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
     flat_params, unravel = ravel_pytree(params)
-    grad_fn = jax.value_and_grad(lambda flat, mb: minibatch_loss(unravel(flat), apply_fn, mb, config), has_aux=True)
+    grad_fn = jax.value_and_grad(lambda flat, mb: minibatch_loss(unravel(flat), apply_fn, mb, config, hyper),
+                                 has_aux=True)
 
     def minibatch_step(carry, minibatch):
         params, opt_state, stopped = carry
         (_, terms), grads = grad_fn(params, minibatch)
+        if hyper.max_grad_norm is not None:  # ||g|| <= max_grad_norm: g * min(1, max_grad_norm / ||g||)
+            grads, _ = optax.clip_by_global_norm(hyper.max_grad_norm).update(grads, optax.EmptyState())
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        if config.target_kl is None:
+        if hyper.target_kl is None:
             return (new_params, new_opt_state, stopped), (terms, jnp.ones(()))
         # Early stop: once a minibatch's KL to the old policy exceeds target_kl, take no more steps.
-        stopped = stopped | (terms.approx_kl > config.target_kl)
+        stopped = stopped | (terms.approx_kl > hyper.target_kl)
         keep = lambda new, old: jnp.where(stopped, old, new)  # noqa: E731
         params = jax.tree_util.tree_map(keep, new_params, params)
         opt_state = jax.tree_util.tree_map(keep, new_opt_state, opt_state)

@@ -79,10 +79,12 @@ def test_frozen():
 
 
 def test_every_field_is_used():
-    """Each config field is read as config.FIELD (or self.FIELD in a derived size) somewhere in the package:
-    no field is parsed and then ignored. Validation reads fields as c.FIELD, which does not count."""
+    """Each config field is read as config.FIELD (or self.FIELD in a derived size, or hyper.FIELD for the traced
+    hyperparameters, which reach the program as a Hyper) somewhere in the package: no field is parsed and then
+    ignored. Validation reads fields as c.FIELD, which does not count."""
     sources = "\n".join(p.read_text() for p in PPOX.rglob("*.py"))
-    unused = [f.name for f in dataclasses.fields(Config) if not re.search(rf"(config|self)\.{f.name}\b", sources)]
+    unused = [f.name for f in dataclasses.fields(Config)
+              if not re.search(rf"(config|self|hyper)\.{f.name}\b", sources)]
     assert unused == []
 
 

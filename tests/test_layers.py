@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ppox"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-OPTIONAL = {"ray", "moviepy", "pgx", "tokenizers", "ale_py", "envpool"}  # extras: imported where they are used, with a message naming the extra
+OPTIONAL = {"ray", "moviepy", "pgx", "tokenizers", "ale_py", "envpool", "optuna"}  # extras: imported where used, with a message naming the extra
 # importing gymnax starts JAX's backend, which jax.distributed.initialize() (--distributed) must precede
 BACKEND_STARTING = {"gymnax"}
 

@@ -66,6 +66,9 @@ def adapt(words: list[str], run_folder: str, second_run: str) -> list[str]:
         words += ["--total-timesteps", steps, "--no-progress", "--run-dir", "runs"]
     if words[0] == "ladder":
         words += ["--seeds", "2", "--total-timesteps", "2048", "--no-progress", "--out", "ladder"]
+    if words[0] in ("sweep", "tune"):
+        words += ["--total-timesteps", "2048", "--seeds", "2", "--no-progress"]
+        words += ["--trials", "2", "--check-seeds", "0"] if words[0] == "tune" else []
     if words[0] == "eval":
         words += ["--episodes", "3"]
     return words

@@ -1,5 +1,6 @@
 """The fused driver: a JAX-native env, the whole update (rollout, advantages, PPO) one compiled program,
-seeds vmapped, run in chunks of updates whose size the run loop chooses (one compilation for all sizes)."""
+seeds vmapped, run in chunks of updates whose size the run loop chooses (one compilation for all sizes).
+The traced hyperparameters are an argument, so runs that differ only in those share one compilation."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ppox.checkpoint import Checkpoint, restore_state
-from ppox.config import Config, program_config
+from ppox.config import Config, static_config
 from ppox.drivers.base import max_chunk
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
+from ppox.learner import Hyper
 from ppox.metrics import METRIC_NAMES
 
 
@@ -24,22 +26,32 @@ class Compiled(NamedTuple):
 
     fused: Fused
     init: callable  # keys [seeds, 2] -> seed-stacked Runner
-    run: callable  # (Runner, n) -> (Runner, metrics [seeds, chunk]); n <= chunk updates
+    run: callable  # (Runner, n, Hyper) -> (Runner, metrics [seeds, chunk]); n <= chunk updates
     chunk: int
     gather: callable | None  # distributed: the env-sharded runner made whole on every process
 
 
 @functools.lru_cache(maxsize=8)
-def compile_program(config: Config) -> Compiled:
-    """``config`` should come through ``program_config``."""
+def compile_program(config: Config, members: str | None = None) -> Compiled:
+    """``config`` should come through ``static_config``. One Hyper serves every seed. ``members`` (a sweep):
+    each member of a batch (a seed of one combination of values) has its own key and Hyper (arrays with the
+    batch axis first), "vmap": vectorised over the batch; "map": one member after another inside the one
+    program, each computing exactly what ``ppox train`` of its config computes."""
     fused = build(config)
     chunk = max_chunk(config)
     run = make_chunk_runner(fused, chunk)
+    if members == "vmap":
+        init, run_members = jax.vmap(fused.init), jax.vmap(run, in_axes=(0, None, 0))
+    elif members == "map":
+        init = functools.partial(jax.lax.map, fused.init)
+        run_members = lambda runner, n, hyper: jax.lax.map(lambda rh: run(rh[0], n, rh[1]), (runner, hyper))  # noqa: E731
+    if members is not None:
+        return Compiled(fused, jax.jit(init), jax.jit(run_members, donate_argnums=0), chunk, None)
     if config.seeds == 1:  # no vmap for one seed: a smaller program, faster to trace and compile
         init = lambda keys: _add_seed_axis(fused.init(keys[0]))  # noqa: E731
-        run_seeds = lambda runner, n: _add_seed_axis(run(_drop_seed_axis(runner), n))  # noqa: E731
+        run_seeds = lambda runner, n, hyper: _add_seed_axis(run(_drop_seed_axis(runner), n, hyper))  # noqa: E731
     else:
-        init, run_seeds = jax.vmap(fused.init), jax.vmap(run, in_axes=(0, None))
+        init, run_seeds = jax.vmap(fused.init), jax.vmap(run, in_axes=(0, None, None))
     if config.devices == 1:
         return Compiled(fused, jax.jit(init), jax.jit(run_seeds, donate_argnums=0), chunk, None)
     mesh = device_mesh(config.devices)
@@ -60,7 +72,8 @@ class FusedDriver:
 
     def __init__(self, config: Config):
         self.config = config
-        self.compiled = compile_program(program_config(config))
+        self.compiled = compile_program(static_config(config))
+        self.hyper = Hyper.from_config(config, jnp.float32)
         self.spec = self.compiled.fused.spec
         self.chunk = self.compiled.chunk
 
@@ -69,7 +82,7 @@ class FusedDriver:
         return self.compiled.init(keys)
 
     def run(self, state: Runner, n: int):
-        return self.compiled.run(state, n)
+        return self.compiled.run(state, n, self.hyper)
 
     def fetch(self, pending, n: int) -> dict[str, np.ndarray]:
         return {k: np.asarray(v)[:, :n] for k, v in jax.device_get(pending).items()}

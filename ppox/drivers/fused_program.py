@@ -4,6 +4,7 @@
 ``lax.scan`` over updates, which ``jax.vmap`` turns into a multi-seed run. The fused driver
 (``ppox.drivers.fused``) runs the same ``update_step`` in chunks (``make_chunk_runner``), so that
 the run loop can show progress, write metrics and checkpoint between chunks without recompiling.
+Both take the traced hyperparameters (``ppox.learner.Hyper``) as an argument, the config's by default.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ppox.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.spec import EnvSpec, to_env_action
-from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
+from ppox.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.metrics import METRIC_NAMES
 from ppox.networks import ActorCritic
 
@@ -100,7 +101,7 @@ class Fused(NamedTuple):
             starts=None if carry is None else jnp.ones(num_envs, bool),
         )
 
-    def rollout_step(self, runner: Runner, keys) -> tuple[Runner, Transition]:
+    def rollout_step(self, runner: Runner, keys, hyper: Hyper) -> tuple[Runner, Transition]:
         """One vector step: act, step the envs (autoreset), update the statistics and episode counters."""
         config = self.config
         act_key, env_keys = keys
@@ -115,7 +116,7 @@ class Fused(NamedTuple):
         stats = update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
         scaler, train_reward = runner.reward_scaler, reward
         if config.norm_reward:
-            scaler, train_reward = scale_reward(scaler, reward, done, config.gamma)
+            scaler, train_reward = scale_reward(scaler, reward, done, hyper.gamma)
         ep_return = runner.episode_return + reward
         ep_length = runner.episode_length + 1
         transition = Transition(
@@ -140,33 +141,35 @@ class Fused(NamedTuple):
                                 episode_length=jnp.where(done, 0, ep_length))
         return runner, transition
 
-    def collect(self, runner: Runner) -> tuple[Runner, Transition]:
+    def collect(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, Transition]:
         """num_steps vector steps with the current policy -> (runner, time-major Transition).
 
         All the rollout's random keys are drawn here in two calls, not inside the step loop.
         """
         steps = self.config.num_steps
+        hyper = Hyper.from_config(self.config) if hyper is None else hyper
         key, act_key, env_key = jax.random.split(runner.key, 3)
         act_keys = jax.random.split(act_key, steps)
         env_keys = jax.random.split(env_key, (steps, self.config.num_envs, 2))
-        return jax.lax.scan(self.rollout_step, runner.replace(key=key), (act_keys, env_keys))
+        return jax.lax.scan(lambda r, k: self.rollout_step(r, k, hyper), runner.replace(key=key), (act_keys, env_keys))
 
-    def update_step(self, runner: Runner) -> tuple[Runner, dict]:
+    def update_step(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, dict]:
         """One PPO iteration: collect a rollout, compute advantages, run the update."""
         config = self.config
+        hyper = Hyper.from_config(config) if hyper is None else hyper
         first_carry = runner.carry  # (recurrent) the update re-runs the cells from here
-        runner, traj = self.collect(runner)
+        runner, traj = self.collect(runner, hyper)
         # V(s_{t+1}) of the true next observation: bootstraps truncations and the batch's last step.
         values_next = next_values(self.network, runner.params, traj.next_obs, traj.carry)
         memory = None
         if first_carry is not None:
             memory = (first_carry, traj.start)
         batch = batch_from_rollout(config, traj.obs, traj.action, traj.log_prob, traj.value, traj.reward, values_next,
-                                   traj.terminated, traj.truncated, traj.mask, memory=memory)
+                                   traj.terminated, traj.truncated, traj.mask, memory=memory, hyper=hyper)
         key, k_update = jax.random.split(runner.key)
         params, opt_state, update_metrics = ppo_update(
             runner.params, runner.opt_state, batch, k_update, runner.update_index,
-            apply_fn=self.network.apply, optimizer=self.optimizer, config=config,
+            apply_fn=self.network.apply, optimizer=self.optimizer, config=config, hyper=hyper,
         )
         count = jnp.logical_or(traj.terminated, traj.truncated).sum()
         metrics = {
@@ -187,25 +190,26 @@ def build(config: Config) -> Fused:
 
 
 def make_train(config: Config):
-    """train(key) -> (final Runner, metrics with a leading [num_updates] axis); jit and vmap freely."""
+    """train(key, hyper=None) -> (final Runner, metrics with a leading [num_updates] axis); jit and vmap freely
+    (over keys, and over a Hyper of arrays: every value of those runs in one compiled program)."""
     fused = build(config)
 
-    def train(key):
+    def train(key, hyper: Hyper | None = None):
         runner = fused.init(key)
-        return jax.lax.scan(lambda r, _: fused.update_step(r), runner, None, length=config.num_updates)
+        return jax.lax.scan(lambda r, _: fused.update_step(r, hyper), runner, None, length=config.num_updates)
 
     return train
 
 
 def make_chunk_runner(fused: Fused, chunk: int):
-    """run(runner, n) -> (runner, metrics[chunk]): n <= chunk updates (n dynamic, one compilation)."""
+    """run(runner, n, hyper) -> (runner, metrics[chunk]): n <= chunk updates (n and hyper traced: one compilation)."""
 
-    def run(runner, n):
+    def run(runner, n, hyper: Hyper):
         buffer = {name: jnp.full((chunk,), jnp.nan, jnp.float32) for name in METRIC_NAMES}
 
         def body(i, carry):
             runner, buffer = carry
-            runner, metrics = fused.update_step(runner)
+            runner, metrics = fused.update_step(runner, hyper)
             buffer = jax.tree_util.tree_map(lambda b, m: b.at[i].set(m), buffer, metrics)
             return runner, buffer
 

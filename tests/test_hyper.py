@@ -1,0 +1,62 @@
+"""Traced hyperparameters: the fused program takes a Hyper as an argument; one compilation serves every value,
+and a single run gives what it gave when the values were constants in the program."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ppox
+from ppox.config import TRACED_FIELDS, Config, static_config
+from ppox.drivers.fused import FusedDriver
+from ppox.drivers.fused_program import build, make_chunk_runner, make_train
+from ppox.learner import Hyper
+
+FAR = dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.8, clip_coef=0.1, vf_clip_coef=0.5, ent_coef=0.05, vf_coef=0.25,
+           max_grad_norm=1.0, target_kl=0.05)  # every traced field away from the fixed values of static_config
+
+
+def test_hyper_holds_exactly_the_traced_fields():
+    assert Hyper._fields == TRACED_FIELDS
+    hyper = Hyper.from_config(Config(clip_coef=None, target_kl=None), jnp.float32)
+    assert hyper.clip_coef is None and hyper.target_kl is None and hyper.learning_rate.dtype == jnp.float32
+
+
+def test_runs_differing_only_in_traced_values_share_one_compilation():
+    base = Config(total_timesteps=2048, target_kl=0.02, save=False, progress=False)
+    assert FusedDriver(base).compiled is FusedDriver(base.replace(**FAR)).compiled
+    assert static_config(base.replace(**FAR)) == static_config(base)
+    # an option turned off removes code: another program
+    assert static_config(base.replace(clip_coef=None)) != static_config(base)
+
+
+def test_the_traced_program_reads_every_value_from_the_hyper():
+    """The program built from static_config (fixed values) and fed config's Hyper computes what the program
+    with config's values as constants computes: a field still read from the config would differ at once.
+    Tolerance: float rounding (a product of two constants is folded in float64, of two arguments in float32)."""
+    config = Config(total_timesteps=2 * 512, norm_reward=True, save=False, progress=False, **FAR)
+    key = jax.random.PRNGKey(3)
+    _, constant = jax.jit(make_train(config))(key)
+    _, traced = jax.jit(make_train(static_config(config)))(key, Hyper.from_config(config, jnp.float32))
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "learning_rate", "minibatch_steps"):
+        np.testing.assert_allclose(np.asarray(traced[name])[0], np.asarray(constant[name])[0], rtol=1e-4, atol=1e-7,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"seeds": 2, "target_kl": 0.01}, {"memory": "gru", "memory_size": 16}])
+def test_a_single_run_is_unchanged(overrides):
+    """ppox.train (values traced) against the fused program with the values as constants, as it was before Hyper
+    existed: bit-identical on CartPole-v1 (tolerance 0), one seed, two vmapped seeds with a target KL, and a
+    recurrent policy."""
+    config = Config(total_timesteps=30 * 512, save=False, progress=False, **overrides)
+    result = ppox.train(config)
+    fused = build(config)
+    run = make_chunk_runner(fused, config.num_updates)
+    constants = Hyper.from_config(config)  # Python floats: folded into the program
+    keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
+    if config.seeds == 1:
+        _, before = jax.jit(lambda k: run(fused.init(k), config.num_updates, constants))(keys[0])
+    else:
+        _, before = jax.jit(jax.vmap(lambda k: run(fused.init(k), config.num_updates, constants)))(keys)
+    for name, values in result.metrics.items():
+        np.testing.assert_array_equal(values, np.asarray(before[name]).reshape(values.shape), err_msg=name)
