@@ -63,19 +63,47 @@ class MLP(nn.Module):
         return x
 
 
+class PatchConv(nn.Module):
+    """A VALID, strided 2-D convolution as one matrix product over image patches (im2col):
+
+        y[n, p, q, f] = b[f] + sum_{i, j, c} x[n, s p + i, s q + j, c] K[i, j, c, f]
+
+    The same parameters as ``flax.linen.Conv`` (kernel [kh, kw, C, F], bias [F]) and the same output. XLA's
+    CPU backend runs the gradient of its convolution op about 20x slower inside a loop (``lax.scan``, as in
+    every PPO update) than outside; a gather of patches and a dot product do not have that cost (measured in
+    docs/design-notes.md)."""
+
+    features: int
+    kernel_size: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        size, stride, channels = self.kernel_size, self.stride, x.shape[-1]
+        kernel = self.param("kernel", orthogonal(math.sqrt(2.0)), (size, size, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        rows = (x.shape[-3] - size) // stride + 1
+        cols = (x.shape[-2] - size) // stride + 1
+        patches = jnp.concatenate([x[..., i:i + stride * (rows - 1) + 1:stride, j:j + stride * (cols - 1) + 1:stride, :]
+                                   for i in range(size) for j in range(size)], axis=-1)
+        return patches @ kernel.reshape(size * size * channels, self.features) + bias
+
+
+def cnn_layers(image_shape) -> list[tuple[int, int, int]]:
+    """(features, kernel size, stride) per layer: the Nature-DQN stack for images of 36 pixels or more,
+    one 16-channel 3x3 layer for small ones (MinAtar's 10x10)."""
+    return [(32, 8, 4), (64, 4, 2), (64, 3, 1)] if min(image_shape[-3:-1]) >= 36 else [(16, 3, 1)]
+
+
 class CNN(nn.Module):
-    """Convolutions over [batch, H, W, C] images, flattened: the Nature-DQN stack (32 8x8/4, 64 4x4/2,
-    64 3x3/1) for images of 36 pixels or more, one 16-channel 3x3 layer for small ones (MinAtar's 10x10)."""
+    """Convolutions over [batch, H, W, C] images (``cnn_layers``), each followed by the activation, flattened."""
 
     activation: str = "relu"
 
     @nn.compact
     def __call__(self, x):
-        layers = [(32, 8, 4), (64, 4, 2), (64, 3, 1)] if min(x.shape[-3:-1]) >= 36 else [(16, 3, 1)]
-        for features, size, stride in layers:
-            x = nn.Conv(features, (size, size), (stride, stride), padding="VALID",
-                        kernel_init=orthogonal(math.sqrt(2.0)), bias_init=nn.initializers.zeros)(x)
-            x = ACTIVATIONS[self.activation](x)
+        for index, (features, size, stride) in enumerate(cnn_layers(x.shape)):
+            x = ACTIVATIONS[self.activation](PatchConv(features, size, stride, name=f"Conv_{index}")(x))
         return x.reshape(x.shape[0], -1)
 
 

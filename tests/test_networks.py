@@ -3,11 +3,13 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import flax.linen as nn
 import pytest
 
 from ppox.config import Config
 from ppox.core.distributions import Categorical, DiagGaussian, MultiCategorical
 from ppox.agent import make_network
+from ppox.networks import CNN, PatchConv
 from ppox.envs.spec import EnvSpec
 
 
@@ -53,3 +55,27 @@ def test_heads_per_action_kind(spec, kind):
     assert dist.log_prob(action).shape == (7,)
     if kind is DiagGaussian:
         np.testing.assert_allclose(params["log_std"], 0.0)  # state-independent, log_std_init
+
+
+@pytest.mark.parametrize("shape,features,size,stride", [((3, 10, 10, 4), 16, 3, 1), ((2, 84, 84, 4), 32, 8, 4),
+                                                        ((2, 20, 20, 32), 64, 4, 2), ((2, 9, 9, 64), 64, 3, 1)])
+def test_patch_convolution_equals_flax_conv(shape, features, size, stride):
+    """PatchConv (patches times the kernel) gives flax's Conv output from the same parameters, in float64."""
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.PRNGKey(1), shape, jnp.float64)
+        conv = nn.Conv(features, (size, size), (stride, stride), padding="VALID", param_dtype=jnp.float64)
+        params = conv.init(jax.random.PRNGKey(2), x)
+        params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(3), p.shape, p.dtype), params)
+        expected = conv.apply(params, x)
+        got = PatchConv(features, size, stride).apply(params, x)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-12, atol=1e-12)
+
+
+def test_cnn_parameters_keep_flax_conv_names_and_shapes():
+    """Checkpoints of CNN policies hold Conv_0.. kernels [kh, kw, C, F] and biases, as flax's Conv writes them."""
+    params = CNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 84, 84, 4)))["params"]
+    shapes = {name: (layer["kernel"].shape, layer["bias"].shape) for name, layer in params.items()}
+    assert shapes == {"Conv_0": ((8, 8, 4, 32), (32,)), "Conv_1": ((4, 4, 32, 64), (64,)),
+                      "Conv_2": ((3, 3, 64, 64), (64,))}
+    assert CNN().apply({"params": params}, jnp.zeros((5, 84, 84, 4))).shape == (5, 7 * 7 * 64)

@@ -1,0 +1,97 @@
+"""MinAtar on the fused driver against the published PPO figures (gymnax-blines: MLP, 10M steps).
+
+  .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--steps 10000000] [--seeds 3]
+  .venv/bin/python benchmarks/minatar.py --report
+
+A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the seeds vmapped in one compiled
+program, saves its run folder under benchmarks/runs/ (a checkpoint every 1M steps, so a stopped run keeps its
+curve), and writes benchmarks/results/minatar/GAME_NETWORK.json: the final return per seed (the mean episodic
+return of the last 10% of training, raw game score), the wall time and the curve. ``--report`` gathers those
+files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import ppox  # noqa: E402
+from ppox.plots import band, pyplot  # noqa: E402
+
+# gymnax-blines' PPO (MLP, 10M steps), the returns its README reports
+PUBLISHED = {"Breakout": 28, "SpaceInvaders": 131, "Asterix": 15, "Freeway": 58}
+OUT = HERE / "results" / "minatar"
+
+
+def run(game: str, network: str, steps: int, seeds: int) -> dict:
+    config = ppox.Config.preset(f"{game}-MinAtar", network=network)
+    config = config.replace(total_timesteps=steps, seeds=seeds, seed=0, progress=False,
+                            run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{network}_{int(time.time())}",
+                            checkpoint_every=1_000_000)
+    start = time.perf_counter()
+    result = ppox.train(config)
+    wall = time.perf_counter() - start
+    curves = np.asarray(result.metrics["episode_return"], np.float64)
+    return {"game": game, "network": network, "steps": steps, "seeds": seeds,
+            "final_return": [round(float(x), 3) for x in result.final_return()],
+            "published_ppo_mlp": PUBLISHED[game], "wall_s": round(wall, 1), "batch": config.batch_size,
+            "run_path": str(result.run_path), "config": json.loads(config.to_json()),
+            "curves": [[round(float(x), 3) for x in c] for c in curves]}
+
+
+def report() -> None:
+    files = sorted(OUT.glob("*.json"))
+    rows = [json.loads(f.read_text()) for f in files]
+    print("| game | network | steps x seeds | final return per seed | mean | published PPO (MLP) | wall time |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        finals = r["final_return"]
+        print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:g}M x {r['seeds']} | "
+              f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {r['published_ppo_mlp']} | "
+              f"{r['wall_s'] / 60:.0f} min |")
+    plt = pyplot()
+    for game in sorted({r["game"] for r in rows}):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for r in (r for r in rows if r["game"] == game):
+            curves = np.asarray(r["curves"], np.float64)
+            mean, lo, hi = band(curves)
+            x = (np.arange(curves.shape[1]) + 1) * r["batch"]
+            (line,) = ax.plot(x, mean, label=f"ppox {r['network']} ({r['seeds']} seeds, 95% band)")
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.axhline(PUBLISHED[game], color="gray", linestyle="--", label="gymnax-blines PPO (MLP), 10M")
+        ax.set(xlabel="environment steps (per seed)", ylabel="episodic return", title=f"{game}-MinAtar")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(ROOT / "docs" / "curves" / f"minatar_{game}.png", dpi=120)
+        plt.close(fig)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("game", nargs="?", choices=sorted(PUBLISHED))
+    p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--steps", type=int, default=10_000_000)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    if args.report or args.game is None:
+        report()
+        return
+    result = run(args.game, args.network, args.steps, args.seeds)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{args.game}_{args.network}.json").write_text(json.dumps(result, indent=1))
+    print(f"{args.game}-MinAtar {args.network}: final {result['final_return']} (published {PUBLISHED[args.game]})"
+          f" in {result['wall_s'] / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
