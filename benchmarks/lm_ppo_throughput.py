@@ -17,9 +17,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ppox.lm import from_hf, init_params, parameter_count
-from ppox.lm.hf import LanguageModel, save
-from ppox.lm_training import train_lm
+import ppox.lm
+from ppox.language import from_hf, init_params, parameter_count
+from ppox.language.hf import LanguageModel, save
 
 CONFIG = {"model_type": "gpt2", "vocab_size": 50257, "n_embd": 160, "n_layer": 6, "n_head": 5, "n_positions": 1024}
 
@@ -38,7 +38,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     prompts = rng.integers(1, 50000, (64, args.prompt_tokens)).tolist()
     tick = time.perf_counter()
-    result = train_lm(model=str(folder), prompts=prompts, reward=lambda p, c: [0.0] * len(c), updates=args.updates,
+    result = ppox.lm.train(model=str(folder), prompts=prompts, reward=lambda p, c: [0.0] * len(c), updates=args.updates,
                       prompts_per_update=args.prompts, max_new_tokens=args.new, max_prompt_tokens=args.prompt_tokens,
                       epochs=4, minibatches=2, save=False)
     seconds = time.perf_counter() - tick

@@ -1,4 +1,4 @@
-"""RLHF on a task with a known optimum: shortest paths on a random graph (ppox.lm.randomwalks).
+"""RLHF on a task with a known optimum: shortest paths on a random graph (ppox.language.randomwalks).
 
     python benchmarks/lm_randomwalks.py [--seeds 3] [--updates 50] [--pretrain-steps 1500]
 
@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 
-from ppox.lm import randomwalks as rw
-from ppox.lm.hf import load, save
-from ppox.lm.sampling import Sampling, make_sampler, sequence_logprobs
-from ppox.lm_training import train_lm
+import ppox.lm
+from ppox.language import randomwalks as rw
+from ppox.language.hf import load, save
+from ppox.language.sampling import Sampling, make_sampler, sequence_logprobs
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -73,7 +73,7 @@ def main() -> None:
         runs = []
         for seed in range(args.seeds):
             tick = time.perf_counter()
-            out = train_lm(model=str(folder), prompts=rw.start_prompts(graph), reward=functools.partial(rw.path_scores,
+            out = ppox.lm.train(model=str(folder), prompts=rw.start_prompts(graph), reward=functools.partial(rw.path_scores,
                            graph), updates=args.updates, max_new_tokens=10, temperature=1.0, epochs=4, minibatches=4,
                            learning_rate=args.learning_rate, kl_coef=args.kl_coef, seed=seed, save=False, **kw)
             after = evaluate(graph, model, out.model.params, model.params)

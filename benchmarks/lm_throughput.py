@@ -13,8 +13,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from ppox.lm import from_hf, init_params, parameter_count
-from ppox.lm.sampling import Sampling, make_sampler
+from ppox.language import from_hf, init_params, parameter_count
+from ppox.language.sampling import Sampling, make_sampler
 
 CONFIG = {"model_type": "gpt2", "vocab_size": 50257, "n_embd": 160, "n_layer": 6, "n_head": 5, "n_positions": 1024}
 SMALL = {**CONFIG, "n_embd": 768, "n_layer": 12, "n_head": 12}

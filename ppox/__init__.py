@@ -23,8 +23,8 @@ _WHERE = {
     "load": "ppox.policy",
     "make_train": "ppox.drivers.fused_program",
     "resume": "ppox.training",
-    "resume_lm": "ppox.lm_training",
-    "train_lm": "ppox.lm_training",
+    "resume_lm": "ppox.lm_training",  # also ppox.lm.resume
+    "train_lm": "ppox.lm_training",  # also ppox.lm.train
     "train": "ppox.training",
 }
 __all__ = [*_WHERE, "__version__"]

@@ -23,7 +23,7 @@ from ppox._version import __version__
 from ppox.config import Config
 from ppox.errors import CheckpointError, ConfigError, check_finite
 from ppox.files import atomic_write_bytes
-from ppox.lm.run_config import LMRunConfig
+from ppox.language.run_config import LMRunConfig
 
 FORMAT = "ppox-policy"
 FORMAT_VERSION = 1

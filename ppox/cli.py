@@ -648,7 +648,7 @@ def lm_command(args: list[str]) -> int:
 
 
 def lm_train_command(args: list[str]) -> int:
-    from ppox.lm.run_config import LMRunConfig
+    from ppox.language.run_config import LMRunConfig
     from ppox.lm_training import resume_lm, train_lm
 
     if "--resume" in args or any(a.startswith("--resume=") for a in args):
@@ -714,19 +714,14 @@ def lm_sample_command(args: list[str]) -> int:
     from ppox.errors import CheckpointError, ConfigError
 
     opts = parse_flags(LMSample, args, "ppox lm sample")
-    from ppox.lm.generate import complete
-    from ppox.lm.hf import load
-    from ppox.lm.sampling import Sampling
-    from ppox.lm.tokenizer import load_tokenizer
-    from ppox.lm_training import pad_id, read_prompts
+    import ppox.lm
+    from ppox.lm_training import read_prompts
 
     try:
         prompts = read_prompts(opts.prompts)
-        model = load(opts.model)
-        tok = load_tokenizer(Path(opts.model), pad_id=pad_id(model))
-        sampling = Sampling(opts.max_new_tokens, model.eos_ids, tok.pad_id, opts.temperature, opts.top_k, opts.top_p,
-                            opts.greedy)
-        completions = complete(model, tok, prompts, sampling, max(1, opts.batch_size), opts.seed)
+        completions = ppox.lm.sample(opts.model, prompts, max_new_tokens=opts.max_new_tokens,
+                                     temperature=opts.temperature, top_k=opts.top_k, top_p=opts.top_p,
+                                     greedy=opts.greedy, batch_size=opts.batch_size, seed=opts.seed)
     except (OSError, ConfigError, CheckpointError) as err:
         return _fail("lm sample", str(err))
     for prompt, completion in zip(prompts, completions):
@@ -758,7 +753,7 @@ def lm_reward_model_command(args: list[str]) -> int:
     from ppox.errors import CheckpointError, ConfigError
 
     opts = parse_flags(LMRewardModel, args, "ppox lm reward-model")
-    from ppox.lm.reward_model import read_pairs, train_reward_model
+    from ppox.language.reward_model import read_pairs, train_reward_model
 
     try:
         _, report = train_reward_model(opts.model, read_pairs(opts.pairs), opts.out, epochs=opts.epochs,

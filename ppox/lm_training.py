@@ -21,11 +21,11 @@ from ppox.checkpoint import read_newest_checkpoint
 from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LMDriver, TextTask
 from ppox.errors import CheckpointError, ConfigError
-from ppox.lm.hf import LanguageModel, load, save
-from ppox.lm.models import params_dtype
-from ppox.lm.reward_model import RewardModel, load_reward_model
-from ppox.lm.run_config import LMRunConfig
-from ppox.lm.tokenizer import load_tokenizer
+from ppox.language.hf import LanguageModel, load, save
+from ppox.language.models import params_dtype
+from ppox.language.reward_model import RewardModel, load_reward_model
+from ppox.language.run_config import LMRunConfig
+from ppox.language.tokenizer import load_tokenizer
 from ppox.loop import Start, run_loop
 from ppox.runfolder import discard_if_empty, make_run_path
 from ppox.runlog import RunLog

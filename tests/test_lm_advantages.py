@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppox.lm.advantages import (grpo_advantages, kl_penalized_rewards, last_token, masked_whiten, response_gae,
-                                rloo_advantages, token_kl)
+from ppox.language.advantages import (grpo_advantages, kl_penalized_rewards, last_token, masked_whiten, response_gae,
+                                      rloo_advantages, token_kl)
 
 LENGTHS = [5, 1, 3, 0, 6]  # an empty row too
 

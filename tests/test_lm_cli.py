@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ppox.cli import main
-from ppox.lm.hf import load
-from ppox.lm.run_config import LMRunConfig
+from ppox.language.hf import load
+from ppox.language.run_config import LMRunConfig
 from ppox.lm_training import make_driver, make_task
 
 GPT2 = Path(__file__).parent / "fixtures" / "lm" / "gpt2"
@@ -70,7 +70,7 @@ def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompt
     out = capsys.readouterr().out
     accuracy = float(out.split("held-out accuracy ")[1].split()[0])
     assert accuracy >= 0.9, out
-    from ppox.lm.reward_model import load_reward_model
+    from ppox.language.reward_model import load_reward_model
 
     rm = load_reward_model(rm_dir)
     texts = [json.loads(line)["prompt"] + json.loads(line)[k] for line in pairs.read_text().splitlines()

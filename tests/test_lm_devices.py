@@ -11,7 +11,7 @@ import pytest
 
 from ppox.cli import main
 from ppox.errors import ConfigError
-from ppox.lm.run_config import LMRunConfig
+from ppox.language.run_config import LMRunConfig
 from ppox.lm_training import train_lm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = r"""
 import functools, tempfile
 import jax, numpy as np
-from ppox.lm import randomwalks as rw
-from ppox.lm.hf import load, save
-from ppox.lm.run_config import LMRunConfig
+from ppox.language import randomwalks as rw
+from ppox.language.hf import load, save
+from ppox.language.run_config import LMRunConfig
 from ppox.lm_training import lm_mesh, make_driver, make_task, resume_lm, train_lm
 assert jax.device_count() == 2, jax.devices()
 graph = rw.make_graph(seed=0)

@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from ppox.errors import CheckpointError
-from ppox.lm import LanguageModel, forward, from_hf, init_params, load, parameter_count, save
+from ppox.language import LanguageModel, forward, from_hf, init_params, load, parameter_count, save
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm"
 FAMILIES = ["gpt2", "llama", "qwen2"]

@@ -1,4 +1,4 @@
-"""PPO on a language model: the pieces of ppox.lm.ppo, the LM driver through the run loop (run folder,
+"""PPO on a language model: the pieces of ppox.language.ppo, the LM driver through the run loop (run folder,
 checkpoints, resume), and learning on the randomwalks task."""
 
 import csv
@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 import ppox
+import ppox.lm
 from ppox.drivers.lm import LM_METRICS
 from ppox.errors import CheckpointError, ConfigError
-from ppox.lm import randomwalks as rw
-from ppox.lm.advantages import kl_penalized_rewards, masked_whiten, response_gae, rloo_advantages
-from ppox.lm.hf import load, save
-from ppox.lm.ppo import init_value_head, prepare, response_values, token_loss
-from ppox.lm.run_config import LMRunConfig, kl_controller
-from ppox.lm.sampling import Sampling, make_sampler
-from ppox.lm_training import resume_lm, train_lm
+from ppox.language import randomwalks as rw
+from ppox.language.advantages import kl_penalized_rewards, masked_whiten, response_gae, rloo_advantages
+from ppox.language.hf import load, save
+from ppox.language.ppo import init_value_head, prepare, response_values, token_loss
+from ppox.language.run_config import LMRunConfig, kl_controller
+from ppox.language.sampling import Sampling, make_sampler
 
 GRAPH = rw.make_graph(seed=0)
 REWARD = functools.partial(rw.path_scores, GRAPH)
@@ -107,19 +107,19 @@ def test_bad_settings_are_one_line_errors(changes, words):
 
 def test_missing_eos_penalty_and_a_bad_reward(walker, tmp_path):
     zero = lambda prompts, completions: [0.0] * len(completions)  # noqa: E731
-    result = train_lm(**settings(walker, tmp_path, max_new_tokens=1, missing_eos_penalty=1.0, updates=2, save=False),
+    result = ppox.lm.train(**settings(walker, tmp_path, max_new_tokens=1, missing_eos_penalty=1.0, updates=2, save=False),
                       prompts=rw.start_prompts(GRAPH), reward=zero)
     m = result.metrics
     np.testing.assert_allclose(m["episode_return"], -(1 - m["eos_fraction"]))
     assert 0 < m["eos_fraction"][0, 0] < 1
     nan = lambda prompts, completions: [float("nan")] * len(completions)  # noqa: E731
     with pytest.raises(ConfigError, match="NaN"):
-        train_lm(**settings(walker, tmp_path, save=False), prompts=rw.start_prompts(GRAPH), reward=nan)
+        ppox.lm.train(**settings(walker, tmp_path, save=False), prompts=rw.start_prompts(GRAPH), reward=nan)
 
 
 def test_run_folder_checkpoints_and_an_exact_resume(walker, tmp_path):
     kw = settings(walker, tmp_path, updates=4, checkpoint_every=2, keep_checkpoints=5, tensorboard=True)
-    whole = train_lm(**kw, run_name="whole", prompts=rw.start_prompts(GRAPH), reward=REWARD)
+    whole = ppox.lm.train(**kw, run_name="whole", prompts=rw.start_prompts(GRAPH), reward=REWARD)
     run = whole.run_path
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -129,18 +129,20 @@ def test_run_folder_checkpoints_and_an_exact_resume(walker, tmp_path):
     with pytest.raises(CheckpointError, match="ppox lm train --resume"):
         ppox.resume(run)
     (run / "checkpoints" / "update_00000004.safetensors").unlink()  # as if stopped after update 2
-    again = resume_lm(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
+    again = ppox.lm.resume(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
     for a, b in zip(jax.tree.leaves(whole.model.params), jax.tree.leaves(again.model.params)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(whole.metrics["episode_return"], again.metrics["episode_return"])
     with pytest.raises(Exception, match="already finished"):
-        resume_lm(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
+        ppox.lm.resume(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
 
 
 def test_ppo_learns_shortest_paths_on_randomwalks(walker, tmp_path):
-    """Seeded: the pretrained walker reaches a fraction ~0.3 of the optimum; 25 PPO updates take it past 0.85."""
-    result = train_lm(**settings(walker, tmp_path, updates=25, prompts_per_update=64, minibatches=4, epochs=4,
-                                 learning_rate=1e-3, save=False), prompts=rw.start_prompts(GRAPH), reward=REWARD)
+    """Seeded: the pretrained walker reaches a fraction ~0.3 of the optimum; 25 PPO updates take it past 0.85.
+    (At learning rate 1e-3 seed 0 peaked at 0.94 and fell back to about 0.8 on one machine; 5e-4 reached
+    0.92 and 0.99 at update 25 for seeds 0 and 1 there.)"""
+    result = ppox.lm.train(**settings(walker, tmp_path, updates=25, prompts_per_update=64, minibatches=4, epochs=4,
+                                      learning_rate=5e-4, save=False), prompts=rw.start_prompts(GRAPH), reward=REWARD)
     score, kl = result.metrics["episode_return"][0], result.metrics["kl_ref"][0]
     assert score[:2].mean() < 0.5
     assert score[-3:].mean() > 0.85
@@ -149,7 +151,7 @@ def test_ppo_learns_shortest_paths_on_randomwalks(walker, tmp_path):
 
 def test_sigint_during_an_update_saves_a_checkpoint_and_the_run_resumes(walker, tmp_path):
     """A real SIGINT (sent by the reward during the second update) stops the run after that update with a
-    checkpoint; resume_lm finishes it."""
+    checkpoint; ppox.lm.resume finishes it."""
     calls = []
 
     def interrupting(prompts, completions):
@@ -159,10 +161,10 @@ def test_sigint_during_an_update_saves_a_checkpoint_and_the_run_resumes(walker, 
         return REWARD(prompts, completions)
 
     kw = settings(walker, tmp_path, updates=5, checkpoint_every=0, run_name="stopped")
-    result = train_lm(**kw, prompts=rw.start_prompts(GRAPH), reward=interrupting)
+    result = ppox.lm.train(**kw, prompts=rw.start_prompts(GRAPH), reward=interrupting)
     assert result.interrupted and result.metrics["episode_return"].shape == (1, 2)
     assert [p.name for p in (result.run_path / "checkpoints").glob("update_*")] == ["update_00000002.safetensors"]
-    done = resume_lm(result.run_path, prompts=rw.start_prompts(GRAPH), reward=REWARD)
+    done = ppox.lm.resume(result.run_path, prompts=rw.start_prompts(GRAPH), reward=REWARD)
     assert not done.interrupted and done.metrics["episode_return"].shape == (1, 5)
 
 

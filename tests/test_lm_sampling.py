@@ -9,9 +9,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from ppox.errors import ConfigError
-from ppox.lm import forward, load
-from ppox.lm.sampling import (Sampling, filter_logits, inverse_cdf, make_sampler, sample_tokens,
-                               sequence_logprobs)
+from ppox.language import forward, load
+from ppox.language.sampling import (Sampling, filter_logits, inverse_cdf, make_sampler, sample_tokens,
+                                     sequence_logprobs)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm"
 EOS_IDS = (1, 5, 9, 17, 33, 40, 61, 77)  # several, so that rows end at different steps

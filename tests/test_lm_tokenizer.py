@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ppox.errors import CheckpointError
-from ppox.lm import load_tokenizer
+from ppox.language import load_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm"
 

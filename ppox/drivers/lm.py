@@ -3,7 +3,7 @@
 One update: draw ``prompts_per_update`` prompts, sample ``samples_per_prompt`` completions of each with the
 policy (ending at an end-of-sequence token or ``max_new_tokens``), score them with the reward (a Python
 function or a reward model), subtract ``missing_eos_penalty`` where a completion never ended, then
-``ppox.lm.ppo.prepare`` and ``ppo_epochs``; the adaptive KL coefficient moves after the update. An
+``ppox.language.ppo.prepare`` and ``ppo_epochs``; the adaptive KL coefficient moves after the update. An
 "episode" in the loop's metrics is a completion: ``episode_return`` is the mean score, ``episode_length``
 the mean response length in tokens.
 """
@@ -22,10 +22,10 @@ from jax.sharding import Mesh
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.drivers.distributed import fsdp_shardings, rows_sharding
 from ppox.errors import ConfigError
-from ppox.lm.hf import LanguageModel
-from ppox.lm.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
-from ppox.lm.run_config import LMRunConfig, kl_controller
-from ppox.lm.sampling import Sampling, make_sampler
+from ppox.language.hf import LanguageModel
+from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
+from ppox.language.run_config import LMRunConfig, kl_controller
+from ppox.language.sampling import Sampling, make_sampler
 
 LM_METRICS = ("episode_return", "episode_length", "episode_count", "policy_loss", "value_loss", "entropy",
               "approx_kl", "clip_fraction", "kl_ref", "kl_coef", "non_score_reward", "eos_fraction",

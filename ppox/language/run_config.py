@@ -11,7 +11,7 @@ import json
 import math
 
 from ppox.errors import ConfigError, closest
-from ppox.lm.advantages import KL_ESTIMATORS
+from ppox.language.advantages import KL_ESTIMATORS
 
 LM_ADVANTAGES = ("gae", "rloo", "grpo")
 

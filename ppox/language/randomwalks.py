@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ppox.lm.config import LMConfig
-from ppox.lm.hf import LanguageModel
-from ppox.lm.models import forward, init_params
+from ppox.language.config import LMConfig
+from ppox.language.hf import LanguageModel
+from ppox.language.models import forward, init_params
 
 GOAL = 0
 

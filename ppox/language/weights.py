@@ -1,5 +1,5 @@
 """Hugging Face model folders: config.json plus model.safetensors or shards listed in
-model.safetensors.index.json, read into ppox.lm parameters and written back under the same names.
+model.safetensors.index.json, read into ppox.language parameters and written back under the same names.
 
 Every safetensors file is checked before a tensor is read (``ppox.tensorfile.check_header``); float32,
 float16 and bfloat16 tensors are read (bfloat16 through ml_dtypes, which NumPy lacks). Nothing is executed.
@@ -16,8 +16,8 @@ import ml_dtypes
 import numpy as np
 
 from ppox.errors import CheckpointError
-from ppox.lm.config import LMConfig
-from ppox.lm.models import init_params
+from ppox.language.config import LMConfig
+from ppox.language.models import init_params
 from ppox.tensorfile import CHECKSUM, check_header, checksum
 
 FILE_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64,

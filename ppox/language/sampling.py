@@ -21,9 +21,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from ppox.errors import ConfigError
-from ppox.lm.config import LMConfig
-from ppox.lm.layers import positions_from_mask
-from ppox.lm.models import CausalLM, forward, new_cache, params_dtype
+from ppox.language.config import LMConfig
+from ppox.language.layers import positions_from_mask
+from ppox.language.models import CausalLM, forward, new_cache, params_dtype
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,10 @@ import numpy as np
 import optax
 
 from ppox.errors import CheckpointError, ConfigError
-from ppox.lm.config import LMConfig
-from ppox.lm.hf import LanguageModel, load, save
-from ppox.lm.models import hidden_states
-from ppox.lm.tokenizer import TextTokenizer, load_tokenizer
+from ppox.language.config import LMConfig
+from ppox.language.hf import LanguageModel, load, save
+from ppox.language.models import hidden_states
+from ppox.language.tokenizer import TextTokenizer, load_tokenizer
 from ppox.tensorfile import read, write
 
 HEAD_FILE = "reward_head.safetensors"

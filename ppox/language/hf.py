@@ -16,9 +16,9 @@ import numpy as np
 
 from ppox.errors import CheckpointError, ConfigError
 from ppox.files import atomic_write_text
-from ppox.lm.config import LMConfig, from_hf, to_hf
-from ppox.lm.models import params_dtype
-from ppox.lm.weights import DTYPE_NAMES, params_from_tensors, read_folder_tensors, tensors_from_params
+from ppox.language.config import LMConfig, from_hf, to_hf
+from ppox.language.models import params_dtype
+from ppox.language.weights import DTYPE_NAMES, params_from_tensors, read_folder_tensors, tensors_from_params
 from ppox.tensorfile import write
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

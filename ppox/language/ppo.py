@@ -17,11 +17,11 @@ import optax
 from jax.sharding import NamedSharding
 
 from ppox.core.losses import clipped_surrogate, value_loss
-from ppox.lm.advantages import (grpo_advantages, kl_penalized_rewards, masked_mean, masked_whiten,
-                                response_gae, rloo_advantages)
-from ppox.lm.config import LMConfig
-from ppox.lm.models import forward, hidden_states
-from ppox.lm.run_config import LMRunConfig
+from ppox.language.advantages import (grpo_advantages, kl_penalized_rewards, masked_mean, masked_whiten,
+                                      response_gae, rloo_advantages)
+from ppox.language.config import LMConfig
+from ppox.language.models import forward, hidden_states
+from ppox.language.run_config import LMRunConfig
 
 
 class Rollout(NamedTuple):

@@ -2,7 +2,7 @@
 
 Parameters are named after Hugging Face's tensors (``h_3/c_attn/kernel`` is ``transformer.h.3.attn.c_attn.weight``,
 ``layers_0/q_proj/kernel`` is ``model.layers.0.self_attn.q_proj.weight`` transposed), so that loading and
-saving is one table (``ppox.lm.weights.weight_table``). One call serves a whole sequence (scoring,
+saving is one table (``ppox.language.weights.weight_table``). One call serves a whole sequence (scoring,
 prefill) and one step of generation: tokens go into cache slots ``start .. start + T - 1``.
 """
 
@@ -12,9 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppox.lm.config import LMConfig, rope_frequencies
-from ppox.lm.layers import (ACTIVATIONS, KVCache, LayerNorm, RMSNorm, attend, dense, empty_cache,
-                            positions_from_mask, rotary, write)
+from ppox.language.config import LMConfig, rope_frequencies
+from ppox.language.layers import (ACTIVATIONS, KVCache, LayerNorm, RMSNorm, attend, dense, empty_cache,
+                                  positions_from_mask, rotary, write)
 
 
 class GPT2Block(nn.Module):

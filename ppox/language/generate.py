@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ppox.lm.hf import LanguageModel
-from ppox.lm.sampling import Sampling, make_sampler
-from ppox.lm.tokenizer import TextTokenizer
+from ppox.language.hf import LanguageModel
+from ppox.language.sampling import Sampling, make_sampler
+from ppox.language.tokenizer import TextTokenizer
 
 
 def complete(model: LanguageModel, tok: TextTokenizer, prompts: list[str], sampling: Sampling, batch: int = 8,
