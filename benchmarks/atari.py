@@ -4,8 +4,9 @@
 
 Same work everywhere: BreakoutNoFrameskip-v4 (no sticky actions), 8 envs x 128 steps, 4 epochs x 4
 minibatches, the Nature CNN. Rows:
-- env alone, random actions, 8 envs: ale-py's AtariVectorEnv (--vec ale) and Gymnasium's AtariPreprocessing +
-  frame stack in ppox's SyncEnvs (--vec sync);
+- env alone, random actions, 8 envs: ale-py's AtariVectorEnv (--vec ale), EnvPool (--vec envpool, where it
+  is installed) and Gymnasium's AtariPreprocessing + frame stack in ppox's SyncEnvs (--vec sync); with
+  --only-env, just these rows, alternated --repeats times (medians);
 - ppox parts: one jitted act on 8 observations (per vector step) and one whole update (learn) on a batch;
 - ppox host: `ppox.train` end to end (compilation included, reported apart);
 - SB3: PPO("CnnPolicy") on make_atari_env (AtariWrapper) + VecFrameStack, in the bench env at
@@ -131,13 +132,35 @@ def sb3(steps: int) -> float | None:
     return float(lines[-1].split()[1])
 
 
+def env_rows(steps: int, repeats: int) -> None:
+    """Env-alone steps/s of each backend, alternated, medians: results/atari_envs.json."""
+    import importlib.util
+    import statistics
+
+    vecs = ["ale", "sync"] + (["envpool"] if importlib.util.find_spec("envpool") else [])
+    runs = {vec: [] for vec in vecs}
+    for _ in range(repeats):
+        for vec in vecs:
+            runs[vec].append(env_alone(vec, steps))
+    medians = {vec: statistics.median(r) for vec, r in runs.items()}
+    print("env alone, random actions, 8 envs (median steps/s): " + ", ".join(f"{v} {m:.0f}" for v, m in medians.items()))
+    out = HERE / "results" / "atari_envs.json"
+    out.write_text(json.dumps({"env": ENV_ID, "num_envs": NUM_ENVS, "steps": steps, "runs": runs, "medians": medians,
+                               "load_average": os.getloadavg()}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2048, help="steps per training run (keep it short)")
     parser.add_argument("--env-steps", type=int, default=4000, help="steps of each env-alone run")
     parser.add_argument("--no-sb3", action="store_true")
     parser.add_argument("--only-sb3", action="store_true", help="just the SB3 row (printed, not saved)")
+    parser.add_argument("--only-env", action="store_true", help="just the env-alone rows (results/atari_envs.json)")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.only_env:
+        env_rows(args.env_steps, args.repeats)
+        return
     if args.only_sb3:
         print(f"SB3 PPO CnnPolicy: {sb3(args.steps)} steps/s")
         return

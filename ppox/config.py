@@ -165,9 +165,10 @@ class Config:
     workers: int = 1
     """Ray rollout workers; each owns --num-envs / --workers envs and a copy of the policy."""
 
-    vec: Literal["sync", "async", "ale"] = "sync"
+    vec: Literal["sync", "async", "ale", "envpool"] = "sync"
     """Host driver: step the envs in this process (sync) or one subprocess each (async); Atari games also ale
-    (ale-py's threaded AtariVectorEnv, preprocessing in C++; sync and async use Gymnasium's wrappers)."""
+    (ale-py's threaded AtariVectorEnv, preprocessing in C++) or envpool (EnvPool's, pip install
+    "ppox[envpool]"); sync and async use Gymnasium's wrappers."""
 
     run_dir: str = "runs"
     """Folder under which each run's folder is made."""

@@ -123,9 +123,9 @@ def _validate_memory(c) -> None:
 
 def _validate_run(c) -> None:
     need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
-    need(c.vec in ("sync", "async", "ale"), f"--vec must be sync, async or ale, got {c.vec!r}")
-    need(c.vec != "ale" or is_atari_id(c.env), f"--vec ale steps Atari games (ALE/Name-v5, NameNoFrameskip-v4); "
-                                               f"{c.env} is not one: use --vec sync or async")
+    need(c.vec in ("sync", "async", "ale", "envpool"), f"--vec must be sync, async, ale or envpool, got {c.vec!r}")
+    need(c.vec not in ("ale", "envpool") or is_atari_id(c.env), f"--vec {c.vec} steps Atari games (ALE/Name-v5, "
+                                                               f"NameNoFrameskip-v4); {c.env} is not one: use --vec sync or async")
     need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
     need(c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
          f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}")

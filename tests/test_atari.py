@@ -1,4 +1,4 @@
-"""Atari (ale-py): the standard preprocessing on both backends, life-loss episodes with whole-game returns,
+"""Atari (ale-py): the standard preprocessing on every backend (EnvPool's where it is installed), life-loss episodes with whole-game returns,
 uint8 rollouts, a tiny training run and its evaluation video."""
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from gymnasium import spaces
 import ppox
 from ppox.cli import main
 from ppox.config import ConfigError
-from ppox.envs.atari import AtariGames, make_atari_env, make_atari_envs
+from ppox.envs.atari import AtariGames, EnvPoolGames, make_atari_env, make_atari_envs
 
 pytest.importorskip("ale_py")
 
@@ -57,8 +57,60 @@ def test_a_lost_life_ends_the_training_episode_and_the_game_is_counted_whole():
     assert game_info["final_obs"][0].max() == 104  # the true last frame, not the reset's
 
 
-@pytest.mark.parametrize("vec", ["ale", "sync"])
-def test_both_backends_give_the_standard_observations(vec):
+class NextStepPool:
+    """EnvPool's manner with two envs: a game ends at its 3rd step (env 0) or 5th (env 1) and returns its last
+    observation; the step after that, it would return the next game's first (NEXT_STEP); reset(env_id) resets
+    only those. An observation's [0, 0, 0] is the game's number, [1, 0, 0] its step."""
+
+    action_space = spaces.Discrete(4)
+    ends = np.array([3, 5])
+
+    def __init__(self, seed):
+        self.seed, self.closed = seed, False
+
+    def _obs(self, ids):
+        obs = np.zeros((len(ids), 4, 84, 84), np.uint8)
+        obs[:, 0, 0, 0], obs[:, 1, 0, 0] = self.game[ids], self.t[ids]
+        return obs
+
+    def reset(self, env_id=None):
+        ids = np.arange(2) if env_id is None else np.asarray(env_id)
+        if env_id is None:
+            self.game, self.t = np.zeros(2, np.int64), np.zeros(2, np.int64)
+        else:
+            self.game[ids] += 1
+            self.t[ids] = 0
+        return self._obs(ids), {"env_id": ids, "lives": np.full(len(ids), 3)}
+
+    def step(self, actions):
+        self.t += 1
+        done = self.t == self.ends
+        return self._obs(np.arange(2)), np.ones(2), done, np.zeros(2, bool), {"lives": np.full(2, 3)}
+
+    def close(self):
+        self.closed = True
+
+
+def test_envpool_games_turn_next_step_into_same_step():
+    games = EnvPoolGames(NextStepPool, 2)
+    obs, _ = games.reset(seed=7)
+    assert games.pool.seed == 7 and obs[:, 0, 0, 0].tolist() == [0, 0]
+    for step in range(1, 7):
+        obs, reward, terminated, truncated, info = games.step(np.zeros(2, np.int64))
+        ended = (step % 3 == 0, step == 5)
+        assert terminated.tolist() == list(ended)
+        for env in range(2):
+            if ended[env]:  # the next game's first observation now, the last one kept
+                assert info["_final_obs"][env] and info["final_obs"][env, 1, 0, 0] == NextStepPool.ends[env]
+                assert obs[env, 1, 0, 0] == 0 and obs[env, 0, 0, 0] == info["final_obs"][env, 0, 0, 0] + 1
+            else:
+                assert obs[env, 1, 0, 0] > 0 and ("_final_obs" not in info or not info["_final_obs"][env])
+    assert obs[:, 0, 0, 0].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("vec", ["ale", "sync", pytest.param("envpool", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("envpool") is None, reason='pip install "ppox[envpool]"'))])
+def test_every_backend_gives_the_standard_observations(vec):
     games = make_atari_envs("ALE/Breakout-v5", 2, vec)
     try:
         obs, _ = games.reset(seed=0)

@@ -39,7 +39,7 @@ class RolloutWorker:
         # (a worker only collects: one minibatch, so that its share of the envs is always a valid config)
         config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1,
                                                                    num_minibatches=1)
-        vec = "ale" if config.vec == "ale" else "sync"
+        vec = config.vec if config.vec in ("ale", "envpool") else "sync"
         venv = make_host_envs(env, num_envs, vec, config.max_episode_steps, config.hide_obs)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),

@@ -3,7 +3,8 @@
 Both backends give the same observations: up to 30 no-op starts, frame skip 4 with the max over the last two
 frames, 84x84 grayscale, FIRE on reset where the game has it, the last 4 frames stacked (uint8, channels
 last: [84, 84, 4]). ``--vec ale`` steps ale-py's AtariVectorEnv (threaded C++, preprocessing built in);
-``--vec sync|async`` steps Gymnasium's AtariPreprocessing + FrameStackObservation per env. Sticky actions
+``--vec envpool`` steps EnvPool's Atari (``pip install "ppox[envpool]"``, threaded C++ too; its NEXT_STEP
+autoreset is turned into SAME_STEP by ``EnvPoolGames``); ``--vec sync|async`` steps Gymnasium's AtariPreprocessing + FrameStackObservation per env. Sticky actions
 follow the id (v5: 0.25, NoFrameskip-v4: none).
 
 ``AtariGames`` sits on either and makes training's episodes: a lost life ends an episode (terminated, no
@@ -108,11 +109,75 @@ def make_atari_envs(env_id: str, num_envs: int, vec: str, max_episode_steps: int
                               img_width=84, stack_num=STACK, frameskip=FRAME_SKIP, noop_max=30, episodic_life=False,
                               reward_clipping=False, use_fire_reset=True, **kwargs)
         return AtariGames(venv, channels_first=True)
+    if vec == "envpool":
+        return AtariGames(EnvPoolGames(envpool_maker(env_id, num_envs, kwargs, max_episode_steps), num_envs),
+                          channels_first=True)
     factory = functools.partial(make_atari_env, env_id, max_episode_steps=max_episode_steps)
     if vec == "async":
         return AtariGames(AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
                                          context="spawn"))
     return AtariGames(SyncEnvs([factory] * num_envs))
+
+
+def envpool_maker(env_id: str, num_envs: int, ale: dict, max_episode_steps: int | None):
+    """seed -> an EnvPool gymnasium pool of the game with the standard preprocessing, whole games, raw
+    rewards (AtariGames makes the training episodes); a ConfigError if EnvPool is missing or refuses."""
+    try:
+        import envpool
+    except ImportError:
+        raise ConfigError('--vec envpool needs EnvPool: pip install "ppox[envpool]"') from None
+    task = ale["game"].title().replace("_", "") + "-v5"  # space_invaders -> SpaceInvaders-v5
+    frames = ale["max_num_frames_per_episode"] if max_episode_steps is None else max_episode_steps * FRAME_SKIP
+    settings = dict(num_envs=num_envs, img_height=84, img_width=84, stack_num=STACK, frame_skip=FRAME_SKIP,
+                    noop_max=30, episodic_life=False, reward_clip=False, use_fire_reset=True,
+                    repeat_action_probability=ale["repeat_action_probability"],
+                    full_action_space=ale["full_action_space"], max_episode_steps=frames // FRAME_SKIP)
+
+    def make(seed: int):
+        try:
+            return envpool.make_gymnasium(task, seed=seed, **settings)
+        except Exception as err:  # EnvPool raises several kinds for an unknown task or setting
+            raise ConfigError(f"--vec envpool: EnvPool cannot make {task}: {err}") from None
+
+    make(0).close()  # refused settings are found before any work starts
+    return make
+
+
+class EnvPoolGames:
+    """EnvPool's games with SAME_STEP autoreset: where a game ends, the step returns the next game's first
+    observation and keeps the last one in ``info["final_obs"]``. EnvPool itself returns the last observation
+    and resets on the following step (NEXT_STEP); here the ended games are reset at once (``reset(env_id=)``).
+    ``make_pool(seed)`` makes the pool (``envpool_maker``); a reset with a seed makes a new one."""
+
+    def __init__(self, make_pool, num_envs: int):
+        self.make_pool, self.num_envs = make_pool, num_envs
+        self.pool = make_pool(0)
+        self.single_observation_space = spaces.Box(0, 255, (STACK, 84, 84), np.uint8)
+        self.single_action_space = self.pool.action_space
+
+    def reset(self, *, seed: int | None = None):
+        if seed is not None:  # EnvPool seeds its games when it is made
+            self.pool.close()
+            self.pool = self.make_pool(seed)
+        obs, info = self.pool.reset()
+        return obs, {"lives": np.asarray(info["lives"])}
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.pool.step(np.asarray(actions, np.int32))
+        ended = np.flatnonzero(np.logical_or(terminated, truncated))
+        lives, out = np.asarray(info["lives"]).copy(), {}
+        if len(ended):
+            final = np.zeros_like(obs)
+            final[ended] = obs[ended]
+            obs = obs.copy()
+            first, reset_info = self.pool.reset(env_id=ended)
+            where = np.asarray(reset_info["env_id"])
+            obs[where], lives[where] = first, reset_info["lives"]
+            out = {"final_obs": final, "_final_obs": np.isin(np.arange(self.num_envs), ended)}
+        return obs, reward, terminated, truncated, {**out, "lives": lives}
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def make_host_envs(env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = ()):
