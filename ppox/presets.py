@@ -67,15 +67,19 @@ PRESETS["LunarLander-v3"] = {
     "norm_reward": True,
     "vf_clip_coef": None,
 }
-# MinAtar (fused, gymnax): an MLP on the flattened 10x10xC grid by default (as gymnax-blines publishes); --network
+# MinAtar (fused, gymnax): gymnax-blines' PPO settings (agents/GAME-MinAtar/ppo.yaml: 64 envs x 128 steps, 4 epochs x 8
+# minibatches, gamma 0.999, constant lr 5e-4 (theirs warms up over the first 5%; ppox has no warmup), clip 0.2,
+# entropy 0.01), an MLP (256, 256) on the flattened 10x10xC grid by default as they publish; --network
 # cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one 128-unit layer (not tuned).
 NETWORK_PRESETS: dict[tuple[str, str], dict] = {}
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
     PRESETS[f"{_game}-MinAtar"] = {
-        "total_timesteps": 2_000_000,
+        "total_timesteps": 10_000_000,
         "num_envs": 64,
         "num_steps": 128,
         "learning_rate": 5e-4,
+        "anneal_lr": False,
+        "gamma": 0.999,
         "num_minibatches": 8,
         "activation": "relu",
         "hidden_sizes": (256, 256),
