@@ -68,8 +68,8 @@ PRESETS["LunarLander-v3"] = {
     "vf_clip_coef": None,
 }
 # MinAtar (fused, gymnax): gymnax-blines' PPO settings (agents/GAME-MinAtar/ppo.yaml: 64 envs x 128 steps, 4 epochs x 8
-# minibatches, gamma 0.999, constant lr 5e-4 (theirs warms up over the first 5%; ppox has no warmup), clip 0.2,
-# entropy 0.01), an MLP (256, 256) on the flattened 10x10xC grid by default as they publish; --network
+# minibatches, gamma 0.999, lr 5e-4 constant (their lr_warmup runs a linear schedule from lr_begin to lr_end, both
+# 5e-4), clip 0.2, entropy 0.01, 10M steps), an MLP (256, 256) on the flattened 10x10xC grid by default as they publish; --network
 # cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one 128-unit layer (not tuned).
 NETWORK_PRESETS: dict[tuple[str, str], dict] = {}
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
