@@ -2,6 +2,7 @@
 
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--steps 10000000] [--seeds 3]
   .venv/bin/python benchmarks/minatar.py --report
+  .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
 
 A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the seeds vmapped in one compiled
 program, saves its run folder under benchmarks/runs/ (a checkpoint every 1M steps, so a stopped run keeps its
@@ -25,7 +26,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
-from ppox.plots import band, pyplot  # noqa: E402
+from ppox.metrics import final_return  # noqa: E402
+from ppox.plots import band, pyplot, read_run  # noqa: E402
 
 # gymnax-blines' PPO (MLP, 10M steps), the returns its README reports
 PUBLISHED = {"Breakout": 28, "SpaceInvaders": 131, "Asterix": 15, "Freeway": 58}
@@ -41,10 +43,27 @@ def run(game: str, network: str, steps: int, seeds: int) -> dict:
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "steps": steps, "seeds": seeds,
+    return {"game": game, "network": network, "steps": int(curves.shape[1] * config.batch_size),
+            "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
             "published_ppo_mlp": PUBLISHED[game], "wall_s": round(wall, 1), "batch": config.batch_size,
             "run_path": str(result.run_path), "config": json.loads(config.to_json()),
+            "curves": [[round(float(x), 3) for x in c] for c in curves]}
+
+
+def from_run(run: Path) -> dict:
+    """The result of a run folder (one this script started, stopped before its end): what it reached."""
+    config = json.loads((run / "config.json").read_text())
+    metrics = read_run(run)
+    summary = run / "summary.json"
+    game = config["env"].removesuffix("-MinAtar")
+    batch = config["num_envs"] * config["num_steps"]
+    curves = metrics["episode_return"]
+    return {"game": game, "network": config["network"], "steps": int(curves.shape[1] * batch),
+            "planned_steps": config["total_timesteps"], "seeds": int(curves.shape[0]),
+            "final_return": [round(float(x), 3) for x in final_return(metrics)], "published_ppo_mlp": PUBLISHED[game],
+            "wall_s": json.loads(summary.read_text())["wall_time_s"] if summary.exists() else None,
+            "batch": batch, "run_path": str(run), "config": config,
             "curves": [[round(float(x), 3) for x in c] for c in curves]}
 
 
@@ -57,7 +76,7 @@ def report() -> None:
         finals = r["final_return"]
         print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:g}M x {r['seeds']} | "
               f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {r['published_ppo_mlp']} | "
-              f"{r['wall_s'] / 60:.0f} min |")
+              f"{'?' if r['wall_s'] is None else round(r['wall_s'] / 60)} min |")
     plt = pyplot()
     for game in sorted({r["game"] for r in rows}):
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -82,7 +101,14 @@ def main():
     p.add_argument("--steps", type=int, default=10_000_000)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--report", action="store_true")
+    p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
     args = p.parse_args()
+    if args.from_run is not None:
+        result = from_run(args.from_run)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / f"{result['game']}_{result['network']}.json").write_text(json.dumps(result, indent=1))
+        print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, final {result['final_return']}")
+        return
     if args.report or args.game is None:
         report()
         return
