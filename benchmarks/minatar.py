@@ -74,7 +74,7 @@ def report() -> None:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         finals = r["final_return"]
-        print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:g}M x {r['seeds']} | "
+        print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
               f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {r['published_ppo_mlp']} | "
               f"{'?' if r['wall_s'] is None else round(r['wall_s'] / 60)} min |")
     plt = pyplot()

@@ -23,7 +23,12 @@ import re
 import sys
 from pathlib import Path
 
-import tyro
+from ppox import signals
+
+if __name__ == "__main__" or Path(sys.argv[0]).name == "ppox":
+    signals.install()  # the program itself listens before its first heavy import (tyro: a third of a second)
+
+import tyro  # noqa: E402
 
 USAGE = """usage: ppox COMMAND [ARGS]
 
@@ -521,8 +526,6 @@ def sweep_command(args: list[str]) -> int:
     from ppox.sweep import run_sweep
     from ppox.sweep_report import write_report
 
-    from ppox import signals
-
     enable_compilation_cache()
     print(f"ppox sweep: {len(plan.combos)} configurations x {plan.seeds} seeds -> {folder}", flush=True)
     cancel = signals.on_hard_exit(lambda: print(f"ppox sweep: the configurations that finished are saved; to "
@@ -773,9 +776,7 @@ COMMANDS = {"train": train_command, "eval": eval_command, "envs": envs_command, 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the program itself (not a call from Python, whose process keeps its own handlers)
-        from ppox import signals
-
-        signals.install()  # first of all: a signal during the imports below is answered too
+        signals.install()  # (already done on import where the program is ppox or python -m ppox.cli)
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
