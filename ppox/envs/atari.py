@@ -1,11 +1,11 @@
 """Atari 2600 games (ale-py, ``pip install "ppox[atari]"``) for the host driver, with the standard details.
 
-Both backends give the same observations: up to 30 no-op starts, frame skip 4 with the max over the last two
+Every backend gives the same observations: up to 30 no-op starts, frame skip 4 with the max over the last two
 frames, 84x84 grayscale, FIRE on reset where the game has it, the last 4 frames stacked (uint8, channels
 last: [84, 84, 4]). ``--vec ale`` steps ale-py's AtariVectorEnv (threaded C++, preprocessing built in);
 ``--vec envpool`` steps EnvPool's Atari (``pip install "ppox[envpool]"``, threaded C++ too; its NEXT_STEP
-autoreset is turned into SAME_STEP by ``EnvPoolGames``); ``--vec sync|async`` steps Gymnasium's AtariPreprocessing + FrameStackObservation per env. Sticky actions
-follow the id (v5: 0.25, NoFrameskip-v4: none).
+autoreset is turned into SAME_STEP by ``EnvPoolGames``); ``--vec sync|async`` steps Gymnasium's
+AtariPreprocessing + FrameStackObservation per env. Sticky actions follow the id (v5: 0.25, NoFrameskip-v4: none).
 
 ``AtariGames`` sits on either and makes training's episodes: a lost life ends an episode (terminated, no
 bootstrap) while the game goes on, and rewards are clipped to their sign. It also counts whole games
@@ -139,7 +139,6 @@ def envpool_maker(env_id: str, num_envs: int, ale: dict, max_episode_steps: int 
         except Exception as err:  # EnvPool raises several kinds for an unknown task or setting
             raise ConfigError(f"--vec envpool: EnvPool cannot make {task}: {err}") from None
 
-    make(0).close()  # refused settings are found before any work starts
     return make
 
 
@@ -147,7 +146,8 @@ class EnvPoolGames:
     """EnvPool's games with SAME_STEP autoreset: where a game ends, the step returns the next game's first
     observation and keeps the last one in ``info["final_obs"]``. EnvPool itself returns the last observation
     and resets on the following step (NEXT_STEP); here the ended games are reset at once (``reset(env_id=)``).
-    ``make_pool(seed)`` makes the pool (``envpool_maker``); a reset with a seed makes a new one."""
+    ``make_pool(seed)`` makes the pool (``envpool_maker``; at once, so refused settings stop before any work);
+    a reset with a seed makes a new one."""
 
     def __init__(self, make_pool, num_envs: int):
         self.make_pool, self.num_envs = make_pool, num_envs
