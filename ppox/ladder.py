@@ -21,6 +21,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +97,19 @@ def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: i
     results = []
     display = _Display(len(ladder), progress)
     cancel = signals.on_hard_exit(lambda: out.rmdir() if not any(out.iterdir()) else None)
+    writing = threading.Lock()  # one report writer: this thread, or the signal watcher's
+
+    def report_on_signal() -> int:
+        """Under the command line, a signal after a finished rung: the report now (the rung in flight would
+        be dropped anyway, and may be compiling for seconds), then exit 0."""
+        with writing:
+            display.stop()
+            write_report(out, env, preset, seeds, list(results), threshold, interrupted=True)
+        print((out / "table.md").read_text(), flush=True)
+        print("ppox ladder: stopped by a signal; the report holds the rungs that finished", file=sys.stderr)
+        print(f"report: {out}/ (curves.png, kl_and_clip_fraction.png, table.md, results.json)")
+        return 0
+
     try:
         with contextlib.ExitStack() as at_stake:
             for i, rung in enumerate(ladder):
@@ -104,7 +119,7 @@ def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: i
                     break
                 results.append(result)
                 if len(results) == 1:  # from now on a signal stops the ladder with a report
-                    at_stake.enter_context(signals.work_at_stake())
+                    at_stake.enter_context(signals.work_at_stake(save=report_on_signal))
                 display.done(i, rung.name, float(np.nanmean(result["final"])), result["wall_s"])
     finally:
         display.stop()
@@ -112,7 +127,8 @@ def run_ladder(env: str, seeds: int, out: Path | None = None, total_timesteps: i
     if not results:
         out.rmdir()
         raise KeyboardInterrupt
-    return write_report(out, env, preset, seeds, results, threshold, interrupted=len(results) < len(ladder))
+    with writing:
+        return write_report(out, env, preset, seeds, results, threshold, interrupted=len(results) < len(ladder))
 
 
 def _run_rung(preset: Config, rung: Rung, seeds: int) -> dict | None:

@@ -7,8 +7,11 @@ only raises a flag (an exception raised at an arbitrary bytecode can land in a g
 callback and be swallowed); a watcher thread reads the signals from a wakeup pipe and acts, so that even
 a main thread stuck in a long compiled call (compilation, a jitted update, an env step) is answered:
 
-- while there is work at stake (a run loop past its first chunk, a ladder with finished rungs), the first
-  signal asks the work to stop at the next chunk boundary (about two seconds) and save itself;
+- while there is work at stake (a run loop past its first chunk), the first signal asks the work to stop at
+  the next chunk boundary (about two seconds) and save itself;
+- work that can save itself from any thread (a ladder's report of the rungs that finished, while the rung in
+  flight, which would be dropped anyway, is still compiling or running) is saved by the watcher at once,
+  and the process exits with the status that the saver returns;
 - otherwise (imports, env creation, the first compilation, evaluation) there is nothing to save: the
   process exits at once (status 128 + signal number) after the registered clean-ups (e.g. removing a
   run folder that holds nothing yet);
@@ -31,6 +34,7 @@ class _State:
         self.requested = False  # a signal arrived
         self.count = 0
         self.at_stake = 0  # how many holders of work worth saving there are (nested: a ladder, its run)
+        self.savers: list[Callable[[], int]] = []  # of the holders that can save from the watcher thread
         self.cleanups: list[Callable[[], None]] = []  # run before a hard exit
 
 
@@ -57,13 +61,20 @@ def on_hard_exit(cleanup: Callable[[], None]) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def work_at_stake():
-    """While active, a first signal asks the work to stop and save itself instead of exiting at once."""
+def work_at_stake(save: Callable[[], int] | None = None):
+    """While active, a first signal asks the work to stop and save itself instead of exiting at once.
+
+    With ``save`` (callable from any thread, returns an exit status), the watcher calls it at once and exits
+    with its status, unless work without a saver (a run that checkpoints) is also at stake."""
     STATE.at_stake += 1
+    if save is not None:
+        STATE.savers.append(save)
     try:
         yield
     finally:
         STATE.at_stake -= 1
+        if save is not None:
+            STATE.savers.remove(save)
 
 
 def _handle(signum, frame) -> None:
@@ -80,12 +91,25 @@ def _watch(fd: int) -> None:
             if STATE.count > 1:
                 _say(f"ppox: {name} again: stopping at once")
                 _hard_exit(signum)
+            elif STATE.savers and STATE.at_stake == len(STATE.savers):
+                _save_and_exit(STATE.savers[-1])
             elif STATE.at_stake:
                 _say(f"ppox: {name} received: finishing the work in flight and saving it (send it again to stop "
                      "at once)")
             else:
                 _say(f"ppox: {name} received: stopping (nothing to save yet)")
                 _hard_exit(signum)
+
+
+def _save_and_exit(save: Callable[[], int]) -> None:
+    try:
+        status = save()
+    except Exception as err:  # noqa: BLE001  (say it, and exit as a signal would)
+        _say(f"ppox: saving after the signal failed: {err}")
+        status = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _hard_exit(signum: int) -> None:

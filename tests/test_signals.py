@@ -101,3 +101,31 @@ def test_a_signal_during_training_still_checkpoints_and_exits_0(tmp_path):
     _, err = proc.communicate()
     assert proc.returncode == 0 and "ppox train --resume" in err, err
     assert took < 4.0
+
+
+SAVER = """
+import os, signal, sys, time
+from ppox import signals
+signals.install()
+with signals.work_at_stake(save=lambda: print("saved", flush=True) or 3):
+    if sys.argv[1] == "run-too":
+        signals.STATE.at_stake += 1  # a checkpointing run inside: it must stop at its own pace
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not signals.STATE.requested:
+        time.sleep(0.01)
+    time.sleep(0.5)
+print("main thread went on", flush=True)
+"""
+
+
+@pytest.mark.parametrize("case", ["saver-alone", "run-too"])
+def test_a_saver_saves_from_the_watcher_unless_a_checkpointing_run_is_at_stake(case):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", SAVER, case], capture_output=True, text=True, timeout=60)
+    if case == "saver-alone":  # saved by the watcher at once, exit status from the saver
+        assert done.returncode == 3 and done.stdout == "saved\n", done
+    else:  # the run is asked to stop and save itself; nothing exits under it
+        assert done.returncode == 0 and done.stdout == "main thread went on\n", done
+        assert "finishing the work in flight" in done.stderr
