@@ -8,7 +8,8 @@ minibatches, the Nature CNN. Rows:
   is installed) and Gymnasium's AtariPreprocessing + frame stack in ppox's SyncEnvs (--vec sync); with
   --only-env, just these rows, alternated --repeats times (medians);
 - ppox parts: one jitted act on 8 observations (per vector step) and one whole update (learn) on a batch;
-- ppox host: `ppox.train` end to end (compilation included, reported apart);
+- ppox host: `ppox.train` end to end (compilation included, reported apart); with --only-drivers, training
+  through ale-py, EnvPool, and EnvPool stepped inside the fused program (--driver fused), alternated;
 - SB3: PPO("CnnPolicy") on make_atari_env (AtariWrapper) + VecFrameStack, in the bench env at
   /work/main/bench-envs/sb3contrib (torch CPU), given ale-py and OpenCV from ppox's .venv on PYTHONPATH
   (that env is not modified). Skipped when it is missing.
@@ -132,6 +133,35 @@ def sb3(steps: int) -> float | None:
     return float(lines[-1].split()[1])
 
 
+DRIVERS = {"host --vec ale": {"vec": "ale"}, "host --vec envpool": {"vec": "envpool"},
+           "fused --vec envpool": {"vec": "envpool", "driver": "fused"}}
+
+
+def driver_rows(steps: int, repeats: int) -> None:
+    """Training steps/s of each way to step the games (the same PPO), alternated, medians of the updates after
+    the first (compilation apart): results/atari_drivers.json."""
+    import statistics
+
+    import numpy as np
+
+    import ppox
+    from ppox.presets import PRESETS
+
+    runs = {name: [] for name in DRIVERS}
+    for _ in range(repeats):
+        for name, how in DRIVERS.items():
+            config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps,
+                                    "save": False, "progress": False, **how})
+            rates = ppox.train(config).metrics["steps_per_second"][0, 1:]
+            runs[name].append(float(np.median(rates)))
+            print(f"{name}: {runs[name][-1]:.0f} steps/s", flush=True)
+    medians = {name: statistics.median(r) for name, r in runs.items()}
+    print("training, 8 envs x 128 steps (median steps/s): " + ", ".join(f"{n} {m:.0f}" for n, m in medians.items()))
+    out = HERE / "results" / "atari_drivers.json"
+    out.write_text(json.dumps({"env": ENV_ID, "num_envs": NUM_ENVS, "steps": steps, "runs": runs, "medians": medians,
+                               "load_average": os.getloadavg()}, indent=2))
+
+
 def env_rows(steps: int, repeats: int) -> None:
     """Env-alone steps/s of each backend, alternated, medians: results/atari_envs.json."""
     import importlib.util
@@ -156,8 +186,13 @@ def main() -> None:
     parser.add_argument("--no-sb3", action="store_true")
     parser.add_argument("--only-sb3", action="store_true", help="just the SB3 row (printed, not saved)")
     parser.add_argument("--only-env", action="store_true", help="just the env-alone rows (results/atari_envs.json)")
+    parser.add_argument("--only-drivers", action="store_true",
+                        help="just training through ale, EnvPool and EnvPool on the fused driver (atari_drivers.json)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.only_drivers:
+        driver_rows(args.steps, args.repeats)
+        return
     if args.only_env:
         env_rows(args.env_steps, args.repeats)
         return

@@ -168,7 +168,8 @@ class Config:
     vec: Literal["sync", "async", "ale", "envpool"] = "sync"
     """Host driver: step the envs in this process (sync) or one subprocess each (async); Atari games also ale
     (ale-py's threaded AtariVectorEnv, preprocessing in C++) or envpool (EnvPool's, pip install
-    "ppox[envpool]"); sync and async use Gymnasium's wrappers."""
+    "ppox[envpool]"; with --driver fused, stepped inside the compiled program, one seed per run); sync and
+    async use Gymnasium's wrappers."""
 
     run_dir: str = "runs"
     """Folder under which each run's folder is made."""

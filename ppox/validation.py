@@ -10,7 +10,7 @@ import math
 import types
 import typing
 
-from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env
+from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
 from ppox.errors import ConfigError
 
 
@@ -143,7 +143,13 @@ def _validate_run(c) -> None:
     check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
     fused = driver_for(c.env, c.driver, c.ray) == "fused"
     if c.driver == "fused":
-        need(is_jax_env(c.env), f"--driver fused needs a JAX-native env; {c.env!r} is not one (use --driver host)")
+        need(is_jax_env(c.env) or (is_atari_id(c.env) and c.vec == "envpool"),
+             f"--driver fused needs a JAX-native env, or an Atari id with --vec envpool (EnvPool's XLA steps); "
+             f"{c.env!r} is not one (use --driver host)")
+    if uses_envpool(c):
+        need(c.seeds == 1 and c.devices == 1 and not c.distributed,
+             "--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped or split: use --seeds 1 "
+             "(one process per seed) and one device, or the host driver")
     if c.seeds > 1:
         need(fused, f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
              f"on the host driver run one process per seed (--seed S)")

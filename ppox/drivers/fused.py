@@ -13,6 +13,8 @@ import numpy as np
 
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import Config, static_config
+from ppox.envs.registry import uses_envpool
+from ppox.errors import ConfigError
 from ppox.drivers.base import max_chunk
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
@@ -32,12 +34,16 @@ class Compiled(NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def compile_program(config: Config, members: str | None = None) -> Compiled:
-    """``config`` should come through ``static_config``. One Hyper serves every seed. ``members`` (a sweep):
+def compile_program(config: Config, members: str | None = None, pool_seed: int = 0) -> Compiled:
+    """``config`` should come through ``static_config``. One Hyper serves every seed. ``pool_seed`` seeds
+    EnvPool's games (``--vec envpool``: the program is bound to its pool). ``members`` (a sweep):
     each member of a batch (a seed of one combination of values) has its own key and Hyper (arrays with the
     batch axis first), "vmap": vectorised over the batch; "map": one member after another inside the one
     program, each computing exactly what ``ppox train`` of its config computes."""
-    fused = build(config)
+    fused = build(config, pool_seed)
+    if fused.pool is not None and members is not None:
+        raise ConfigError("--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped: sweep "
+                          "EnvPool's Atari on the host driver")
     chunk = max_chunk(config)
     run = make_chunk_runner(fused, chunk)
     if members == "vmap":
@@ -72,13 +78,15 @@ class FusedDriver:
 
     def __init__(self, config: Config):
         self.config = config
-        self.compiled = compile_program(static_config(config))
+        self.compiled = compile_program(static_config(config), None, config.seed if uses_envpool(config) else 0)
         self.hyper = Hyper.from_config(config, jnp.float32)
         self.spec = self.compiled.fused.spec
         self.chunk = self.compiled.chunk
 
     def init(self) -> Runner:
         keys = jnp.stack([jax.random.PRNGKey(self.config.seed + i) for i in range(self.config.seeds)])
+        if self.compiled.fused.pool is not None:
+            self.compiled.fused.pool.reset()  # (init receives the first frames)
         return self.compiled.init(keys)
 
     def run(self, state: Runner, n: int):
@@ -92,7 +100,10 @@ class FusedDriver:
         return (self.compiled.gather(state) if self.compiled.gather is not None else state), {}
 
     def restore(self, state: Runner, checkpoint: Checkpoint) -> Runner:
-        state = restore_state(checkpoint, state)
+        fresh, state = state, restore_state(checkpoint, state)
+        if self.compiled.fused.pool is not None:  # a pool's games cannot outlive their process: new games
+            state = state.replace(env_state=fresh.env_state, obs=fresh.obs, episode_return=fresh.episode_return,
+                                  episode_length=fresh.episode_length)
         if self.config.devices > 1:
             state = jax.device_put(state, runner_shardings(state, device_mesh(self.config.devices)))
         return state

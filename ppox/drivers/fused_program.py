@@ -18,7 +18,9 @@ from flax import struct
 from ppox.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
 from ppox.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
+from ppox.envs.envpool_xla import EnvPoolXla
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.registry import uses_envpool
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.metrics import METRIC_NAMES
@@ -71,6 +73,7 @@ class Fused(NamedTuple):
     env: Any
     env_params: Any
     env_step: Callable  # vmapped make_autoreset_step
+    pool: Any = None  # instead of env: EnvPool's Atari games (ppox.envs.envpool_xla), stepped from here
 
     @property
     def masked(self) -> bool:
@@ -81,8 +84,11 @@ class Fused(NamedTuple):
         """The runner at update 0: fresh parameters, optimiser, envs and statistics."""
         config, num_envs = self.config, self.config.num_envs
         key, k_params, k_env = jax.random.split(key, 3)
-        reset = jax.vmap(self.env.reset, in_axes=(0, None))
-        obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
+        if self.pool is not None:  # (the host restarted the games: this receives their first frames)
+            obs, env_state = self.pool.first()
+        else:
+            reset = jax.vmap(self.env.reset, in_axes=(0, None))
+            obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
         stats = update_stats(RunningMeanStd.create(self.spec.obs_shape), jnp.asarray(obs, jnp.float32))
         params = init_params(self.network, k_params, prepare_obs(config, stats, obs[:1]))
         carry = initial_carry(self.network, num_envs)
@@ -110,14 +116,14 @@ class Fused(NamedTuple):
         acted = act(self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask,
                     memory=memory)
         # the env gets the clipped action, the batch the sampled one
-        next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(
+        env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over = self.step_envs(
             env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
         done = jnp.logical_or(terminated, truncated)
         stats = update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
         scaler, train_reward = runner.reward_scaler, reward
         if config.norm_reward:
             scaler, train_reward = scale_reward(scaler, reward, done, hyper.gamma)
-        ep_return = runner.episode_return + reward
+        ep_return = runner.episode_return + game_reward
         ep_length = runner.episode_length + 1
         transition = Transition(
             obs=acted.network_input,
@@ -128,8 +134,8 @@ class Fused(NamedTuple):
             terminated=terminated,
             truncated=truncated,
             next_obs=prepare_obs(config, stats, final_obs),
-            finished_return=jnp.where(done, ep_return, 0.0),
-            finished_length=jnp.where(done, ep_length, 0),
+            finished_return=jnp.where(game_over, ep_return, 0.0),
+            finished_length=jnp.where(game_over, ep_length, 0),
             start=runner.starts,
             carry=acted.carry,
             mask=mask,
@@ -137,9 +143,20 @@ class Fused(NamedTuple):
         if runner.carry is not None:
             runner = runner.replace(carry=acted.carry, starts=done)
         runner = runner.replace(env_state=env_state, obs=next_obs, obs_stats=stats, reward_scaler=scaler,
-                                episode_return=jnp.where(done, 0.0, ep_return),
-                                episode_length=jnp.where(done, 0, ep_length))
+                                episode_return=jnp.where(game_over, 0.0, ep_return),
+                                episode_length=jnp.where(game_over, 0, ep_length))
         return runner, transition
+
+    def step_envs(self, keys, env_state, action):
+        """(env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over): training's
+        episodes and reward, and the episodes the run logs (for Atari: whole games and their raw score)."""
+        if self.pool is not None:
+            env_state, stepped = self.pool.step(env_state, action)
+            return (env_state, stepped.obs, stepped.obs, stepped.reward, stepped.game_reward, stepped.terminated,
+                    stepped.truncated, stepped.game_over)
+        next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(keys, env_state, action)
+        return (env_state, next_obs, final_obs, reward, reward, terminated, truncated,
+                jnp.logical_or(terminated, truncated))
 
     def collect(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, Transition]:
         """num_steps vector steps with the current policy -> (runner, time-major Transition).
@@ -171,7 +188,7 @@ class Fused(NamedTuple):
             runner.params, runner.opt_state, batch, k_update, runner.update_index,
             apply_fn=self.network.apply, optimizer=self.optimizer, config=config, hyper=hyper,
         )
-        count = jnp.logical_or(traj.terminated, traj.truncated).sum()
+        count = (traj.finished_length > 0).sum()  # the episodes that ended (whole games for Atari)
         metrics = {
             "episode_return": jnp.where(count > 0, traj.finished_return.sum() / jnp.maximum(count, 1), jnp.nan),
             "episode_length": jnp.where(count > 0, traj.finished_length.sum() / jnp.maximum(count, 1), jnp.nan),
@@ -182,8 +199,13 @@ class Fused(NamedTuple):
         return runner, metrics
 
 
-def build(config: Config) -> Fused:
-    """The fused program of ``config``: a gymnax env with autoreset, the network and the optimiser."""
+def build(config: Config, pool_seed: int = 0) -> Fused:
+    """The fused program of ``config``: a gymnax env with autoreset (or EnvPool's Atari games, seeded with
+    ``pool_seed``), the network and the optimiser."""
+    if uses_envpool(config):
+        pool = EnvPoolXla(config.env, config.num_envs, config.max_episode_steps, pool_seed)
+        return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None,
+                     pool)
     env, env_params, spec = make_gymnax(config.env, config.max_episode_steps, config.hide_obs)
     return Fused(config, spec, make_network(config, spec), make_optimizer(config), env, env_params,
                  jax.vmap(make_autoreset_step(env, env_params)))

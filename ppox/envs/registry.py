@@ -118,6 +118,13 @@ def driver_for(env_id: str, driver: str = "auto", ray: str | None = None, env_ob
         if driver == "fused":
             raise ConfigError("an env object or factory runs on the host driver; drop driver='fused'")
         return "host"
-    if driver == "host" or ray is not None or not is_jax_env(env_id):
+    if driver == "host" or ray is not None:
         return "host"
-    return "fused"
+    if is_jax_env(env_id) or (driver == "fused" and is_atari_id(env_id)):  # (Atari: EnvPool's XLA steps)
+        return "fused"
+    return "host"
+
+
+def uses_envpool(config) -> bool:
+    """A fused run of EnvPool's Atari (``--vec envpool --driver fused``)."""
+    return config.vec == "envpool" and config.driver == "fused" and is_atari_id(config.env)
