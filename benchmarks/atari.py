@@ -151,9 +151,9 @@ def driver_rows(steps: int, repeats: int) -> None:
     for _ in range(repeats):
         for name, how in DRIVERS.items():
             config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps,
-                                    "save": False, "progress": False, **how})
-            rates = ppox.train(config).metrics["steps_per_second"][0, 1:]
-            runs[name].append(float(np.median(rates)))
+                                    "run_dir": tempfile.mkdtemp(), "tensorboard": False, "progress": False, **how})
+            log = np.genfromtxt(ppox.train(config).run_path / "metrics.csv", delimiter=",", names=True)
+            runs[name].append(float(np.median(log["steps_per_second"][1:])))
             print(f"{name}: {runs[name][-1]:.0f} steps/s", flush=True)
     medians = {name: statistics.median(r) for name, r in runs.items()}
     print("training, 8 envs x 128 steps (median steps/s): " + ", ".join(f"{n} {m:.0f}" for n, m in medians.items()))

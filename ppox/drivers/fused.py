@@ -13,11 +13,11 @@ import numpy as np
 
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import Config, static_config
-from ppox.envs.registry import uses_envpool
-from ppox.errors import ConfigError
 from ppox.drivers.base import max_chunk
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
+from ppox.envs.registry import uses_envpool
+from ppox.errors import ConfigError
 from ppox.learner import Hyper
 from ppox.metrics import METRIC_NAMES
 

@@ -65,13 +65,13 @@ def atari_step(state: PoolState, obs, reward, terminated, truncated, lives) -> t
 class EnvPoolXla:
     """``num_envs`` games of an Atari id in one EnvPool pool, stepped from compiled code.
 
-    ``reset()`` (host, before the program's init) restarts every game; ``first(state)`` and ``step(state,
+    ``reset()`` (host, before the program's init) restarts every game; ``first()`` and ``step(state,
     action)`` are traced into the program."""
 
     def __init__(self, env_id: str, num_envs: int, max_episode_steps: int | None, seed: int):
         self.pool = envpool_maker(env_id, num_envs, ale_kwargs(env_id), max_episode_steps)(seed)
         self.num_envs = num_envs
-        self._handle, self._recv, self._send, self._step = self.pool.xla()
+        self._handle, self._recv, _, self._step = self.pool.xla()
         self.spec: EnvSpec = spec_from_action_space((84, 84, STACK), self.pool.action_space)
 
     def reset(self) -> None:
@@ -92,4 +92,3 @@ class EnvPoolXla:
 
     def close(self) -> None:
         self.pool.close()
-
