@@ -3,12 +3,15 @@
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--steps 10000000] [--seeds 3]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
+  .venv/bin/python benchmarks/minatar.py --evaluate 100     # each seed's final policy, 100 games each
 
 A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the seeds vmapped in one compiled
 program, saves its run folder under benchmarks/runs/ (a checkpoint every 1M steps, so a stopped run keeps its
 curve), and writes benchmarks/results/minatar/GAME_NETWORK.json: the final return per seed (the mean episodic
 return of the last 10% of training, raw game score), the wall time and the curve. ``--report`` gathers those
-files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png.
+files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png. ``--evaluate N`` plays N
+games with each seed's final policy (sampled actions, one whole game per env in one jitted loop: the measure
+gymnax-blines reports) and adds the mean per seed to each result file.
 """
 
 from __future__ import annotations
@@ -67,15 +70,36 @@ def from_run(run: Path) -> dict:
             "curves": [[round(float(x), 3) for x in c] for c in curves]}
 
 
+def evaluate_final_policies(episodes: int) -> None:
+    """Each result file's run: N games per seed with its final policy, sampled actions (eval_return)."""
+    from ppox.evaluation import evaluate
+    from ppox.policy import load
+
+    for f in sorted(OUT.glob("*.json")):
+        r = json.loads(f.read_text())
+        if not Path(r["run_path"], "policy.safetensors").exists():
+            print(f"{f.name}: no final policy in {r['run_path']}; skipped")
+            continue
+        r["eval_return"] = [round(float(np.mean(evaluate(load(r["run_path"], seed_index=i), episodes=episodes,
+                                                         deterministic=False, seed=10_000 + i))), 3)
+                            for i in range(r["seeds"])]
+        r["eval_episodes"] = episodes
+        f.write_text(json.dumps(r, indent=1))
+        print(f"{r['game']} {r['network']}: final policies, {episodes} games each: {r['eval_return']}", flush=True)
+
+
 def report() -> None:
     files = sorted(OUT.glob("*.json"))
     rows = [json.loads(f.read_text()) for f in files]
-    print("| game | network | steps x seeds | final return per seed | mean | published PPO (MLP) | wall time |")
-    print("|---|---|---|---|---|---|---|")
+    print("| game | network | steps x seeds | final return per seed | mean | final policy, games per seed: mean "
+          "per seed | mean | published PPO (MLP) | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        finals = r["final_return"]
+        finals, evals = r["final_return"], r.get("eval_return")
+        played = (f"{r['eval_episodes']}: {', '.join(f'{x:.1f}' for x in evals)} | {np.mean(evals):.1f}" if evals
+                  else "not played | ")
         print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
-              f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {r['published_ppo_mlp']} | "
+              f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
               f"{'?' if r['wall_s'] is None else round(r['wall_s'] / 60)} min |")
     plt = pyplot()
     for game in sorted({r["game"] for r in rows}):
@@ -102,7 +126,11 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--report", action="store_true")
     p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
+    p.add_argument("--evaluate", type=int, metavar="GAMES", help="play GAMES games with each seed's final policy")
     args = p.parse_args()
+    if args.evaluate is not None:
+        evaluate_final_policies(args.evaluate)
+        return
     if args.from_run is not None:
         result = from_run(args.from_run)
         OUT.mkdir(parents=True, exist_ok=True)
