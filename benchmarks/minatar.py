@@ -3,6 +3,7 @@
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--steps 10000000] [--seeds 3]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
+  .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
   .venv/bin/python benchmarks/minatar.py --evaluate 100     # each seed's final policy, 100 games each
 
 A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the seeds vmapped in one compiled
@@ -70,6 +71,17 @@ def from_run(run: Path) -> dict:
             "curves": [[round(float(x), 3) for x in c] for c in curves]}
 
 
+def resume(run: Path) -> dict:
+    """Continue a stopped run from its newest checkpoint; the wall time adds the part before the stop."""
+    before = json.loads((run / "summary.json").read_text())["wall_time_s"] if (run / "summary.json").exists() else 0.0
+    start = time.perf_counter()
+    ppox.resume(run)
+    r = from_run(run)
+    r["wall_s"] = round(before + time.perf_counter() - start, 1)
+    r["interrupted"] = r["steps"] < r["planned_steps"] - r["batch"]
+    return r
+
+
 def evaluate_final_policies(episodes: int) -> None:
     """Each result file's run: N games per seed with its final policy, sampled actions (eval_return)."""
     from ppox.evaluation import evaluate
@@ -126,13 +138,14 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--report", action="store_true")
     p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
+    p.add_argument("--resume", type=Path, help="continue a stopped run folder to its planned end")
     p.add_argument("--evaluate", type=int, metavar="GAMES", help="play GAMES games with each seed's final policy")
     args = p.parse_args()
     if args.evaluate is not None:
         evaluate_final_policies(args.evaluate)
         return
-    if args.from_run is not None:
-        result = from_run(args.from_run)
+    if args.from_run is not None or args.resume is not None:
+        result = from_run(args.from_run) if args.resume is None else resume(args.resume)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / f"{result['game']}_{result['network']}.json").write_text(json.dumps(result, indent=1))
         print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, final {result['final_return']}")
