@@ -12,7 +12,8 @@ curve), and writes benchmarks/results/minatar/GAME_NETWORK.json: the final retur
 return of the last 10% of training, raw game score), the wall time and the curve. ``--report`` gathers those
 files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png. ``--evaluate N`` plays N
 games with each seed's final policy (sampled actions, one whole game per env in one jitted loop: the measure
-gymnax-blines reports) and adds the mean per seed to each result file.
+gymnax-blines reports) and adds the mean per seed to each result file (a file already played with N
+games at its final step is skipped).
 """
 
 from __future__ import annotations
@@ -89,13 +90,15 @@ def evaluate_final_policies(episodes: int) -> None:
 
     for f in sorted(OUT.glob("*.json")):
         r = json.loads(f.read_text())
+        if r.get("eval_episodes") == episodes and r.get("eval_steps") == r["steps"]:
+            continue  # already played with these parameters
         if not Path(r["run_path"], "policy.safetensors").exists():
             print(f"{f.name}: no final policy in {r['run_path']}; skipped")
             continue
         r["eval_return"] = [round(float(np.mean(evaluate(load(r["run_path"], seed_index=i), episodes=episodes,
                                                          deterministic=False, seed=10_000 + i))), 3)
                             for i in range(r["seeds"])]
-        r["eval_episodes"] = episodes
+        r["eval_episodes"], r["eval_steps"] = episodes, r["steps"]
         f.write_text(json.dumps(r, indent=1))
         print(f"{r['game']} {r['network']}: final policies, {episodes} games each: {r['eval_return']}", flush=True)
 
