@@ -10,6 +10,7 @@ from ppox.cli import main
 from ppox.plots import clipped_objective
 
 
+@pytest.mark.slow
 def test_ladder_report_has_every_rung_from_every_seed(tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["ladder", "--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "4096", "--out", str(out),

@@ -185,6 +185,7 @@ def test_loaded_recurrent_policy_acts_with_state_and_evaluates(tmp_path):
     assert same is None and np.ndim(actions) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.learning
 def test_recurrent_ppo_solves_velocity_hidden_cartpole_where_memoryless_cannot():
     """CartPoleNoVel-v1 (position and angle only), fused driver, 150k steps: GRU PPO passes 300, memoryless
@@ -196,6 +197,7 @@ def test_recurrent_ppo_solves_velocity_hidden_cartpole_where_memoryless_cannot()
     assert memoryless < 100, memoryless
 
 
+@pytest.mark.slow
 @pytest.mark.learning
 def test_recurrent_ppo_learns_repeat_previous():
     """RepeatPrevious-v0 (name the symbol shown 3 steps ago): memoryless PPO is stuck at chance (0.25)."""

@@ -1,4 +1,4 @@
-"""The README's commands and Python example run, top to bottom (with small budgets), so that they stay true.
+"""The README's commands and Python example run (with small budgets), so that they stay true.
 
 Placeholders (RUN folders, mypackage.envs:MyEnv, my_plugin:MyEnv-v0) become real ones; every `ppox train`
 gets a few thousand steps instead of its full budget; `pip install` lines must name extras that exist.
@@ -13,6 +13,7 @@ import sys
 import time
 import tomllib
 
+import pytest
 
 import ppox
 from ppox.checkpoint import list_checkpoints
@@ -74,26 +75,38 @@ def adapt(words: list[str], run_folder: str, second_run: str) -> list[str]:
     return words
 
 
-def test_readme_quickstart_runs_top_to_bottom(tmp_path):
+@pytest.fixture(scope="module")
+def readme_folder(tmp_path_factory):
+    """The folder the commands run in, with a finished run and an interrupted one for those that name a run."""
+    cwd = tmp_path_factory.mktemp("readme")
+    first = ppox.train(ppox.Config(total_timesteps=2048, run_dir=str(cwd / "runs"), run_name="first", progress=False))
+    return cwd, str(first.run_path), interrupted_run(cwd)
+
+
+def test_readme_quickstart_names_real_extras_and_every_command_is_tested():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    first = ppox.train(ppox.Config(total_timesteps=2048, run_dir=str(tmp_path / "runs"), run_name="first",
-                                   progress=False))
-    resumable = interrupted_run(tmp_path)
-    ran = 0
-    for command in quickstart_commands():
-        words = shlex.split(command)
-        if words[0] == "pip":
-            extra = re.search(r"\[(\w+)\]", command).group(1)
-            assert extra in extras, command
-            continue
-        env_vars = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
-        words = [w for w in words if not ("=" in w and not w.startswith("-"))]
-        assert words[0] == "ppox", command
-        folder = resumable if "--resume" in words else str(first.run_path)
-        result = run(adapt(words[1:], folder, resumable), tmp_path, env_vars)
-        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-        ran += 1
-    assert ran >= 18
+    commands = quickstart_commands()
+    for command in (c for c in commands if c.startswith("pip")):
+        assert re.search(r"\[(\w+)\]", command).group(1) in extras, command
+    assert all(shlex.split(c)[0] in ("pip", "ppox") or "=" in shlex.split(c)[0] for c in commands)
+    assert len(PPOX_COMMANDS) >= 18
+
+
+PPOX_COMMANDS = [c for c in quickstart_commands() if not c.startswith("pip")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", PPOX_COMMANDS, ids=[c.split("  ")[0] for c in PPOX_COMMANDS])
+def test_readme_quickstart_command_runs(command, readme_folder):
+    """Each `ppox` line of the Quickstart, in its own test so that the suite's workers share them out."""
+    cwd, finished, interrupted = readme_folder
+    words = shlex.split(command)
+    env_vars = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    words = [w for w in words if not ("=" in w and not w.startswith("-"))]
+    assert words[0] == "ppox", command
+    folder = interrupted if "--resume" in words else finished
+    result = run(adapt(words[1:], folder, interrupted), cwd, env_vars)
+    assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
 
 
 def test_readme_python_example_runs(monkeypatch, tmp_path):
