@@ -4,7 +4,7 @@
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
   .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
-  .venv/bin/python benchmarks/minatar.py --evaluate 100     # each seed's final policy, 100 games each
+  .venv/bin/python benchmarks/minatar.py [GAME] --evaluate 100   # each seed's final policy, 100 games each
 
 A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the seeds vmapped in one compiled
 program, saves its run folder under benchmarks/runs/ (a checkpoint every 1M steps, so a stopped run keeps its
@@ -83,12 +83,12 @@ def resume(run: Path) -> dict:
     return r
 
 
-def evaluate_final_policies(episodes: int) -> None:
-    """Each result file's run: N games per seed with its final policy, sampled actions (eval_return)."""
+def evaluate_final_policies(episodes: int, game: str | None) -> None:
+    """Each result file's run (GAME's only, if given): N games per seed with its final policy, sampled actions."""
     from ppox.evaluation import evaluate
     from ppox.policy import load
 
-    for f in sorted(OUT.glob("*.json")):
+    for f in sorted(OUT.glob(f"{game or '*'}_*.json")):
         r = json.loads(f.read_text())
         if r.get("eval_episodes") == episodes and r.get("eval_steps") == r["steps"]:
             continue  # already played with these parameters
@@ -145,7 +145,7 @@ def main():
     p.add_argument("--evaluate", type=int, metavar="GAMES", help="play GAMES games with each seed's final policy")
     args = p.parse_args()
     if args.evaluate is not None:
-        evaluate_final_policies(args.evaluate)
+        evaluate_final_policies(args.evaluate, args.game)
         return
     if args.from_run is not None or args.resume is not None:
         result = from_run(args.from_run) if args.resume is None else resume(args.resume)
