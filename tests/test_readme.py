@@ -75,6 +75,9 @@ def adapt(words: list[str], run_folder: str, second_run: str) -> list[str]:
     return words
 
 
+PPOX_COMMANDS = [c for c in quickstart_commands() if not c.startswith("pip")]
+
+
 @pytest.fixture(scope="module")
 def readme_folder(tmp_path_factory):
     """The folder the commands run in, with a finished run and an interrupted one for those that name a run."""
@@ -90,9 +93,6 @@ def test_readme_quickstart_names_real_extras_and_every_command_is_tested():
         assert re.search(r"\[(\w+)\]", command).group(1) in extras, command
     assert all(shlex.split(c)[0] in ("pip", "ppox") or "=" in shlex.split(c)[0] for c in commands)
     assert len(PPOX_COMMANDS) >= 18
-
-
-PPOX_COMMANDS = [c for c in quickstart_commands() if not c.startswith("pip")]
 
 
 @pytest.mark.slow
