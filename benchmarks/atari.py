@@ -1,6 +1,6 @@
 """Benchmark: Atari throughput of ppox's host driver, the env alone, and Stable-Baselines3 PPO.
 
-    .venv/bin/python benchmarks/atari.py --steps 2048        # short runs; table + results/atari.json
+    .venv/bin/python benchmarks/atari.py --steps 4096       # table + results/atari.json (about 10 min)
 
 Same work everywhere: BreakoutNoFrameskip-v4 (no sticky actions), 8 envs x 128 steps, 4 epochs x 4
 minibatches, the Nature CNN. Rows:
@@ -8,11 +8,14 @@ minibatches, the Nature CNN. Rows:
   is installed) and Gymnasium's AtariPreprocessing + frame stack in ppox's SyncEnvs (--vec sync); with
   --only-env, just these rows, alternated --repeats times (medians);
 - ppox parts: one jitted act on 8 observations (per vector step) and one whole update (learn) on a batch;
-- ppox host: `ppox.train` end to end (compilation included, reported apart); with --only-drivers, training
-  through ale-py, EnvPool, and EnvPool stepped inside the fused program (--driver fused), alternated;
+- ppox host against SB3, alternated --repeats times in one run: `ppox.train` and SB3's `learn` of --steps
+  steps each, end to end (ppox's compilation included) and in the steady state (the median time of an
+  update cycle, collect + learn, after the first); medians over the repeats, and their ratios;
+- with --only-drivers: training through ale-py, EnvPool, and EnvPool stepped inside the fused program
+  (--driver fused), alternated;
 - SB3: PPO("CnnPolicy") on make_atari_env (AtariWrapper) + VecFrameStack, in the bench env at
-  /work/main/bench-envs/sb3contrib (torch CPU), given ale-py and OpenCV from ppox's .venv on PYTHONPATH
-  (that env is not modified). Skipped when it is missing.
+  bench-envs/sb3contrib (torch CPU; `ONLY=sb3contrib bash benchmarks/setup_envs.sh`), given ale-py and
+  OpenCV from ppox's .venv on PYTHONPATH (that env is not modified). Skipped when it is missing.
 A benchmark, not a test: it asserts nothing. Keep --steps small on a shared CPU.
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ENV_ID = "BreakoutNoFrameskip-v4"
 NUM_ENVS, NUM_STEPS = 8, 128
-SB3_PYTHON = Path("/work/main/bench-envs/sb3contrib/bin/python")
+SB3_PYTHON = HERE.parent / "bench-envs" / "sb3contrib" / "bin" / "python"
 
 
 def env_alone(vec: str, steps: int) -> float:
@@ -84,34 +87,53 @@ def ppox_parts(repeats: int = 2) -> dict:
 
 
 def ppox_train(steps: int) -> dict:
+    """`ppox.train` of ``steps``: wall time (compilation included) and the steady state (median update
+    cycle after the first, from metrics.csv)."""
+    import numpy as np
+
     import ppox
     from ppox.presets import PRESETS
 
-    config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps, "save": False,
-                            "progress": False})
+    config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps,
+                            "run_dir": tempfile.mkdtemp(), "tensorboard": False, "progress": False})
     start = time.perf_counter()
     result = ppox.train(config)
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "steps": result.config.num_updates * config.batch_size}
+    log = np.genfromtxt(result.run_path / "metrics.csv", delimiter=",", names=True)
+    steps_done = result.config.num_updates * config.batch_size
+    return {"wall_s": wall, "steps": steps_done, "end_to_end": steps_done / wall,
+            "steady": float(np.median(log["steps_per_second"][1:]))}
 
 
 SB3_CODE = """
-import sys, time, gymnasium as gym, ale_py
+import sys, time, statistics, gymnasium as gym, ale_py
 gym.register_envs(ale_py)
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_atari_env
 from stable_baselines3.common.vec_env import VecFrameStack
+
+class Cycles(BaseCallback):  # the time at each rollout's start: one update cycle (collect + train) apart
+    def _on_rollout_start(self):
+        self.starts = getattr(self, "starts", []) + [time.perf_counter()]
+    def _on_step(self):
+        return True
+
 env = VecFrameStack(make_atari_env("{env}", n_envs={n}, seed=0), n_stack=4)
 model = PPO("CnnPolicy", env, n_steps={t}, batch_size={mb}, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1,
             ent_coef=0.01, vf_coef=0.5, seed=0, device="cpu")
+cycles = Cycles()
 start = time.perf_counter()
-model.learn({steps})
-print("SB3", {steps} / (time.perf_counter() - start))
+model.learn({steps}, callback=cycles)
+end = time.perf_counter()
+marks = cycles.starts + [end]
+gaps = [b - a for a, b in zip(marks[1:-1], marks[2:])] or [end - start]
+print("SB3", {steps} / (end - start), {n} * {t} / statistics.median(gaps))
 """
 
 
-def sb3(steps: int) -> float | None:
-    """SB3's steps per second, or None without its bench env."""
+def sb3(steps: int) -> dict | None:
+    """SB3's steps per second, end to end and in the steady state, or None without its bench env."""
     if not SB3_PYTHON.exists():
         return None
     import ale_py
@@ -130,7 +152,8 @@ def sb3(steps: int) -> float | None:
     if not lines:
         print(out.stderr[-2000:], file=sys.stderr)
         return None
-    return float(lines[-1].split()[1])
+    end_to_end, steady = map(float, lines[-1].split()[1:])
+    return {"end_to_end": end_to_end, "steady": steady}
 
 
 DRIVERS = {"host --vec ale": {"vec": "ale"}, "host --vec envpool": {"vec": "envpool"},
@@ -179,12 +202,43 @@ def env_rows(steps: int, repeats: int) -> None:
                                "load_average": os.getloadavg()}, indent=2))
 
 
+def side_by_side(steps: int, repeats: int, with_sb3: bool) -> dict:
+    """ppox and SB3 on the same work, alternated ``repeats`` times; medians of each figure."""
+    import statistics
+
+    runs = {"ppox": [], "sb3": []}
+    for _ in range(repeats):
+        runs["ppox"].append(ppox_train(steps))
+        print(f"ppox: {runs['ppox'][-1]}", flush=True)
+        if with_sb3 and (result := sb3(steps)) is not None:
+            runs["sb3"].append(result)
+            print(f"SB3: {result}", flush=True)
+    medians = {name: {key: statistics.median(r[key] for r in rs) for key in ("end_to_end", "steady")}
+               for name, rs in runs.items() if rs}
+    return {"runs": runs, "medians": medians}
+
+
+def report(results: dict) -> None:
+    split = results["split_per_update_s"]
+    print(f"env alone, random actions, {NUM_ENVS} envs: ale {results['env_ale']:.0f} steps/s, "
+          f"Gymnasium sync {results['env_sync']:.0f} steps/s")
+    print(f"ppox parts: act {results['act_s'] * 1e3:.1f} ms per vector step, learn {results['learn_s']:.1f} s per "
+          f"update of {NUM_ENVS * NUM_STEPS}; per update env/act/learn = "
+          + " / ".join(f"{v:.2f} s" for v in split.values()) + f" (learn {split['learn'] / sum(split.values()):.0%})")
+    medians = results["medians"]
+    for name, m in medians.items():
+        print(f"{name}: {m['end_to_end']:.1f} steps/s end to end, {m['steady']:.1f} in the steady state "
+              f"(median of {len(results['runs'][name])} runs of {results['steps']} steps)")
+    if "sb3" in medians:
+        print("ppox / SB3: " + ", ".join(f"{key} {medians['ppox'][key] / medians['sb3'][key]:.2f}x"
+                                         for key in ("end_to_end", "steady")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2048, help="steps per training run (keep it short)")
+    parser.add_argument("--steps", type=int, default=4096, help="steps per training run (keep it short)")
     parser.add_argument("--env-steps", type=int, default=4000, help="steps of each env-alone run")
     parser.add_argument("--no-sb3", action="store_true")
-    parser.add_argument("--only-sb3", action="store_true", help="just the SB3 row (printed, not saved)")
     parser.add_argument("--only-env", action="store_true", help="just the env-alone rows (results/atari_envs.json)")
     parser.add_argument("--only-drivers", action="store_true",
                         help="just training through ale, EnvPool and EnvPool on the fused driver (atari_drivers.json)")
@@ -196,31 +250,15 @@ def main() -> None:
     if args.only_env:
         env_rows(args.env_steps, args.repeats)
         return
-    if args.only_sb3:
-        print(f"SB3 PPO CnnPolicy: {sb3(args.steps)} steps/s")
-        return
     results = {"env_ale": env_alone("ale", args.env_steps), "env_sync": env_alone("sync", args.env_steps)}
     print(f"env alone: ale {results['env_ale']:.0f}, sync {results['env_sync']:.0f} steps/s", flush=True)
     results.update(ppox_parts())
     print(f"ppox parts: {results}", flush=True)
-    results["ppox"] = ppox_train(args.steps)
-    print(f"ppox train: {results['ppox']}", flush=True)
-    results["sb3_steps_per_s"] = None if args.no_sb3 else sb3(args.steps)
-    per_update = NUM_STEPS * (1 / results["env_ale"] * NUM_ENVS + results["act_s"]) + results["learn_s"]
     results["split_per_update_s"] = {"env": NUM_STEPS * NUM_ENVS / results["env_ale"],
                                      "act": NUM_STEPS * results["act_s"], "learn": results["learn_s"]}
-    ppox_rate = results["ppox"]["steps"] / results["ppox"]["wall_s"]
-    print(f"env alone, random actions, {NUM_ENVS} envs: ale {results['env_ale']:.0f} steps/s, "
-          f"Gymnasium sync {results['env_sync']:.0f} steps/s")
-    print(f"ppox parts: act {results['act_s'] * 1e3:.1f} ms per vector step, learn {results['learn_s']:.1f} s per "
-          f"update of {NUM_ENVS * NUM_STEPS}; per update env/act/learn = "
-          + " / ".join(f"{v:.1f} s" for v in results["split_per_update_s"].values())
-          + f" (steady state {NUM_ENVS * NUM_STEPS / per_update:.0f} steps/s)")
-    print(f"ppox host train {results['ppox']['steps']} steps: {ppox_rate:.0f} steps/s (compilation included); "
-          f"ratio to the env alone {ppox_rate / results['env_ale']:.3f}")
-    if results["sb3_steps_per_s"]:
-        print(f"SB3 PPO CnnPolicy: {results['sb3_steps_per_s']:.0f} steps/s; ppox / SB3 = "
-              f"{ppox_rate / results['sb3_steps_per_s']:.2f}")
+    results.update(side_by_side(args.steps, args.repeats, not args.no_sb3), steps=args.steps,
+                   command=" ".join(["benchmarks/atari.py"] + sys.argv[1:]), load_average=os.getloadavg())
+    report(results)
     out = HERE / "results" / "atari.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -184,10 +184,8 @@ def shuffled_minibatches(config: Config, batch: Batch, key) -> Batch:
 
 
 def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, optimizer, config: Config,
-               unroll: bool = False, hyper=None):
+               hyper=None):
     """update_epochs passes, each over num_minibatches shuffled minibatches; returns (params, opt_state, metrics).
-    ``unroll``: the loops over epochs and minibatches unrolled (the host driver's CNNs on a CPU: XLA's CPU
-    convolutions run about 20x slower inside a loop than outside one, jax 0.10; compilation takes longer).
 
     The optimiser works on the parameters raveled into one vector: the same arithmetic as
     per-leaf Adam, in a few large ops instead of many small ones (it halves compile time).
@@ -216,11 +214,11 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
         return (params, opt_state, stopped), (terms, 1.0 - stopped.astype(jnp.float32))
 
     def epoch(carry, epoch_key):
-        return jax.lax.scan(minibatch_step, carry, shuffled_minibatches(config, batch, epoch_key), unroll=unroll)
+        return jax.lax.scan(minibatch_step, carry, shuffled_minibatches(config, batch, epoch_key))
 
     keys = jax.random.split(key, config.update_epochs)
-    (flat_params, opt_state, _), (terms, taken) = jax.lax.scan(epoch, (flat_params, opt_state, jnp.zeros((), bool)), keys,
-                                                               unroll=unroll)
+    start = (flat_params, opt_state, jnp.zeros((), bool))
+    (flat_params, opt_state, _), (terms, taken) = jax.lax.scan(epoch, start, keys)
     terms: LossTerms
     metrics = UpdateMetrics(
         policy_loss=terms.policy_loss.mean(),

@@ -85,15 +85,3 @@ def test_update_is_deterministic_and_jittable():
     b = run(params, opt_state, batch, jax.random.PRNGKey(8))[0]
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_array_equal(x, y)
-
-
-def test_unrolled_update_computes_the_same_update():
-    """The host driver unrolls the epoch and minibatch loops for CNNs on a CPU: the same arithmetic."""
-    config, network, params, optimizer, opt_state = _setup(target_kl=0.5)
-    batch = _batch(jax.random.PRNGKey(9))
-    outs = [jax.jit(lambda p, o, b, k, u=u: ppo_update(p, o, b, k, 1, apply_fn=network.apply, optimizer=optimizer,
-                                                       config=config, unroll=u))(params, opt_state, batch,
-                                                                                 jax.random.PRNGKey(10))
-            for u in (False, True)]
-    for x, y in zip(jax.tree_util.tree_leaves(outs[0]), jax.tree_util.tree_leaves(outs[1])):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)

@@ -95,8 +95,7 @@ def make_learn(config: Config, network, optimizer):
         batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
                                    values_next, rollout.terminated, rollout.truncated, rollout.masks, memory)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
-                                                apply_fn=network.apply, optimizer=optimizer, config=config,
-                                                unroll=network.cnn and jax.default_backend() == "cpu")
+                                                apply_fn=network.apply, optimizer=optimizer, config=config)
         obs_stats = learner.obs_stats
         if config.norm_obs:
             obs_stats = update_stats(obs_stats, float_obs(rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:])))
