@@ -99,10 +99,10 @@ def ppox_train(steps: int) -> dict:
     start = time.perf_counter()
     result = ppox.train(config)
     wall = time.perf_counter() - start
-    log = np.genfromtxt(result.run_path / "metrics.csv", delimiter=",", names=True)
+    rates = np.atleast_1d(np.genfromtxt(result.run_path / "metrics.csv", delimiter=",", names=True)["steps_per_second"])
     steps_done = result.config.num_updates * config.batch_size
     return {"wall_s": wall, "steps": steps_done, "end_to_end": steps_done / wall,
-            "steady": float(np.median(log["steps_per_second"][1:]))}
+            "steady": float(np.median(rates[1:] if len(rates) > 1 else rates))}
 
 
 SB3_CODE = """

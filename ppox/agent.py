@@ -72,6 +72,19 @@ def prepare_obs(config: Config, stats: RunningMeanStd, obs):
     return obs if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
 
 
+def apply_in_chunks(network, params, obs, frames: int = 64):
+    """``network.apply(params, obs)`` on observations [T, N, ...]; a CNN on a CPU runs it on chunks of at most
+    ``frames`` frames (``lax.map``): XLA's CPU backend took 439 ms for the Nature CNN on 1,024 frames at once,
+    194 ms in chunks of 64 (the patches of a smaller chunk stay in cache). Other networks: one call."""
+    total = obs.shape[0] * obs.shape[1]
+    chunk = max(c for c in range(1, frames + 1) if total % c == 0)
+    if not (network.cnn and jax.default_backend() == "cpu") or total <= frames or chunk < frames // 4:
+        return network.apply(params, obs)
+    chunks = obs.reshape((total // chunk, chunk) + obs.shape[2:])
+    out = jax.lax.map(lambda x: network.apply(params, x), chunks)
+    return jax.tree_util.tree_map(lambda y: y.reshape(obs.shape[:2] + y.shape[2:]), out)
+
+
 def next_values(network, params, next_obs, carries=None):
     """V(s_{t+1}) of prepared next observations [T, N, ...]; for a recurrent network, one more step of its
     cells from ``carries`` (the carry after each step t, [T, N, ...]), no reset: the episode goes on."""

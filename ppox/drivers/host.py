@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.agent import float_obs, init_params, make_network, next_values, prepare_obs
+from ppox.agent import apply_in_chunks, float_obs, init_params, make_network, next_values, prepare_obs
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
@@ -80,8 +80,8 @@ def make_learn(config: Config, network, optimizer):
         next_in = prepare_obs(config, learner.obs_stats, rollout.next_obs)
         memory = None if rollout.carry is None else (rollout.carry, rollout.starts)
         if memory is None:
-            dist, values = network.apply(learner.params, obs_in)
-            values_next = next_values(network, learner.params, next_in)
+            dist, values = apply_in_chunks(network, learner.params, obs_in)
+            values_next = apply_in_chunks(network, learner.params, next_in)[1]
         else:  # the cells re-run over each env's sequence from its carry at the rollout's start
             carries, dist, values = network.apply(learner.params, rollout.carry, obs_in, rollout.starts)
             values_next = next_values(network, learner.params, next_in, carries)
