@@ -87,9 +87,10 @@ def apply_in_chunks(network, params, obs, frames: int = 64):
 
 def next_values(network, params, next_obs, carries=None):
     """V(s_{t+1}) of prepared next observations [T, N, ...]; for a recurrent network, one more step of its
-    cells from ``carries`` (the carry after each step t, [T, N, ...]), no reset: the episode goes on."""
+    cells from ``carries`` (the carry after each step t, [T, N, ...]), no reset: the episode goes on. A CNN on a
+    CPU runs in chunks (``apply_in_chunks``)."""
     if carries is None:
-        return network.apply(params, next_obs)[1]
+        return apply_in_chunks(network, params, next_obs)[1]
     lead = next_obs.shape[:2]
     flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
     steps = jnp.zeros((1, lead[0] * lead[1]), bool)

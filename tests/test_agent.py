@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppox.agent import NumpyActor, act, apply_in_chunks, make_network, prepare_obs
+from ppox.agent import NumpyActor, act, apply_in_chunks, make_network, next_values, prepare_obs
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd, update_stats
 from ppox.envs.spec import EnvSpec, spec_from_action_space, to_env_action
@@ -24,8 +24,8 @@ def _head_output(dist) -> np.ndarray:
 
 @pytest.mark.parametrize("steps", [16, 7])
 def test_the_cnn_in_chunks_computes_what_one_call_does(steps):
-    """The host driver's value passes run a CNN on chunks of 64 frames (lax.map): the same outputs; 7 x 8
-    frames (no more than a chunk) take one call."""
+    """The update's value passes (and ``next_values``, both drivers') run a CNN on chunks of 64 frames
+    (lax.map): the same outputs; 7 x 8 frames (no more than a chunk) take one call."""
     config = Config(network="cnn", hidden_sizes=(32,))
     network = make_network(config, EnvSpec((10, 10, 4), "discrete", (3,)))
     obs = jnp.asarray(np.random.default_rng(0).integers(0, 256, (steps, 8, 10, 10, 4), dtype=np.uint8))
@@ -34,6 +34,7 @@ def test_the_cnn_in_chunks_computes_what_one_call_does(steps):
     assert chunked_values.shape == values.shape == (steps, 8)
     np.testing.assert_allclose(chunked_values, values, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(chunked_dist.logits, dist.logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(next_values(network, params, obs), values, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", sorted(SPECS))

@@ -81,10 +81,10 @@ def make_learn(config: Config, network, optimizer):
         memory = None if rollout.carry is None else (rollout.carry, rollout.starts)
         if memory is None:
             dist, values = apply_in_chunks(network, learner.params, obs_in)
-            values_next = apply_in_chunks(network, learner.params, next_in)[1]
+            carries = None
         else:  # the cells re-run over each env's sequence from its carry at the rollout's start
             carries, dist, values = network.apply(learner.params, rollout.carry, obs_in, rollout.starts)
-            values_next = next_values(network, learner.params, next_in, carries)
+        values_next = next_values(network, learner.params, next_in, carries)
         if rollout.masks is not None:
             dist = dist.replace(mask=rollout.masks)
         scaler, rewards = learner.reward_scaler, rollout.rewards
