@@ -5,17 +5,21 @@ import tempfile
 
 import pytest
 
-# The CLI keeps compiled programs in ~/.cache/ppox by default; the CLI runs in tests are cold and leave no files.
+# The CLI keeps compiled programs in ~/.cache/ppox by default; in tests it leaves no files there (the session's
+# cache below reaches its subprocesses through JAX's own environment variables instead).
 os.environ["PPOX_CACHE_DIR"] = ""
 
 
 def pytest_configure(config):
-    """One XLA compilation cache per test session, shared by the xdist workers: a program one test compiled is
-    loaded, not compiled again, by the next test that builds it (about 16% less time on the fused-driver tests).
+    """One XLA compilation cache per test session, shared by the xdist workers and the `ppox` subprocesses that
+    tests start: a program one test compiled is loaded, not compiled again, by the next test that builds it.
     A temporary folder, removed at the end; PPOX_TEST_XLA_CACHE names another, and empty turns it off."""
     if not hasattr(config, "workerinput") and "PPOX_TEST_XLA_CACHE" not in os.environ:  # the controller
         config.ppox_xla_cache = os.environ["PPOX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="ppox-test-xla-")
     folder = os.environ["PPOX_TEST_XLA_CACHE"]
+    if folder:  # read by JAX at import in every subprocess that inherits this environment
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
     if folder and (hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)):
         import jax
 

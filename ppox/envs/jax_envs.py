@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ppox.envs.gymnax_import import import_gymnax
 from ppox.envs.jax_tasks import HiddenObservation, make_task
 from ppox.envs.registry import TASK_IDS
 from ppox.envs.spec import spec_from_action_space
@@ -17,8 +18,7 @@ from ppox.envs.spec import spec_from_action_space
 def make_gymnax(env_id: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()):
     """(env, env_params, spec) for a gymnax id or one of ppox's tasks; ``max_episode_steps`` replaces the
     env's time limit, ``hide_obs`` removes observation entries."""
-    import gymnax
-
+    gymnax = import_gymnax()
     env, params = make_task(env_id) if env_id in TASK_IDS else gymnax.make(env_id)
     if hide_obs:
         env = HiddenObservation(env, tuple(hide_obs))

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from ppox.envs.gymnax_import import import_gymnax
 from ppox.errors import ConfigError
 
 # id -> (gymnax id, observation entries hidden): the RL Zoo's names for the velocity-hidden classics
@@ -50,7 +51,7 @@ class HiddenObservation:
         return self.observe(obs), state, reward, done, info
 
     def observation_space(self, params):
-        from gymnax.environments import spaces
+        spaces = gymnax_spaces()
 
         space = self.env.observation_space(params)
         low = np.broadcast_to(np.asarray(space.low, np.float32), space.shape).reshape(-1)[self.keep]
@@ -104,12 +105,12 @@ class RepeatPrevious:
         return jnp.zeros((), bool)  # the fixed length is part of the task: its end is terminal
 
     def observation_space(self, params):
-        from gymnax.environments import spaces
+        spaces = gymnax_spaces()
 
         return spaces.Box(0.0, 1.0, (self.symbols,), jnp.float32)
 
     def action_space(self, params):
-        from gymnax.environments import spaces
+        spaces = gymnax_spaces()
 
         return spaces.Discrete(self.symbols)
 
@@ -165,19 +166,27 @@ class BoardGame:
         return state.legal_action_mask
 
     def observation_space(self, params):
-        from gymnax.environments import spaces
+        spaces = gymnax_spaces()
 
         return spaces.Box(0.0, 1.0, tuple(self.game.observation_shape), jnp.float32)
 
     def action_space(self, params):
-        from gymnax.environments import spaces
+        spaces = gymnax_spaces()
 
         return spaces.Discrete(self.game.num_actions)
 
 
+def gymnax_spaces():
+    """gymnax's spaces module (gymnax imported as ppox.envs.gymnax_import does it)."""
+    import_gymnax()
+    from gymnax.environments import spaces
+
+    return spaces
+
+
 def make_task(env_id: str):
     """(env, params) of one of ppox's own JAX-native task ids (``TASK_IDS``)."""
-    import gymnax
+    gymnax = import_gymnax()
 
     if env_id in HIDDEN_VELOCITY:
         base, hidden = HIDDEN_VELOCITY[env_id]

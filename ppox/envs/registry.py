@@ -13,6 +13,7 @@ import importlib.util
 
 import gymnasium as gym
 
+from ppox.envs.gymnax_import import import_gymnax
 from ppox.errors import ConfigError, closest
 
 # gymnax ids that ppox trains on and tests (the others are registered but not presets).
@@ -36,8 +37,7 @@ TASK_IDS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "RepeatPrevious-v0", "TicTac
 @functools.lru_cache(maxsize=1)
 def gymnax_ids() -> tuple[str, ...]:
     """gymnax's registered ids, then ppox's own JAX-native tasks."""
-    import gymnax  # (imported here: importing gymnax starts JAX's backend, which --distributed must precede)
-
+    gymnax = import_gymnax()  # (imported here: it starts JAX's backend, which --distributed must precede)
     return tuple(gymnax.registered_envs) + TASK_IDS
 
 
