@@ -11,8 +11,8 @@ from ppox.plots import clipped_objective
 
 
 def test_ladder_report_has_every_rung_from_every_seed(tmp_path, capsys):
-    """The README's ladder command as its test runs it: not marked slow, so that it comes after that test and
-    loads the eight compiled rungs from the session's compilation cache instead of compiling them again."""
+    """The README's ladder command as its test runs it, not marked slow: where it runs after that test, it loads
+    the eight compiled rungs from the session's compilation cache (where the two overlap, both compile)."""
     out = tmp_path / "report"
     code = main(["ladder", "--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "2048", "--no-progress",
                  "--out", str(out)])
