@@ -1,6 +1,6 @@
 """MinAtar on the fused driver against the published PPO figures (gymnax-blines: MLP, 10M steps).
 
-  .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--steps 10000000] [--seeds 3]
+  .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--weight-init lecun] [--steps 10000000] [--seeds 3]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
   .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
@@ -13,7 +13,9 @@ return of the last 10% of training, raw game score), the wall time and the curve
 files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png. ``--evaluate N`` plays N
 games with each seed's final policy (sampled actions, one whole game per env in one jitted loop: the measure
 gymnax-blines reports) and adds the mean per seed to each result file (a file already played with N
-games at its final step is skipped).
+games at its final step is skipped). ``--weight-init lecun`` trains with gymnax-blines' own initialisation
+(flax's LeCun normal kernels, biases uniform in [0, 0.05); the presets' is orthogonal) and writes
+GAME_NETWORK_lecun.json.
 """
 
 from __future__ import annotations
@@ -39,16 +41,24 @@ PUBLISHED = {"Breakout": 28, "SpaceInvaders": 131, "Asterix": 15, "Freeway": 58}
 OUT = HERE / "results" / "minatar"
 
 
-def run(game: str, network: str, steps: int, seeds: int) -> dict:
-    config = ppox.Config.preset(f"{game}-MinAtar", network=network)
+def variant(config: dict) -> str:
+    """The result's name after the game: the network, and the initialisation where it is not the default."""
+    init = config.get("weight_init", "orthogonal")
+    return config["network"] + ("" if init == "orthogonal" else f"_{init}")
+
+
+def run(game: str, network: str, steps: int, seeds: int, weight_init: str) -> dict:
+    config = ppox.Config.preset(f"{game}-MinAtar", network=network, weight_init=weight_init)
+    name = variant({"network": network, "weight_init": weight_init})
     config = config.replace(total_timesteps=steps, seeds=seeds, seed=0, progress=False,
-                            run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{network}_{int(time.time())}",
+                            run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{name}_{int(time.time())}",
                             checkpoint_every=1_000_000)
     start = time.perf_counter()
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "steps": int(curves.shape[1] * config.batch_size),
+    return {"game": game, "network": network, "weight_init": weight_init,
+            "steps": int(curves.shape[1] * config.batch_size),
             "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
             "published_ppo_mlp": PUBLISHED[game], "wall_s": round(wall, 1), "batch": config.batch_size,
@@ -64,7 +74,8 @@ def from_run(run: Path) -> dict:
     game = config["env"].removesuffix("-MinAtar")
     batch = config["num_envs"] * config["num_steps"]
     curves = metrics["episode_return"]
-    return {"game": game, "network": config["network"], "steps": int(curves.shape[1] * batch),
+    return {"game": game, "network": config["network"], "weight_init": config.get("weight_init", "orthogonal"),
+            "steps": int(curves.shape[1] * batch),
             "planned_steps": config["total_timesteps"], "seeds": int(curves.shape[0]),
             "final_return": [round(float(x), 3) for x in final_return(metrics)], "published_ppo_mlp": PUBLISHED[game],
             "wall_s": json.loads(summary.read_text())["wall_time_s"] if summary.exists() else None,
@@ -100,7 +111,7 @@ def evaluate_final_policies(episodes: int, game: str | None) -> None:
                             for i in range(r["seeds"])]
         r["eval_episodes"], r["eval_steps"] = episodes, r["steps"]
         f.write_text(json.dumps(r, indent=1))
-        print(f"{r['game']} {r['network']}: final policies, {episodes} games each: {r['eval_return']}", flush=True)
+        print(f"{r['game']} {variant(r)}: final policies, {episodes} games each: {r['eval_return']}", flush=True)
 
 
 def report() -> None:
@@ -113,7 +124,7 @@ def report() -> None:
         finals, evals = r["final_return"], r.get("eval_return")
         played = (f"{r['eval_episodes']}: {', '.join(f'{x:.1f}' for x in evals)} | {np.mean(evals):.1f}" if evals
                   else "not played | ")
-        print(f"| {r['game']} | {r['network']} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
+        print(f"| {r['game']} | {variant(r).replace('_', ', ')} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
               f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
               f"{'?' if r['wall_s'] is None else round(r['wall_s'] / 60)} min |")
     plt = pyplot()
@@ -123,7 +134,7 @@ def report() -> None:
             curves = np.asarray(r["curves"], np.float64)
             mean, lo, hi = band(curves)
             x = (np.arange(curves.shape[1]) + 1) * r["batch"]
-            (line,) = ax.plot(x, mean, label=f"ppox {r['network']} ({r['seeds']} seeds, 95% band)")
+            (line,) = ax.plot(x, mean, label=f"ppox {variant(r).replace('_', ', ')} ({r['seeds']} seeds, 95% band)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
         ax.axhline(PUBLISHED[game], color="gray", linestyle="--", label="gymnax-blines PPO (MLP), 10M")
         ax.set(xlabel="environment steps (per seed)", ylabel="episodic return", title=f"{game}-MinAtar")
@@ -137,6 +148,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("game", nargs="?", choices=sorted(PUBLISHED))
     p.add_argument("--network", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--weight-init", choices=("orthogonal", "lecun"), default="orthogonal")
     p.add_argument("--steps", type=int, default=10_000_000)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--report", action="store_true")
@@ -150,16 +162,16 @@ def main():
     if args.from_run is not None or args.resume is not None:
         result = from_run(args.from_run) if args.resume is None else resume(args.resume)
         OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{result['game']}_{result['network']}.json").write_text(json.dumps(result, indent=1))
+        (OUT / f"{result['game']}_{variant(result)}.json").write_text(json.dumps(result, indent=1))
         print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, final {result['final_return']}")
         return
     if args.report or args.game is None:
         report()
         return
-    result = run(args.game, args.network, args.steps, args.seeds)
+    result = run(args.game, args.network, args.steps, args.seeds, args.weight_init)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.game}_{args.network}.json").write_text(json.dumps(result, indent=1))
-    print(f"{args.game}-MinAtar {args.network}: final {result['final_return']} (published {PUBLISHED[args.game]})"
+    (OUT / f"{args.game}_{variant(result)}.json").write_text(json.dumps(result, indent=1))
+    print(f"{args.game}-MinAtar {variant(result)}: final {result['final_return']} (published {PUBLISHED[args.game]})"
           f" in {result['wall_s'] / 60:.1f} min", flush=True)
 
 

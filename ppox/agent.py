@@ -38,6 +38,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorC
         activation=config.activation,
         shared_trunk=config.shared_trunk,
         log_std_init=config.log_std_init,
+        weight_init=config.weight_init,
     )
 
 

@@ -139,6 +139,12 @@ class Config:
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
+    weight_init: Literal["orthogonal", "lecun"] = "orthogonal"
+    """Weight initialisation. orthogonal: PPO's customary one (CleanRL, SB3, PureJaxRL): hidden and
+    convolution layers gain sqrt 2, policy head 0.01, value head 1, biases 0. lecun: flax's default LeCun
+    normal kernels on every layer, heads included, biases uniform in [0, 0.05): gymnax-blines' PPO network.
+    Recurrent cells stay orthogonal."""
+
     seed: int = 0
     """Random seed of the first run; seed i of --seeds N uses seed + i."""
 

@@ -1,7 +1,10 @@
-"""Actor and critic networks (flax.linen), with PPO's customary orthogonal initialisation.
+"""Actor and critic networks (flax.linen), with PPO's customary orthogonal initialisation by default.
 
-Hidden layers: orthogonal(sqrt(2)); policy head: orthogonal(0.01), so the first policy is
-close to uniform; value head: orthogonal(1.0); biases zero.
+weight_init="orthogonal": hidden and convolution layers orthogonal(sqrt(2)); policy head orthogonal(0.01), so the
+first policy is close to uniform; value head orthogonal(1.0); biases zero.
+weight_init="lecun": flax's default kernels, LeCun normal (a truncated normal of variance 1/fan_in) on every layer,
+heads included, and biases uniform in [0, 0.05): the network of gymnax-blines' PPO.
+Recurrent cells are orthogonal either way.
 """
 
 from __future__ import annotations
@@ -46,8 +49,21 @@ def orthogonal(scale: float):
     return init
 
 
-def _dense(features: int, scale: float) -> nn.Dense:
-    return nn.Dense(features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros)
+INITS = ("orthogonal", "lecun")
+
+
+def kernel_init(init: str, scale: float):
+    """A layer's kernel initialiser: orthogonal(scale), or LeCun normal (``scale`` unused) for weight_init="lecun"."""
+    return orthogonal(scale) if init == "orthogonal" else nn.initializers.lecun_normal()
+
+
+def bias_init(init: str):
+    """Zeros, or uniform in [0, 0.05) for weight_init="lecun" (gymnax-blines)."""
+    return nn.initializers.zeros if init == "orthogonal" else nn.initializers.uniform(0.05)
+
+
+def _dense(features: int, scale: float, init: str = "orthogonal") -> nn.Dense:
+    return nn.Dense(features, kernel_init=kernel_init(init, scale), bias_init=bias_init(init))
 
 
 class MLP(nn.Module):
@@ -55,11 +71,12 @@ class MLP(nn.Module):
 
     hidden_sizes: Sequence[int]
     activation: str = "tanh"
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x):
         for size in self.hidden_sizes:
-            x = ACTIVATIONS[self.activation](_dense(size, math.sqrt(2.0))(x))
+            x = ACTIVATIONS[self.activation](_dense(size, math.sqrt(2.0), self.weight_init)(x))
         return x
 
 
@@ -76,12 +93,13 @@ class PatchConv(nn.Module):
     features: int
     kernel_size: int
     stride: int = 1
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x):
         size, stride, channels = self.kernel_size, self.stride, x.shape[-1]
-        kernel = self.param("kernel", orthogonal(math.sqrt(2.0)), (size, size, channels, self.features))
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        kernel = self.param("kernel", kernel_init(self.weight_init, math.sqrt(2.0)), (size, size, channels, self.features))
+        bias = self.param("bias", bias_init(self.weight_init), (self.features,))
         rows = (x.shape[-3] - size) // stride + 1
         cols = (x.shape[-2] - size) // stride + 1
         patches = jnp.concatenate([x[..., i:i + stride * (rows - 1) + 1:stride, j:j + stride * (cols - 1) + 1:stride, :]
@@ -99,11 +117,12 @@ class CNN(nn.Module):
     """Convolutions over [batch, H, W, C] images (``cnn_layers``), each followed by the activation, flattened."""
 
     activation: str = "relu"
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x):
         for index, (features, size, stride) in enumerate(cnn_layers(x.shape)):
-            x = ACTIVATIONS[self.activation](PatchConv(features, size, stride, name=f"Conv_{index}")(x))
+            x = ACTIVATIONS[self.activation](PatchConv(features, size, stride, self.weight_init, name=f"Conv_{index}")(x))
         return x.reshape(x.shape[0], -1)
 
 
@@ -114,24 +133,26 @@ def _torsos(module: nn.Module, obs, names: tuple[str, str]):
     obs = obs.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else obs
     if module.cnn:  # convolutions take one batch axis: fold the leading axes, unfold the features after
         images = obs.reshape((-1,) + obs.shape[obs.ndim - 3:])
-        actor_x = CNN(name=f"actor_cnn{names[0]}")(images).reshape(lead + (-1,))
-        critic_x = actor_x if module.shared_trunk else CNN(name=f"critic_cnn{names[1]}")(images).reshape(lead + (-1,))
+        actor_x = CNN(weight_init=module.weight_init, name=f"actor_cnn{names[0]}")(images).reshape(lead + (-1,))
+        critic_x = actor_x if module.shared_trunk else CNN(weight_init=module.weight_init,
+                                                           name=f"critic_cnn{names[1]}")(images).reshape(lead + (-1,))
     else:
         actor_x = critic_x = obs.reshape(lead + (-1,))
-    actor = MLP(module.hidden_sizes, module.activation, name=f"actor_trunk{names[0]}")(actor_x)
-    critic = actor if module.shared_trunk else MLP(module.hidden_sizes, module.activation,
+    actor = MLP(module.hidden_sizes, module.activation, module.weight_init, name=f"actor_trunk{names[0]}")(actor_x)
+    critic = actor if module.shared_trunk else MLP(module.hidden_sizes, module.activation, module.weight_init,
                                                    name=f"critic_trunk{names[1]}")(critic_x)
     return actor, critic
 
 
 def _heads(module: nn.Module, actor_features, critic_features):
-    """(action distribution, V): the value head (orthogonal 1.0) and the policy head (orthogonal 0.01)."""
-    value = _dense(1, 1.0)(critic_features)[..., 0]
+    """(action distribution, V): the value head (orthogonal 1.0) and the policy head (orthogonal 0.01), or
+    both LeCun normal with weight_init="lecun"."""
+    value = _dense(1, 1.0, module.weight_init)(critic_features)[..., 0]
     if module.action_kind == "continuous":
-        mean = _dense(module.action_dims[0], 0.01)(actor_features)
+        mean = _dense(module.action_dims[0], 0.01, module.weight_init)(actor_features)
         log_std = module.param("log_std", nn.initializers.constant(module.log_std_init), (module.action_dims[0],))
         return DiagGaussian(mean, log_std), value
-    logits = _dense(int(sum(module.action_dims)), 0.01)(actor_features)
+    logits = _dense(int(sum(module.action_dims)), 0.01, module.weight_init)(actor_features)
     if module.action_kind == "discrete":
         return Categorical(logits), value
     return MultiCategorical(logits, tuple(module.action_dims)), value
@@ -145,7 +166,8 @@ class ActorCritic(nn.Module):
     (action_dims = sizes per dimension). ``shared_trunk`` makes actor and critic share the
     hidden layers; by default they are separate networks. ``obs_ndim`` is the number of
     trailing observation axes; with ``cnn`` they are an HxWxC image that goes through
-    convolutions first, otherwise they are flattened into the MLP input.
+    convolutions first, otherwise they are flattened into the MLP input. ``weight_init`` is one of
+    ``INITS`` (module docstring).
     """
 
     action_kind: str
@@ -156,6 +178,7 @@ class ActorCritic(nn.Module):
     shared_trunk: bool = False
     log_std_init: float = 0.0
     cnn: bool = False
+    weight_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, obs):
@@ -248,6 +271,7 @@ class RecurrentActorCritic(nn.Module):
     shared_trunk: bool = False
     log_std_init: float = 0.0
     cnn: bool = False
+    weight_init: str = "orthogonal"
     memory: str = "gru"
     memory_size: int = 128
 

@@ -31,6 +31,27 @@ def test_orthogonal_init_scales():
             assert not np.any(np.asarray(leaf))
 
 
+def test_lecun_init_is_flax_default_on_every_layer_with_small_positive_biases():
+    """--weight-init lecun (gymnax-blines' network): every kernel, heads and convolutions included, has the variance
+    1/fan_in of LeCun normal; biases lie in [0, 0.05); the same parameter names and shapes as orthogonal."""
+    for spec in (EnvSpec((400,), "discrete", (6,)), EnvSpec((10, 10, 4), "discrete", (3,))):
+        _, orthogonal = _init(spec, hidden_sizes=(256, 256))
+        _, params = _init(spec, hidden_sizes=(256, 256), weight_init="lecun")
+        assert jax.tree_util.tree_map(np.shape, params) == jax.tree_util.tree_map(np.shape, orthogonal)
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        for leaf_path, leaf in leaves:
+            leaf, name = np.asarray(leaf, np.float64), jax.tree_util.keystr(leaf_path)
+            if "bias" in name:
+                assert leaf.min() >= 0.0 and leaf.max() < 0.05 and (leaf.size < 100 or leaf.std() > 0.01), name
+                continue
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            assert np.abs(leaf).max() <= 2.0 / np.sqrt(fan_in) / 0.8796 + 1e-6, name  # truncated at 2 std
+            if leaf.size >= 1000:  # enough entries for the variance to within 10%
+                assert leaf.var() * fan_in == pytest.approx(1.0, rel=0.1), name
+        heads = [np.asarray(params[name]["kernel"]) for name in ("Dense_0", "Dense_1")]
+        assert all(np.abs(head).max() > 0.05 for head in heads)  # not shrunk like the orthogonal 0.01 head
+
+
 def test_separate_networks_by_default_and_shared_as_option():
     _, separate = _init(EnvSpec((3,), "discrete", (2,)))
     assert {"actor_trunk", "critic_trunk"} <= set(separate)
