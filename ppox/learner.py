@@ -36,13 +36,14 @@ class Hyper(NamedTuple):
     vf_coef: Any
     max_grad_norm: Any  # None: no gradient clipping
     target_kl: Any  # None: no early stop
+    num_updates: Any  # the run's length, which the annealed learning rate counts down over
 
     @classmethod
     def from_config(cls, config: Config, dtype=None) -> "Hyper":
         """The config's values: Python floats, or float arrays of ``dtype`` (to pass as a traced argument)."""
         cast = float if dtype is None else (lambda x: jnp.asarray(x, dtype))  # noqa: E731
         return cls(**{name: None if getattr(config, name) is None else cast(getattr(config, name))
-                      for name in TRACED_FIELDS})
+                      for name in TRACED_FIELDS}, num_updates=cast(config.num_updates))
 
 
 class Batch(NamedTuple):
@@ -113,11 +114,12 @@ def advantages_and_targets(config: Config, rewards, values, next_values, termina
 
 
 def learning_rate_at(config: Config, update_index, hyper=None) -> jax.Array:
-    """lr * (1 - i / num_updates) when annealing, else the constant lr."""
-    learning_rate = config.learning_rate if hyper is None else hyper.learning_rate
+    """lr * (1 - i / num_updates) when annealing, else the constant lr (both from ``hyper``: traced, so runs
+    that differ only in their length share one program)."""
+    hyper = Hyper.from_config(config) if hyper is None else hyper
     if not config.anneal_lr:
-        return jnp.asarray(learning_rate, jnp.float32)
-    return learning_rate * (1.0 - update_index / config.num_updates)
+        return jnp.asarray(hyper.learning_rate, jnp.float32)
+    return hyper.learning_rate * (1.0 - update_index / hyper.num_updates)
 
 
 def batch_from_rollout(config: Config, obs, actions, log_probs, values, rewards, next_values, terminated,

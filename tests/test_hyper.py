@@ -9,6 +9,7 @@ import pytest
 import ppox
 from ppox.config import TRACED_FIELDS, Config, static_config
 from ppox.drivers.fused import FusedDriver
+from ppox.drivers.host import HostDriver
 from ppox.drivers.fused_program import build, make_chunk_runner, make_train
 from ppox.learner import Hyper
 
@@ -17,7 +18,7 @@ FAR = dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.8, clip_coef=0.1, vf_clip
 
 
 def test_hyper_holds_exactly_the_traced_fields():
-    assert Hyper._fields == TRACED_FIELDS
+    assert Hyper._fields == TRACED_FIELDS + ("num_updates",)
     hyper = Hyper.from_config(Config(clip_coef=None, target_kl=None), jnp.float32)
     assert hyper.clip_coef is None and hyper.target_kl is None and hyper.learning_rate.dtype == jnp.float32
 
@@ -28,6 +29,26 @@ def test_runs_differing_only_in_traced_values_share_one_compilation():
     assert static_config(base.replace(**FAR)) == static_config(base)
     # an option turned off removes code: another program
     assert static_config(base.replace(clip_coef=None)) != static_config(base)
+
+
+@pytest.mark.parametrize("driver", ["fused", "host"])
+def test_runs_differing_only_in_length_share_one_compilation_and_anneal_over_their_own(driver):
+    """The run's length reaches the programs as a traced number: runs of 3 and 5 updates (one chunk size)
+    share the compiled program, and each anneals the learning rate to 0 over its own length:
+    lr_i = lr * (1 - i / num_updates)."""
+    base = Config(total_timesteps=3 * 512, anneal_lr=True, learning_rate=1e-3, save=False, progress=False,
+                  driver=driver)
+    longer = base.replace(total_timesteps=5 * 512)
+    if driver == "fused":
+        assert FusedDriver(base).compiled is FusedDriver(longer).compiled
+    else:
+        first, second = HostDriver(base, base.env), HostDriver(longer, longer.env)
+        assert first._learn is second._learn
+        first.close(), second.close()
+    for config in (base, longer):
+        lr = ppox.train(config).metrics["learning_rate"][0]
+        n = config.num_updates
+        np.testing.assert_allclose(lr, 1e-3 * (1.0 - np.arange(n) / n), rtol=1e-6)
 
 
 def test_the_traced_program_reads_every_value_from_the_hyper():
@@ -47,16 +68,19 @@ def test_the_traced_program_reads_every_value_from_the_hyper():
 def test_a_single_run_is_unchanged(overrides):
     """ppox.train (values traced) against the fused program with the values as constants, as it was before Hyper
     existed: bit-identical on CartPole-v1 (tolerance 0), one seed, two vmapped seeds with a target KL, and a
-    recurrent policy."""
+    recurrent policy. The run's length is an argument in both (lr_i = lr (1 - i / n): a division by a folded
+    constant may round differently in the last bit)."""
     config = Config(total_timesteps=30 * 512, save=False, progress=False, **overrides)
     result = ppox.train(config)
     fused = build(config)
     run = make_chunk_runner(fused, config.num_updates)
     constants = Hyper.from_config(config)  # Python floats: folded into the program
     keys = jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.seeds)])
+    n = config.num_updates
+    one = lambda k, length: run(fused.init(k), n, constants._replace(num_updates=length))  # noqa: E731
     if config.seeds == 1:
-        _, before = jax.jit(lambda k: run(fused.init(k), config.num_updates, constants))(keys[0])
+        _, before = jax.jit(one)(keys[0], jnp.float32(n))
     else:
-        _, before = jax.jit(jax.vmap(lambda k: run(fused.init(k), config.num_updates, constants)))(keys)
+        _, before = jax.jit(jax.vmap(one, in_axes=(0, None)))(keys, jnp.float32(n))
     for name, values in result.metrics.items():
         np.testing.assert_array_equal(values, np.asarray(before[name]).reshape(values.shape), err_msg=name)

@@ -56,5 +56,13 @@ PROGRESS_CHUNKS = 20  # a run call does at most 1/20 of the run: the fused progr
 
 
 def max_chunk(config: Config) -> int:
-    """The most updates one ``run`` call may be asked for (the fused program's compiled chunk)."""
-    return max(1, -(-config.num_updates // PROGRESS_CHUNKS))
+    """The most updates one ``run`` call may be asked for (the fused program's compiled chunk): about
+    1/PROGRESS_CHUNKS of the run, rounded up to a power of two so that runs of similar lengths share it."""
+    return 1 << (max(1, -(-config.num_updates // PROGRESS_CHUNKS)) - 1).bit_length()
+
+
+def any_length(config: Config) -> Config:
+    """``config`` with its length set to the shortest one of the same ``max_chunk``: the run's length reaches
+    the compiled programs only as a traced number (``Hyper.num_updates``), so runs of every length that
+    share a chunk size compile once (the key of ``compile_program`` and ``build_learner``)."""
+    return config.replace(total_timesteps=max(1, (max_chunk(config) // 2) * PROGRESS_CHUNKS + 1) * config.batch_size)

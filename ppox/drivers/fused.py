@@ -13,7 +13,7 @@ import numpy as np
 
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import Config, static_config
-from ppox.drivers.base import max_chunk
+from ppox.drivers.base import any_length, max_chunk
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
 from ppox.envs.registry import uses_envpool
@@ -78,7 +78,7 @@ class FusedDriver:
 
     def __init__(self, config: Config):
         self.config = config
-        self.compiled = compile_program(static_config(config), None, config.seed if uses_envpool(config) else 0)
+        self.compiled = compile_program(any_length(static_config(config)), None, config.seed if uses_envpool(config) else 0)
         self.hyper = Hyper.from_config(config, jnp.float32)
         self.spec = self.compiled.fused.spec
         self.chunk = self.compiled.chunk

@@ -22,12 +22,13 @@ from ppox.agent import apply_in_chunks, float_obs, init_params, make_network, ne
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
+from ppox.drivers.base import any_length
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
 from ppox.envs.atari import make_host_envs
 from ppox.envs.gym_envs import env_label, spec_from_spaces
 from ppox.errors import ConfigError
-from ppox.learner import batch_from_rollout, init_opt_state, make_optimizer, ppo_update
+from ppox.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.metrics import EPISODE_METRICS, METRIC_NAMES
 
 
@@ -50,7 +51,8 @@ class HostState(NamedTuple):
 def build_learner(config: Config, spec):
     """(network, jitted init, jitted learn) for a program; cached, so repeated runs skip compilation.
 
-    ``config`` should come through ``program_config`` (seed and output fields fixed)."""
+    ``config`` should come through ``program_config`` and ``any_length`` (seed, output fields and length
+    fixed; learn takes the run's number of updates as an argument)."""
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
     return network, make_init(config, network, optimizer), make_learn(config, network, optimizer)
@@ -70,11 +72,12 @@ def make_init(config: Config, network, optimizer):
 
 
 def make_learn(config: Config, network, optimizer):
-    """learn(learner, rollout, update_index) -> (learner, metrics), jitted.
+    """learn(learner, rollout, update_index, num_updates) -> (learner, metrics), jitted (the run's length is
+    traced: the annealed learning rate's only use of it).
 
     The key is split inside (the next update's key is returned), so the loop dispatches one call per update."""
 
-    def learn(learner: HostLearner, rollout: Rollout, update_index):
+    def learn(learner: HostLearner, rollout: Rollout, update_index, num_updates):
         key, update_key = jax.random.split(learner.key)
         obs_in = prepare_obs(config, learner.obs_stats, rollout.obs)
         next_in = prepare_obs(config, learner.obs_stats, rollout.next_obs)
@@ -94,8 +97,10 @@ def make_learn(config: Config, network, optimizer):
                                            (rewards, done))
         batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
                                    values_next, rollout.terminated, rollout.truncated, rollout.masks, memory)
+        hyper = Hyper.from_config(config)._replace(num_updates=num_updates)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
-                                                apply_fn=network.apply, optimizer=optimizer, config=config)
+                                                apply_fn=network.apply, optimizer=optimizer, config=config,
+                                                hyper=hyper)
         obs_stats = learner.obs_stats
         if config.norm_obs:
             obs_stats = update_stats(obs_stats, float_obs(rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:])))
@@ -137,7 +142,7 @@ class HostDriver:
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
-            self.network, self._init, self._learn = build_learner(program_config(config), self.spec)
+            self.network, self._init, self._learn = build_learner(any_length(program_config(config)), self.spec)
         except BaseException:
             self.venv.close()
             raise
@@ -159,7 +164,7 @@ class HostDriver:
         for i in range(n):
             rollout, returns, lengths, illegal[i] = self.source.collect(learner.params, learner.obs_stats)
             check_finite_rollout(rollout, update + i)
-            learner, metrics = self._learn(learner, rollout, update + i)
+            learner, metrics = self._learn(learner, rollout, update + i, self.config.num_updates)
             pending.append(metrics)  # fetched with the chunk: no wait per update
             episodes["episode_count"][i] = len(returns)
             episodes["episode_return"][i] = np.mean(returns) if returns else np.nan
