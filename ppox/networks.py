@@ -49,9 +49,6 @@ def orthogonal(scale: float):
     return init
 
 
-INITS = ("orthogonal", "lecun")
-
-
 def kernel_init(init: str, scale: float):
     """A layer's kernel initialiser: orthogonal(scale), or LeCun normal (``scale`` unused) for weight_init="lecun"."""
     return orthogonal(scale) if init == "orthogonal" else nn.initializers.lecun_normal()
@@ -98,7 +95,8 @@ class PatchConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         size, stride, channels = self.kernel_size, self.stride, x.shape[-1]
-        kernel = self.param("kernel", kernel_init(self.weight_init, math.sqrt(2.0)), (size, size, channels, self.features))
+        shape = (size, size, channels, self.features)
+        kernel = self.param("kernel", kernel_init(self.weight_init, math.sqrt(2.0)), shape)
         bias = self.param("bias", bias_init(self.weight_init), (self.features,))
         rows = (x.shape[-3] - size) // stride + 1
         cols = (x.shape[-2] - size) // stride + 1
@@ -122,7 +120,8 @@ class CNN(nn.Module):
     @nn.compact
     def __call__(self, x):
         for index, (features, size, stride) in enumerate(cnn_layers(x.shape)):
-            x = ACTIVATIONS[self.activation](PatchConv(features, size, stride, self.weight_init, name=f"Conv_{index}")(x))
+            conv = PatchConv(features, size, stride, self.weight_init, name=f"Conv_{index}")
+            x = ACTIVATIONS[self.activation](conv(x))
         return x.reshape(x.shape[0], -1)
 
 
@@ -166,8 +165,8 @@ class ActorCritic(nn.Module):
     (action_dims = sizes per dimension). ``shared_trunk`` makes actor and critic share the
     hidden layers; by default they are separate networks. ``obs_ndim`` is the number of
     trailing observation axes; with ``cnn`` they are an HxWxC image that goes through
-    convolutions first, otherwise they are flattened into the MLP input. ``weight_init`` is one of
-    ``INITS`` (module docstring).
+    convolutions first, otherwise they are flattened into the MLP input. ``weight_init``: see the
+    module docstring.
     """
 
     action_kind: str

@@ -78,7 +78,8 @@ class FusedDriver:
 
     def __init__(self, config: Config):
         self.config = config
-        self.compiled = compile_program(any_length(static_config(config)), None, config.seed if uses_envpool(config) else 0)
+        pool_seed = config.seed if uses_envpool(config) else 0
+        self.compiled = compile_program(any_length(static_config(config)), None, pool_seed)
         self.hyper = Hyper.from_config(config, jnp.float32)
         self.spec = self.compiled.fused.spec
         self.chunk = self.compiled.chunk
