@@ -73,17 +73,37 @@ def prepare_obs(config: Config, stats: RunningMeanStd, obs):
     return obs if obs.dtype == jnp.uint8 else obs.astype(jnp.float32)
 
 
-def apply_in_chunks(network, params, obs, frames: int = 64):
+def apply_in_chunks(network, params, obs, frames: int = 64, needed=None):
     """``network.apply(params, obs)`` on observations [T, N, ...]; a CNN on a CPU runs it on chunks of at most
     ``frames`` frames (``lax.map``): XLA's CPU backend took 439 ms for the Nature CNN on 1,024 frames at once,
-    194 ms in chunks of 64 (the patches of a smaller chunk stay in cache). Other networks: one call."""
+    194 ms in chunks of 64 (the patches of a smaller chunk stay in cache). Other networks: one call.
+    ``needed`` [T, N] (bool): a chunk with no needed frame is skipped and its outputs are zeros."""
     total = obs.shape[0] * obs.shape[1]
     chunk = max(c for c in range(1, frames + 1) if total % c == 0)
     if not (network.cnn and jax.default_backend() == "cpu") or total <= frames or chunk < frames // 4:
         return network.apply(params, obs)
     chunks = obs.reshape((total // chunk, chunk) + obs.shape[2:])
-    out = jax.lax.map(lambda x: network.apply(params, x), chunks)
+    apply = lambda x: network.apply(params, x)  # noqa: E731
+    if needed is None:
+        out = jax.lax.map(apply, chunks)
+    else:
+        zeros = lambda x: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(apply, x))  # noqa: E731
+        out = jax.lax.map(lambda xs: jax.lax.cond(xs[1].any(), apply, zeros, xs[0]),
+                          (chunks, needed.reshape(total // chunk, chunk)))
     return jax.tree_util.tree_map(lambda y: y.reshape(obs.shape[:2] + y.shape[2:]), out)
+
+
+def bootstrap_values(network, params, next_obs, values, truncated):
+    """V(s_{t+1}) [T, N] of a rollout whose values[t] = V(obs[t]) are known, without a second pass over its frames.
+
+    Where the episode goes on, s_{t+1} = obs[t+1], so V(s_{t+1}) = values[t+1]. The network runs only where that
+    is not so: the rollout's last step and the final observations of truncated episodes. A terminated step keeps
+    values[t+1] (any finite number: it is never bootstrapped, gamma (1 - terminated) V(s_{t+1}) = 0). A CNN on a
+    CPU skips the chunks of frames that hold no such step (``apply_in_chunks``)."""
+    needed = jnp.asarray(truncated, bool).at[-1].set(True)
+    computed = apply_in_chunks(network, params, next_obs, needed=needed)[1]
+    following = jnp.concatenate([values[1:], jnp.zeros_like(values[:1])])
+    return jnp.where(needed, computed, following)
 
 
 def next_values(network, params, next_obs, carries=None):

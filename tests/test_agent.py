@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ppox.agent import NumpyActor, act, apply_in_chunks, make_network, next_values, prepare_obs
+from ppox.agent import NumpyActor, act, apply_in_chunks, bootstrap_values, make_network, next_values, prepare_obs
 from ppox.config import Config
 from ppox.core.normalize import RunningMeanStd, update_stats
 from ppox.envs.spec import EnvSpec, spec_from_action_space, to_env_action
@@ -35,6 +35,35 @@ def test_the_cnn_in_chunks_computes_what_one_call_does(steps):
     np.testing.assert_allclose(chunked_values, values, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(chunked_dist.logits, dist.logits, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(next_values(network, params, obs), values, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("network_kind", ["cnn", "mlp"])
+def test_bootstrap_values_reuse_the_next_steps_values_and_run_the_network_only_where_needed(network_kind):
+    """V(s_{t+1}) from values[t+1] where the episode goes on, from the network on the final observation where it
+    was truncated and at the rollout's last step: equal to ``next_values`` on every step that is bootstrapped
+    (terminated steps never are). A CNN's chunks with no such frame are skipped (zeros come back for them)."""
+    rng = np.random.default_rng(0)
+    config = Config(network=network_kind, hidden_sizes=(32,))
+    network = make_network(config, EnvSpec((10, 10, 4), "discrete", (3,)))
+    T, N = 16, 8
+    frames = rng.integers(0, 256, (T + 1, N, 10, 10, 4), dtype=np.uint8)
+    obs, next_obs = frames[:-1], frames[1:].copy()
+    terminated, truncated = np.zeros((T, N), bool), np.zeros((T, N), bool)
+    terminated[3, 2] = truncated[9, 5] = truncated[10, 1] = True
+    for t, n in ((3, 2), (9, 5), (10, 1)):  # an ended episode: its final frame, not the next episode's first
+        next_obs[t, n] = rng.integers(0, 256, (10, 10, 4), dtype=np.uint8)
+    params = network.init(jax.random.PRNGKey(1), jnp.asarray(obs[0, :1]))
+    values = apply_in_chunks(network, params, jnp.asarray(obs))[1]
+    got = np.asarray(bootstrap_values(network, params, jnp.asarray(next_obs), values, jnp.asarray(truncated)))
+    want = np.asarray(next_values(network, params, jnp.asarray(next_obs)))
+    np.testing.assert_allclose(got[~terminated], want[~terminated], rtol=1e-5, atol=1e-6)
+    assert np.isfinite(got).all()
+    needed = np.zeros((T, N), bool)
+    needed[9, 5] = True  # frame 77: chunk 1 of the two 64-frame chunks
+    chunked = np.asarray(apply_in_chunks(network, params, jnp.asarray(next_obs), needed=jnp.asarray(needed))[1])
+    np.testing.assert_allclose(chunked[8:], want[8:], rtol=1e-5, atol=1e-6)
+    if network_kind == "cnn":
+        assert not chunked[:8].any()  # chunk 0 holds no needed frame: not computed
 
 
 @pytest.mark.parametrize("kind", sorted(SPECS))

@@ -2,8 +2,8 @@
 
 Per step, the hot path is the actor's forward pass and sampling in NumPy (``ppox.agent.NumpyActor``)
 and ``env.step`` (``ppox.drivers.collect``). Per update, one jitted call does everything else on the
-whole batch at once: log pi_old(a|s), V(s) and V(s') by the same network code the update uses, reward
-scaling, and the learner's ``batch_from_rollout`` and ``ppo_update``, as in the fused driver.
+whole batch at once: log pi_old(a|s) and V(s) by the same network code the update uses, V(s') from them
+where the episode goes on (``ppox.agent.bootstrap_values``), reward scaling, and the learner's ``batch_from_rollout`` and ``ppo_update``, as in the fused driver.
 Observation statistics are updated once per rollout and held fixed within it, so the observations the
 policy acted on are exactly the ones it is trained on.
 """
@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.agent import apply_in_chunks, float_obs, init_params, make_network, next_values, prepare_obs
+from ppox.agent import (apply_in_chunks, bootstrap_values, float_obs, init_params, make_network, next_values,
+                        prepare_obs)
 from ppox.checkpoint import Checkpoint, restore_state
 from ppox.config import DEFAULT_ENV, Config, program_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
@@ -84,10 +85,10 @@ def make_learn(config: Config, network, optimizer):
         memory = None if rollout.carry is None else (rollout.carry, rollout.starts)
         if memory is None:
             dist, values = apply_in_chunks(network, learner.params, obs_in)
-            carries = None
+            values_next = bootstrap_values(network, learner.params, next_in, values, rollout.truncated)
         else:  # the cells re-run over each env's sequence from its carry at the rollout's start
             carries, dist, values = network.apply(learner.params, rollout.carry, obs_in, rollout.starts)
-        values_next = next_values(network, learner.params, next_in, carries)
+            values_next = next_values(network, learner.params, next_in, carries)
         if rollout.masks is not None:
             dist = dist.replace(mask=rollout.masks)
         scaler, rewards = learner.reward_scaler, rollout.rewards
