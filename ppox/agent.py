@@ -83,11 +83,15 @@ def apply_in_chunks(network, params, obs, frames: int = 64, needed=None):
     if not (network.cnn and jax.default_backend() == "cpu") or total <= frames or chunk < frames // 4:
         return network.apply(params, obs)
     chunks = obs.reshape((total // chunk, chunk) + obs.shape[2:])
-    apply = lambda x: network.apply(params, x)  # noqa: E731
+    def apply(x):
+        return network.apply(params, x)
+
+    def zeros(x):
+        return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(apply, x))
+
     if needed is None:
         out = jax.lax.map(apply, chunks)
     else:
-        zeros = lambda x: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(apply, x))  # noqa: E731
         out = jax.lax.map(lambda xs: jax.lax.cond(xs[1].any(), apply, zeros, xs[0]),
                           (chunks, needed.reshape(total // chunk, chunk)))
     return jax.tree_util.tree_map(lambda y: y.reshape(obs.shape[:2] + y.shape[2:]), out)
