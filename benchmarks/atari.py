@@ -74,11 +74,11 @@ def ppox_parts(repeats: int = 2) -> dict:
         collector.actor.act(obs, rng)
     act_s = (time.perf_counter() - start) / 50
     rollout, *_ = collector.collect(learner.params, learner.obs_stats)
-    learner, metrics = driver._learn(learner, rollout, 0, config.num_updates)  # (first call: compilation)
+    learner, metrics = driver._learn(learner, rollout, 0, driver.hyper)  # (first call: compilation)
     jax.block_until_ready(metrics)
     start = time.perf_counter()
     for i in range(repeats):
-        learner, metrics = driver._learn(learner, rollout, i, config.num_updates)
+        learner, metrics = driver._learn(learner, rollout, i, driver.hyper)
         jax.block_until_ready(metrics)
     learn_s = (time.perf_counter() - start) / repeats
     driver.close()

@@ -30,13 +30,13 @@ def collection_rate(workers: int, collects: int) -> float:
     from ppox.drivers.host import build_learner
     from ppox.drivers.ray_rollouts import RayRollouts
     from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
-    from ppox.config import program_config
+    from ppox.config import static_config
 
     config = ppox.Config.preset("HalfCheetah-v5", num_envs=workers, ray="local", workers=workers)
     probe = make_vector_env("HalfCheetah-v5", 1, "sync")
     spec = spec_from_spaces(probe.single_observation_space, probe.single_action_space)
     probe.close()
-    _, init, _ = build_learner(program_config(config), spec)
+    _, init, _ = build_learner(static_config(config), spec)
     source = RayRollouts(config, spec, "HalfCheetah-v5")
     learner = init(0, source.first_obs())
     params, obs_stats = learner.params, learner.obs_stats

@@ -9,9 +9,9 @@ import pytest
 import ppox
 from ppox.config import TRACED_FIELDS, Config, static_config
 from ppox.drivers.fused import FusedDriver
-from ppox.drivers.host import HostDriver
+from ppox.drivers.host import HostDriver, make_learn
 from ppox.drivers.fused_program import build, make_chunk_runner, make_train
-from ppox.learner import Hyper
+from ppox.learner import Hyper, make_optimizer
 
 FAR = dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.8, clip_coef=0.1, vf_clip_coef=0.5, ent_coef=0.05, vf_coef=0.25,
            max_grad_norm=1.0, target_kl=0.05)  # every traced field away from the fixed values of static_config
@@ -26,6 +26,9 @@ def test_hyper_holds_exactly_the_traced_fields():
 def test_runs_differing_only_in_traced_values_share_one_compilation():
     base = Config(total_timesteps=2048, target_kl=0.02, save=False, progress=False)
     assert FusedDriver(base).compiled is FusedDriver(base.replace(**FAR)).compiled
+    host, other = HostDriver(base, base.env), HostDriver(base.replace(**FAR), base.env)
+    assert host._learn is other._learn and host.hyper != other.hyper
+    host.close(), other.close()
     assert static_config(base.replace(**FAR)) == static_config(base)
     # an option turned off removes code: another program
     assert static_config(base.replace(clip_coef=None)) != static_config(base)
@@ -61,6 +64,26 @@ def test_the_traced_program_reads_every_value_from_the_hyper():
     _, traced = jax.jit(make_train(static_config(config)))(key, Hyper.from_config(config, jnp.float32))
     for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "learning_rate", "minibatch_steps"):
         np.testing.assert_allclose(np.asarray(traced[name])[0], np.asarray(constant[name])[0], rtol=1e-4, atol=1e-7,
+                                   err_msg=name)
+
+
+def test_the_host_learner_reads_every_value_from_the_hyper():
+    """The host's learn built from static_config (fixed values) and fed config's Hyper computes what it computes
+    with config's values folded in as constants (Python floats), on the same rollout: a field still read from
+    the config (gamma in the reward scaling, say) would differ at once. Tolerance: float rounding."""
+    config = Config(total_timesteps=2 * 512, norm_reward=True, driver="host", save=False, progress=False, **FAR)
+    driver = HostDriver(config, config.env)
+    state = driver.init()
+    rollout, *_ = driver.source.collect(state.learner.params, state.learner.obs_stats)
+    constants = Hyper.from_config(config)
+    folded = jax.jit(lambda learner, r, i: make_learn(config, driver.network, make_optimizer(config))(
+        learner, r, i, constants))
+    copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)  # noqa: E731  (learn donates its learner)
+    _, traced = driver._learn(copy(state.learner), rollout, 0, driver.hyper)
+    _, constant = folded(copy(state.learner), rollout, 0)
+    driver.close()
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "learning_rate", "minibatch_steps"):
+        np.testing.assert_allclose(np.asarray(traced[name]), np.asarray(constant[name]), rtol=1e-4, atol=1e-7,
                                    err_msg=name)
 
 

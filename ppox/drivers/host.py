@@ -22,7 +22,7 @@ import numpy as np
 from ppox.agent import (apply_in_chunks, bootstrap_values, float_obs, init_params, make_network, next_values,
                         prepare_obs)
 from ppox.checkpoint import Checkpoint, restore_state
-from ppox.config import DEFAULT_ENV, Config, program_config
+from ppox.config import DEFAULT_ENV, Config, static_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.base import any_length
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
@@ -53,11 +53,13 @@ class HostState(NamedTuple):
 def build_learner(config: Config, spec):
     """(network, jitted init, jitted learn) for a program; cached, so repeated runs skip compilation.
 
-    ``config`` should come through ``program_config`` and ``any_length`` (seed, output fields and length
-    fixed; learn takes the run's number of updates as an argument)."""
+    ``config`` should come through ``static_config`` and ``any_length`` (seed, output fields, length and the
+    traced hyperparameters fixed: learn takes them as a ``Hyper`` argument), so that runs differing only in
+    those share one compilation."""
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
-    return network, make_init(config, network, optimizer), make_learn(config, network, optimizer)
+    return network, make_init(config, network, optimizer), jax.jit(make_learn(config, network, optimizer),
+                                                                   donate_argnums=(0,))
 
 
 def make_init(config: Config, network, optimizer):
@@ -74,12 +76,13 @@ def make_init(config: Config, network, optimizer):
 
 
 def make_learn(config: Config, network, optimizer):
-    """learn(learner, rollout, update_index, num_updates) -> (learner, metrics), jitted (the run's length is
-    traced: the annealed learning rate's only use of it).
+    """learn(learner, rollout, update_index, hyper) -> (learner, metrics), to be jitted. Every traced
+    hyperparameter, the run's length included, is read from ``hyper`` (``ppox.learner.Hyper``), never from
+    ``config``: float32 arrays give one compilation for every value, Python floats fold into the program.
 
     The key is split inside (the next update's key is returned), so the loop dispatches one call per update."""
 
-    def learn(learner: HostLearner, rollout: Rollout, update_index, num_updates):
+    def learn(learner: HostLearner, rollout: Rollout, update_index, hyper: Hyper):
         key, update_key = jax.random.split(learner.key)
         obs_in = prepare_obs(config, learner.obs_stats, rollout.obs)
         next_in = prepare_obs(config, learner.obs_stats, rollout.next_obs)
@@ -95,11 +98,10 @@ def make_learn(config: Config, network, optimizer):
         scaler, rewards = learner.reward_scaler, rollout.rewards
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
-            scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, config.gamma), scaler,
+            scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, hyper.gamma), scaler,
                                            (rewards, done))
         batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
-                                   values_next, rollout.terminated, rollout.truncated, rollout.masks, memory)
-        hyper = Hyper.from_config(config)._replace(num_updates=num_updates)
+                                   values_next, rollout.terminated, rollout.truncated, rollout.masks, memory, hyper)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config,
                                                 hyper=hyper)
@@ -108,7 +110,7 @@ def make_learn(config: Config, network, optimizer):
             obs_stats = update_stats(obs_stats, float_obs(rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:])))
         return HostLearner(params, opt_state, obs_stats, scaler, key), metrics._asdict()
 
-    return jax.jit(learn, donate_argnums=(0,))
+    return learn
 
 
 class HostPending(NamedTuple):
@@ -144,10 +146,11 @@ class HostDriver:
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
-            self.network, self._init, self._learn = build_learner(any_length(program_config(config)), self.spec)
+            self.network, self._init, self._learn = build_learner(any_length(static_config(config)), self.spec)
         except BaseException:
             self.venv.close()
             raise
+        self.hyper = Hyper.from_config(config, jnp.float32)  # the traced values, the run's length included
         self.rng = np.random.default_rng(config.seed)
         self.source = None
 
@@ -166,7 +169,7 @@ class HostDriver:
         for i in range(n):
             rollout, returns, lengths, illegal[i] = self.source.collect(learner.params, learner.obs_stats)
             check_finite_rollout(rollout, update + i)
-            learner, metrics = self._learn(learner, rollout, update + i, self.config.num_updates)
+            learner, metrics = self._learn(learner, rollout, update + i, self.hyper)
             pending.append(metrics)  # fetched with the chunk: no wait per update
             episodes["episode_count"][i] = len(returns)
             episodes["episode_return"][i] = np.mean(returns) if returns else np.nan
