@@ -93,6 +93,19 @@ def test_patch_convolution_equals_flax_conv(shape, features, size, stride):
         np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-12, atol=1e-12)
 
 
+def test_uint8_images_give_exactly_the_outputs_of_the_images_scaled_first():
+    """A CNN policy on uint8 frames gathers the first layer's patches as bytes and scales them after: the same
+    float32 numbers as scaling the frames to [0, 1] first (tolerance 0), actor and critic, Nature CNN."""
+    network = make_network(Config(network="cnn", hidden_sizes=(64,)), EnvSpec((84, 84, 4), "discrete", (4,)))
+    frames = jnp.asarray(np.random.default_rng(0).integers(0, 256, (3, 84, 84, 4)), jnp.uint8)
+    params = network.init(jax.random.PRNGKey(0), frames[:1])
+    (dist, values), (scaled_dist, scaled_values) = (network.apply(params, frames),
+                                                    network.apply(params, frames.astype(jnp.float32) / 255.0))
+    np.testing.assert_array_equal(np.asarray(dist.logits), np.asarray(scaled_dist.logits))
+    np.testing.assert_array_equal(np.asarray(values), np.asarray(scaled_values))
+    assert np.asarray(values).std() > 0  # not a constant output
+
+
 def test_cnn_parameters_keep_flax_conv_names_and_shapes():
     """Checkpoints of CNN policies hold Conv_0.. kernels [kh, kw, C, F] and biases, as flax's Conv writes them."""
     params = CNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 84, 84, 4)))["params"]
