@@ -83,6 +83,7 @@ def apply_in_chunks(network, params, obs, frames: int = 64, needed=None):
     if not (network.cnn and jax.default_backend() == "cpu") or total <= frames or chunk < frames // 4:
         return network.apply(params, obs)
     chunks = obs.reshape((total // chunk, chunk) + obs.shape[2:])
+
     def apply(x):
         return network.apply(params, x)
 
