@@ -1,6 +1,7 @@
 """MinAtar on the fused driver against the published PPO figures (gymnax-blines: MLP, 10M steps).
 
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--weight-init lecun] [--steps 10000000] [--seeds 3]
+                                           [--first-seed 0]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
   .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
@@ -15,7 +16,8 @@ games with each seed's final policy (sampled actions, one whole game per env in 
 gymnax-blines reports) and adds the mean per seed to each result file (a file already played with N
 games at its final step is skipped). ``--weight-init lecun`` trains with gymnax-blines' own initialisation
 (flax's LeCun normal kernels, biases uniform in [0, 0.05); the presets' is orthogonal) and writes
-GAME_NETWORK_lecun.json.
+GAME_NETWORK_lecun.json. ``--first-seed K`` trains seeds K.. instead of 0.. (more seeds of a variant already run;
+the file is GAME_NETWORK_seedsK-L.json and ``--report`` adds a row pooling every seed of the variant).
 """
 
 from __future__ import annotations
@@ -47,10 +49,16 @@ def variant(config: dict) -> str:
     return config["network"] + ("" if init == "orthogonal" else f"_{init}")
 
 
-def run(game: str, network: str, steps: int, seeds: int, weight_init: str) -> dict:
+def file_name(r: dict) -> str:
+    """GAME_VARIANT.json, with the seeds' range where the first is not 0."""
+    first = r["config"].get("seed", 0)
+    return f"{r['game']}_{variant(r)}" + (f"_seeds{first}-{first + r['seeds'] - 1}" if first else "") + ".json"
+
+
+def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first_seed: int = 0) -> dict:
     config = ppox.Config.preset(f"{game}-MinAtar", network=network, weight_init=weight_init)
     name = variant({"network": network, "weight_init": weight_init})
-    config = config.replace(total_timesteps=steps, seeds=seeds, seed=0, progress=False,
+    config = config.replace(total_timesteps=steps, seeds=seeds, seed=first_seed, progress=False,
                             run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{name}_{int(time.time())}",
                             checkpoint_every=1_000_000)
     start = time.perf_counter()
@@ -106,31 +114,62 @@ def evaluate_final_policies(episodes: int, game: str | None) -> None:
         if not Path(r["run_path"], "policy.safetensors").exists():
             print(f"{f.name}: no final policy in {r['run_path']}; skipped")
             continue
+        first = r["config"].get("seed", 0)
         r["eval_return"] = [round(float(np.mean(evaluate(load(r["run_path"], seed_index=i), episodes=episodes,
-                                                         deterministic=False, seed=10_000 + i))), 3)
+                                                         deterministic=False, seed=10_000 + first + i))), 3)
                             for i in range(r["seeds"])]
         r["eval_episodes"], r["eval_steps"] = episodes, r["steps"]
         f.write_text(json.dumps(r, indent=1))
         print(f"{r['game']} {variant(r)}: final policies, {episodes} games each: {r['eval_return']}", flush=True)
 
 
+def pooled(rows: list[dict]) -> list[dict]:
+    """One result per (game, variant): the seeds of every file of a variant together (files from --first-seed)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["game"], variant(r)), []).append(r)
+    out = []
+    for parts in groups.values():
+        if len(parts) == 1:
+            out.append(parts[0])
+            continue
+        length = min(len(r["curves"][0]) for r in parts)
+        played = all(r.get("eval_return") for r in parts) and len({r.get("eval_episodes") for r in parts}) == 1
+        out.append({**parts[0], "seeds": sum(r["seeds"] for r in parts), "pooled": len(parts),
+                    "steps": min(r["steps"] for r in parts),
+                    "final_return": [x for r in parts for x in r["final_return"]],
+                    "eval_return": [x for r in parts for x in r["eval_return"]] if played else None,
+                    "wall_s": None, "curves": [c[:length] for r in parts for c in r["curves"]]})
+    return out
+
+
+def report_row(r: dict) -> str:
+    finals, evals = r["final_return"], r.get("eval_return")
+    played = (f"{r['eval_episodes']}: {', '.join(f'{x:.1f}' for x in evals)} | {np.mean(evals):.1f}" if evals
+              else "not played | ")
+    wall = (f"{r['pooled']} runs" if r.get("pooled") else "?" if r["wall_s"] is None
+            else f"{round(r['wall_s'] / 60)} min")
+    first = r["config"].get("seed", 0)
+    which = (", all seeds" if r.get("pooled") else f", seeds {first}-{first + r['seeds'] - 1}" if first else "")
+    return (f"| {r['game']} | {variant(r).replace('_', ', ')}{which} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
+            f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
+            f"{wall} |")
+
+
 def report() -> None:
-    files = sorted(OUT.glob("*.json"))
-    rows = [json.loads(f.read_text()) for f in files]
+    rows = [json.loads(f.read_text()) for f in sorted(OUT.glob("*.json"))]
     print("| game | network | steps x seeds | final return per seed | mean | final policy, games per seed: mean "
           "per seed | mean | published PPO (MLP) | wall time |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        finals, evals = r["final_return"], r.get("eval_return")
-        played = (f"{r['eval_episodes']}: {', '.join(f'{x:.1f}' for x in evals)} | {np.mean(evals):.1f}" if evals
-                  else "not played | ")
-        print(f"| {r['game']} | {variant(r).replace('_', ', ')} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
-              f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
-              f"{'?' if r['wall_s'] is None else round(r['wall_s'] / 60)} min |")
+        print(report_row(r))
+    for r in pooled(rows):
+        if r.get("pooled"):
+            print(report_row(r))
     plt = pyplot()
     for game in sorted({r["game"] for r in rows}):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for r in (r for r in rows if r["game"] == game):
+        for r in (r for r in pooled(rows) if r["game"] == game):
             curves = np.asarray(r["curves"], np.float64)
             mean, lo, hi = band(curves)
             x = (np.arange(curves.shape[1]) + 1) * r["batch"]
@@ -151,6 +190,7 @@ def main():
     p.add_argument("--weight-init", choices=("orthogonal", "lecun"), default="orthogonal")
     p.add_argument("--steps", type=int, default=10_000_000)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST.. (more seeds of a variant)")
     p.add_argument("--report", action="store_true")
     p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
     p.add_argument("--resume", type=Path, help="continue a stopped run folder to its planned end")
@@ -162,15 +202,15 @@ def main():
     if args.from_run is not None or args.resume is not None:
         result = from_run(args.from_run) if args.resume is None else resume(args.resume)
         OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / f"{result['game']}_{variant(result)}.json").write_text(json.dumps(result, indent=1))
+        (OUT / file_name(result)).write_text(json.dumps(result, indent=1))
         print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, final {result['final_return']}")
         return
     if args.report or args.game is None:
         report()
         return
-    result = run(args.game, args.network, args.steps, args.seeds, args.weight_init)
+    result = run(args.game, args.network, args.steps, args.seeds, args.weight_init, args.first_seed)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{args.game}_{variant(result)}.json").write_text(json.dumps(result, indent=1))
+    (OUT / file_name(result)).write_text(json.dumps(result, indent=1))
     print(f"{args.game}-MinAtar {variant(result)}: final {result['final_return']} (published {PUBLISHED[args.game]})"
           f" in {result['wall_s'] / 60:.1f} min", flush=True)
 
