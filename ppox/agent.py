@@ -156,12 +156,13 @@ def act(network, config: Config, params, obs_stats: RunningMeanStd, obs, key,
 class JaxActor:
     """The host collector's actor for networks the NumPy actor does not mirror (CNN torsos, recurrent cells):
     ``act``, jitted. A recurrent actor keeps each env's carry: ``carry`` before a step, ``starts`` marking
-    the envs whose observation begins an episode (reset with ``restart``)."""
+    the envs whose observation begins an episode (reset with ``restart``). ``act_and_evaluate`` also returns
+    log pi(a|s) and V(s) of the same forward pass, so that the update need not run the CNN over the batch again."""
 
     def __init__(self, config: Config, network):
         def sample(params, stats, obs, key, mask, memory):
             acted = act(network, config, params, stats, obs, key, mask=mask, memory=memory)
-            return acted.action, acted.carry
+            return acted.action, acted.log_prob, acted.value, acted.carry
 
         self._sample = jax.jit(sample)
         self.network, self.carry, self.starts = network, None, None
@@ -175,12 +176,16 @@ class JaxActor:
         self.params, self.obs_stats = params, obs_stats
 
     def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:
+        return self.act_and_evaluate(obs, rng, mask)[0]
+
+    def act_and_evaluate(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None):
+        """(actions, log pi(actions | obs), V(obs)) as NumPy arrays [num_envs]."""
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
         memory = None if self.carry is None else (self.carry, self.starts)
-        action, carry = self._sample(self.params, self.obs_stats, obs, key, mask, memory)
+        action, log_prob, value, carry = self._sample(self.params, self.obs_stats, obs, key, mask, memory)
         if memory is not None:
             self.carry = carry
-        return np.asarray(action)
+        return jax.device_get((action, log_prob, value))
 
 
 class NumpyActor:

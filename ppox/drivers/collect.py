@@ -33,6 +33,8 @@ class Rollout(NamedTuple):
     masks: np.ndarray | None = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
     starts: np.ndarray | None = None  # recurrent policy: obs[t] begins an episode, bool [T, N]
     carry: Any = None  # recurrent policy: each env's carry before the rollout's first step [N, ...]
+    log_probs: np.ndarray | None = None  # log pi(a|s) when acting [T, N] (CNN actors); None: the update computes it
+    values: np.ndarray | None = None  # V(s) when acting [T, N], with log_probs
 
 
 def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
@@ -44,9 +46,10 @@ def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np
 
 
 def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False,
-                  recurrent: bool = False, obs_dtype=np.float32) -> Rollout:
+                  recurrent: bool = False, obs_dtype=np.float32, evaluated: bool = False) -> Rollout:
     """Buffers for one rollout, reused every update; observations in ``obs_dtype`` (uint8 for images: the
-    network scales them, so a batch of Atari frames takes a quarter of the float32 memory)."""
+    network scales them, so a batch of Atari frames takes a quarter of the float32 memory); ``evaluated``:
+    with buffers for the actor's log-probabilities and values."""
     T, N = config.num_steps, num_envs
     continuous = spec.action_kind == "continuous"
     action_shape = ((spec.action_dims[0],) if continuous else
@@ -60,6 +63,8 @@ def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = F
         next_obs=np.zeros((T, N) + spec.obs_shape, obs_dtype),
         masks=np.ones((T, N, sum(spec.action_dims)), bool) if masked else None,
         starts=np.zeros((T, N), bool) if recurrent else None,
+        log_probs=np.zeros((T, N), np.float32) if evaluated else None,
+        values=np.zeros((T, N), np.float32) if evaluated else None,
     )
 
 
@@ -75,11 +80,14 @@ class Collector:
         self.encoder = ObsEncoder(venv.single_observation_space)
         self.actor = make_actor(config, spec, network)
         self.recurrent = is_recurrent(network)
+        # a jitted (CNN) actor's forward pass gives log pi and V too: kept, the update skips a pass over the batch
+        self.evaluated = hasattr(self.actor, "act_and_evaluate") and not self.recurrent
         self.restart(seed)
         # masks where the env offers them (SyncEnvs reads them; ppox.envs.masks), for index actions only
         self.masked = (config.action_mask == "auto" and spec.action_kind != "continuous"
                        and getattr(venv, "mask_source", None) is not None)
-        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent, self.obs.dtype)
+        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent, self.obs.dtype,
+                                     self.evaluated)
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
@@ -114,7 +122,10 @@ class Collector:
                 buffers.starts[t] = actor.starts
             if self.masked:
                 mask = buffers.masks[t] = self._legal_actions(t)
-            action = actor.act(obs, rng, mask)
+            if self.evaluated:
+                action, buffers.log_probs[t], buffers.values[t] = actor.act_and_evaluate(obs, rng, mask)
+            else:
+                action = actor.act(obs, rng, mask)
             if self.masked:
                 illegal += int((~legal(mask, action, spec.action_dims)).sum())
             buffers.actions[t] = action

@@ -75,6 +75,22 @@ def make_init(config: Config, network, optimizer):
     return jax.jit(init)
 
 
+def policy_outputs(network, params, obs_in, rollout: Rollout):
+    """(log pi_old(a_t|s_t), V(s_t), carries) of the batch: the actor's own where it kept them (a CNN actor's
+    forward pass, with these same parameters), else one pass of the network (in chunks of frames; a recurrent
+    one re-runs its cells over each env's sequence from its carry at the rollout's start)."""
+    if rollout.log_probs is not None:
+        return rollout.log_probs, rollout.values, None
+    carries = None
+    if rollout.carry is None:
+        dist, values = apply_in_chunks(network, params, obs_in)
+    else:
+        carries, dist, values = network.apply(params, rollout.carry, obs_in, rollout.starts)
+    if rollout.masks is not None:
+        dist = dist.replace(mask=rollout.masks)
+    return dist.log_prob(rollout.actions), values, carries
+
+
 def make_learn(config: Config, network, optimizer):
     """learn(learner, rollout, update_index, hyper) -> (learner, metrics), to be jitted. Every traced
     hyperparameter, the run's length included, is read from ``hyper`` (``ppox.learner.Hyper``), never from
@@ -87,20 +103,17 @@ def make_learn(config: Config, network, optimizer):
         obs_in = prepare_obs(config, learner.obs_stats, rollout.obs)
         next_in = prepare_obs(config, learner.obs_stats, rollout.next_obs)
         memory = None if rollout.carry is None else (rollout.carry, rollout.starts)
+        log_probs, values, carries = policy_outputs(network, learner.params, obs_in, rollout)
         if memory is None:
-            dist, values = apply_in_chunks(network, learner.params, obs_in)
             values_next = bootstrap_values(network, learner.params, next_in, values, rollout.truncated)
-        else:  # the cells re-run over each env's sequence from its carry at the rollout's start
-            carries, dist, values = network.apply(learner.params, rollout.carry, obs_in, rollout.starts)
+        else:
             values_next = next_values(network, learner.params, next_in, carries)
-        if rollout.masks is not None:
-            dist = dist.replace(mask=rollout.masks)
         scaler, rewards = learner.reward_scaler, rollout.rewards
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
             scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, hyper.gamma), scaler,
                                            (rewards, done))
-        batch = batch_from_rollout(config, obs_in, rollout.actions, dist.log_prob(rollout.actions), values, rewards,
+        batch = batch_from_rollout(config, obs_in, rollout.actions, log_probs, values, rewards,
                                    values_next, rollout.terminated, rollout.truncated, rollout.masks, memory, hyper)
         params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
                                                 apply_fn=network.apply, optimizer=optimizer, config=config,

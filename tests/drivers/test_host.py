@@ -2,12 +2,15 @@
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import ppox
+from ppox.agent import prepare_obs
 from ppox.config import ConfigError
 from ppox.drivers.collect import final_observations
+from ppox.drivers.host import HostDriver, policy_outputs
 from ppox.envs.gym_envs import ObsEncoder, make_vector_env, spec_from_spaces
 from ppox.networks import ActorCritic
 from tests import toy_envs
@@ -137,3 +140,31 @@ def test_image_observations_go_through_a_cnn():
     assert "actor_cnn" in result.params["params"] and "critic_cnn" in result.params["params"]
     with pytest.raises(ConfigError, match="--network cnn needs image observations"):
         ppox.train(ppox.Config(**FAST, total_timesteps=64, network="cnn"), env=toy_envs.countdown)
+
+
+def test_a_cnn_actor_keeps_its_log_probs_and_values_and_the_update_uses_them():
+    """A CNN actor's forward pass already gives log pi(a|s) and V(s): the rollout keeps them, they equal a pass
+    of the network over the batch with the learner's parameters, and the update on them computes what it
+    computes when it runs that pass itself (float rounding apart)."""
+    config = ppox.Config(**FAST, total_timesteps=64, driver="host")
+    driver = HostDriver(config, toy_envs.MultiBinaryAction)
+    state = driver.init()
+    rollout, *_ = driver.source.collect(state.learner.params, state.learner.obs_stats)
+    assert rollout.log_probs.shape == rollout.values.shape == (16, 2)
+    bare = rollout._replace(log_probs=None, values=None)  # what an MLP (NumPy) actor's rollout holds
+    obs_in = prepare_obs(config, state.learner.obs_stats, jnp.asarray(rollout.obs))
+    log_probs, values, _ = policy_outputs(driver.network, state.learner.params, obs_in, bare)
+    np.testing.assert_allclose(rollout.log_probs, log_probs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rollout.values, values, rtol=1e-5, atol=1e-6)
+    copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)  # noqa: E731  (learn donates its learner)
+    learner_kept, kept = driver._learn(copy(state.learner), rollout, 0, driver.hyper)
+    learner_bare, recomputed = driver._learn(copy(state.learner), bare, 0, driver.hyper)
+    shifted = rollout._replace(log_probs=rollout.log_probs - 0.5)  # the update reads the kept ones: ratios e^0.5
+    _, off = driver._learn(copy(state.learner), shifted, 0, driver.hyper)
+    driver.close()
+    assert abs(float(np.mean(off["approx_kl"])) - float(np.mean(kept["approx_kl"]))) > 0.05
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "explained_variance"):
+        np.testing.assert_allclose(np.asarray(kept[name]), np.asarray(recomputed[name]), rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+    for a, b in zip(jax.tree_util.tree_leaves(learner_kept.params), jax.tree_util.tree_leaves(learner_bare.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
