@@ -3,8 +3,9 @@
 Per step, the hot path is the actor's forward pass and sampling in NumPy (``ppox.agent.NumpyActor``)
 and ``env.step`` (``ppox.drivers.collect``). Per update, one jitted call does everything else on the
 whole batch at once: log pi_old(a|s) and V(s) by the same network code the update uses (a jitted CNN actor
-keeps those of its own forward pass instead: ``policy_outputs``), V(s') from them where the episode goes on (``ppox.agent.bootstrap_values``), reward scaling, and the learner's
-``batch_from_rollout`` and ``ppo_update``, as in the fused driver.
+keeps those of its own forward pass instead: ``policy_outputs``), V(s') from them where the episode goes on
+(``ppox.agent.bootstrap_values``), reward scaling, and the learner's ``batch_from_rollout`` and ``ppo_update``,
+as in the fused driver.
 Observation statistics are updated once per rollout and held fixed within it, so the observations the
 policy acted on are exactly the ones it is trained on.
 """
