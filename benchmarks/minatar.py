@@ -1,7 +1,7 @@
 """MinAtar on the fused driver against the published PPO figures (gymnax-blines: MLP, 10M steps).
 
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--weight-init lecun] [--steps 10000000] [--seeds 3]
-                                           [--first-seed 0]
+                                           [--first-seed 0] [--learning-rate LR]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
   .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
@@ -11,12 +11,14 @@ A run trains GAME-MinAtar's preset (``--network cnn``: its CNN variant) with the
 program, saves its run folder under benchmarks/runs/ (a checkpoint every 1M steps, so a stopped run keeps its
 curve), and writes benchmarks/results/minatar/GAME_NETWORK.json: the final return per seed (the mean episodic
 return of the last 10% of training, raw game score), the wall time and the curve. ``--report`` gathers those
-files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png. ``--evaluate N`` plays N
+files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.png, beside the curves of
+gymnax-blines' own stored runs where benchmarks/gymnax_blines_logs.py has read them. ``--evaluate N`` plays N
 games with each seed's final policy (sampled actions, one whole game per env in one jitted loop: the measure
 gymnax-blines reports) and adds the mean per seed to each result file (a file already played with N
 games at its final step is skipped). ``--weight-init lecun`` trains with gymnax-blines' own initialisation
 (flax's LeCun normal kernels, biases uniform in [0, 0.05); the presets' is orthogonal) and writes
-GAME_NETWORK_lecun.json. ``--first-seed K`` trains seeds K.. instead of 0.. (more seeds of a variant already run;
+GAME_NETWORK_lecun.json. ``--learning-rate LR`` replaces the preset's learning rate (GAME_NETWORK_lrLR.json:
+gymnax-blines stored runs at 1e-3 and 1e-4 beside its 5e-4 preset). ``--first-seed K`` trains seeds K.. instead of 0.. (more seeds of a variant already run;
 the file is GAME_NETWORK_seedsK-L.json and ``--report`` adds a row pooling every seed of the variant).
 """
 
@@ -41,12 +43,14 @@ from ppox.plots import band, pyplot, read_run  # noqa: E402
 # gymnax-blines' PPO (MLP, 10M steps), the returns its README reports
 PUBLISHED = {"Breakout": 28, "SpaceInvaders": 131, "Asterix": 15, "Freeway": 58}
 OUT = HERE / "results" / "minatar"
+REFERENCE = OUT / "reference" / "gymnax_blines.json"  # benchmarks/gymnax_blines_logs.py writes it
 
 
 def variant(config: dict) -> str:
-    """The result's name after the game: the network, and the initialisation where it is not the default."""
-    init = config.get("weight_init", "orthogonal")
-    return config["network"] + ("" if init == "orthogonal" else f"_{init}")
+    """The result's name after the game: the network, then the initialisation and the learning rate where they
+    are not the preset's."""
+    init, lr = config.get("weight_init", "orthogonal"), config.get("learning_rate_override")
+    return config["network"] + ("" if init == "orthogonal" else f"_{init}") + (f"_lr{lr:g}" if lr else "")
 
 
 def file_name(r: dict) -> str:
@@ -55,9 +59,12 @@ def file_name(r: dict) -> str:
     return f"{r['game']}_{variant(r)}" + (f"_seeds{first}-{first + r['seeds'] - 1}" if first else "") + ".json"
 
 
-def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first_seed: int = 0) -> dict:
+def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first_seed: int = 0,
+        learning_rate: float | None = None) -> dict:
     config = ppox.Config.preset(f"{game}-MinAtar", network=network, weight_init=weight_init)
-    name = variant({"network": network, "weight_init": weight_init})
+    if learning_rate is not None:
+        config = config.replace(learning_rate=learning_rate)
+    name = variant({"network": network, "weight_init": weight_init, "learning_rate_override": learning_rate})
     config = config.replace(total_timesteps=steps, seeds=seeds, seed=first_seed, progress=False,
                             run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{name}_{int(time.time())}",
                             checkpoint_every=1_000_000)
@@ -65,7 +72,7 @@ def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "weight_init": weight_init,
+    return {"game": game, "network": network, "weight_init": weight_init, "learning_rate_override": learning_rate,
             "steps": int(curves.shape[1] * config.batch_size),
             "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
@@ -82,7 +89,9 @@ def from_run(run: Path) -> dict:
     game = config["env"].removesuffix("-MinAtar")
     batch = config["num_envs"] * config["num_steps"]
     curves = metrics["episode_return"]
+    preset_lr = ppox.Config.preset(config["env"], network=config["network"]).learning_rate
     return {"game": game, "network": config["network"], "weight_init": config.get("weight_init", "orthogonal"),
+            "learning_rate_override": None if config["learning_rate"] == preset_lr else config["learning_rate"],
             "steps": int(curves.shape[1] * batch),
             "planned_steps": config["total_timesteps"], "seeds": int(curves.shape[0]),
             "final_return": [round(float(x), 3) for x in final_return(metrics)], "published_ppo_mlp": PUBLISHED[game],
@@ -143,7 +152,20 @@ def pooled(rows: list[dict]) -> list[dict]:
     return out
 
 
-def report_row(r: dict) -> str:
+def reference_logs() -> dict:
+    """gymnax-blines' stored runs ({game: {log: {learning_rate, steps, returns}}}), if
+    benchmarks/gymnax_blines_logs.py has read them."""
+    return json.loads(REFERENCE.read_text())["logs"] if REFERENCE.exists() else {}
+
+
+def reference_run(logs: dict, r: dict) -> dict | None:
+    """The stored gymnax-blines run at this result's learning rate (MLP results only; theirs are MLPs)."""
+    lr = r.get("learning_rate_override") or r["config"]["learning_rate"]
+    runs = logs.get(r["game"], {}).values() if r["network"] == "mlp" else ()
+    return next((run for run in runs if np.isclose(run["learning_rate"], lr)), None)
+
+
+def report_row(r: dict, logs: dict) -> str:
     finals, evals = r["final_return"], r.get("eval_return")
     played = (f"{r['eval_episodes']}: {', '.join(f'{x:.1f}' for x in evals)} | {np.mean(evals):.1f}" if evals
               else "not played | ")
@@ -151,21 +173,23 @@ def report_row(r: dict) -> str:
             else f"{round(r['wall_s'] / 60)} min")
     first = r["config"].get("seed", 0)
     which = (", all seeds" if r.get("pooled") else f", seeds {first}-{first + r['seeds'] - 1}" if first else "")
+    ref = reference_run(logs, r)
+    stored = f"{ref['returns'][-1]:.1f}" if ref else "-"
     return (f"| {r['game']} | {variant(r).replace('_', ', ')}{which} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
             f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
-            f"{wall} |")
+            f"{stored} | {wall} |")
 
 
 def report() -> None:
-    rows = [json.loads(f.read_text()) for f in sorted(OUT.glob("*.json"))]
+    rows, logs = [json.loads(f.read_text()) for f in sorted(OUT.glob("*.json"))], reference_logs()
     print("| game | network | steps x seeds | final return per seed | mean | final policy, games per seed: mean "
-          "per seed | mean | published PPO (MLP) | wall time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "per seed | mean | published PPO (MLP) | gymnax-blines' stored run, final | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(report_row(r))
+        print(report_row(r, logs))
     for r in pooled(rows):
         if r.get("pooled"):
-            print(report_row(r))
+            print(report_row(r, logs))
     plt = pyplot()
     for game in sorted({r["game"] for r in rows}):
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -175,9 +199,17 @@ def report() -> None:
             x = (np.arange(curves.shape[1]) + 1) * r["batch"]
             (line,) = ax.plot(x, mean, label=f"ppox {variant(r).replace('_', ', ')} ({r['seeds']} seeds, 95% band)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
-        ax.axhline(PUBLISHED[game], color="gray", linestyle="--", label="gymnax-blines PPO (MLP), 10M")
+            ref = reference_run(logs, r) if r.get("learning_rate_override") else None
+            if ref:
+                ax.plot(ref["steps"], ref["returns"], ":", marker=".", color=line.get_color(),
+                        label=f"gymnax-blines' stored run, lr {ref['learning_rate']:g}")
+        preset = next(iter(logs.get(game, {}).values()), None)
+        if preset:
+            ax.plot(preset["steps"], preset["returns"], ":", marker=".", color="black",
+                    label=f"gymnax-blines' stored run, lr {preset['learning_rate']:g} (1 seed, 164 games a point)")
+        ax.axhline(PUBLISHED[game], color="gray", linestyle="--", label="gymnax README: PPO (MLP), 10M")
         ax.set(xlabel="environment steps (per seed)", ylabel="episodic return", title=f"{game}-MinAtar")
-        ax.legend()
+        ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
         fig.savefig(ROOT / "docs" / "curves" / f"minatar_{game}.png", dpi=120)
         plt.close(fig)
@@ -191,6 +223,7 @@ def main():
     p.add_argument("--steps", type=int, default=10_000_000)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST.. (more seeds of a variant)")
+    p.add_argument("--learning-rate", type=float, help="instead of the preset's (the file name gets _lrLR)")
     p.add_argument("--report", action="store_true")
     p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
     p.add_argument("--resume", type=Path, help="continue a stopped run folder to its planned end")
@@ -208,7 +241,8 @@ def main():
     if args.report or args.game is None:
         report()
         return
-    result = run(args.game, args.network, args.steps, args.seeds, args.weight_init, args.first_seed)
+    result = run(args.game, args.network, args.steps, args.seeds, args.weight_init, args.first_seed,
+                 args.learning_rate)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / file_name(result)).write_text(json.dumps(result, indent=1))
     print(f"{args.game}-MinAtar {variant(result)}: final {result['final_return']} (published {PUBLISHED[args.game]})"
