@@ -18,8 +18,9 @@ gymnax-blines reports) and adds the mean per seed to each result file (a file al
 games at its final step is skipped). ``--weight-init lecun`` trains with gymnax-blines' own initialisation
 (flax's LeCun normal kernels, biases uniform in [0, 0.05); the presets' is orthogonal) and writes
 GAME_NETWORK_lecun.json. ``--learning-rate LR`` replaces the preset's learning rate (GAME_NETWORK_lrLR.json:
-gymnax-blines stored runs at 1e-3 and 1e-4 beside its 5e-4 preset). ``--first-seed K`` trains seeds K.. instead of 0.. (more seeds of a variant already run;
-the file is GAME_NETWORK_seedsK-L.json and ``--report`` adds a row pooling every seed of the variant).
+gymnax-blines stored runs at 1e-3 and 1e-4 beside its 5e-4 preset). ``--first-seed K`` trains seeds K..
+instead of 0.. (more seeds of a variant already run; the file is GAME_NETWORK_seedsK-L.json and ``--report``
+adds a row pooling every seed of the variant).
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def main():
         result = from_run(args.from_run) if args.resume is None else resume(args.resume)
         OUT.mkdir(parents=True, exist_ok=True)
         (OUT / file_name(result)).write_text(json.dumps(result, indent=1))
-        print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, final {result['final_return']}")
+        print(f"{result['game']}: {result['steps']:,} of {result['planned_steps']:,} steps, "
+              f"final {result['final_return']}")
         return
     if args.report or args.game is None:
         report()
