@@ -161,9 +161,8 @@ def reference_logs() -> dict:
 
 def reference_run(logs: dict, r: dict) -> dict | None:
     """The stored gymnax-blines run at this result's learning rate (MLP results only; theirs are MLPs)."""
-    lr = r.get("learning_rate_override") or r["config"]["learning_rate"]
     runs = logs.get(r["game"], {}).values() if r["network"] == "mlp" else ()
-    return next((run for run in runs if np.isclose(run["learning_rate"], lr)), None)
+    return next((run for run in runs if np.isclose(run["learning_rate"], r["config"]["learning_rate"])), None)
 
 
 def report_row(r: dict, logs: dict) -> str:
@@ -204,7 +203,7 @@ def report() -> None:
             if ref:
                 ax.plot(ref["steps"], ref["returns"], ":", marker=".", color=line.get_color(),
                         label=f"gymnax-blines' stored run, lr {ref['learning_rate']:g}")
-        preset = next(iter(logs.get(game, {}).values()), None)
+        preset = logs.get(game, {}).get("ppo")  # the log of the run trained with the config's own learning rate
         if preset:
             ax.plot(preset["steps"], preset["returns"], ":", marker=".", color="black",
                     label=f"gymnax-blines' stored run, lr {preset['learning_rate']:g} (1 seed, 164 games a point)")
