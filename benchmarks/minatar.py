@@ -51,7 +51,9 @@ def variant(config: dict) -> str:
     """The result's name after the game: the network, then the initialisation and the learning rate where they
     are not the preset's."""
     init, lr = config.get("weight_init", "orthogonal"), config.get("learning_rate_override")
-    return config["network"] + ("" if init == "orthogonal" else f"_{init}") + (f"_lr{lr:g}" if lr else "")
+    vf = config.get("vf_coef_override")
+    return (config["network"] + ("" if init == "orthogonal" else f"_{init}") + (f"_lr{lr:g}" if lr else "")
+            + (f"_vf{vf:g}" if vf else ""))
 
 
 def file_name(r: dict) -> str:
@@ -61,11 +63,14 @@ def file_name(r: dict) -> str:
 
 
 def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first_seed: int = 0,
-        learning_rate: float | None = None) -> dict:
+        learning_rate: float | None = None, vf_coef: float | None = None) -> dict:
     config = ppox.Config.preset(f"{game}-MinAtar", network=network, weight_init=weight_init)
     if learning_rate is not None:
         config = config.replace(learning_rate=learning_rate)
-    name = variant({"network": network, "weight_init": weight_init, "learning_rate_override": learning_rate})
+    if vf_coef is not None:
+        config = config.replace(vf_coef=vf_coef)
+    overrides = {"learning_rate_override": learning_rate, "vf_coef_override": vf_coef}
+    name = variant({"network": network, "weight_init": weight_init, **overrides})
     config = config.replace(total_timesteps=steps, seeds=seeds, seed=first_seed, progress=False,
                             run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{name}_{int(time.time())}",
                             checkpoint_every=1_000_000)
@@ -73,7 +78,7 @@ def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "weight_init": weight_init, "learning_rate_override": learning_rate,
+    return {"game": game, "network": network, "weight_init": weight_init, **overrides,
             "steps": int(curves.shape[1] * config.batch_size),
             "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
@@ -90,9 +95,11 @@ def from_run(run: Path) -> dict:
     game = config["env"].removesuffix("-MinAtar")
     batch = config["num_envs"] * config["num_steps"]
     curves = metrics["episode_return"]
-    preset_lr = ppox.Config.preset(config["env"], network=config["network"]).learning_rate
+    preset = ppox.Config.preset(config["env"], network=config["network"])
     return {"game": game, "network": config["network"], "weight_init": config.get("weight_init", "orthogonal"),
-            "learning_rate_override": None if config["learning_rate"] == preset_lr else config["learning_rate"],
+            "learning_rate_override": None if config["learning_rate"] == preset.learning_rate
+            else config["learning_rate"],
+            "vf_coef_override": None if config["vf_coef"] == preset.vf_coef else config["vf_coef"],
             "steps": int(curves.shape[1] * batch),
             "planned_steps": config["total_timesteps"], "seeds": int(curves.shape[0]),
             "final_return": [round(float(x), 3) for x in final_return(metrics)], "published_ppo_mlp": PUBLISHED[game],
@@ -224,6 +231,7 @@ def main():
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST.. (more seeds of a variant)")
     p.add_argument("--learning-rate", type=float, help="instead of the preset's (the file name gets _lrLR)")
+    p.add_argument("--vf-coef", type=float, help="instead of the preset's (the file name gets _vfC)")
     p.add_argument("--report", action="store_true")
     p.add_argument("--from-run", type=Path, help="write GAME_NETWORK.json from a (stopped) run folder")
     p.add_argument("--resume", type=Path, help="continue a stopped run folder to its planned end")
@@ -243,7 +251,7 @@ def main():
         report()
         return
     result = run(args.game, args.network, args.steps, args.seeds, args.weight_init, args.first_seed,
-                 args.learning_rate)
+                 args.learning_rate, args.vf_coef)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / file_name(result)).write_text(json.dumps(result, indent=1))
     print(f"{args.game}-MinAtar {variant(result)}: final {result['final_return']} (published {PUBLISHED[args.game]})"

@@ -89,6 +89,8 @@ for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
 
 # Atari (host driver, pip install "ppox[atari]"): CleanRL's PPO hyperparameters for Atari (value clip = surrogate
 # clip 0.1), its network (Nature CNN -> 512 ReLU, shared by actor and critic), ale-py's threaded vector env.
+# vf_coef 0.25 is CleanRL's 0.5: its value loss is 0.5 (V - G)^2, ppox's (V - G)^2 (docs/design-notes.md), and
+# with one trunk for actor and critic the weight sets how much the value term shapes the shared layers.
 for _game in ("Pong", "Breakout", "BeamRider", "SpaceInvaders", "Seaquest", "Qbert", "MsPacman", "Enduro"):
     PRESETS[f"ALE/{_game}-v5"] = {
         "total_timesteps": 10_000_000,
@@ -99,6 +101,7 @@ for _game in ("Pong", "Breakout", "BeamRider", "SpaceInvaders", "Seaquest", "Qbe
         "learning_rate": 2.5e-4,
         "clip_coef": 0.1,
         "vf_clip_coef": 0.1,
+        "vf_coef": 0.25,
         "ent_coef": 0.01,
         "gae_lambda": 0.95,
         "network": "cnn",

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ppox.config import PRESETS, Config
 from ppox.core import (
     Categorical,
     approx_kl,
@@ -280,6 +281,29 @@ def test_ppo_loss_combines_the_terms(mode, seed, size, clip, vf_clip, vf_coef, e
     assert float(terms.clip_fraction) == pytest.approx(expected_frac, abs=1e-6)
     for x in terms:
         assert np.shape(x) == ()
+
+
+def cleanrl_atari_loss(lp, olp, adv, v, ov, g, entropy, clip=0.1, vf_coef=0.5, ent_coef=0.01) -> float:
+    """CleanRL's ppo_atari loss in float64: its value loss carries a 1/2 that ppox's does not."""
+    lp, olp, adv, v, ov, g, entropy = (np.asarray(x, np.float64) for x in (lp, olp, adv, v, ov, g, entropy))
+    ratio = np.exp(lp - olp)
+    pg_loss = np.maximum(-adv * ratio, -adv * np.clip(ratio, 1 - clip, 1 + clip)).mean()
+    v_clipped = ov + np.clip(v - ov, -clip, clip)
+    v_loss = 0.5 * np.maximum((v - g) ** 2, (v_clipped - g) ** 2).mean()
+    return float(pg_loss - ent_coef * entropy.mean() + vf_coef * v_loss)
+
+
+@pytest.mark.parametrize("game", [name for name in PRESETS if name.startswith("ALE/")])
+def test_atari_presets_give_cleanrls_loss(game):
+    """The presets' vf_coef (0.25 with ppox's (V - G)^2) weighs the value term as CleanRL's 0.5 x 0.5 (V - G)^2:
+    with one trunk for actor and critic the weight matters directly."""
+    preset = Config.preset(game)
+    lp, olp, adv, v, ov, g = samples(3, 256)
+    entropy = f32(np.random.default_rng(4).uniform(0, 2, 256))
+    terms = ppo_loss(lp, olp, adv, v, ov, g, entropy, clip_coef=preset.clip_coef, vf_clip_coef=preset.vf_clip_coef,
+                     vf_coef=preset.vf_coef, ent_coef=preset.ent_coef)
+    assert preset.shared_trunk and preset.clip_coef == preset.vf_clip_coef == 0.1
+    assert float(terms.loss) == pytest.approx(cleanrl_atari_loss(lp, olp, adv, v, ov, g, entropy), rel=1e-5, abs=1e-6)
 
 
 @MODES
