@@ -120,8 +120,9 @@ class Cycles(BaseCallback):  # the time at each rollout's start: one update cycl
         return True
 
 env = VecFrameStack(make_atari_env("{env}", n_envs={n}, seed=0), n_stack=4)
+# vf_coef 0.25: SB3's value loss is (V - G)^2 as ppox's, so this is the ppox preset's weight (CleanRL's 0.5 x 1/2)
 model = PPO("CnnPolicy", env, n_steps={t}, batch_size={mb}, n_epochs=4, learning_rate=2.5e-4, clip_range=0.1,
-            ent_coef=0.01, vf_coef=0.5, seed=0, device="cpu")
+            ent_coef=0.01, vf_coef=0.25, seed=0, device="cpu")
 cycles = Cycles()
 start = time.perf_counter()
 model.learn({steps}, callback=cycles)
