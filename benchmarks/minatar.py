@@ -1,7 +1,7 @@
 """MinAtar on the fused driver against the published PPO figures (gymnax-blines: MLP, 10M steps).
 
   .venv/bin/python benchmarks/minatar.py GAME [--network mlp|cnn] [--weight-init lecun] [--steps 10000000] [--seeds 3]
-                                           [--first-seed 0] [--learning-rate LR]
+                                           [--first-seed 0] [--learning-rate LR] [--vf-coef C]
   .venv/bin/python benchmarks/minatar.py --report
   .venv/bin/python benchmarks/minatar.py --from-run RUN     # a stopped run's folder: what it reached
   .venv/bin/python benchmarks/minatar.py --resume RUN       # continue a stopped run to its planned end
@@ -15,12 +15,14 @@ files into the table of docs/pixels.md (printed) and docs/curves/minatar_GAME.pn
 gymnax-blines' own stored runs where benchmarks/gymnax_blines_logs.py has read them. ``--evaluate N`` plays N
 games with each seed's final policy (sampled actions, one whole game per env in one jitted loop: the measure
 gymnax-blines reports) and adds the mean per seed to each result file (a file already played with N
-games at its final step is skipped). ``--weight-init lecun`` trains with gymnax-blines' own initialisation
-(flax's LeCun normal kernels, biases uniform in [0, 0.05); the presets' is orthogonal) and writes
-GAME_NETWORK_lecun.json. ``--learning-rate LR`` replaces the preset's learning rate (GAME_NETWORK_lrLR.json:
-gymnax-blines stored runs at 1e-3 and 1e-4 beside its 5e-4 preset). ``--first-seed K`` trains seeds K..
-instead of 0.. (more seeds of a variant already run; the file is GAME_NETWORK_seedsK-L.json and ``--report``
-adds a row pooling every seed of the variant).
+games at its final step is skipped).
+
+Variants: ``--weight-init lecun`` trains with gymnax-blines' own initialisation (flax's LeCun normal kernels, biases
+uniform in [0, 0.05); the presets' is orthogonal), ``--learning-rate LR`` and ``--vf-coef C`` replace the preset's
+(gymnax-blines stored runs at lr 1e-3 and 1e-4 beside its 5e-4 preset). A result's name says where its config
+differs from today's preset: GAME_NETWORK_lecun_lrLR_vfC.json (results trained before the MinAtar presets took
+vf_coef 0.25 are GAME_NETWORK_vf0.5.json). ``--first-seed K`` trains seeds K.. instead of 0.. (more seeds of a
+variant already run; the file name ends _seedsK-L and ``--report`` adds a row pooling every seed of the variant).
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ OUT = HERE / "results" / "minatar"
 REFERENCE = OUT / "reference" / "gymnax_blines.json"  # benchmarks/gymnax_blines_logs.py writes it
 
 
-def variant(config: dict) -> str:
-    """The result's name after the game: the network, then the initialisation and the learning rate where they
-    are not the preset's."""
-    init, lr = config.get("weight_init", "orthogonal"), config.get("learning_rate_override")
-    vf = config.get("vf_coef_override")
-    return (config["network"] + ("" if init == "orthogonal" else f"_{init}") + (f"_lr{lr:g}" if lr else "")
-            + (f"_vf{vf:g}" if vf else ""))
+def variant(r: dict) -> str:
+    """The result's name after the game: the network, then the initialisation, the learning rate and the
+    value-loss weight where its config differs from today's preset (so a result trained before a preset changed
+    says what it ran with)."""
+    config = r["config"]
+    preset = ppox.Config.preset(config["env"], network=config["network"])
+    init, lr, vf = config.get("weight_init", "orthogonal"), config["learning_rate"], config["vf_coef"]
+    return (config["network"] + ("" if init == "orthogonal" else f"_{init}")
+            + ("" if np.isclose(lr, preset.learning_rate) else f"_lr{lr:g}")
+            + ("" if np.isclose(vf, preset.vf_coef) else f"_vf{vf:g}"))
 
 
 def file_name(r: dict) -> str:
@@ -69,8 +74,7 @@ def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first
         config = config.replace(learning_rate=learning_rate)
     if vf_coef is not None:
         config = config.replace(vf_coef=vf_coef)
-    overrides = {"learning_rate_override": learning_rate, "vf_coef_override": vf_coef}
-    name = variant({"network": network, "weight_init": weight_init, **overrides})
+    name = variant({"config": json.loads(config.to_json())})
     config = config.replace(total_timesteps=steps, seeds=seeds, seed=first_seed, progress=False,
                             run_dir=str(HERE / "runs"), run_name=f"minatar_{game}_{name}_{int(time.time())}",
                             checkpoint_every=1_000_000)
@@ -78,8 +82,7 @@ def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "weight_init": weight_init, **overrides,
-            "steps": int(curves.shape[1] * config.batch_size),
+    return {"game": game, "network": network, "weight_init": weight_init, "steps": int(curves.shape[1] * config.batch_size),
             "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
             "published_ppo_mlp": PUBLISHED[game], "wall_s": round(wall, 1), "batch": config.batch_size,
@@ -95,11 +98,7 @@ def from_run(run: Path) -> dict:
     game = config["env"].removesuffix("-MinAtar")
     batch = config["num_envs"] * config["num_steps"]
     curves = metrics["episode_return"]
-    preset = ppox.Config.preset(config["env"], network=config["network"])
     return {"game": game, "network": config["network"], "weight_init": config.get("weight_init", "orthogonal"),
-            "learning_rate_override": None if config["learning_rate"] == preset.learning_rate
-            else config["learning_rate"],
-            "vf_coef_override": None if config["vf_coef"] == preset.vf_coef else config["vf_coef"],
             "steps": int(curves.shape[1] * batch),
             "planned_steps": config["total_timesteps"], "seeds": int(curves.shape[0]),
             "final_return": [round(float(x), 3) for x in final_return(metrics)], "published_ppo_mlp": PUBLISHED[game],
@@ -206,7 +205,8 @@ def report() -> None:
             x = (np.arange(curves.shape[1]) + 1) * r["batch"]
             (line,) = ax.plot(x, mean, label=f"ppox {variant(r).replace('_', ', ')} ({r['seeds']} seeds, 95% band)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
-            ref = reference_run(logs, r) if r.get("learning_rate_override") else None
+            preset_lr = ppox.Config.preset(r["config"]["env"], network=r["network"]).learning_rate
+            ref = None if np.isclose(r["config"]["learning_rate"], preset_lr) else reference_run(logs, r)
             if ref:
                 ax.plot(ref["steps"], ref["returns"], ":", marker=".", color=line.get_color(),
                         label=f"gymnax-blines' stored run, lr {ref['learning_rate']:g}")

@@ -85,3 +85,49 @@ def test_update_is_deterministic_and_jittable():
     b = run(params, opt_state, batch, jax.random.PRNGKey(8))[0]
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_array_equal(x, y)
+
+
+def gymnax_blines_loss(logits, actions, old_log_probs, values, old_values, returns, advantages,
+                       clip=0.2, critic_coeff=0.5, entropy_coeff=0.01) -> float:
+    """gymnax-blines' PPO loss (utils/ppo.py, loss_actor_and_critic) in float64: advantages normalised in the
+    minibatch, value loss 0.5 max((V - G)^2, (V_clipped - G)^2) weighted by critic_coeff."""
+    logits, old_log_probs, values, old_values, returns, advantages = (
+        np.asarray(x, np.float64) for x in (logits, old_log_probs, values, old_values, returns, advantages))
+    log_pi = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    log_prob = log_pi[np.arange(len(actions)), actions]
+    clipped_values = old_values + np.clip(values - old_values, -clip, clip)
+    value_loss = 0.5 * np.maximum((values - returns) ** 2, (clipped_values - returns) ** 2).mean()
+    ratio = np.exp(log_prob - old_log_probs)
+    gae = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    actor_loss = -np.minimum(ratio * gae, np.clip(ratio, 1 - clip, 1 + clip) * gae).mean()
+    entropy = -(np.exp(log_pi) * log_pi).sum(-1).mean()
+    return float(actor_loss + critic_coeff * value_loss - entropy_coeff * entropy)
+
+
+@pytest.mark.parametrize("game", ["Breakout", "SpaceInvaders", "Asterix", "Freeway"])
+@pytest.mark.parametrize("network", ["mlp", "cnn"])
+def test_minatar_presets_give_gymnax_blines_loss(game, network):
+    """The MinAtar presets' minibatch loss is gymnax-blines' (their critic_coeff 0.5 x 0.5 (V - G)^2 is ppox's
+    vf_coef 0.25 x (V - G)^2); with ppox's default 0.5 the value term would weigh twice theirs."""
+    from ppox.core.distributions import Categorical
+
+    config = Config.preset(f"{game}-MinAtar", network=network)
+    rng = np.random.default_rng(11)
+    n, actions_n = 512, 6
+    params = {"logits": jnp.asarray(rng.normal(0, 1, (n, actions_n)), jnp.float32),
+              "values": jnp.asarray(rng.normal(0, 2, n), jnp.float32)}
+    actions = rng.integers(0, actions_n, n)
+    batch = Batch(obs=jnp.zeros((n, 1)), actions=jnp.asarray(actions), log_probs=jnp.asarray(
+        np.log(rng.uniform(0.05, 0.6, n)), jnp.float32), values=params["values"] + jnp.asarray(
+        rng.normal(0, 0.3, n), jnp.float32), advantages=jnp.asarray(rng.normal(0.5, 3, n), jnp.float32),
+        returns=jnp.asarray(rng.normal(0, 2, n), jnp.float32))
+
+    def apply_fn(p, obs):
+        return Categorical(p["logits"]), p["values"]
+
+    loss, _ = minibatch_loss(params, apply_fn, batch, config)
+    expected = gymnax_blines_loss(params["logits"], actions, batch.log_probs, params["values"], batch.values,
+                                  batch.returns, batch.advantages)
+    assert float(loss) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    with_default = minibatch_loss(params, apply_fn, batch, config.replace(vf_coef=Config().vf_coef))[0]
+    assert abs(float(with_default) - expected) > 1e-3
