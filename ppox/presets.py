@@ -38,7 +38,9 @@ PRESETS: dict[str, dict] = {
         "norm_reward": True,
     },
 }
-# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters.
+# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters. vf_coef 0.25 is
+# CleanRL's 0.5 on its halved value loss 0.5 (V - G)^2 (ppox's is (V - G)^2); with separate actor and critic it
+# acts through the one gradient-norm clip (the README's MuJoCo rows before 6 Dec 2026 ran with 0.5).
 for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
     PRESETS[_mujoco] = {
         "total_timesteps": 1_000_000,
@@ -48,6 +50,7 @@ for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoi
         "num_minibatches": 32,
         "learning_rate": 3e-4,
         "ent_coef": 0.0,
+        "vf_coef": 0.25,
         "norm_obs": True,
         "norm_reward": True,
     }

@@ -283,8 +283,9 @@ def test_ppo_loss_combines_the_terms(mode, seed, size, clip, vf_clip, vf_coef, e
         assert np.shape(x) == ()
 
 
-def cleanrl_atari_loss(lp, olp, adv, v, ov, g, entropy, clip=0.1, vf_coef=0.5, ent_coef=0.01) -> float:
-    """CleanRL's ppo_atari loss in float64: its value loss carries a 1/2 that ppox's does not."""
+def cleanrl_loss(lp, olp, adv, v, ov, g, entropy, clip, ent_coef, vf_coef=0.5) -> float:
+    """CleanRL's PPO loss (ppo_atari.py, ppo_continuous_action.py) in float64, value clip = surrogate clip: its
+    value loss carries a 1/2 that ppox's does not."""
     lp, olp, adv, v, ov, g, entropy = (np.asarray(x, np.float64) for x in (lp, olp, adv, v, ov, g, entropy))
     ratio = np.exp(lp - olp)
     pg_loss = np.maximum(-adv * ratio, -adv * np.clip(ratio, 1 - clip, 1 + clip)).mean()
@@ -293,17 +294,25 @@ def cleanrl_atari_loss(lp, olp, adv, v, ov, g, entropy, clip=0.1, vf_coef=0.5, e
     return float(pg_loss - ent_coef * entropy.mean() + vf_coef * v_loss)
 
 
-@pytest.mark.parametrize("game", [name for name in PRESETS if name.startswith("ALE/")])
-def test_atari_presets_give_cleanrls_loss(game):
-    """The presets' vf_coef (0.25 with ppox's (V - G)^2) weighs the value term as CleanRL's 0.5 x 0.5 (V - G)^2:
-    with one trunk for actor and critic the weight matters directly."""
-    preset = Config.preset(game)
+CLEANRL_PRESETS = {name: (0.1, 0.01) for name in PRESETS if name.startswith("ALE/")} | {  # (clip, entropy)
+    name: (0.2, 0.0) for name in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
+                                  "InvertedPendulum-v5")}
+
+
+@pytest.mark.parametrize("env", sorted(CLEANRL_PRESETS))
+def test_cleanrl_presets_give_cleanrls_loss(env):
+    """The Atari and MuJoCo presets' vf_coef (0.25 with ppox's (V - G)^2) weighs the value term as CleanRL's
+    0.5 x 0.5 (V - G)^2: with Atari's one trunk for actor and critic the weight shapes the shared layers, with
+    MuJoCo's two networks it acts through the one gradient-norm clip."""
+    clip, ent_coef = CLEANRL_PRESETS[env]
+    preset = Config.preset(env)
     lp, olp, adv, v, ov, g = samples(3, 256)
     entropy = f32(np.random.default_rng(4).uniform(0, 2, 256))
     terms = ppo_loss(lp, olp, adv, v, ov, g, entropy, clip_coef=preset.clip_coef, vf_clip_coef=preset.vf_clip_coef,
                      vf_coef=preset.vf_coef, ent_coef=preset.ent_coef)
-    assert preset.shared_trunk and preset.clip_coef == preset.vf_clip_coef == 0.1
-    assert float(terms.loss) == pytest.approx(cleanrl_atari_loss(lp, olp, adv, v, ov, g, entropy), rel=1e-5, abs=1e-6)
+    assert preset.clip_coef == preset.vf_clip_coef == clip and preset.shared_trunk == env.startswith("ALE/")
+    expected = cleanrl_loss(lp, olp, adv, v, ov, g, entropy, clip=clip, ent_coef=ent_coef)
+    assert float(terms.loss) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 @MODES
