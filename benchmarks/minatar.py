@@ -61,6 +61,12 @@ def variant(r: dict) -> str:
             + ("" if np.isclose(vf, preset.vf_coef) else f"_vf{vf:g}"))
 
 
+def label(r: dict) -> str:
+    """The variant for people: "mlp preset", "mlp, lr0.001, vf0.5"."""
+    name = variant(r)
+    return f"{name} preset" if name == r["config"]["network"] else name.replace("_", ", ")
+
+
 def file_name(r: dict) -> str:
     """GAME_VARIANT.json, with the seeds' range where the first is not 0."""
     first = r["config"].get("seed", 0)
@@ -181,7 +187,7 @@ def report_row(r: dict, logs: dict) -> str:
     which = (", all seeds" if r.get("pooled") else f", seeds {first}-{first + r['seeds'] - 1}" if first else "")
     ref = reference_run(logs, r)
     stored = f"{ref['returns'][-1]:.1f}" if ref else "-"
-    return (f"| {r['game']} | {variant(r).replace('_', ', ')}{which} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
+    return (f"| {r['game']} | {label(r)}{which} | {r['steps'] / 1e6:.1f}M x {r['seeds']} | "
             f"{', '.join(f'{x:.1f}' for x in finals)} | {np.mean(finals):.1f} | {played} | {r['published_ppo_mlp']} | "
             f"{stored} | {wall} |")
 
@@ -203,7 +209,7 @@ def report() -> None:
             curves = np.asarray(r["curves"], np.float64)
             mean, lo, hi = band(curves)
             x = (np.arange(curves.shape[1]) + 1) * r["batch"]
-            (line,) = ax.plot(x, mean, label=f"ppox {variant(r).replace('_', ', ')} ({r['seeds']} seeds, 95% band)")
+            (line,) = ax.plot(x, mean, label=f"ppox {label(r)} ({r['seeds']} seeds, 95% band)")
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
             preset_lr = ppox.Config.preset(r["config"]["env"], network=r["network"]).learning_rate
             ref = None if np.isclose(r["config"]["learning_rate"], preset_lr) else reference_run(logs, r)
