@@ -88,8 +88,8 @@ def run(game: str, network: str, steps: int, seeds: int, weight_init: str, first
     result = ppox.train(config)
     wall = time.perf_counter() - start
     curves = np.asarray(result.metrics["episode_return"], np.float64)
-    return {"game": game, "network": network, "weight_init": weight_init, "steps": int(curves.shape[1] * config.batch_size),
-            "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
+    return {"game": game, "network": network, "weight_init": weight_init,
+            "steps": int(curves.shape[1] * config.batch_size), "planned_steps": steps, "interrupted": result.interrupted, "seeds": seeds,
             "final_return": [round(float(x), 3) for x in result.final_return()],
             "published_ppo_mlp": PUBLISHED[game], "wall_s": round(wall, 1), "batch": config.batch_size,
             "run_path": str(result.run_path), "config": json.loads(config.to_json()),
