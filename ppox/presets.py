@@ -73,7 +73,8 @@ PRESETS["LunarLander-v3"] = {
 # MinAtar (fused, gymnax): gymnax-blines' PPO settings (agents/GAME-MinAtar/ppo.yaml: 64 envs x 128 steps, 4 epochs x 8
 # minibatches, gamma 0.999, lr 5e-4 constant (their lr_warmup runs a linear schedule from lr_begin to lr_end, both
 # 5e-4), clip 0.2, entropy 0.01, 10M steps), an MLP (256, 256) on the flattened 10x10xC grid by default as they
-# publish; --network cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one 128-unit layer (not tuned).
+# publish; --network cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one
+# 128-unit layer (not tuned).
 # vf_coef 0.25 is their critic_coeff 0.5: their value loss is 0.5 (V - G)^2, ppox's (V - G)^2. With separate actor
 # and critic networks the weight still acts through the one gradient-norm clip (docs/pixels.md: the presets ran
 # with ppox's default 0.5 until 6 Dec 2026; SpaceInvaders 118.7 with it, 136.3 with 0.25).
