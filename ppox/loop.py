@@ -41,21 +41,25 @@ CHUNK_SECONDS = 2.0  # once the pace is known, chunks are cut to about this long
 
 
 class ChunkPlanner:
-    """How many updates the chunk starting at update ``begin`` holds: at most the driver's maximum, a
-    quarter of it for the first (compiling) chunk, about CHUNK_SECONDS of work once the pace is measured,
-    and ending exactly where a checkpoint is due."""
+    """How many updates the chunk starting at update ``begin`` holds: at most the driver's maximum, about
+    CHUNK_SECONDS of work once the pace is measured, and ending exactly where a checkpoint is due. Before
+    the pace is known: a quarter of the maximum for the first (compiling) chunk of a compiled-chunk driver
+    (fused), one update at a time for a driver that runs updates one by one (host, lm), so that its first
+    rows and progress come after one update, not after minutes (Atari on a CPU: about 3 s an update)."""
 
-    def __init__(self, config: Config, first: int):
-        self.config, self.first = config, first
+    def __init__(self, config: Config, first: int, compiled_chunks: bool = True):
+        self.config, self.first, self.compiled_chunks = config, first, compiled_chunks
         self.most, self.every = max_chunk(config), config.updates_per_checkpoint
         self.seconds_per_update = None
 
     def size(self, begin: int) -> int:
         n = min(self.most, self.config.num_updates - begin)
-        if self.seconds_per_update is None and begin == self.first:
-            n = min(n, max(1, self.most // 4))
-        elif self.seconds_per_update:
+        if self.seconds_per_update:
             n = min(n, max(1, int(CHUNK_SECONDS / self.seconds_per_update)))
+        elif not self.compiled_chunks:
+            n = 1
+        elif begin == self.first:
+            n = min(n, max(1, self.most // 4))
         if self.every:
             n = min(n, self.every - begin % self.every)
         return n
@@ -96,7 +100,7 @@ class Start:
 def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: Start) -> Outcome:
     """Run ``driver`` from ``state`` (at update ``start.update``) to the planned end or a signal."""
     config = driver.config
-    planner = ChunkPlanner(config, start.update)
+    planner = ChunkPlanner(config, start.update, driver.compiled_chunks)
     chunks = [start.metrics] if start.update else []
     done, interrupted = start.update, False
     with StopOnSignal() as stop:

@@ -28,6 +28,7 @@ class Driver(Protocol):
     spec: EnvSpec
     metric_names: tuple[str, ...]  # what fetch returns: METRIC_NAMES, plus driver extras
     dispatch_ahead: bool  # run() returns before the work is done, so the next chunk can be queued
+    compiled_chunks: bool  # run() is one compiled program for up to max_chunk updates (else one update at a time)
     eval_env: Any  # what evaluation episodes run on: None for config.env, else an env factory
 
     def init(self) -> Any:

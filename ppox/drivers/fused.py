@@ -74,6 +74,7 @@ class FusedDriver:
     name = "fused"
     metric_names = METRIC_NAMES
     dispatch_ahead = True  # run() only queues the work on the device
+    compiled_chunks = True
     eval_env = None
 
     def __init__(self, config: Config):

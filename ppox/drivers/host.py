@@ -142,6 +142,7 @@ class HostDriver:
 
     name = "host"
     dispatch_ahead = False  # run() steps the envs itself: nothing to queue ahead
+    compiled_chunks = False  # one update at a time: the first rows need not wait for a long first chunk
 
     def __init__(self, config: Config, env: Any):
         if isinstance(env, gym.Env) and config.eval_episodes:

@@ -68,6 +68,7 @@ class LMDriver:
     name = "lm"
     metric_names = LM_METRICS
     dispatch_ahead = False
+    compiled_chunks = False
     eval_env = None
 
     def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None,

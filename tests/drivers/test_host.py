@@ -168,3 +168,41 @@ def test_a_cnn_actor_keeps_its_log_probs_and_values_and_the_update_uses_them():
                                    err_msg=name)
     for a, b in zip(jax.tree_util.tree_leaves(learner_kept.params), jax.tree_util.tree_leaves(learner_bare.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_host_runs_one_update_at_a_time_until_its_pace_is_known(monkeypatch):
+    """The host driver's first metrics rows (and progress) come after one update, not after a quarter of the
+    largest chunk: on Atari a CPU update takes seconds, and 32 of them left the run silent for minutes."""
+    sizes = []
+    run = HostDriver.run
+
+    def recording_run(self, state, n):
+        sizes.append(n)
+        return run(self, state, n)
+
+    monkeypatch.setattr(HostDriver, "run", recording_run)
+    config = ppox.Config(env="CartPole-v1", driver="host", total_timesteps=2 * 16 * 200, **FAST)
+    ppox.train(config)
+    assert config.num_updates == 200 and sum(sizes) == 200
+    assert sizes[:2] == [1, 1]  # compiling, then measuring the pace
+    assert max(sizes) > 1  # then chunks of about CHUNK_SECONDS (here the largest, CartPole updates are quick)
+
+
+def test_chunk_planner_sizes():
+    """Fused: a quarter of the largest chunk first (it compiles), the largest until paced, then about
+    CHUNK_SECONDS; host: one update until paced. Every plan stops at checkpoints."""
+    from ppox.loop import CHUNK_SECONDS, ChunkPlanner
+
+    config = ppox.Config(env="CartPole-v1", total_timesteps=4 * 128 * 1000, num_envs=4, num_steps=128)
+    fused, host = ChunkPlanner(config, 0), ChunkPlanner(config, 0, compiled_chunks=False)
+    most = fused.most
+    assert most == 64 and fused.size(0) == 16 and fused.size(16) == 64
+    assert host.size(0) == 1 and host.size(1) == 1
+    for planner in (fused, host):
+        planner.measured(0, 1, 100.0)  # the first chunk's time (compilation) is not the pace
+        assert planner.seconds_per_update is None
+        planner.measured(1, 4, 4 * CHUNK_SECONDS / 8)
+        assert planner.size(5) == 8
+    saving = ChunkPlanner(config.replace(checkpoint_every=4 * 128 * 10), 0, compiled_chunks=False)
+    saving.measured(1, 1, 1e-3)
+    assert saving.size(7) == 3  # ends at the checkpoint after update 10
