@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
 from ppox.envs.atari import make_atari_envs  # noqa: E402
+from ppox.ladder import smoothed  # noqa: E402
 from ppox.plots import pyplot  # noqa: E402
 
 
@@ -56,14 +57,6 @@ def slug_of(env_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", env_id).strip("_")
 
 
-def moving_mean(score: np.ndarray, count: np.ndarray, window: int) -> np.ndarray:
-    """Game-weighted mean score of the games that ended in the last ``window`` updates, at each update."""
-    weights = np.nan_to_num(count)
-    total = np.nan_to_num(score * weights)
-    return np.array([total[max(0, i - window + 1):i + 1].sum() / max(1.0, weights[max(0, i - window + 1):i + 1].sum())
-                     for i in range(len(score))])
-
-
 def measure(run: Path, games: int) -> dict:
     """The run's curve, its final score (the last 5% of updates) and random play beside it."""
     config = json.loads((run / "config.json").read_text())
@@ -74,7 +67,7 @@ def measure(run: Path, games: int) -> dict:
     summary = run / "summary.json"
     return {"env": env_id, "run": str(run), "vf_coef": config["vf_coef"], "steps": int(step[-1]) if len(step) else 0,
             "wall_s": json.loads(summary.read_text()).get("wall_time_s") if summary.exists() else None,
-            "final_score": float(moving_mean(score, count, window)[-1]) if len(score) else None,
+            "final_score": float(smoothed(score[None], count[None], window)[0, -1]) if len(score) else None,
             "final_window_updates": window, "random_mean": float(np.mean(random_scores)),
             "random_std": float(np.std(random_scores)), "random_games": len(random_scores),
             "curve": {"step": step.tolist(), "score": np.where(np.isnan(score), None, score).tolist(),
@@ -99,7 +92,7 @@ def plot(env_id: str) -> None:
         step, count = np.array(r["curve"]["step"]), np.array(r["curve"]["games"])
         score = np.array([np.nan if x is None else x for x in r["curve"]["score"]])
         name = f"value weight {r['vf_coef']:g}"
-        line, = ax.plot(step, moving_mean(score, count, r["final_window_updates"]),
+        line, = ax.plot(step, smoothed(score[None], count[None], r["final_window_updates"])[0],
                         label=f"ppox, {name} (moving mean over {r['final_window_updates']} updates)")
         ax.plot(step, score, ".", alpha=0.15, color=line.get_color())
     ax.axhline(results[-1]["random_mean"], color="gray", linestyle="--",

@@ -172,7 +172,7 @@ def test_a_cnn_actor_keeps_its_log_probs_and_values_and_the_update_uses_them():
 
 def test_host_runs_one_update_at_a_time_until_its_pace_is_known(monkeypatch):
     """The host driver's first metrics rows (and progress) come after one update, not after a quarter of the
-    largest chunk: on Atari a CPU update takes seconds, and 32 of them left the run silent for minutes."""
+    largest chunk: on Atari a CPU update takes seconds, and the first 64-128 left the run silent for minutes."""
     sizes = []
     run = HostDriver.run
 
