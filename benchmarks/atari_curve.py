@@ -84,8 +84,8 @@ def result_path(result: dict) -> Path:
 
 def plot(env_id: str) -> None:
     """docs/curves/atari_ENV.png: every stored result of ``env_id``, with today's preset's random play."""
-    results = sorted((json.loads(f.read_text()) for f in (HERE / "results").glob(f"atari_curve_{slug_of(env_id)}*.json")),
-                     key=lambda r: -r["vf_coef"])
+    files = (HERE / "results").glob(f"atari_curve_{slug_of(env_id)}*.json")
+    results = sorted((json.loads(f.read_text()) for f in files), key=lambda r: -r["vf_coef"])
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
@@ -97,7 +97,8 @@ def plot(env_id: str) -> None:
         ax.plot(step, score, ".", alpha=0.15, color=line.get_color())
     ax.axhline(results[-1]["random_mean"], color="gray", linestyle="--",
                label=f"random play ({results[-1]['random_games']} games)")
-    ax.set(xlabel="environment steps", ylabel="game score (all lives, unclipped)", title=f"{env_id}, 2-core CPU, one hour")
+    ax.set(xlabel="environment steps", ylabel="game score (all lives, unclipped)",
+           title=f"{env_id}, 2-core CPU, one hour")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(ROOT / "docs" / "curves" / f"atari_{slug_of(env_id)}.png", dpi=120)
