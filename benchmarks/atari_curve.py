@@ -76,8 +76,7 @@ def measure(run: Path, games: int) -> dict:
 
 def result_path(result: dict) -> Path:
     """results/atari_curve_ENV.json, with _vfC where the run's value-loss weight is not today's preset's."""
-    preset_vf = ppox.Config.preset(result["env"]).vf_coef
-    vf = result.get("vf_coef", preset_vf)
+    preset_vf, vf = ppox.Config.preset(result["env"]).vf_coef, result["vf_coef"]
     suffix = "" if np.isclose(vf, preset_vf) else f"_vf{vf:g}"
     return HERE / "results" / f"atari_curve_{slug_of(result['env'])}{suffix}.json"
 
