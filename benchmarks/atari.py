@@ -59,7 +59,7 @@ def ppox_parts(repeats: int = 2) -> dict:
     import numpy as np
 
     import ppox
-    from ppox.presets import PRESETS
+    from ppox.config.presets import PRESETS
     from ppox.drivers.host import HostDriver
 
     config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "save": False, "progress": False})
@@ -92,7 +92,7 @@ def ppox_train(steps: int) -> dict:
     import numpy as np
 
     import ppox
-    from ppox.presets import PRESETS
+    from ppox.config.presets import PRESETS
 
     config = ppox.Config(**{**PRESETS["ALE/Breakout-v5"], "env": ENV_ID, "total_timesteps": steps,
                             "run_dir": tempfile.mkdtemp(), "tensorboard": False, "progress": False})
@@ -169,7 +169,7 @@ def driver_rows(steps: int, repeats: int) -> None:
     import numpy as np
 
     import ppox
-    from ppox.presets import PRESETS
+    from ppox.config.presets import PRESETS
 
     runs = {name: [] for name in DRIVERS}
     for _ in range(repeats):

@@ -48,7 +48,7 @@ def xla_count(actions: int) -> tuple[float, float]:
     import jax
     import jax.numpy as jnp
 
-    from ppox.networks import ActorCritic
+    from ppox.agent.networks import ActorCritic
 
     net = ActorCritic("discrete", (actions,), obs_ndim=3, hidden_sizes=(512,), activation="relu",
                       shared_trunk=True, cnn=True)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
 from ppox.envs.atari import make_atari_envs  # noqa: E402
-from ppox.ladder import smoothed  # noqa: E402
-from ppox.plots import pyplot  # noqa: E402
+from ppox.experiments.ladder import smoothed  # noqa: E402
+from ppox.experiments.plots import pyplot  # noqa: E402
 
 
 def random_play(env_id: str, games: int, seed: int = 0) -> list[float]:

@@ -62,7 +62,7 @@ def plot_curves(runs: dict) -> None:
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
-    from ppox.plots import band, pyplot
+    from ppox.experiments.plots import band, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))

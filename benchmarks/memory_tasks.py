@@ -28,7 +28,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
-from ppox.plots import band, pyplot  # noqa: E402
+from ppox.experiments.plots import band, pyplot  # noqa: E402
 
 TASKS = {  # name: (config overrides on the env's preset, memoryless overrides)
     "CartPoleNoVel-v1": ({"env": "CartPoleNoVel-v1", "total_timesteps": 500_000}, {"memory": "none"}),

@@ -40,8 +40,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
-from ppox.metrics import final_return  # noqa: E402
-from ppox.plots import band, pyplot, read_run  # noqa: E402
+from ppox.agent.metrics import final_return  # noqa: E402
+from ppox.experiments.plots import band, pyplot, read_run  # noqa: E402
 
 # gymnax-blines' PPO (MLP, 10M steps), the returns its README reports
 PUBLISHED = {"Breakout": 28, "SpaceInvaders": 131, "Asterix": 15, "Freeway": 58}
@@ -126,8 +126,8 @@ def resume(run: Path) -> dict:
 
 def evaluate_final_policies(episodes: int, game: str | None) -> None:
     """Each result file's run (GAME's only, if given): N games per seed with its final policy, sampled actions."""
-    from ppox.evaluation import evaluate
-    from ppox.policy import load
+    from ppox.acting.evaluation import evaluate
+    from ppox.acting.policy import load
 
     for f in sorted(OUT.glob(f"{game or '*'}_*.json")):
         r = json.loads(f.read_text())

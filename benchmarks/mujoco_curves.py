@@ -75,15 +75,15 @@ def train_one(env: str, seed: int, timesteps: int, num_updates: int) -> dict:
 
 
 def episode_curve(m: dict[str, np.ndarray]) -> np.ndarray:
-    """Episode-weighted mean return over a trailing window of updates (ppox.ladder.smoothed, one seed)."""
-    from ppox.ladder import smoothed
+    """Episode-weighted mean return over a trailing window of updates (ppox.experiments.ladder.smoothed, one seed)."""
+    from ppox.experiments.ladder import smoothed
 
     return smoothed(m["episode_return"][None], m["episode_count"][None])[0]
 
 
 def final_return(m: dict[str, np.ndarray]) -> float:
     """Mean return of the episodes that ended in the last tenth of the updates (ppox's own definition)."""
-    from ppox.metrics import final_return as ppox_final_return
+    from ppox.agent.metrics import final_return as ppox_final_return
 
     return float(ppox_final_return({k: m[k][None] for k in ("episode_return", "episode_count")})[0])
 

@@ -30,7 +30,7 @@ def collection_rate(workers: int, collects: int) -> float:
     from ppox.drivers.host import build_learner
     from ppox.drivers.ray_rollouts import RayRollouts
     from ppox.envs.gym_envs import make_vector_env, spec_from_spaces
-    from ppox.config import static_config
+    from ppox.config.config import static_config
 
     config = ppox.Config.preset("HalfCheetah-v5", num_envs=workers, ray="local", workers=workers)
     probe = make_vector_env("HalfCheetah-v5", 1, "sync")

@@ -14,18 +14,18 @@ import importlib
 from ppox._version import __version__
 
 _WHERE = {
-    "Config": "ppox.config",
+    "Config": "ppox.config.config",
     "ConfigError": "ppox.errors",
-    "Policy": "ppox.policy",
-    "TrainResult": "ppox.training",
-    "evaluate": "ppox.evaluation",
-    "init_distributed": "ppox.training",
-    "load": "ppox.policy",
+    "Policy": "ppox.acting.policy",
+    "TrainResult": "ppox.run.training",
+    "evaluate": "ppox.acting.evaluation",
+    "init_distributed": "ppox.run.training",
+    "load": "ppox.acting.policy",
     "make_train": "ppox.drivers.fused_program",
-    "resume": "ppox.training",
-    "resume_lm": "ppox.lm_training",  # also ppox.lm.resume
-    "train_lm": "ppox.lm_training",  # also ppox.lm.train
-    "train": "ppox.training",
+    "resume": "ppox.run.training",
+    "resume_lm": "ppox.lm.training",  # also ppox.lm.resume
+    "train_lm": "ppox.lm.training",  # also ppox.lm.train
+    "train": "ppox.run.training",
 }
 __all__ = [*_WHERE, "__version__"]
 

@@ -8,7 +8,7 @@ Both carry a one-line message that says what to change. A non-finite number duri
 from __future__ import annotations
 
 import difflib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class RunWriteError(OSError):
     the file and the cause. The run stops; its checkpoints up to the last good one stay."""
 
     @classmethod
-    def of(cls, path, err: OSError) -> "RunWriteError":
+    def of(cls, path, err: OSError) -> RunWriteError:
         error = cls(f"could not write {path}: {err.strerror or err}")
         error.errno = err.errno
         return error
@@ -52,5 +52,6 @@ def check_finite(arrays: dict, where: Callable[[tuple], str], source: str = "") 
         bad = ~np.isfinite(value)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise FloatingPointError(f"{source}non-finite {name} {where(index)}; training stopped, the last good "
-                                     "checkpoint is kept")
+            raise FloatingPointError(
+                f"{source}non-finite {name} {where(index)}; training stopped, the last good checkpoint is kept"
+            )

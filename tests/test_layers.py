@@ -2,12 +2,13 @@
 modules, imports inside functions only for optional dependencies, short functions and modules."""
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ppox"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 OPTIONAL = {"ray", "moviepy", "pgx", "tokenizers", "ale_py", "envpool", "optuna"}  # extras: imported where used, with a message naming the extra
@@ -24,17 +25,17 @@ def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
 def test_layers_contract_is_kept():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 kept, 0 broken" in result.stdout
+    assert re.search(r"Contracts: \d+ kept, 0 broken", result.stdout)
 
 
 def test_an_upward_import_breaks_the_contract(tmp_path):
     """The check can fail: the same package with core importing the training layer is refused."""
     shutil.copytree(PACKAGE, tmp_path / "ppox", ignore=shutil.ignore_patterns("__pycache__"))
     gae = tmp_path / "ppox" / "core" / "advantages.py"
-    gae.write_text(gae.read_text() + "\nfrom ppox.training import train  # noqa: E402  (deliberately upward)\n")
+    gae.write_text(gae.read_text() + "\nfrom ppox.run.training import train  # noqa: E402  (deliberately upward)\n")
     result = lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "ppox.core.advantages -> ppox.training" in result.stdout
+    assert "ppox.core.advantages -> ppox.run.training" in result.stdout
 
 
 def _modules():
@@ -54,7 +55,7 @@ def test_imports_inside_functions_are_for_optional_dependencies_only():
     """(The CLI imports each command's modules when it runs, so that `ppox --help` answers at once.)"""
     lazy = []
     for path, tree in _modules():
-        if path.name == "cli.py" or path.relative_to(PACKAGE) == Path("__init__.py"):
+        if path.parent.name == "cli" or path.relative_to(PACKAGE) == Path("__init__.py"):
             continue  # (ppox/__init__ imports its names on first use, so that `import ppox.cli` is light)
         for func in ast.walk(tree):
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -70,7 +71,7 @@ def test_functions_and_modules_stay_short():
     long = []
     for path, tree in _modules():
         lines = len(path.read_text().splitlines())
-        if lines > 320 and path.name != "cli.py":
+        if lines > 320 and path != PACKAGE / "cli" / "__init__.py":
             long.append(f"{path.relative_to(ROOT)} is {lines} lines")
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 65:

@@ -66,9 +66,7 @@ def discounted_returns(rewards, next_values, terminated, truncated, gamma: float
         ret = reward + gamma * cont * future
         return ret, ret
 
-    _, returns = jax.lax.scan(
-        step, jnp.zeros_like(rewards[0]), (rewards, next_values, not_term, cut), reverse=True
-    )
+    _, returns = jax.lax.scan(step, jnp.zeros_like(rewards[0]), (rewards, next_values, not_term, cut), reverse=True)
     return returns
 
 
@@ -92,12 +90,12 @@ def nstep_advantages(rewards, values, next_values, terminated, truncated, gamma:
 
     padded = (pad(rewards), pad(next_values), pad(not_term), pad(done))
 
-    def step(l, carry):
+    def step(lag, carry):
         total, discount, alive = carry
-        r, nv, nt, d = (jax.lax.dynamic_slice_in_dim(x, l, horizon) for x in padded)
-        valid = jnp.logical_and(alive, time + l < horizon)
+        r, nv, nt, d = (jax.lax.dynamic_slice_in_dim(x, lag, horizon) for x in padded)
+        valid = jnp.logical_and(alive, time + lag < horizon)
         total = total + jnp.where(valid, discount * r, 0.0)
-        stop = valid & (d | (l == n - 1) | (time + l == horizon - 1))
+        stop = valid & (d | (lag == n - 1) | (time + lag == horizon - 1))
         total = total + jnp.where(stop, discount * gamma * nt * nv, 0.0)
         return total, discount * gamma, jnp.logical_and(valid, ~stop)
 

@@ -16,7 +16,7 @@ class RunningMeanStd:
     count: jax.Array
 
     @classmethod
-    def create(cls, shape=()) -> "RunningMeanStd":
+    def create(cls, shape=()) -> RunningMeanStd:
         return cls(jnp.zeros(shape), jnp.ones(shape), jnp.asarray(1e-4))
 
 
@@ -52,7 +52,7 @@ class RewardScaler:
     stats: RunningMeanStd
 
     @classmethod
-    def create(cls, num_envs: int) -> "RewardScaler":
+    def create(cls, num_envs: int) -> RewardScaler:
         return cls(jnp.zeros((num_envs,)), RunningMeanStd.create(()))
 
 

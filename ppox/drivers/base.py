@@ -1,7 +1,7 @@
 """The driver protocol: what the run loop needs from a way of running PPO.
 
 A driver knows its environment, its compiled program and its training state; it knows nothing of
-files, signals, progress bars or when to checkpoint (that is ``ppox.loop``). The loop calls::
+files, signals, progress bars or when to checkpoint (that is ``ppox.run.loop``). The loop calls::
 
     state = driver.init()                       # or driver.restore(driver.init(), checkpoint)
     state, pending = driver.run(state, n)       # n more updates (may return before they finish)
@@ -17,9 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ppox.checkpoint import Checkpoint
-from ppox.config import Config
+from ppox.config.config import Config
 from ppox.envs.spec import EnvSpec
+from ppox.storage.checkpoint import Checkpoint
 
 
 class Driver(Protocol):

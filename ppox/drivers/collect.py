@@ -12,13 +12,13 @@ import jax
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ppox.agent import is_recurrent, make_actor
-from ppox.config import Config
+from ppox.agent.agent import is_recurrent, make_actor
+from ppox.agent.networks import ActorCritic
+from ppox.config.config import Config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one
 from ppox.envs.masks import check_some_legal, legal
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import check_finite
-from ppox.networks import ActorCritic
 
 
 class Rollout(NamedTuple):
@@ -45,15 +45,25 @@ def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np
     return final
 
 
-def empty_rollout(config: Config, spec: EnvSpec, num_envs: int, masked: bool = False,
-                  recurrent: bool = False, obs_dtype=np.float32, evaluated: bool = False) -> Rollout:
+def empty_rollout(
+    config: Config,
+    spec: EnvSpec,
+    num_envs: int,
+    masked: bool = False,
+    recurrent: bool = False,
+    obs_dtype=np.float32,
+    evaluated: bool = False,
+) -> Rollout:
     """Buffers for one rollout, reused every update; observations in ``obs_dtype`` (uint8 for images: the
     network scales them, so a batch of Atari frames takes a quarter of the float32 memory); ``evaluated``:
     with buffers for the actor's log-probabilities and values."""
     T, N = config.num_steps, num_envs
     continuous = spec.action_kind == "continuous"
-    action_shape = ((spec.action_dims[0],) if continuous else
-                    ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ()))
+    action_shape = (
+        (spec.action_dims[0],)
+        if continuous
+        else ((len(spec.action_dims),) if spec.action_kind == "multi_discrete" else ())
+    )
     return Rollout(
         obs=np.zeros((T, N) + spec.obs_shape, obs_dtype),
         actions=np.zeros((T, N) + action_shape, np.float32 if continuous else np.int32),
@@ -74,8 +84,7 @@ class Collector:
     Owns the env, the NumPy (or jitted CNN) actor, the action random generator, the current
     observations and the running episode returns and lengths."""
 
-    def __init__(self, config: Config, spec: EnvSpec, venv, network: ActorCritic, rng: np.random.Generator,
-                 seed: int):
+    def __init__(self, config: Config, spec: EnvSpec, venv, network: ActorCritic, rng: np.random.Generator, seed: int):
         self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
         self.encoder = ObsEncoder(venv.single_observation_space)
         self.actor = make_actor(config, spec, network)
@@ -84,10 +93,14 @@ class Collector:
         self.evaluated = hasattr(self.actor, "act_and_evaluate") and not self.recurrent
         self.restart(seed)
         # masks where the env offers them (SyncEnvs reads them; ppox.envs.masks), for index actions only
-        self.masked = (config.action_mask == "auto" and spec.action_kind != "continuous"
-                       and getattr(venv, "mask_source", None) is not None)
-        self.buffers = empty_rollout(config, spec, venv.num_envs, self.masked, self.recurrent, self.obs.dtype,
-                                     self.evaluated)
+        self.masked = (
+            config.action_mask == "auto"
+            and spec.action_kind != "continuous"
+            and getattr(venv, "mask_source", None) is not None
+        )
+        self.buffers = empty_rollout(
+            config, spec, venv.num_envs, self.masked, self.recurrent, self.obs.dtype, self.evaluated
+        )
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
@@ -111,7 +124,14 @@ class Collector:
 
     def collect_steps(self, params, obs_stats) -> tuple[Rollout, list, list, int]:
         self.actor.load(params, obs_stats)
-        buffers, venv, encoder, actor, rng, spec = self.buffers, self.venv, self.encoder, self.actor, self.rng, self.spec
+        buffers, venv, encoder, actor, rng, spec = (
+            self.buffers,
+            self.venv,
+            self.encoder,
+            self.actor,
+            self.rng,
+            self.spec,
+        )
         obs, episode_return, episode_length = self.obs, self.episode_return, self.episode_length
         finished_returns, finished_lengths, illegal, mask = [], [], 0, None
         if self.recurrent:

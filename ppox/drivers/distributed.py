@@ -28,15 +28,19 @@ def init_distributed() -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         if "JAX_COORDINATOR_ADDRESS" in os.environ:
-            jax.distributed.initialize(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
-                                       num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-                                       process_id=int(os.environ["JAX_PROCESS_ID"]))
+            jax.distributed.initialize(
+                coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+                num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+                process_id=int(os.environ["JAX_PROCESS_ID"]),
+            )
         else:
             jax.distributed.initialize()
     except (RuntimeError, ValueError, KeyError) as err:
-        raise ConfigError(f"--distributed: {err}. From Python, call ppox.init_distributed() first thing in the "
-                          "script; outside Slurm set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
-                          "JAX_PROCESS_ID in every process") from None
+        raise ConfigError(
+            f"--distributed: {err}. From Python, call ppox.init_distributed() first thing in the "
+            "script; outside Slurm set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+            "JAX_PROCESS_ID in every process"
+        ) from None
 
 
 def any_process(flag: bool, distributed: bool) -> bool:
@@ -51,8 +55,10 @@ def device_mesh(devices: int, axis: str = "envs") -> Mesh:
     """A one-axis mesh (named ``axis``) over the first ``devices`` devices (all processes' under jax.distributed)."""
     available = jax.devices()
     if devices > len(available):
-        raise ConfigError(f"--devices {devices}, but JAX sees {len(available)} device(s); on a CPU, start with "
-                          f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} to split it into {devices}")
+        raise ConfigError(
+            f"--devices {devices}, but JAX sees {len(available)} device(s); on a CPU, start with "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} to split it into {devices}"
+        )
     return Mesh(np.array(available[:devices]), (axis,))
 
 
@@ -60,7 +66,8 @@ def runner_shardings(runner, mesh: Mesh):
     """Per leaf of a seed-stacked fused Runner: split along the env axis (axis 1) or replicated.
 
     The fields with an env axis are named here one by one: the env state, the observations, the episode
-    counters, a recurrent policy's carry and episode starts, and the reward scaler's per-env returns; everything else is replicated."""
+    counters, a recurrent policy's carry and episode starts, and the reward scaler's per-env returns;
+    everything else is replicated."""
     split, replicated = NamedSharding(mesh, PartitionSpec(None, "envs")), NamedSharding(mesh, PartitionSpec())
     everywhere = jax.tree_util.tree_map(lambda _: replicated, runner)
 

@@ -11,15 +11,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.checkpoint import Checkpoint, restore_state
-from ppox.config import Config, static_config
+from ppox.agent.learner import Hyper
+from ppox.agent.metrics import METRIC_NAMES
+from ppox.config.config import Config, static_config
 from ppox.drivers.base import any_length, max_chunk
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
 from ppox.envs.registry import uses_envpool
 from ppox.errors import ConfigError
-from ppox.learner import Hyper
-from ppox.metrics import METRIC_NAMES
+from ppox.storage.checkpoint import Checkpoint, restore_state
 
 
 class Compiled(NamedTuple):
@@ -42,8 +42,10 @@ def compile_program(config: Config, members: str | None = None, pool_seed: int =
     program, each computing exactly what ``ppox train`` of its config computes."""
     fused = build(config, pool_seed)
     if fused.pool is not None and members is not None:
-        raise ConfigError("--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped: sweep "
-                          "EnvPool's Atari on the host driver")
+        raise ConfigError(
+            "--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped: sweep "
+            "EnvPool's Atari on the host driver"
+        )
     chunk = max_chunk(config)
     run = make_chunk_runner(fused, chunk)
     if members == "vmap":
@@ -64,8 +66,13 @@ def compile_program(config: Config, members: str | None = None, pool_seed: int =
     shardings = runner_shardings(jax.eval_shape(init, jax.ShapeDtypeStruct((config.seeds, 2), jnp.uint32)), mesh)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     gather = jax.jit(lambda r: r, out_shardings=replicated) if config.distributed else None
-    return Compiled(fused, jax.jit(init, out_shardings=shardings),
-                    jax.jit(run_seeds, out_shardings=(shardings, replicated), donate_argnums=0), chunk, gather)
+    return Compiled(
+        fused,
+        jax.jit(init, out_shardings=shardings),
+        jax.jit(run_seeds, out_shardings=(shardings, replicated), donate_argnums=0),
+        chunk,
+        gather,
+    )
 
 
 class FusedDriver:
@@ -104,8 +111,12 @@ class FusedDriver:
     def restore(self, state: Runner, checkpoint: Checkpoint) -> Runner:
         fresh, state = state, restore_state(checkpoint, state)
         if self.compiled.fused.pool is not None:  # a pool's games cannot outlive their process: new games
-            state = state.replace(env_state=fresh.env_state, obs=fresh.obs, episode_return=fresh.episode_return,
-                                  episode_length=fresh.episode_length)
+            state = state.replace(
+                env_state=fresh.env_state,
+                obs=fresh.obs,
+                episode_return=fresh.episode_return,
+                episode_length=fresh.episode_length,
+            )
         if self.config.devices > 1:
             state = jax.device_put(state, runner_shardings(state, device_mesh(self.config.devices)))
         return state

@@ -4,27 +4,28 @@
 ``lax.scan`` over updates, which ``jax.vmap`` turns into a multi-seed run. The fused driver
 (``ppox.drivers.fused``) runs the same ``update_step`` in chunks (``make_chunk_runner``), so that
 the run loop can show progress, write metrics and checkpoint between chunks without recompiling.
-Both take the traced hyperparameters (``ppox.learner.Hyper``) as an argument, the config's by default.
+Both take the traced hyperparameters (``ppox.agent.learner.Hyper``) as an argument, the config's by default.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ppox.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
-from ppox.config import Config
+from ppox.agent.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
+from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
+from ppox.agent.metrics import METRIC_NAMES
+from ppox.agent.networks import ActorCritic
+from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.envs.envpool_xla import EnvPoolXla
 from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
 from ppox.envs.registry import uses_envpool
 from ppox.envs.spec import EnvSpec, to_env_action
-from ppox.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
-from ppox.metrics import METRIC_NAMES
-from ppox.networks import ActorCritic
 
 
 @struct.dataclass
@@ -113,13 +114,17 @@ class Fused(NamedTuple):
         act_key, env_keys = keys
         memory = None if runner.carry is None else (runner.carry, runner.starts)
         mask = jax.vmap(self.env.action_mask)(runner.env_state) if self.masked else None
-        acted = act(self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask,
-                    memory=memory)
+        acted = act(
+            self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask, memory=memory
+        )
         # the env gets the clipped action, the batch the sampled one
         env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over = self.step_envs(
-            env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
+            env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp)
+        )
         done = jnp.logical_or(terminated, truncated)
-        stats = update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
+        stats = (
+            update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
+        )
         scaler, train_reward = runner.reward_scaler, reward
         if config.norm_reward:
             scaler, train_reward = scale_reward(scaler, reward, done, hyper.gamma)
@@ -142,9 +147,14 @@ class Fused(NamedTuple):
         )
         if runner.carry is not None:
             runner = runner.replace(carry=acted.carry, starts=done)
-        runner = runner.replace(env_state=env_state, obs=next_obs, obs_stats=stats, reward_scaler=scaler,
-                                episode_return=jnp.where(game_over, 0.0, ep_return),
-                                episode_length=jnp.where(game_over, 0, ep_length))
+        runner = runner.replace(
+            env_state=env_state,
+            obs=next_obs,
+            obs_stats=stats,
+            reward_scaler=scaler,
+            episode_return=jnp.where(game_over, 0.0, ep_return),
+            episode_length=jnp.where(game_over, 0, ep_length),
+        )
         return runner, transition
 
     def step_envs(self, keys, env_state, action):
@@ -152,11 +162,27 @@ class Fused(NamedTuple):
         episodes and reward, and the episodes the run logs (for Atari: whole games and their raw score)."""
         if self.pool is not None:
             env_state, stepped = self.pool.step(env_state, action)
-            return (env_state, stepped.obs, stepped.obs, stepped.reward, stepped.game_reward, stepped.terminated,
-                    stepped.truncated, stepped.game_over)
+            return (
+                env_state,
+                stepped.obs,
+                stepped.obs,
+                stepped.reward,
+                stepped.game_reward,
+                stepped.terminated,
+                stepped.truncated,
+                stepped.game_over,
+            )
         next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(keys, env_state, action)
-        return (env_state, next_obs, final_obs, reward, reward, terminated, truncated,
-                jnp.logical_or(terminated, truncated))
+        return (
+            env_state,
+            next_obs,
+            final_obs,
+            reward,
+            reward,
+            terminated,
+            truncated,
+            jnp.logical_or(terminated, truncated),
+        )
 
     def collect(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, Transition]:
         """num_steps vector steps with the current policy -> (runner, time-major Transition).
@@ -181,12 +207,31 @@ class Fused(NamedTuple):
         memory = None
         if first_carry is not None:
             memory = (first_carry, traj.start)
-        batch = batch_from_rollout(config, traj.obs, traj.action, traj.log_prob, traj.value, traj.reward, values_next,
-                                   traj.terminated, traj.truncated, traj.mask, memory=memory, hyper=hyper)
+        batch = batch_from_rollout(
+            config,
+            traj.obs,
+            traj.action,
+            traj.log_prob,
+            traj.value,
+            traj.reward,
+            values_next,
+            traj.terminated,
+            traj.truncated,
+            traj.mask,
+            memory=memory,
+            hyper=hyper,
+        )
         key, k_update = jax.random.split(runner.key)
         params, opt_state, update_metrics = ppo_update(
-            runner.params, runner.opt_state, batch, k_update, runner.update_index,
-            apply_fn=self.network.apply, optimizer=self.optimizer, config=config, hyper=hyper,
+            runner.params,
+            runner.opt_state,
+            batch,
+            k_update,
+            runner.update_index,
+            apply_fn=self.network.apply,
+            optimizer=self.optimizer,
+            config=config,
+            hyper=hyper,
         )
         count = (traj.finished_length > 0).sum()  # the episodes that ended (whole games for Atari)
         metrics = {
@@ -204,11 +249,17 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
     ``pool_seed``), the network and the optimiser."""
     if uses_envpool(config):
         pool = EnvPoolXla(config.env, config.num_envs, config.max_episode_steps, pool_seed)
-        return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None,
-                     pool)
+        return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None, pool)
     env, env_params, spec = make_gymnax(config.env, config.max_episode_steps, config.hide_obs)
-    return Fused(config, spec, make_network(config, spec), make_optimizer(config), env, env_params,
-                 jax.vmap(make_autoreset_step(env, env_params)))
+    return Fused(
+        config,
+        spec,
+        make_network(config, spec),
+        make_optimizer(config),
+        env,
+        env_params,
+        jax.vmap(make_autoreset_step(env, env_params)),
+    )
 
 
 def make_train(config: Config):

@@ -1,10 +1,10 @@
 """The host driver: PPO on any Gymnasium environment, stepped from Python.
 
-Per step, the hot path is the actor's forward pass and sampling in NumPy (``ppox.agent.NumpyActor``)
+Per step, the hot path is the actor's forward pass and sampling in NumPy (``ppox.agent.agent.NumpyActor``)
 and ``env.step`` (``ppox.drivers.collect``). Per update, one jitted call does everything else on the
 whole batch at once: log pi_old(a|s) and V(s) by the same network code the update uses (a jitted CNN actor
 keeps those of its own forward pass instead: ``policy_outputs``), V(s') from them where the episode goes on
-(``ppox.agent.bootstrap_values``), reward scaling, and the learner's ``batch_from_rollout`` and ``ppo_update``,
+(``ppox.agent.agent.bootstrap_values``), reward scaling, and the learner's ``batch_from_rollout`` and ``ppo_update``,
 as in the fused driver.
 Observation statistics are updated once per rollout and held fixed within it, so the observations the
 policy acted on are exactly the ones it is trained on.
@@ -20,10 +20,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.agent import (apply_in_chunks, bootstrap_values, float_obs, init_params, make_network, next_values,
-                        prepare_obs)
-from ppox.checkpoint import Checkpoint, restore_state
-from ppox.config import DEFAULT_ENV, Config, static_config
+from ppox.agent.agent import (
+    apply_in_chunks,
+    bootstrap_values,
+    float_obs,
+    init_params,
+    make_network,
+    next_values,
+    prepare_obs,
+)
+from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
+from ppox.agent.metrics import EPISODE_METRICS, METRIC_NAMES
+from ppox.config.config import DEFAULT_ENV, Config, static_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.base import any_length
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
@@ -31,8 +39,7 @@ from ppox.drivers.ray_rollouts import RayRollouts
 from ppox.envs.atari import make_host_envs
 from ppox.envs.gym_envs import env_label, spec_from_spaces
 from ppox.errors import ConfigError
-from ppox.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
-from ppox.metrics import EPISODE_METRICS, METRIC_NAMES
+from ppox.storage.checkpoint import Checkpoint, restore_state
 
 
 class HostLearner(NamedTuple):
@@ -59,8 +66,11 @@ def build_learner(config: Config, spec):
     those share one compilation."""
     network = make_network(config, spec)
     optimizer = make_optimizer(config)
-    return network, make_init(config, network, optimizer), jax.jit(make_learn(config, network, optimizer),
-                                                                   donate_argnums=(0,))
+    return (
+        network,
+        make_init(config, network, optimizer),
+        jax.jit(make_learn(config, network, optimizer), donate_argnums=(0,)),
+    )
 
 
 def make_init(config: Config, network, optimizer):
@@ -70,8 +80,9 @@ def make_init(config: Config, network, optimizer):
         key, init_key = jax.random.split(jax.random.PRNGKey(seed))
         obs_stats = update_stats(RunningMeanStd.create(first_obs.shape[1:]), float_obs(first_obs))
         params = init_params(network, init_key, prepare_obs(config, obs_stats, first_obs[:1]))
-        return HostLearner(params, init_opt_state(optimizer, params), obs_stats, RewardScaler.create(config.num_envs),
-                           key)
+        return HostLearner(
+            params, init_opt_state(optimizer, params), obs_stats, RewardScaler.create(config.num_envs), key
+        )
 
     return jax.jit(init)
 
@@ -94,7 +105,7 @@ def policy_outputs(network, params, obs_in, rollout: Rollout):
 
 def make_learn(config: Config, network, optimizer):
     """learn(learner, rollout, update_index, hyper) -> (learner, metrics), to be jitted. Every traced
-    hyperparameter, the run's length included, is read from ``hyper`` (``ppox.learner.Hyper``), never from
+    hyperparameter, the run's length included, is read from ``hyper`` (``ppox.agent.learner.Hyper``), never from
     ``config``: float32 arrays give one compilation for every value, Python floats fold into the program.
 
     The key is split inside (the next update's key is returned), so the loop dispatches one call per update."""
@@ -112,13 +123,34 @@ def make_learn(config: Config, network, optimizer):
         scaler, rewards = learner.reward_scaler, rollout.rewards
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
-            scaler, rewards = jax.lax.scan(lambda s, inputs: scale_reward(s, *inputs, hyper.gamma), scaler,
-                                           (rewards, done))
-        batch = batch_from_rollout(config, obs_in, rollout.actions, log_probs, values, rewards,
-                                   values_next, rollout.terminated, rollout.truncated, rollout.masks, memory, hyper)
-        params, opt_state, metrics = ppo_update(learner.params, learner.opt_state, batch, update_key, update_index,
-                                                apply_fn=network.apply, optimizer=optimizer, config=config,
-                                                hyper=hyper)
+            scaler, rewards = jax.lax.scan(
+                lambda s, inputs: scale_reward(s, *inputs, hyper.gamma), scaler, (rewards, done)
+            )
+        batch = batch_from_rollout(
+            config,
+            obs_in,
+            rollout.actions,
+            log_probs,
+            values,
+            rewards,
+            values_next,
+            rollout.terminated,
+            rollout.truncated,
+            rollout.masks,
+            memory,
+            hyper,
+        )
+        params, opt_state, metrics = ppo_update(
+            learner.params,
+            learner.opt_state,
+            batch,
+            update_key,
+            update_index,
+            apply_fn=network.apply,
+            optimizer=optimizer,
+            config=config,
+            hyper=hyper,
+        )
         obs_stats = learner.obs_stats
         if config.norm_obs:
             obs_stats = update_stats(obs_stats, float_obs(rollout.next_obs.reshape((-1,) + rollout.next_obs.shape[2:])))
@@ -146,16 +178,22 @@ class HostDriver:
 
     def __init__(self, config: Config, env: Any):
         if isinstance(env, gym.Env) and config.eval_episodes:
-            raise ConfigError("--eval-episodes needs a fresh env to evaluate on: pass a factory (a function "
-                              "returning a new env) or an id instead of an env instance")
+            raise ConfigError(
+                "--eval-episodes needs a fresh env to evaluate on: pass a factory (a function "
+                "returning a new env) or an id instead of an env instance"
+            )
         if isinstance(env, gym.Env) and config.ray is not None:
             raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
         self.env = env
         self.eval_env = None if isinstance(env, str) else env
-        self.metric_names = METRIC_NAMES + (("worker_restarts",) if config.ray is not None else ()) + (
-            ("illegal_actions",) if config.action_mask == "auto" else ())
-        self.venv = make_host_envs(env, 1 if config.ray is not None else config.num_envs, config.vec,
-                                    config.max_episode_steps, config.hide_obs)
+        self.metric_names = (
+            METRIC_NAMES
+            + (("worker_restarts",) if config.ray is not None else ())
+            + (("illegal_actions",) if config.action_mask == "auto" else ())
+        )
+        self.venv = make_host_envs(
+            env, 1 if config.ray is not None else config.num_envs, config.vec, config.max_episode_steps, config.hide_obs
+        )
         if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
             config = config.replace(env=env_label(env, getattr(self.venv, "envs", [None])[0]))
         self.config = config

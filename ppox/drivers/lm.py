@@ -1,4 +1,4 @@
-"""The language-model driver: PPO on completions of prompts (RLHF), run by ``ppox.loop`` like the others.
+"""The language-model driver: PPO on completions of prompts (RLHF), run by ``ppox.run.loop`` like the others.
 
 One update: draw ``prompts_per_update`` prompts, sample ``samples_per_prompt`` completions of each with the
 policy (ending at an end-of-sequence token or ``max_new_tokens``), score them with the reward (a Python
@@ -11,7 +11,8 @@ the mean response length in tokens.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,17 +20,29 @@ import numpy as np
 from flax import struct
 from jax.sharding import Mesh
 
-from ppox.checkpoint import Checkpoint, restore_state
 from ppox.drivers.distributed import fsdp_shardings, rows_sharding
 from ppox.errors import ConfigError
 from ppox.language.hf import LanguageModel
 from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
 from ppox.language.run_config import LMRunConfig, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
+from ppox.storage.checkpoint import Checkpoint, restore_state
 
-LM_METRICS = ("episode_return", "episode_length", "episode_count", "policy_loss", "value_loss", "entropy",
-              "approx_kl", "clip_fraction", "kl_ref", "kl_coef", "non_score_reward", "eos_fraction",
-              "tokens_per_second")
+LM_METRICS = (
+    "episode_return",
+    "episode_length",
+    "episode_count",
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "kl_ref",
+    "kl_coef",
+    "non_score_reward",
+    "eos_fraction",
+    "tokens_per_second",
+)
 
 
 class TextTask(NamedTuple):
@@ -71,19 +84,28 @@ class LMDriver:
     compiled_chunks = False
     eval_env = None
 
-    def __init__(self, config: LMRunConfig, model: LanguageModel, task: TextTask, critic: dict | None = None,
-                 mesh: Mesh | None = None):
+    def __init__(
+        self,
+        config: LMRunConfig,
+        model: LanguageModel,
+        task: TextTask,
+        critic: dict | None = None,
+        mesh: Mesh | None = None,
+    ):
         """``critic``: the critic's starting parameters {"trunk", "head"} (default: a copy of the policy
         with a new head). ``mesh``: devices to split each batch across (None: one device)."""
         if not task.eos_ids:
-            raise ConfigError(f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
-                              "config.json or generation_config.json); completions could never end")
+            raise ConfigError(
+                f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
+                "config.json or generation_config.json); completions could never end"
+            )
         self.config, self.model, self.task, self.critic, self.mesh = config, model, task, critic, mesh
         self.rows = None if mesh is None else rows_sharding(mesh)
         self.ref_params = self.place(model.params)
         self.spec = LMSpec(config.model, len(task.ids))
-        sampling = Sampling(config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k,
-                            config.top_p)
+        sampling = Sampling(
+            config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k, config.top_p
+        )
         self.sample = make_sampler(model.config, sampling)
 
     def init(self) -> LMState:
@@ -93,8 +115,11 @@ class LMDriver:
         if critic is not None and self.critic is not None:
             critic = jax.tree.map(jnp.array, self.critic)
         params = {"policy": policy, "critic": critic}
-        return self.place(LMState(params, make_optimizer(self.config).init(params), key,
-                                  jnp.float32(self.config.kl_coef), jnp.int32(0)))
+        return self.place(
+            LMState(
+                params, make_optimizer(self.config).init(params), key, jnp.float32(self.config.kl_coef), jnp.int32(0)
+            )
+        )
 
     def place(self, tree):
         """``tree`` on the mesh: every matrix split along its largest axis, the rest replicated (FSDP-style;
@@ -122,7 +147,7 @@ class LMDriver:
         start = update * per
         passes = range(start // n, (start + per - 1) // n + 1)
         order = np.concatenate([np.random.default_rng([self.config.seed, p]).permutation(n) for p in passes])
-        picked = order[start - passes[0] * n:][:per]
+        picked = order[start - passes[0] * n :][:per]
         return np.repeat(picked, self.config.samples_per_prompt)
 
     def scores(self, rows: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -131,8 +156,11 @@ class LMDriver:
         got = task.reward(task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask))
         scores = np.asarray(got, np.float64).reshape(-1)
         if scores.shape != (len(rows),) or not np.all(np.isfinite(scores)):
-            raise ConfigError(f"the reward returned {scores.shape[0]} values for {len(rows)} completions"
-                              if scores.shape != (len(rows),) else "the reward returned a NaN or infinite score")
+            raise ConfigError(
+                f"the reward returned {scores.shape[0]} values for {len(rows)} completions"
+                if scores.shape != (len(rows),)
+                else "the reward returned a NaN or infinite score"
+            )
         return scores
 
     def one_update(self, state: LMState) -> tuple[LMState, dict]:
@@ -144,17 +172,33 @@ class LMDriver:
         tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
         ended = (np.isin(tokens, self.task.eos_ids) & mask).any(-1)
         scores = self.scores(rows, tokens, mask) - config.missing_eos_penalty * ~ended
-        batch, stats = prepare(config, self.model.config, state.params, self.ref_params, prompt, prompt_mask,
-                               self.split(out.tokens), self.split(out.mask), self.split(scores.astype(np.float32)),
-                               state.kl_coef)
-        params, opt_state, losses = ppo_epochs(config, self.model.config, state.params, state.opt_state, batch,
-                                               epoch_key, rows=self.rows)
+        batch, stats = prepare(
+            config,
+            self.model.config,
+            state.params,
+            self.ref_params,
+            prompt,
+            prompt_mask,
+            self.split(out.tokens),
+            self.split(out.mask),
+            self.split(scores.astype(np.float32)),
+            state.kl_coef,
+        )
+        params, opt_state, losses = ppo_epochs(
+            config, self.model.config, state.params, state.opt_state, batch, epoch_key, rows=self.rows
+        )
         kl_ref = float(stats["kl_ref"])
-        row = {"episode_return": float(scores.mean()), "episode_length": float(mask.sum(-1).mean()),
-               "episode_count": float(len(rows)), **{k: float(v) for k, v in losses.items()},
-               "kl_ref": kl_ref, "kl_coef": float(state.kl_coef), "non_score_reward": float(stats["non_score_reward"]),
-               "eos_fraction": float(ended.mean()),
-               "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick))}
+        row = {
+            "episode_return": float(scores.mean()),
+            "episode_length": float(mask.sum(-1).mean()),
+            "episode_count": float(len(rows)),
+            **{k: float(v) for k, v in losses.items()},
+            "kl_ref": kl_ref,
+            "kl_coef": float(state.kl_coef),
+            "non_score_reward": float(stats["non_score_reward"]),
+            "eos_fraction": float(ended.mean()),
+            "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick)),
+        }
         kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
         return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
 

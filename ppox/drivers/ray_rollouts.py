@@ -14,8 +14,8 @@ import json
 import jax
 import numpy as np
 
-from ppox.agent import make_network
-from ppox.config import Config
+from ppox.agent.agent import make_network
+from ppox.config.config import Config
 from ppox.drivers.collect import Collector, Rollout
 from ppox.envs.atari import make_host_envs
 from ppox.envs.gym_envs import spec_from_spaces
@@ -37,13 +37,15 @@ class RolloutWorker:
     def __init__(self, config_json: str, env, num_envs: int, seed: int):
         jax.config.update("jax_platforms", "cpu")  # a worker acts in NumPy; it never needs an accelerator
         # (a worker only collects: one minibatch, so that its share of the envs is always a valid config)
-        config = Config.from_dict(json.loads(config_json)).replace(num_envs=num_envs, ray=None, workers=1,
-                                                                   num_minibatches=1)
+        config = Config.from_dict(json.loads(config_json)).replace(
+            num_envs=num_envs, ray=None, workers=1, num_minibatches=1
+        )
         vec = config.vec if config.vec in ("ale", "envpool") else "sync"
         venv = make_host_envs(env, num_envs, vec, config.max_episode_steps, config.hide_obs)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
-        self.collector = Collector(config, spec, venv, make_network(config, spec), np.random.default_rng(seed),
-                                   seed=seed)
+        self.collector = Collector(
+            config, spec, venv, make_network(config, spec), np.random.default_rng(seed), seed=seed
+        )
 
     def first_obs(self) -> np.ndarray:
         return self.collector.first_obs()
@@ -60,6 +62,7 @@ class RolloutWorker:
 
 def merge_rollouts(parts: list[Rollout]) -> Rollout:
     """The workers' rollouts as one: time-major fields joined on the env axis (1), the start carry on axis 0."""
+
     def join(name: str):
         if getattr(parts[0], name) is None:
             return None
@@ -78,11 +81,12 @@ class RayRollouts:
         if not ray.is_initialized():
             address = None if config.ray == "local" else config.ray
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
             except ConnectionError as err:
-                raise ConfigError(f"--ray {config.ray}: cannot reach the Ray cluster ({err}); start one with "
-                                  "`ray start --head`, or use --ray local") from None
+                raise ConfigError(
+                    f"--ray {config.ray}: cannot reach the Ray cluster ({err}); start one with "
+                    "`ray start --head`, or use --ray local"
+                ) from None
         self.ray, self.config, self.env = ray, config, env
         self.per_worker = config.num_envs // config.workers
         self.restarts = 0

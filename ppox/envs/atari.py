@@ -46,9 +46,12 @@ def ale_kwargs(env_id: str) -> dict:
         kwargs = gym.spec(env_id).kwargs
     except gym.error.Error as err:
         raise ConfigError(f"--env {env_id}: {err}") from None
-    return {"game": kwargs["game"], "repeat_action_probability": kwargs.get("repeat_action_probability", 0.0),
-            "full_action_space": kwargs.get("full_action_space", False),
-            "max_num_frames_per_episode": kwargs.get("max_num_frames_per_episode", 108_000)}
+    return {
+        "game": kwargs["game"],
+        "repeat_action_probability": kwargs.get("repeat_action_probability", 0.0),
+        "full_action_space": kwargs.get("full_action_space", False),
+        "max_num_frames_per_episode": kwargs.get("max_num_frames_per_episode", 108_000),
+    }
 
 
 class FireOnReset(gym.Wrapper):
@@ -83,20 +86,22 @@ def make_atari_env(env_id: str, render_mode: str | None = None, video_folder=Non
     import_plugins(env_id)
     env = gym.make(env_id, frameskip=1, render_mode=render_mode)
     try:
-        env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84,
-                                              terminal_on_life_loss=False, grayscale_obs=True)
+        env = gym.wrappers.AtariPreprocessing(
+            env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True
+        )
     except gym.error.DependencyNotInstalled:
         raise ConfigError('Atari preprocessing needs OpenCV: pip install "ppox[atari]"') from None
     if video_folder is not None:
-        env = gym.wrappers.RecordVideo(env, str(video_folder), episode_trigger=lambda _: True, disable_logger=True,
-                                       fps=60 // FRAME_SKIP)
+        env = gym.wrappers.RecordVideo(
+            env, str(video_folder), episode_trigger=lambda _: True, disable_logger=True, fps=60 // FRAME_SKIP
+        )
     env = ChannelsLast(gym.wrappers.FrameStackObservation(FireOnReset(env), STACK))
     if max_episode_steps is not None:
         env = gym.wrappers.TimeLimit(env, max_episode_steps)
     return env
 
 
-def make_atari_envs(env_id: str, num_envs: int, vec: str, max_episode_steps: int | None = None) -> "AtariGames":
+def make_atari_envs(env_id: str, num_envs: int, vec: str, max_episode_steps: int | None = None) -> AtariGames:
     """``num_envs`` games for training: AtariVectorEnv (``vec`` "ale") or Gymnasium's wrappers in SyncEnvs or
     AsyncVectorEnv, behind AtariGames (a lost life ends an episode, rewards clipped to their sign)."""
     kwargs = ale_kwargs(env_id)
@@ -105,17 +110,27 @@ def make_atari_envs(env_id: str, num_envs: int, vec: str, max_episode_steps: int
 
         if max_episode_steps is not None:
             kwargs["max_num_frames_per_episode"] = max_episode_steps * FRAME_SKIP
-        venv = AtariVectorEnv(num_envs=num_envs, autoreset_mode=AutoresetMode.SAME_STEP, img_height=84,
-                              img_width=84, stack_num=STACK, frameskip=FRAME_SKIP, noop_max=30, episodic_life=False,
-                              reward_clipping=False, use_fire_reset=True, **kwargs)
+        venv = AtariVectorEnv(
+            num_envs=num_envs,
+            autoreset_mode=AutoresetMode.SAME_STEP,
+            img_height=84,
+            img_width=84,
+            stack_num=STACK,
+            frameskip=FRAME_SKIP,
+            noop_max=30,
+            episodic_life=False,
+            reward_clipping=False,
+            use_fire_reset=True,
+            **kwargs,
+        )
         return AtariGames(venv, channels_first=True)
     if vec == "envpool":
-        return AtariGames(EnvPoolGames(envpool_maker(env_id, num_envs, kwargs, max_episode_steps), num_envs),
-                          channels_first=True)
+        return AtariGames(
+            EnvPoolGames(envpool_maker(env_id, num_envs, kwargs, max_episode_steps), num_envs), channels_first=True
+        )
     factory = functools.partial(make_atari_env, env_id, max_episode_steps=max_episode_steps)
     if vec == "async":
-        return AtariGames(AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
-                                         context="spawn"))
+        return AtariGames(AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn"))
     return AtariGames(SyncEnvs([factory] * num_envs))
 
 
@@ -128,10 +143,20 @@ def envpool_maker(env_id: str, num_envs: int, ale: dict, max_episode_steps: int 
         raise ConfigError('--vec envpool needs EnvPool: pip install "ppox[envpool]"') from None
     task = ale["game"].title().replace("_", "") + "-v5"  # space_invaders -> SpaceInvaders-v5
     frames = ale["max_num_frames_per_episode"] if max_episode_steps is None else max_episode_steps * FRAME_SKIP
-    settings = dict(num_envs=num_envs, img_height=84, img_width=84, stack_num=STACK, frame_skip=FRAME_SKIP,
-                    noop_max=30, episodic_life=False, reward_clip=False, use_fire_reset=True,
-                    repeat_action_probability=ale["repeat_action_probability"],
-                    full_action_space=ale["full_action_space"], max_episode_steps=frames // FRAME_SKIP)
+    settings = dict(
+        num_envs=num_envs,
+        img_height=84,
+        img_width=84,
+        stack_num=STACK,
+        frame_skip=FRAME_SKIP,
+        noop_max=30,
+        episodic_life=False,
+        reward_clip=False,
+        use_fire_reset=True,
+        repeat_action_probability=ale["repeat_action_probability"],
+        full_action_space=ale["full_action_space"],
+        max_episode_steps=frames // FRAME_SKIP,
+    )
 
     def make(seed: int):
         try:
@@ -200,8 +225,9 @@ class AtariGames:
         self.venv, self.channels_first = venv, channels_first
         self.num_envs = venv.num_envs
         shape = venv.single_observation_space.shape
-        self.single_observation_space = (spaces.Box(0, 255, shape[1:] + shape[:1], np.uint8) if channels_first
-                                         else venv.single_observation_space)
+        self.single_observation_space = (
+            spaces.Box(0, 255, shape[1:] + shape[:1], np.uint8) if channels_first else venv.single_observation_space
+        )
         self.single_action_space = venv.single_action_space
         self.mask_source = None  # (no action masks)
 
@@ -231,8 +257,13 @@ class AtariGames:
         final = obs.copy() if game_over.any() or lost.any() else obs
         for i in np.flatnonzero(game_over):
             final[i] = self._image(np.asarray(info["final_obs"][i]))
-        out = {"final_obs": final, "_final_obs": game_over | lost, "game_over": game_over,
-               "game_return": self.game_return.copy(), "game_length": self.game_length.copy()}
+        out = {
+            "final_obs": final,
+            "_final_obs": game_over | lost,
+            "game_over": game_over,
+            "game_return": self.game_return.copy(),
+            "game_length": self.game_length.copy(),
+        }
         self.game_return[game_over], self.game_length[game_over] = 0.0, 0
         return obs, np.sign(reward).astype(np.float32), terminated | lost, truncated, out
 

@@ -26,30 +26,38 @@ def env_name(env) -> str:
 def check_spaces(env) -> None:
     for name in ("observation_space", "action_space"):
         if not isinstance(getattr(env, name, None), spaces.Space):
-            raise EnvContractError(f"env {env_name(env)}: it has no {name} (a Gymnasium env defines "
-                                   "observation_space and action_space as gymnasium.spaces)")
+            raise EnvContractError(
+                f"env {env_name(env)}: it has no {name} (a Gymnasium env defines "
+                "observation_space and action_space as gymnasium.spaces)"
+            )
 
 
 def check_reset(env, result):
     """(obs, info) of a reset, checked."""
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
-        raise EnvContractError(f"env {env_name(env)}: reset() returned {_describe(result)}; a Gymnasium env's "
-                               "reset returns (observation, info)")
+        raise EnvContractError(
+            f"env {env_name(env)}: reset() returned {_describe(result)}; a Gymnasium env's "
+            "reset returns (observation, info)"
+        )
     check_observation(env, result[0], "reset()")
     return result
 
 
 def step_error(env, result) -> EnvContractError:
     old = " (the old Gym API: obs, reward, done, info)" if isinstance(result, tuple) and len(result) == 4 else ""
-    return EnvContractError(f"env {env_name(env)}: step() returned {_describe(result)}{old}; a Gymnasium env's "
-                            "step returns (observation, reward, terminated, truncated, info)")
+    return EnvContractError(
+        f"env {env_name(env)}: step() returned {_describe(result)}{old}; a Gymnasium env's "
+        "step returns (observation, reward, terminated, truncated, info)"
+    )
 
 
 def check_observation(env, obs, call: str) -> None:
     problem = _observation_problem(env.observation_space, obs)
     if problem:
-        raise EnvContractError(f"env {env_name(env)}: {call} returned an observation that does not fit its "
-                               f"observation_space {env.observation_space}: {problem}")
+        raise EnvContractError(
+            f"env {env_name(env)}: {call} returned an observation that does not fit its "
+            f"observation_space {env.observation_space}: {problem}"
+        )
 
 
 def _observation_problem(space, obs) -> str | None:

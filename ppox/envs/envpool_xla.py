@@ -87,8 +87,9 @@ class EnvPoolXla:
     def step(self, state: PoolState, action) -> tuple[PoolState, Stepped]:
         """One step of every game (traced)."""
         handle, (obs, reward, terminated, truncated, info) = self._step(state.handle, action.astype(jnp.int32))
-        return atari_step(state._replace(handle=handle), obs, reward, terminated, truncated,
-                          jnp.asarray(info["lives"], jnp.int32))
+        return atari_step(
+            state._replace(handle=handle), obs, reward, terminated, truncated, jnp.asarray(info["lives"], jnp.int32)
+        )
 
     def close(self) -> None:
         self.pool.close()

@@ -15,7 +15,8 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,9 +24,9 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
 from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
+from ppox.envs.gym_wrappers import hidden
 from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import is_entry_point
-from ppox.envs.gym_wrappers import hidden
 from ppox.envs.spec import EnvSpec, spec_from_action_space
 from ppox.errors import ConfigError
 
@@ -48,8 +49,10 @@ def env_factory(env: Any) -> Callable[[], Any]:
             target = getattr(module, attr)
             if (inspect.isclass(target) and issubclass(target, gym.Env)) or inspect.isfunction(target):
                 return target
-            raise ConfigError(f"--env {env}: {attr!r} in {module_name!r} is not a Gymnasium environment class or "
-                              "factory (a gymnasium.Env subclass, or a Python function returning an env)")
+            raise ConfigError(
+                f"--env {env}: {attr!r} in {module_name!r} is not a Gymnasium environment class or "
+                "factory (a gymnasium.Env subclass, or a Python function returning an env)"
+            )
     # 'module:RegisteredId' (gymnasium's own form) or a registered id; a partial pickles for subprocesses
     return functools.partial(gym.make, env, disable_env_checker=True)
 
@@ -94,8 +97,9 @@ class SyncEnvs:
         self.mask_source: str | None = None  # where the envs offer action masks (ppox.envs.masks), from reset
 
     def reset(self, *, seed: int | None = None):
-        results = [check_reset(env, env.reset(seed=None if seed is None else seed + i))
-                   for i, env in enumerate(self.envs)]
+        results = [
+            check_reset(env, env.reset(seed=None if seed is None else seed + i)) for i, env in enumerate(self.envs)
+        ]
         self.infos = [info for _, info in results]
         self.mask_source = mask_source(self.envs[0], *results[0])
         return _stack(self.single_observation_space, [obs for obs, _ in results]), {}
@@ -104,8 +108,9 @@ class SyncEnvs:
         """Every env's current action mask, bool [num_envs, size] (needs a mask source)."""
         if self.mask_source == "obs":
             return np.asarray(raw_obs["action_mask"]).astype(bool).reshape(self.num_envs, size)
-        return np.stack([read_mask(env, self.mask_source, None, info, size) for env, info in zip(self.envs,
-                                                                                                   self.infos)])
+        return np.stack(
+            [read_mask(env, self.mask_source, None, info, size) for env, info in zip(self.envs, self.infos)]
+        )
 
     def step(self, actions):
         if self._int_actions:
@@ -123,15 +128,23 @@ class SyncEnvs:
                 self._checked[i] = True
             if term or trunc:
                 if not info:
-                    info = {"final_obs": np.full(self.num_envs, None, object), "_final_obs": np.zeros(self.num_envs, bool)}
+                    info = {
+                        "final_obs": np.full(self.num_envs, None, object),
+                        "_final_obs": np.zeros(self.num_envs, bool),
+                    }
                 info["final_obs"][i], info["_final_obs"][i] = obs, True
                 obs, self.infos[i] = check_reset(env, env.reset())
             observations.append(obs)
             rewards.append(reward)
             terminated.append(term)
             truncated.append(trunc)
-        return (_stack(self.single_observation_space, observations), np.array(rewards, np.float64),
-                np.array(terminated, bool), np.array(truncated, bool), info)
+        return (
+            _stack(self.single_observation_space, observations),
+            np.array(rewards, np.float64),
+            np.array(terminated, bool),
+            np.array(truncated, bool),
+            info,
+        )
 
     def close(self) -> None:
         for env in self.envs:
@@ -151,13 +164,16 @@ def time_limited(factory: Callable[[], Any], max_episode_steps: int):
     return gym.wrappers.TimeLimit(factory(), max_episode_steps=max_episode_steps)
 
 
-def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None,
-                    hide_obs: tuple[int, ...] = ()):
+def make_vector_env(
+    env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()
+):
     """``num_envs`` copies of the env with SAME_STEP autoreset: SyncEnvs, or Gymnasium's AsyncVectorEnv;
     with ``max_episode_steps``, each behind a TimeLimit; with ``hide_obs``, behind HideObservation."""
     if isinstance(env, gym.Env) and num_envs > 1:
-        raise ConfigError("an env instance can only be used with --num-envs 1; pass a factory (a function "
-                          "returning a new env) or an id to run several")
+        raise ConfigError(
+            "an env instance can only be used with --num-envs 1; pass a factory (a function "
+            "returning a new env) or an id to run several"
+        )
     factory = env_factory(env)
     if max_episode_steps is not None:
         factory = functools.partial(time_limited, factory, max_episode_steps)  # (a partial pickles for spawn)
@@ -169,16 +185,21 @@ def make_vector_env(env: Any, num_envs: int, vec: str, max_episode_steps: int | 
         return SyncEnvs([factory] * num_envs)
     except gym.error.DependencyNotInstalled as err:
         text = str(err).lower()
-        hint = (' (MuJoCo envs: pip install "ppox[mujoco]")' if "mujoco" in text else
-                ' (Box2D envs: pip install "ppox[box2d]")' if "box2d" in text or "pygame" in text else "")
+        hint = (
+            ' (MuJoCo envs: pip install "ppox[mujoco]")'
+            if "mujoco" in text
+            else ' (Box2D envs: pip install "ppox[box2d]")'
+            if "box2d" in text or "pygame" in text
+            else ""
+        )
         raise ConfigError(f"--env {env}: {err}{hint}") from None
 
 
 class ObsEncoder:
     """Turns a vector env's batched observations into one array [num_envs, features...].
 
-    Box: float32, uint8 images kept as uint8 (the network scales them to [0, 1]); Discrete: one-hot; Dict and Tuple: each part
-    encoded and flattened, concatenated in the space's order.
+    Box: float32, uint8 images kept as uint8 (the network scales them to [0, 1]); Discrete: one-hot; Dict and
+    Tuple: each part encoded and flattened, concatenated in the space's order.
     """
 
     def __init__(self, space):
@@ -276,8 +297,9 @@ def is_single_observation(space, obs) -> bool:
 
 
 def _unsupported(what: str, space) -> None:
-    raise ConfigError(f"unsupported {what} space {space!r}; ppox supports Box, Discrete, MultiDiscrete, "
-                      "MultiBinary, Dict, Tuple")
+    raise ConfigError(
+        f"unsupported {what} space {space!r}; ppox supports Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
+    )
 
 
 def batch_of_one(space, x):

@@ -23,8 +23,9 @@ class HideObservation(gym.ObservationWrapper):
         self.keep = np.array([i for i in range(size) if i not in set(hidden)], np.int64)
         if not len(self.keep):
             raise ConfigError("--hide-obs hides every observation entry; leave at least one")
-        self.observation_space = gym.spaces.Box(space.low.reshape(-1)[self.keep], space.high.reshape(-1)[self.keep],
-                                                dtype=space.dtype)
+        self.observation_space = gym.spaces.Box(
+            space.low.reshape(-1)[self.keep], space.high.reshape(-1)[self.keep], dtype=space.dtype
+        )
 
     def observation(self, observation):
         return np.asarray(observation).reshape(-1)[self.keep]

@@ -38,8 +38,10 @@ def read_mask(env, source: str, obs, info, size: int) -> np.ndarray:
         mask = obs.get("action_mask") if isinstance(obs, dict) else None
     mask = np.asarray(mask).astype(bool).reshape(-1) if mask is not None else None
     if mask is None or mask.shape != (size,):
-        raise EnvContractError(f"env {env_name(env)}: its action mask ({source}) should be {size} booleans, got "
-                               f"{None if mask is None else list(mask.shape)}")
+        raise EnvContractError(
+            f"env {env_name(env)}: its action mask ({source}) should be {size} booleans, got "
+            f"{None if mask is None else list(mask.shape)}"
+        )
     return mask
 
 
@@ -50,8 +52,10 @@ def check_some_legal(masks: np.ndarray, dims: tuple[int, ...], env, step: int) -
     none = ~np.stack([part.any(axis=-1) for part in parts], axis=-1).all(axis=-1)
     if none.any():
         index = int(np.flatnonzero(none)[0])
-        raise EnvContractError(f"env {env_name(env)}: every action is masked at step {step} (env {index}); a mask "
-                               "must allow at least one action")
+        raise EnvContractError(
+            f"env {env_name(env)}: every action is masked at step {step} (env {index}); a mask "
+            "must allow at least one action"
+        )
 
 
 def legal(masks: np.ndarray, actions: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:

@@ -61,11 +61,24 @@ def known_env_ids() -> list[str]:
 
 # Packages that register Gymnasium envs when imported (Gymnasium 1.x no longer imports them itself),
 # by the id prefixes they register.
-PLUGINS = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid", "highway-": "highway_env",
-           "merge-": "highway_env", "roundabout-": "highway_env", "parking-": "highway_env",
-           "intersection-": "highway_env", "racetrack-": "highway_env", "exit-": "highway_env",
-           "MinAtar/": "minatar", "Fetch": "gymnasium_robotics", "Hand": "gymnasium_robotics",
-           "AntMaze": "gymnasium_robotics", "PointMaze": "gymnasium_robotics", "popgym-": "popgym"}
+PLUGINS = {
+    "ALE/": "ale_py",
+    "MiniGrid-": "minigrid",
+    "BabyAI-": "minigrid",
+    "highway-": "highway_env",
+    "merge-": "highway_env",
+    "roundabout-": "highway_env",
+    "parking-": "highway_env",
+    "intersection-": "highway_env",
+    "racetrack-": "highway_env",
+    "exit-": "highway_env",
+    "MinAtar/": "minatar",
+    "Fetch": "gymnasium_robotics",
+    "Hand": "gymnasium_robotics",
+    "AntMaze": "gymnasium_robotics",
+    "PointMaze": "gymnasium_robotics",
+    "popgym-": "popgym",
+}
 
 
 def is_atari_id(env_id: str) -> bool:
@@ -103,9 +116,13 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
     missing = package is not None and importlib.util.find_spec(package) is None
     if is_atari_id(env_id) and importlib.util.find_spec("ale_py") is None:
         package, missing = '"ppox[atari]"', True
-    suggestion = (f"; pip install {package.replace('_', '-')} to register it" if missing else
-                  f"; did you mean {' or '.join(hint)}?" if hint else
-                  "; `ppox envs` lists the ids, and 'package.module:Class' names any env class")
+    suggestion = (
+        f"; pip install {package.replace('_', '-')} to register it"
+        if missing
+        else f"; did you mean {' or '.join(hint)}?"
+        if hint
+        else "; `ppox envs` lists the ids, and 'package.module:Class' names any env class"
+    )
     raise ConfigError(f"--env: unknown environment {env_id!r}{suggestion}")
 
 

@@ -44,24 +44,29 @@ class EnvSpec:
         return np.asarray(self.action_low, np.float32), np.asarray(self.action_high, np.float32)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EnvSpec":
+    def from_dict(cls, data: dict) -> EnvSpec:
         """An EnvSpec from JSON-like data (a file's metadata); ValueError naming what is malformed."""
+
         def ints(x, least=0):
-            return isinstance(x, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= least
-                                               for n in x)
+            return isinstance(x, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= least for n in x)
 
         def tup(x):
             return None if x is None else tuple(x)
 
-        if not (isinstance(data, dict) and ints(data.get("obs_shape")) and ints(data.get("action_dims"), 1)
-                and data.get("action_kind") in ("discrete", "continuous", "multi_discrete")):
+        if not (
+            isinstance(data, dict)
+            and ints(data.get("obs_shape"))
+            and ints(data.get("action_dims"), 1)
+            and data.get("action_kind") in ("discrete", "continuous", "multi_discrete")
+        ):
             raise ValueError(f"not an env spec: {str(data)[:200]}")
         for key in ("action_low", "action_high"):
             if data.get(key) is not None and not (
-                    isinstance(data[key], list) and all(isinstance(x, (int, float)) for x in data[key])):
+                isinstance(data[key], list) and all(isinstance(x, (int, float)) for x in data[key])
+            ):
                 raise ValueError(f"env spec {key} must be a list of numbers")
         for key in ("action_shape", "action_start"):
-            if data.get(key) is not None and not ints(data[key], -2**31):
+            if data.get(key) is not None and not ints(data[key], -(2**31)):
                 raise ValueError(f"env spec {key} must be a list of integers")
         return cls(
             obs_shape=tuple(data["obs_shape"]),
@@ -84,22 +89,35 @@ def spec_from_action_space(obs_shape: tuple[int, ...], action_space) -> EnvSpec:
     obs_shape = tuple(int(n) for n in obs_shape)
     if kind == "Discrete":
         start = int(getattr(action_space, "start", 0))
-        return EnvSpec(obs_shape, "discrete", (int(action_space.n),), action_shape=(),
-                       action_start=(start,) if start else None)
+        return EnvSpec(
+            obs_shape, "discrete", (int(action_space.n),), action_shape=(), action_start=(start,) if start else None
+        )
     if kind == "Box" and np.issubdtype(np.dtype(getattr(action_space, "dtype", np.float32)), np.floating):
         flat = shape or (1,)
         low = np.broadcast_to(np.asarray(action_space.low, np.float32), flat).ravel()
         high = np.broadcast_to(np.asarray(action_space.high, np.float32), flat).ravel()
-        return EnvSpec(obs_shape, "continuous", (int(np.prod(flat)),), tuple(float(x) for x in low),
-                       tuple(float(x) for x in high), action_shape=shape)
+        return EnvSpec(
+            obs_shape,
+            "continuous",
+            (int(np.prod(flat)),),
+            tuple(float(x) for x in low),
+            tuple(float(x) for x in high),
+            action_shape=shape,
+        )
     if kind == "MultiDiscrete":
         start = np.ravel(getattr(action_space, "start", 0) * np.ones_like(action_space.nvec))
-        return EnvSpec(obs_shape, "multi_discrete", tuple(int(n) for n in np.ravel(action_space.nvec)),
-                       action_shape=shape, action_start=tuple(int(s) for s in start) if start.any() else None)
+        return EnvSpec(
+            obs_shape,
+            "multi_discrete",
+            tuple(int(n) for n in np.ravel(action_space.nvec)),
+            action_shape=shape,
+            action_start=tuple(int(s) for s in start) if start.any() else None,
+        )
     if kind == "MultiBinary":
         return EnvSpec(obs_shape, "multi_discrete", (2,) * int(np.prod(shape)), action_shape=shape)
-    raise ConfigError(f"unsupported action space {action_space!r}; ppox supports Discrete, Box (float), "
-                      "MultiDiscrete, MultiBinary")
+    raise ConfigError(
+        f"unsupported action space {action_space!r}; ppox supports Discrete, Box (float), MultiDiscrete, MultiBinary"
+    )
 
 
 def to_env_action(spec: EnvSpec, actions, xp=np):
@@ -113,8 +131,9 @@ def to_env_action(spec: EnvSpec, actions, xp=np):
         shape = spec.action_shape if spec.action_shape is not None else spec.action_dims
         return clipped.reshape(batch + tuple(shape))
     if spec.action_start is not None:
-        actions = actions + np.asarray(spec.action_start if spec.action_kind == "multi_discrete"
-                                       else spec.action_start[0])
+        actions = actions + np.asarray(
+            spec.action_start if spec.action_kind == "multi_discrete" else spec.action_start[0]
+        )
     if spec.action_kind == "multi_discrete" and spec.action_shape is not None:
         actions = actions.reshape(batch + tuple(spec.action_shape))
     return actions

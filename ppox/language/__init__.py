@@ -8,8 +8,14 @@ and advantages. Text needs the ``lm`` extra (the ``tokenizers`` package); ppox n
 transformers. See docs/lm.md.
 """
 
-from ppox.language.advantages import (grpo_advantages, kl_penalized_rewards, masked_whiten, response_gae,
-                                     rloo_advantages, token_kl)
+from ppox.language.advantages import (
+    grpo_advantages,
+    kl_penalized_rewards,
+    masked_whiten,
+    response_gae,
+    rloo_advantages,
+    token_kl,
+)
 from ppox.language.config import LMConfig, from_hf, parameter_count, to_hf
 from ppox.language.hf import LanguageModel, load, read_config, save
 from ppox.language.models import CausalLM, forward, init_params

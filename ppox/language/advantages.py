@@ -35,8 +35,14 @@ def token_kl(logprobs: jax.Array, ref_logprobs: jax.Array, estimator: str = "k1"
     raise ValueError(f"estimator {estimator!r}: one of {', '.join(KL_ESTIMATORS)}")
 
 
-def kl_penalized_rewards(scores: jax.Array, logprobs: jax.Array, ref_logprobs: jax.Array, mask: jax.Array,
-                         kl_coef: float, estimator: str = "k1") -> tuple[jax.Array, jax.Array]:
+def kl_penalized_rewards(
+    scores: jax.Array,
+    logprobs: jax.Array,
+    ref_logprobs: jax.Array,
+    mask: jax.Array,
+    kl_coef: float,
+    estimator: str = "k1",
+) -> tuple[jax.Array, jax.Array]:
     """(rewards [B, N], kl [B, N]): r_t = -beta kl_t + [t is the last token] score, 0 outside ``mask``.
 
     ``scores`` [B] are the sequence-level rewards; ``kl_t`` is ``token_kl`` of the policy that sampled
@@ -62,8 +68,9 @@ def masked_whiten(x: jax.Array, mask: jax.Array, shift_mean: bool = True, eps: f
     return jnp.where(mask, whitened if shift_mean else whitened + mean, 0.0)
 
 
-def response_gae(rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma: float = 1.0,
-                 gae_lambda: float = 0.95) -> tuple[jax.Array, jax.Array]:
+def response_gae(
+    rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma: float = 1.0, gae_lambda: float = 0.95
+) -> tuple[jax.Array, jax.Array]:
     """(advantages, returns) [B, N] over response tokens, by ``ppox.core.advantages.gae``:
     A_t = delta_t + gamma lambda A_{t+1}, delta_t = r_t + gamma V_{t+1} - V_t, the episode terminated at the
     last token (V after it is 0); returns G_t = A_t + V_t. 0 outside ``mask``.
@@ -73,8 +80,9 @@ def response_gae(rewards: jax.Array, values: jax.Array, mask: jax.Array, gamma: 
     values = jnp.where(mask, values, 0.0)
     next_values = jnp.concatenate([values[:, 1:], jnp.zeros_like(values[:, :1])], axis=1)
     ends = last_token(mask) | ~mask  # padding steps end at once, so nothing flows back through them
-    advantages = gae(jnp.where(mask, rewards, 0.0).T, values.T, next_values.T, ends.T, jnp.zeros_like(ends.T),
-                     gamma, gae_lambda).T
+    advantages = gae(
+        jnp.where(mask, rewards, 0.0).T, values.T, next_values.T, ends.T, jnp.zeros_like(ends.T), gamma, gae_lambda
+    ).T
     advantages = jnp.where(mask, advantages, 0.0)
     return advantages, jnp.where(mask, advantages + values, 0.0)
 

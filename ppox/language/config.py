@@ -59,8 +59,9 @@ def from_hf(hf: dict, where: str = "config.json") -> LMConfig:
         return _gpt2(hf, where)
     if model_type in LLAMA_TYPES:
         return _llama(hf, where)
-    raise CheckpointError(f"{where}: model_type {model_type!r} is not supported (ppox.lm reads gpt2, "
-                          f"{', '.join(sorted(LLAMA_TYPES))})")
+    raise CheckpointError(
+        f"{where}: model_type {model_type!r} is not supported (ppox.lm reads gpt2, {', '.join(sorted(LLAMA_TYPES))})"
+    )
 
 
 def _gpt2(hf: dict, where: str) -> LMConfig:
@@ -70,12 +71,27 @@ def _gpt2(hf: dict, where: str) -> LMConfig:
     if hf.get("scale_attn_weights") is False:
         raise CheckpointError(f"{where}: GPT-2 with scale_attn_weights=false is not supported")
     hidden, heads = _get(hf, "n_embd", where), _get(hf, "n_head", where)
-    return _checked(LMConfig(
-        family="gpt2", model_type="gpt2", vocab_size=_get(hf, "vocab_size", where), hidden_size=hidden,
-        num_layers=_get(hf, "n_layer", where), num_heads=heads, num_kv_heads=heads, head_dim=hidden // heads,
-        intermediate_size=hf.get("n_inner") or 4 * hidden, max_positions=_get(hf, "n_positions", where),
-        norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)), activation=hf.get("activation_function", "gelu_new"),
-        tie_embeddings=hf.get("tie_word_embeddings", True), qkv_bias=True, out_bias=True, mlp_bias=True), where)
+    return _checked(
+        LMConfig(
+            family="gpt2",
+            model_type="gpt2",
+            vocab_size=_get(hf, "vocab_size", where),
+            hidden_size=hidden,
+            num_layers=_get(hf, "n_layer", where),
+            num_heads=heads,
+            num_kv_heads=heads,
+            head_dim=hidden // heads,
+            intermediate_size=hf.get("n_inner") or 4 * hidden,
+            max_positions=_get(hf, "n_positions", where),
+            norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
+            activation=hf.get("activation_function", "gelu_new"),
+            tie_embeddings=hf.get("tie_word_embeddings", True),
+            qkv_bias=True,
+            out_bias=True,
+            mlp_bias=True,
+        ),
+        where,
+    )
 
 
 def _llama(hf: dict, where: str) -> LMConfig:
@@ -87,15 +103,29 @@ def _llama(hf: dict, where: str) -> LMConfig:
     hidden, heads = _get(hf, "hidden_size", where), _get(hf, "num_attention_heads", where)
     theta, scaling = _rope(hf, where)
     attention_bias = bool(hf.get("attention_bias", False))
-    return _checked(LMConfig(
-        family="llama", model_type=model_type, vocab_size=_get(hf, "vocab_size", where), hidden_size=hidden,
-        num_layers=_get(hf, "num_hidden_layers", where), num_heads=heads,
-        num_kv_heads=hf.get("num_key_value_heads") or heads, head_dim=hf.get("head_dim") or hidden // heads,
-        intermediate_size=_get(hf, "intermediate_size", where),
-        max_positions=hf.get("max_position_embeddings", 2048), norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        activation=hf.get("hidden_act", "silu"), tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        qkv_bias=LLAMA_TYPES[model_type] or attention_bias, out_bias=attention_bias,
-        mlp_bias=bool(hf.get("mlp_bias", False)), rope_theta=theta, rope_scaling=scaling), where)
+    return _checked(
+        LMConfig(
+            family="llama",
+            model_type=model_type,
+            vocab_size=_get(hf, "vocab_size", where),
+            hidden_size=hidden,
+            num_layers=_get(hf, "num_hidden_layers", where),
+            num_heads=heads,
+            num_kv_heads=hf.get("num_key_value_heads") or heads,
+            head_dim=hf.get("head_dim") or hidden // heads,
+            intermediate_size=_get(hf, "intermediate_size", where),
+            max_positions=hf.get("max_position_embeddings", 2048),
+            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            activation=hf.get("hidden_act", "silu"),
+            tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            qkv_bias=LLAMA_TYPES[model_type] or attention_bias,
+            out_bias=attention_bias,
+            mlp_bias=bool(hf.get("mlp_bias", False)),
+            rope_theta=theta,
+            rope_scaling=scaling,
+        ),
+        where,
+    )
 
 
 def _rope(hf: dict, where: str) -> tuple[float, tuple]:
@@ -116,10 +146,13 @@ def _checked(config: LMConfig, where: str) -> LMConfig:
     if config.activation not in ACTIVATIONS:
         raise CheckpointError(f"{where}: activation {config.activation!r} is not supported ({', '.join(ACTIVATIONS)})")
     if config.num_heads % config.num_kv_heads:
-        raise CheckpointError(f"{where}: {config.num_heads} attention heads do not divide into "
-                              f"{config.num_kv_heads} key/value heads")
+        raise CheckpointError(
+            f"{where}: {config.num_heads} attention heads do not divide into {config.num_kv_heads} key/value heads"
+        )
     if config.family == "gpt2" and config.hidden_size % config.num_heads:
-        raise CheckpointError(f"{where}: hidden size {config.hidden_size} is not a multiple of {config.num_heads} heads")
+        raise CheckpointError(
+            f"{where}: hidden size {config.hidden_size} is not a multiple of {config.num_heads} heads"
+        )
     if config.family == "llama" and config.head_dim % 2:
         raise CheckpointError(f"{where}: rotary positions need an even head_dim, not {config.head_dim}")
     return config
@@ -128,24 +161,42 @@ def _checked(config: LMConfig, where: str) -> LMConfig:
 def to_hf(config: LMConfig) -> dict:
     """The config.json entries that describe ``config`` (merged over the original file when saving)."""
     if config.family == "gpt2":
-        return {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": config.vocab_size,
-                "n_embd": config.hidden_size, "n_layer": config.num_layers, "n_head": config.num_heads,
-                "n_inner": config.intermediate_size, "n_positions": config.max_positions,
-                "layer_norm_epsilon": config.norm_eps, "activation_function": config.activation,
-                "tie_word_embeddings": config.tie_embeddings}
+        return {
+            "model_type": "gpt2",
+            "architectures": ["GPT2LMHeadModel"],
+            "vocab_size": config.vocab_size,
+            "n_embd": config.hidden_size,
+            "n_layer": config.num_layers,
+            "n_head": config.num_heads,
+            "n_inner": config.intermediate_size,
+            "n_positions": config.max_positions,
+            "layer_norm_epsilon": config.norm_eps,
+            "activation_function": config.activation,
+            "tie_word_embeddings": config.tie_embeddings,
+        }
     rope = {"rope_type": "default", "rope_theta": config.rope_theta}
     if config.rope_scaling:
         keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
         rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}
         rope["original_max_position_embeddings"] = int(rope["original_max_position_embeddings"])
     architecture = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-    entries = {"model_type": config.model_type, "architectures": [architecture[config.model_type]],
-               "vocab_size": config.vocab_size, "hidden_size": config.hidden_size,
-               "num_hidden_layers": config.num_layers, "num_attention_heads": config.num_heads,
-               "num_key_value_heads": config.num_kv_heads, "head_dim": config.head_dim,
-               "intermediate_size": config.intermediate_size, "max_position_embeddings": config.max_positions,
-               "rms_norm_eps": config.norm_eps, "hidden_act": config.activation,
-               "tie_word_embeddings": config.tie_embeddings, "rope_parameters": rope, "mlp_bias": config.mlp_bias}
+    entries = {
+        "model_type": config.model_type,
+        "architectures": [architecture[config.model_type]],
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "num_key_value_heads": config.num_kv_heads,
+        "head_dim": config.head_dim,
+        "intermediate_size": config.intermediate_size,
+        "max_position_embeddings": config.max_positions,
+        "rms_norm_eps": config.norm_eps,
+        "hidden_act": config.activation,
+        "tie_word_embeddings": config.tie_embeddings,
+        "rope_parameters": rope,
+        "mlp_bias": config.mlp_bias,
+    }
     if config.model_type != "qwen2":
         entries["attention_bias"] = config.qkv_bias
     return entries
@@ -157,7 +208,13 @@ def parameter_count(config: LMConfig) -> int:
     q, kv = config.num_heads * config.head_dim, config.num_kv_heads * config.head_dim
     if config.family == "gpt2":
         layer = 2 * 2 * d + d * 3 * d + 3 * d + d * d + d + d * f + f + f * d + d
-        return v * d + config.max_positions * d + config.num_layers * layer + 2 * d + (0 if config.tie_embeddings else v * d)
+        return (
+            v * d
+            + config.max_positions * d
+            + config.num_layers * layer
+            + 2 * d
+            + (0 if config.tie_embeddings else v * d)
+        )
     attention = d * (q + 2 * kv) + q * d + (q + 2 * kv if config.qkv_bias else 0) + (d if config.out_bias else 0)
     mlp = 3 * d * f + (2 * f + d if config.mlp_bias else 0)
     return v * d + config.num_layers * (attention + mlp + 2 * d) + d + (0 if config.tie_embeddings else v * d)

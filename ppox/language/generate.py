@@ -10,8 +10,15 @@ from ppox.language.sampling import Sampling, make_sampler
 from ppox.language.tokenizer import TextTokenizer
 
 
-def complete(model: LanguageModel, tok: TextTokenizer, prompts: list[str], sampling: Sampling, batch: int = 8,
-             seed: int = 0, max_prompt_tokens: int = 256) -> list[str]:
+def complete(
+    model: LanguageModel,
+    tok: TextTokenizer,
+    prompts: list[str],
+    sampling: Sampling,
+    batch: int = 8,
+    seed: int = 0,
+    max_prompt_tokens: int = 256,
+) -> list[str]:
     """One completion per prompt; prompts are left-padded to the longest (kept to their last
     ``max_prompt_tokens`` tokens), the last batch padded with copies so that one program serves all."""
     ids, mask = tok.encode(prompts, None)
@@ -21,5 +28,5 @@ def complete(model: LanguageModel, tok: TextTokenizer, prompts: list[str], sampl
         rows = np.arange(begin, begin + batch) % len(prompts)
         key, draw = jax.random.split(key)
         out = sample(model.params, ids[rows], mask[rows], draw)
-        texts.extend(tok.decode(np.asarray(out.tokens), np.asarray(out.mask))[:len(prompts) - begin])
+        texts.extend(tok.decode(np.asarray(out.tokens), np.asarray(out.mask))[: len(prompts) - begin])
     return texts

@@ -15,11 +15,11 @@ import jax
 import numpy as np
 
 from ppox.errors import CheckpointError, ConfigError
-from ppox.files import atomic_write_text
 from ppox.language.config import LMConfig, from_hf, to_hf
 from ppox.language.models import params_dtype
 from ppox.language.weights import DTYPE_NAMES, params_from_tensors, read_folder_tensors, tensors_from_params
-from ppox.tensorfile import write
+from ppox.utils.files import atomic_write_text
+from ppox.utils.tensorfile import write
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -72,8 +72,9 @@ def load(folder: Path, dtype: str = "float32") -> LanguageModel:
     return LanguageModel(config, params, hf, generation_config if isinstance(generation_config, dict) else {})
 
 
-def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
-         tokenizer_from: Path | None = None) -> None:
+def save(
+    folder: Path, model: LanguageModel, max_shard_bytes: int | None = None, tokenizer_from: Path | None = None
+) -> None:
     """Write ``model`` as a Hugging Face folder: config.json, generation_config.json (if the model has one)
     and model.safetensors, or shards of at most ``max_shard_bytes`` each with model.safetensors.index.json;
     tensors in the parameters' dtype. The tokenizer files of ``tokenizer_from`` (a model folder) are copied
@@ -85,8 +86,11 @@ def save(folder: Path, model: LanguageModel, max_shard_bytes: int | None = None,
     if dtype is None:
         raise CheckpointError(f"parameters in {params_dtype(model.params)}: save float32 or bfloat16 ones")
     shards = _shards(tensors, max_shard_bytes)
-    for stale in [*folder.glob("model-*-of-*.safetensors"), folder / "model.safetensors.index.json",
-                  folder / "model.safetensors"]:
+    for stale in [
+        *folder.glob("model-*-of-*.safetensors"),
+        folder / "model.safetensors.index.json",
+        folder / "model.safetensors",
+    ]:
         stale.unlink(missing_ok=True)
     if len(shards) == 1:
         write(folder / "model.safetensors", tensors, {"format": "pt"})

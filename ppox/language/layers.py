@@ -13,10 +13,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-ACTIVATIONS = {"gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
-               "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-               "gelu": lambda x: jax.nn.gelu(x, approximate=False), "relu": jax.nn.relu,
-               "silu": jax.nn.silu, "swish": jax.nn.silu}
+ACTIVATIONS = {
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+}
 
 
 class KVCache(struct.PyTreeNode):
@@ -73,8 +77,14 @@ class RMSNorm(nn.Module):
 
 def dense(features: int, name: str, bias: bool) -> nn.Dense:
     """A linear layer y = x W + b whose arithmetic follows its parameters' dtype."""
-    return nn.Dense(features, use_bias=bias, dtype=None, name=name,
-                    kernel_init=nn.initializers.normal(0.02), bias_init=nn.initializers.zeros)
+    return nn.Dense(
+        features,
+        use_bias=bias,
+        dtype=None,
+        name=name,
+        kernel_init=nn.initializers.normal(0.02),
+        bias_init=nn.initializers.zeros,
+    )
 
 
 def rotary(x: jax.Array, positions: jax.Array, freqs: tuple) -> jax.Array:

@@ -13,8 +13,18 @@ import jax
 import jax.numpy as jnp
 
 from ppox.language.config import LMConfig, rope_frequencies
-from ppox.language.layers import (ACTIVATIONS, KVCache, LayerNorm, RMSNorm, attend, dense, empty_cache,
-                                  positions_from_mask, rotary, write)
+from ppox.language.layers import (
+    ACTIVATIONS,
+    KVCache,
+    LayerNorm,
+    RMSNorm,
+    attend,
+    dense,
+    empty_cache,
+    positions_from_mask,
+    rotary,
+    write,
+)
 
 
 class GPT2Block(nn.Module):
@@ -31,7 +41,9 @@ class GPT2Block(nn.Module):
         out = attend(q, keys, values, valid, start)
         x = x + dense(c.hidden_size, "c_proj", True)(out)
         h = LayerNorm(c.norm_eps, name="ln_2")(x)
-        h = dense(c.hidden_size, "mlp_c_proj", True)(ACTIVATIONS[c.activation](dense(c.intermediate_size, "mlp_c_fc", True)(h)))
+        h = dense(c.hidden_size, "mlp_c_proj", True)(
+            ACTIVATIONS[c.activation](dense(c.intermediate_size, "mlp_c_fc", True)(h))
+        )
         return x + h, keys, values
 
 

@@ -17,8 +17,14 @@ import optax
 from jax.sharding import NamedSharding
 
 from ppox.core.losses import clipped_surrogate, value_loss
-from ppox.language.advantages import (grpo_advantages, kl_penalized_rewards, masked_mean, masked_whiten,
-                                      response_gae, rloo_advantages)
+from ppox.language.advantages import (
+    grpo_advantages,
+    kl_penalized_rewards,
+    masked_mean,
+    masked_whiten,
+    response_gae,
+    rloo_advantages,
+)
 from ppox.language.config import LMConfig
 from ppox.language.models import forward, hidden_states
 from ppox.language.run_config import LMRunConfig
@@ -41,28 +47,33 @@ def init_value_head(config: LMConfig, policy_params: dict, key: jax.Array) -> di
     """The critic: a copy of the policy's parameters and a linear head V = h w + b on the final hidden
     state (w ~ N(0, 1 / (width + 1)), b = 0)."""
     width = config.hidden_size
-    head = {"kernel": jax.random.normal(key, (width,), jnp.float32) / jnp.sqrt(width + 1.0),
-            "bias": jnp.zeros((), jnp.float32)}
+    head = {
+        "kernel": jax.random.normal(key, (width,), jnp.float32) / jnp.sqrt(width + 1.0),
+        "bias": jnp.zeros((), jnp.float32),
+    }
     return {"trunk": jax.tree.map(jnp.array, policy_params), "head": head}
 
 
 def _joined(prompt, prompt_mask, tokens, mask):
-    return (jnp.concatenate([prompt, tokens], axis=1),
-            jnp.concatenate([prompt_mask.astype(bool), mask.astype(bool)], axis=1))
+    return (
+        jnp.concatenate([prompt, tokens], axis=1),
+        jnp.concatenate([prompt_mask.astype(bool), mask.astype(bool)], axis=1),
+    )
 
 
 def response_values(config: LMConfig, critic: dict, prompt, prompt_mask, tokens, mask) -> jax.Array:
     """V_t [B, N]: the head on the hidden state of the token before response token t; 0 outside ``mask``."""
     ids, full = _joined(prompt, prompt_mask, tokens, mask)
-    h = hidden_states(config, critic["trunk"], ids, full)[:, prompt.shape[1] - 1:-1]
+    h = hidden_states(config, critic["trunk"], ids, full)[:, prompt.shape[1] - 1 : -1]
     return jnp.where(mask, h @ critic["head"]["kernel"] + critic["head"]["bias"], 0.0)
 
 
-def response_logprobs(config: LMConfig, params: dict, prompt, prompt_mask, tokens, mask,
-                      temperature: float) -> tuple[jax.Array, jax.Array]:
+def response_logprobs(
+    config: LMConfig, params: dict, prompt, prompt_mask, tokens, mask, temperature: float
+) -> tuple[jax.Array, jax.Array]:
     """(log pi_T(y_t | x, y_<t), H[pi_T(. | x, y_<t)]) [B, N] from one forward pass; 0 outside ``mask``."""
     ids, full = _joined(prompt, prompt_mask, tokens, mask)
-    logits = forward(config, params, ids, full)[:, prompt.shape[1] - 1:-1] / temperature
+    logits = forward(config, params, ids, full)[:, prompt.shape[1] - 1 : -1] / temperature
     log_p = jax.nn.log_softmax(logits, axis=-1)
     taken = jnp.take_along_axis(log_p, tokens[..., None], axis=-1)[..., 0]
     entropy = -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
@@ -78,8 +89,18 @@ def sequence_advantages(config: LMRunConfig, returns: jax.Array, mask: jax.Array
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def prepare(config: LMRunConfig, model: LMConfig, params: dict, ref_params: dict, prompt, prompt_mask, tokens, mask,
-            scores, kl_coef):
+def prepare(
+    config: LMRunConfig,
+    model: LMConfig,
+    params: dict,
+    ref_params: dict,
+    prompt,
+    prompt_mask,
+    tokens,
+    mask,
+    scores,
+    kl_coef,
+):
     """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score,
     (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then GAE
     (gamma, lambda) with the critic or RLOO/GRPO on the sequence return sum_t r_t; advantages whitened over
@@ -106,20 +127,25 @@ def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollou
     """-mean_t L_clip + c1 mean_t 0.5 L_V - c2 mean_t H over the minibatch's response tokens, and its
     diagnostics (approx KL E[(r - 1) - log r], clip fraction, entropy)."""
     mask = batch.mask
-    logprobs, entropy = response_logprobs(model, params["policy"], batch.prompt, batch.prompt_mask, batch.tokens,
-                                          mask, config.temperature)
-    policy_loss = -masked_mean(clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, config.clip_coef),
-                               mask)
+    logprobs, entropy = response_logprobs(
+        model, params["policy"], batch.prompt, batch.prompt_mask, batch.tokens, mask, config.temperature
+    )
+    policy_loss = -masked_mean(
+        clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, config.clip_coef), mask
+    )
     v_loss = jnp.zeros(())
     if config.uses_critic:
         values = response_values(model, params["critic"], batch.prompt, batch.prompt_mask, batch.tokens, mask)
         v_loss = 0.5 * masked_mean(value_loss(values, batch.old_values, batch.returns, config.vf_clip_coef), mask)
     mean_entropy = masked_mean(entropy, mask)
     log_ratio = jnp.where(mask, logprobs - batch.old_logprobs, 0.0)
-    stats = {"policy_loss": policy_loss, "value_loss": v_loss, "entropy": mean_entropy,
-             "approx_kl": masked_mean(jnp.expm1(log_ratio) - log_ratio, mask),
-             "clip_fraction": masked_mean((jnp.abs(jnp.exp(log_ratio) - 1) > config.clip_coef).astype(jnp.float32),
-                                          mask)}
+    stats = {
+        "policy_loss": policy_loss,
+        "value_loss": v_loss,
+        "entropy": mean_entropy,
+        "approx_kl": masked_mean(jnp.expm1(log_ratio) - log_ratio, mask),
+        "clip_fraction": masked_mean((jnp.abs(jnp.exp(log_ratio) - 1) > config.clip_coef).astype(jnp.float32), mask),
+    }
     return policy_loss + config.vf_coef * v_loss - config.ent_coef * mean_entropy, stats
 
 
@@ -130,8 +156,15 @@ def make_optimizer(config: LMRunConfig) -> optax.GradientTransformation:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("rows",))
-def ppo_epochs(config: LMRunConfig, model: LMConfig, params: dict, opt_state, batch: Rollout, key: jax.Array,
-               rows: NamedSharding | None = None):
+def ppo_epochs(
+    config: LMRunConfig,
+    model: LMConfig,
+    params: dict,
+    opt_state,
+    batch: Rollout,
+    key: jax.Array,
+    rows: NamedSharding | None = None,
+):
     """(params, opt_state, mean stats): ``epochs`` passes over the rollout in ``minibatches`` shuffled
     minibatches of whole completions, one Adam step each, as one scan. ``rows``: how each minibatch is
     split across devices (its completions; default: as XLA chooses)."""

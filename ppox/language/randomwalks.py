@@ -61,8 +61,10 @@ def make_graph(nodes: int = 21, degree: int = 3, seed: int = 0, min_farthest: in
     the goal and the farthest needs at least ``min_farthest`` steps (drawn again until it does)."""
     rng = np.random.default_rng(seed)
     while True:
-        edges = [()] + [tuple(int(w) for w in rng.choice([u for u in range(nodes) if u != v], degree, replace=False))
-                        for v in range(1, nodes)]
+        edges = [()] + [
+            tuple(int(w) for w in rng.choice([u for u in range(nodes) if u != v], degree, replace=False))
+            for v in range(1, nodes)
+        ]
         distance = distances_to_goal(edges)
         if min(distance) >= 0 and max(distance) >= min_farthest:
             return Graph(tuple(edges), tuple(distance))
@@ -93,10 +95,21 @@ def path_scores(graph: Graph, prompts: list, completions: list) -> list[float]:
 
 
 def tiny_gpt(graph: Graph, width: int = 64, layers: int = 2, heads: int = 4, positions: int = 16) -> LMConfig:
-    return LMConfig(family="gpt2", model_type="gpt2", vocab_size=graph.nodes + 1, hidden_size=width,
-                    num_layers=layers, num_heads=heads, num_kv_heads=heads, head_dim=width // heads,
-                    intermediate_size=4 * width, max_positions=positions, norm_eps=1e-5, activation="gelu_new",
-                    tie_embeddings=True)
+    return LMConfig(
+        family="gpt2",
+        model_type="gpt2",
+        vocab_size=graph.nodes + 1,
+        hidden_size=width,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=width // heads,
+        intermediate_size=4 * width,
+        max_positions=positions,
+        norm_eps=1e-5,
+        activation="gelu_new",
+        tie_embeddings=True,
+    )
 
 
 def next_token_loss(config: LMConfig, params: dict, ids: jax.Array, mask: jax.Array) -> jax.Array:
@@ -114,8 +127,9 @@ def _pretrain_step(config: LMConfig, optimizer, params, opt_state, ids, mask):
     return optax.apply_updates(params, updates), opt_state, loss
 
 
-def pretrain(graph: Graph, steps: int = 1500, batch: int = 64, seed: int = 0, length: int = 11,
-             learning_rate: float = 3e-3) -> tuple[LanguageModel, float]:
+def pretrain(
+    graph: Graph, steps: int = 1500, batch: int = 64, seed: int = 0, length: int = 11, learning_rate: float = 3e-3
+) -> tuple[LanguageModel, float]:
     """(a tiny GPT-2 trained on random walks, its last loss); config.json names the goal as the end token."""
     config, rng = tiny_gpt(graph), np.random.default_rng(seed)
     params = init_params(config, jax.random.PRNGKey(seed))

@@ -23,7 +23,7 @@ from ppox.language.config import LMConfig
 from ppox.language.hf import LanguageModel, load, save
 from ppox.language.models import hidden_states
 from ppox.language.tokenizer import TextTokenizer, load_tokenizer
-from ppox.tensorfile import read, write
+from ppox.utils.tensorfile import read, write
 
 HEAD_FILE = "reward_head.safetensors"
 
@@ -39,15 +39,15 @@ _scores = jax.jit(reward_scores, static_argnums=0)
 
 def bradley_terry_loss(config: LMConfig, params: dict, chosen, chosen_mask, rejected, rejected_mask):
     """(mean -log sigmoid(r_c - r_r), accuracy: the fraction with r_c > r_r)."""
-    margin = (reward_scores(config, params, chosen, chosen_mask)
-              - reward_scores(config, params, rejected, rejected_mask))
+    margin = reward_scores(config, params, chosen, chosen_mask) - reward_scores(config, params, rejected, rejected_mask)
     return -jnp.mean(jax.nn.log_sigmoid(margin)), jnp.mean((margin > 0).astype(jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _step(config: LMConfig, optimizer, params, opt_state, batch):
     (loss, accuracy), grads = jax.value_and_grad(functools.partial(bradley_terry_loss, config), has_aux=True)(
-        params, *batch)
+        params, *batch
+    )
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss, accuracy
 
@@ -59,8 +59,7 @@ def read_pairs(path) -> list[tuple[str, str, str]]:
         if line.strip():
             row = json.loads(line) if line.lstrip().startswith("{") else None
             if not (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ("chosen", "rejected"))):
-                raise ConfigError(f"--pairs {path}, line {number}: expected {{\"prompt\", \"chosen\", \"rejected\"}}"
-                                  " strings")
+                raise ConfigError(f'--pairs {path}, line {number}: expected {{"prompt", "chosen", "rejected"}} strings')
             pairs.append((row.get("prompt", ""), row["chosen"], row["rejected"]))
     if len(pairs) < 2:
         raise ConfigError(f"--pairs {path}: at least 2 pairs are needed (one held out)")
@@ -81,8 +80,12 @@ class RewardModel:
         width = -(-ids.shape[1] // 32) * 32  # lengths in steps of 32: few compiled shapes
         ids, mask = _left_pad(ids, mask, min(width, self.max_tokens), self.tokenizer.pad_id)
         params = {"trunk": self.model.params, "head": self.head}
-        return np.concatenate([np.asarray(_scores(self.model.config, params, ids[i:i + batch], mask[i:i + batch]))
-                               for i in range(0, len(texts), batch)])
+        return np.concatenate(
+            [
+                np.asarray(_scores(self.model.config, params, ids[i : i + batch], mask[i : i + batch]))
+                for i in range(0, len(texts), batch)
+            ]
+        )
 
     def __call__(self, prompts: list[str], completions: list[str]) -> list[float]:
         return self.scores([p + c for p, c in zip(prompts, completions)]).tolist()
@@ -92,14 +95,19 @@ def _left_pad(ids: np.ndarray, mask: np.ndarray, width: int, pad: int) -> tuple[
     extra = width - ids.shape[1]
     if extra <= 0:
         return ids[:, -width:], mask[:, -width:]
-    return (np.concatenate([np.full((len(ids), extra), pad, ids.dtype), ids], 1),
-            np.concatenate([np.zeros((len(ids), extra), bool), mask], 1))
+    return (
+        np.concatenate([np.full((len(ids), extra), pad, ids.dtype), ids], 1),
+        np.concatenate([np.zeros((len(ids), extra), bool), mask], 1),
+    )
 
 
 def save_reward_model(folder: Path, rm: RewardModel, tokenizer_from: Path) -> None:
     save(folder, rm.model, tokenizer_from=tokenizer_from)
-    write(Path(folder) / HEAD_FILE, {k: np.asarray(v, np.float32).reshape(-1) for k, v in rm.head.items()},
-          {"format": "ppox-reward-head", "width": str(rm.model.config.hidden_size)})
+    write(
+        Path(folder) / HEAD_FILE,
+        {k: np.asarray(v, np.float32).reshape(-1) for k, v in rm.head.items()},
+        {"format": "ppox-reward-head", "width": str(rm.model.config.hidden_size)},
+    )
 
 
 def load_reward_model(folder, pad_id: int | None = None) -> RewardModel:
@@ -124,9 +132,20 @@ def _encode_pairs(tok: TextTokenizer, pairs, max_tokens: int):
     return (*_left_pad(*chosen, width, tok.pad_id), *_left_pad(*rejected, width, tok.pad_id))
 
 
-def train_reward_model(model_dir, pairs: list, out=None, *, epochs: int = 1, batch: int = 8,
-                       learning_rate: float = 1e-5, held_out: float = 0.1, seed: int = 0, max_tokens: int = 512,
-                       pad_id: int | None = None, normalize: bool = True) -> tuple[RewardModel, dict]:
+def train_reward_model(
+    model_dir,
+    pairs: list,
+    out=None,
+    *,
+    epochs: int = 1,
+    batch: int = 8,
+    learning_rate: float = 1e-5,
+    held_out: float = 0.1,
+    seed: int = 0,
+    max_tokens: int = 512,
+    pad_id: int | None = None,
+    normalize: bool = True,
+) -> tuple[RewardModel, dict]:
     """(reward model, {"train_accuracy", "held_out_accuracy", "held_out_loss", ...}): Adam on the
     Bradley-Terry loss over shuffled pairs, a ``held_out`` fraction (at least one pair) kept for evaluation;
     saved to ``out`` (a folder) when given. The head starts at w ~ N(0, 1 / (width + 1)), b = 0; with
@@ -141,16 +160,19 @@ def train_reward_model(model_dir, pairs: list, out=None, *, epochs: int = 1, bat
     n_eval = max(1, int(round(held_out * len(pairs))))
     test, train = [pairs[i] for i in order[:n_eval]], [pairs[i] for i in order[n_eval:]]
     width = base.config.hidden_size
-    head = {"kernel": jax.random.normal(jax.random.PRNGKey(seed), (width,)) / np.sqrt(width + 1.0),
-            "bias": jnp.zeros(())}
+    head = {
+        "kernel": jax.random.normal(jax.random.PRNGKey(seed), (width,)) / np.sqrt(width + 1.0),
+        "bias": jnp.zeros(()),
+    }
     params, optimizer = {"trunk": base.params, "head": head}, optax.adam(learning_rate)
     opt_state, data, accuracies = optimizer.init(params), _encode_pairs(tok, train, max_tokens), []
     for _ in range(epochs):
         rows = rng.permutation(len(train))
         for i in range(0, len(rows) - batch + 1 if len(rows) >= batch else 1, batch):
-            pick = rows[i:i + batch]
-            params, opt_state, _, accuracy = _step(base.config, optimizer, params, opt_state,
-                                                   tuple(x[pick] for x in data))
+            pick = rows[i : i + batch]
+            params, opt_state, _, accuracy = _step(
+                base.config, optimizer, params, opt_state, tuple(x[pick] for x in data)
+            )
             accuracies.append(float(accuracy))
     loss, accuracy = bradley_terry_loss(base.config, params, *_encode_pairs(tok, test, max_tokens))
     rm = RewardModel(dataclasses.replace(base, params=params["trunk"]), params["head"], tok, max_tokens)
@@ -158,9 +180,14 @@ def train_reward_model(model_dir, pairs: list, out=None, *, epochs: int = 1, bat
         rm = normalized(rm, [p + c for p, c, _ in train] + [p + r for p, _, r in train])
     if out is not None:
         save_reward_model(Path(out), rm, Path(model_dir))
-    report = {"pairs_train": len(train), "pairs_held_out": len(test), "steps": len(accuracies),
-              "train_accuracy_last_epoch": float(np.mean(accuracies[-max(1, len(accuracies) // epochs):])),
-              "held_out_accuracy": float(accuracy), "held_out_loss": float(loss)}
+    report = {
+        "pairs_train": len(train),
+        "pairs_held_out": len(test),
+        "steps": len(accuracies),
+        "train_accuracy_last_epoch": float(np.mean(accuracies[-max(1, len(accuracies) // epochs) :])),
+        "held_out_accuracy": float(accuracy),
+        "held_out_loss": float(loss),
+    }
     return rm, report
 
 

@@ -1,7 +1,7 @@
 """The settings of one PPO run on a language model (RLHF): one frozen dataclass, validated when made.
 
 It also answers what the run loop asks of a config (``num_updates``, ``batch_size``, ``seeds``, ...), so that
-``ppox.loop`` drives the LM driver as it drives the others: an update is one batch of completions.
+``ppox.run.loop`` drives the LM driver as it drives the others: an update is one batch of completions.
 """
 
 from __future__ import annotations
@@ -74,23 +74,40 @@ class LMRunConfig:
         n, m = max(self.devices, 1), max(self.minibatches, 1)  # (nonzero: the list below is built whole)
         hint = closest(self.advantage, LM_ADVANTAGES)
         return [
-            (self.advantage not in LM_ADVANTAGES, f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
-             + (f" (did you mean {hint[0]}?)" if hint else "")),
+            (
+                self.advantage not in LM_ADVANTAGES,
+                f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
+                + (f" (did you mean {hint[0]}?)" if hint else ""),
+            ),
             (self.reward is not None and self.reward_model is not None, "give --reward or --reward-model, not both"),
-            (self.critic_from_reward_model and (self.reward_model is None or self.advantage != "gae"),
-             "--critic-from-reward-model needs --reward-model and --advantage gae"),
+            (
+                self.critic_from_reward_model and (self.reward_model is None or self.advantage != "gae"),
+                "--critic-from-reward-model needs --reward-model and --advantage gae",
+            ),
             (self.reward is not None and ":" not in self.reward, f"--reward {self.reward}: write it module:function"),
-            (self.advantage != "gae" and k < 2, f"--advantage {self.advantage} compares the k completions of a "
-                                                "prompt: set --samples-per-prompt 2 or more"),
-            (min(self.updates, self.prompts_per_update, k, self.epochs, self.minibatches) < 1,
-             "updates, prompts_per_update, samples_per_prompt, epochs and minibatches must be >= 1"),
-            (batch % self.minibatches, f"{batch} completions per update do not split into {self.minibatches} "
-                                       "minibatches"),
+            (
+                self.advantage != "gae" and k < 2,
+                f"--advantage {self.advantage} compares the k completions of a "
+                "prompt: set --samples-per-prompt 2 or more",
+            ),
+            (
+                min(self.updates, self.prompts_per_update, k, self.epochs, self.minibatches) < 1,
+                "updates, prompts_per_update, samples_per_prompt, epochs and minibatches must be >= 1",
+            ),
+            (
+                batch % self.minibatches,
+                f"{batch} completions per update do not split into {self.minibatches} minibatches",
+            ),
             (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
-            (self.prompts_per_update % n, f"--prompts-per-update {self.prompts_per_update} must divide by "
-                                          f"--devices {self.devices}"),
-            (batch % m == 0 and batch // m % n, f"a minibatch of {batch // m} completions does not split across "
-                                                f"--devices {self.devices}: change --minibatches"),
+            (
+                self.prompts_per_update % n,
+                f"--prompts-per-update {self.prompts_per_update} must divide by --devices {self.devices}",
+            ),
+            (
+                batch % m == 0 and batch // m % n,
+                f"a minibatch of {batch // m} completions does not split across "
+                f"--devices {self.devices}: change --minibatches",
+            ),
             (self.max_new_tokens < 1 or self.max_prompt_tokens < 1, "max_new_tokens and max_prompt_tokens >= 1"),
             (not self.temperature > 0, f"temperature {self.temperature}: must be > 0"),
             (not self.learning_rate > 0, f"learning_rate {self.learning_rate}: must be > 0"),
@@ -99,8 +116,10 @@ class LMRunConfig:
             (self.kl_coef < 0, f"kl_coef {self.kl_coef}: must be >= 0"),
             (self.kl_target is not None and not self.kl_target > 0, f"kl_target {self.kl_target}: must be > 0"),
             (self.kl_horizon < 1, f"kl_horizon {self.kl_horizon}: must be >= 1"),
-            (self.kl_estimator not in KL_ESTIMATORS, f"kl_estimator {self.kl_estimator}: one of "
-                                                     f"{', '.join(KL_ESTIMATORS)}"),
+            (
+                self.kl_estimator not in KL_ESTIMATORS,
+                f"kl_estimator {self.kl_estimator}: one of {', '.join(KL_ESTIMATORS)}",
+            ),
             (self.dtype not in ("float32", "bfloat16"), f"dtype {self.dtype}: float32 or bfloat16"),
             (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
         ]
@@ -120,14 +139,14 @@ class LMRunConfig:
     def minibatch_size(self) -> int:
         return self.batch_size // self.minibatches
 
-    def replace(self, **changes) -> "LMRunConfig":
+    def replace(self, **changes) -> LMRunConfig:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
         return json.dumps({"kind": "lm", **dataclasses.asdict(self)}, indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LMRunConfig":
+    def from_dict(cls, data: dict) -> LMRunConfig:
         """The config a run folder or checkpoint recorded; ConfigError naming an unknown or missing field."""
         if not isinstance(data, dict):
             raise ConfigError("an LM run config must be a JSON object")

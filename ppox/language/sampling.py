@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -40,13 +40,20 @@ class Sampling:
 
     def __post_init__(self):
         object.__setattr__(self, "eos_ids", tuple(int(i) for i in self.eos_ids))
-        problems = [(self.max_new_tokens < 1, f"max_new_tokens={self.max_new_tokens}: at least 1"),
-                    (not self.temperature > 0, f"temperature={self.temperature}: must be > 0 (greedy=True "
-                                               "for the most likely token)"),
-                    (self.top_k < 0, f"top_k={self.top_k}: 0 (no limit) or more"),
-                    (not 0 < self.top_p <= 1, f"top_p={self.top_p}: in (0, 1]"),
-                    (self.pad_id in self.eos_ids, f"pad_id={self.pad_id} is an end-of-sequence id; padding must "
-                                                  "be told apart from the end: choose another pad id")]
+        problems = [
+            (self.max_new_tokens < 1, f"max_new_tokens={self.max_new_tokens}: at least 1"),
+            (
+                not self.temperature > 0,
+                f"temperature={self.temperature}: must be > 0 (greedy=True for the most likely token)",
+            ),
+            (self.top_k < 0, f"top_k={self.top_k}: 0 (no limit) or more"),
+            (not 0 < self.top_p <= 1, f"top_p={self.top_p}: in (0, 1]"),
+            (
+                self.pad_id in self.eos_ids,
+                f"pad_id={self.pad_id} is an end-of-sequence id; padding must "
+                "be told apart from the end: choose another pad id",
+            ),
+        ]
         for bad, message in problems:
             if bad:
                 raise ConfigError(f"Sampling: {message}")
@@ -88,15 +95,16 @@ def filter_logits(logits: jax.Array, top_k: int, top_p: float) -> jax.Array:
 
     top-k keeps z_i >= t_k, t_k the k-th largest logit; top-p keeps z_i >= t_p, t_p the largest t with
     sum_{z_j >= t} softmax(z)_j >= p: the fewest most likely tokens whose probability reaches p (the most
-    likely token always stays), over what top-k left. Ties at a boundary are kept. Both thresholds come from bisection rather
-    than a sort of the vocabulary (on a CPU, 20 times faster for 50k tokens)."""
+    likely token always stays), over what top-k left. Ties at a boundary are kept. Both thresholds come from
+    bisection rather than a sort of the vocabulary (on a CPU, 20 times faster for 50k tokens)."""
     if top_k and top_k < logits.shape[-1]:
         kth = largest_threshold(logits, lambda t: jnp.sum(logits >= t, axis=-1, keepdims=True) >= top_k)
         logits = jnp.where(logits < kth, -jnp.inf, logits)
     if top_p < 1.0:
         probs = jax.nn.softmax(logits, axis=-1)
         nucleus = largest_threshold(
-            logits, lambda t: jnp.sum(jnp.where(logits >= t, probs, 0.0), axis=-1, keepdims=True) >= top_p)
+            logits, lambda t: jnp.sum(jnp.where(logits >= t, probs, 0.0), axis=-1, keepdims=True) >= top_p
+        )
         logits = jnp.where(logits < nucleus, -jnp.inf, logits)
     return logits
 
@@ -135,36 +143,47 @@ class _Decoding(struct.PyTreeNode):
     key: jax.Array
 
 
-def _decode_step(config: LMConfig, sampling: Sampling, params: dict, prompt_length: int,
-                 state: _Decoding) -> _Decoding:
+def _decode_step(config: LMConfig, sampling: Sampling, params: dict, prompt_length: int, state: _Decoding) -> _Decoding:
     key, draw = jax.random.split(state.key)
     token, logprob = sample_tokens(state.logits, draw, sampling)
     live = ~state.done
     token = jnp.where(live, token, sampling.pad_id)
-    out = Generation(tokens=state.out.tokens.at[:, state.step].set(token),
-                     logprobs=state.out.logprobs.at[:, state.step].set(jnp.where(live, logprob, 0.0)),
-                     mask=state.out.mask.at[:, state.step].set(live))
+    out = Generation(
+        tokens=state.out.tokens.at[:, state.step].set(token),
+        logprobs=state.out.logprobs.at[:, state.step].set(jnp.where(live, logprob, 0.0)),
+        mask=state.out.mask.at[:, state.step].set(live),
+    )
     done = state.done | jnp.isin(token, jnp.asarray(sampling.eos_ids, jnp.int32))
-    logits, cache = CausalLM(config).apply({"params": params}, token[:, None], state.position[:, None],
-                                           state.cache, prompt_length + state.step)
+    logits, cache = CausalLM(config).apply(
+        {"params": params}, token[:, None], state.position[:, None], state.cache, prompt_length + state.step
+    )
     return _Decoding(state.step + 1, cache, logits[:, 0], state.position + 1, done, out, key)
 
 
-def _generate(config: LMConfig, sampling: Sampling, params: dict, prompt: jax.Array, prompt_mask: jax.Array,
-              key: jax.Array) -> Generation:
+def _generate(
+    config: LMConfig, sampling: Sampling, params: dict, prompt: jax.Array, prompt_mask: jax.Array, key: jax.Array
+) -> Generation:
     batch, length = prompt.shape
     steps = sampling.max_new_tokens
     prompt_mask = prompt_mask.astype(bool)
     valid = jnp.concatenate([prompt_mask, jnp.ones((batch, steps), bool)], axis=1)
     positions = positions_from_mask(prompt_mask)
-    logits, cache = CausalLM(config).apply({"params": params}, prompt, positions,
-                                           new_cache(config, valid, params_dtype(params)), 0)
-    empty = Generation(tokens=jnp.full((batch, steps), sampling.pad_id, jnp.int32),
-                       logprobs=jnp.zeros((batch, steps), jnp.float32), mask=jnp.zeros((batch, steps), bool))
-    state = _Decoding(jnp.int32(0), cache, logits[:, -1], prompt_mask.sum(-1).astype(jnp.int32),
-                      jnp.zeros(batch, bool), empty, key)
-    state = jax.lax.while_loop(lambda s: (s.step < steps) & ~s.done.all(),
-                               functools.partial(_decode_step, config, sampling, params, length), state)
+    logits, cache = CausalLM(config).apply(
+        {"params": params}, prompt, positions, new_cache(config, valid, params_dtype(params)), 0
+    )
+    empty = Generation(
+        tokens=jnp.full((batch, steps), sampling.pad_id, jnp.int32),
+        logprobs=jnp.zeros((batch, steps), jnp.float32),
+        mask=jnp.zeros((batch, steps), bool),
+    )
+    state = _Decoding(
+        jnp.int32(0), cache, logits[:, -1], prompt_mask.sum(-1).astype(jnp.int32), jnp.zeros(batch, bool), empty, key
+    )
+    state = jax.lax.while_loop(
+        lambda s: (s.step < steps) & ~s.done.all(),
+        functools.partial(_decode_step, config, sampling, params, length),
+        state,
+    )
     return state.out
 
 
@@ -177,19 +196,28 @@ def make_sampler(config: LMConfig, sampling: Sampling) -> Callable[..., Generati
 
     def sample(params: dict, prompt: jax.Array, prompt_mask: jax.Array, key: jax.Array) -> Generation:
         if prompt.shape[1] + sampling.max_new_tokens > config.max_positions:
-            raise ConfigError(f"prompts of {prompt.shape[1]} tokens + max_new_tokens={sampling.max_new_tokens} "
-                              f"exceed the model's {config.max_positions} positions: shorten one of them")
+            raise ConfigError(
+                f"prompts of {prompt.shape[1]} tokens + max_new_tokens={sampling.max_new_tokens} "
+                f"exceed the model's {config.max_positions} positions: shorten one of them"
+            )
         return compiled(params, prompt, prompt_mask, key)
 
     return sample
 
 
-def sequence_logprobs(config: LMConfig, params: dict, prompt: jax.Array, prompt_mask: jax.Array,
-                      response: jax.Array, response_mask: jax.Array, temperature: float = 1.0) -> jax.Array:
+def sequence_logprobs(
+    config: LMConfig,
+    params: dict,
+    prompt: jax.Array,
+    prompt_mask: jax.Array,
+    response: jax.Array,
+    response_mask: jax.Array,
+    temperature: float = 1.0,
+) -> jax.Array:
     """log pi_T(y_t | x, y_<t) = log softmax(z_t / T)[y_t] for each response token [B, N], from one forward
     pass over prompt and response; 0 where ``response_mask`` is False. Differentiable in ``params``."""
     tokens = jnp.concatenate([prompt, response], axis=1)
     mask = jnp.concatenate([prompt_mask.astype(bool), response_mask.astype(bool)], axis=1)
-    logits = forward(config, params, tokens, mask)[:, prompt.shape[1] - 1:-1] / temperature
+    logits = forward(config, params, tokens, mask)[:, prompt.shape[1] - 1 : -1] / temperature
     logprobs = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), response[..., None], axis=-1)[..., 0]
     return jnp.where(response_mask, logprobs, 0.0)

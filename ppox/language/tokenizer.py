@@ -31,17 +31,18 @@ class TextTokenizer:
         ids = np.full((len(rows), length), self.pad_id, np.int32)
         mask = np.zeros((len(rows), length), bool)
         for i, row in enumerate(rows):
-            row = row[max(len(row) - length, 0):]
+            row = row[max(len(row) - length, 0) :]
             if row:
-                ids[i, length - len(row):] = row
-                mask[i, length - len(row):] = True
+                ids[i, length - len(row) :] = row
+                mask[i, length - len(row) :] = True
         return ids, mask
 
     def decode(self, ids: np.ndarray, mask: np.ndarray) -> list[str]:
         """The text of each row's masked-in tokens, special tokens left out."""
         ids, mask = np.asarray(ids), np.asarray(mask, bool)
-        return self.tokenizer.decode_batch([row[keep].tolist() for row, keep in zip(ids, mask)],
-                                           skip_special_tokens=True)
+        return self.tokenizer.decode_batch(
+            [row[keep].tolist() for row, keep in zip(ids, mask)], skip_special_tokens=True
+        )
 
 
 def _special_id(tok, folder: Path, name: str):

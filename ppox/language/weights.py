@@ -1,7 +1,7 @@
 """Hugging Face model folders: config.json plus model.safetensors or shards listed in
 model.safetensors.index.json, read into ppox.language parameters and written back under the same names.
 
-Every safetensors file is checked before a tensor is read (``ppox.tensorfile.check_header``); float32,
+Every safetensors file is checked before a tensor is read (``ppox.utils.tensorfile.check_header``); float32,
 float16 and bfloat16 tensors are read (bfloat16 through ml_dtypes, which NumPy lacks). Nothing is executed.
 """
 
@@ -18,19 +18,38 @@ import numpy as np
 from ppox.errors import CheckpointError
 from ppox.language.config import LMConfig
 from ppox.language.models import init_params
-from ppox.tensorfile import CHECKSUM, check_header, checksum
+from ppox.utils.tensorfile import CHECKSUM, check_header, checksum
 
-FILE_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16, "F64": np.float64,
-               "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+FILE_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 DTYPE_NAMES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
 # tensors some checkpoints carry that are not parameters (causal-mask and rotary buffers)
 BUFFERS = re.compile(r"(\.attn\.bias|\.attn\.masked_bias|rotary_emb\.inv_freq)$")
 # a block's modules (flax name -> Hugging Face name inside the block)
-GPT2_BLOCK = {"ln_1": "ln_1", "c_attn": "attn.c_attn", "c_proj": "attn.c_proj", "ln_2": "ln_2",
-              "mlp_c_fc": "mlp.c_fc", "mlp_c_proj": "mlp.c_proj"}
-LLAMA_BLOCK = {"input_layernorm": "input_layernorm", "post_attention_layernorm": "post_attention_layernorm",
-               **{p: f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")},
-               **{p: f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")}}
+GPT2_BLOCK = {
+    "ln_1": "ln_1",
+    "c_attn": "attn.c_attn",
+    "c_proj": "attn.c_proj",
+    "ln_2": "ln_2",
+    "mlp_c_fc": "mlp.c_fc",
+    "mlp_c_proj": "mlp.c_proj",
+}
+LLAMA_BLOCK = {
+    "input_layernorm": "input_layernorm",
+    "post_attention_layernorm": "post_attention_layernorm",
+    **{p: f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")},
+    **{p: f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")},
+}
 
 
 def hf_name(config: LMConfig, path: tuple[str, ...]) -> tuple[str, bool]:
@@ -75,7 +94,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             if entry["dtype"] not in FILE_DTYPES:
                 raise CheckpointError(f"{path}: tensor {name!r} is {entry['dtype']}, which ppox does not read")
             lo, hi = entry["data_offsets"]
-            raw = np.array(data[start + lo:start + hi])
+            raw = np.array(data[start + lo : start + hi])
             arrays[name] = raw.view(FILE_DTYPES[entry["dtype"]]).reshape(entry["shape"])
     if CHECKSUM in metadata and metadata[CHECKSUM] != checksum(arrays):
         raise CheckpointError(f"{path}: damaged (its tensors do not match the checksum written with them)")
@@ -88,8 +107,10 @@ def read_folder_tensors(folder: Path) -> dict[str, np.ndarray]:
     if single.is_file():
         return read_safetensors(single)
     if not index.is_file():
-        raise CheckpointError(f"{folder}: no model.safetensors or model.safetensors.index.json (ppox reads "
-                              "safetensors only; convert .bin checkpoints first)")
+        raise CheckpointError(
+            f"{folder}: no model.safetensors or model.safetensors.index.json (ppox reads "
+            "safetensors only; convert .bin checkpoints first)"
+        )
     weight_map = json.loads(index.read_text()).get("weight_map", {})
     arrays = {}
     for shard in sorted(set(weight_map.values())):
@@ -104,23 +125,28 @@ def read_folder_tensors(folder: Path) -> dict[str, np.ndarray]:
 
 def params_from_tensors(config: LMConfig, tensors: dict[str, np.ndarray], dtype: str, where: str) -> dict:
     """The flax parameters of ``config`` from HF-named tensors, cast to ``dtype`` ("float32"/"bfloat16")."""
-    by_name = {(n[len("transformer."):] if n.startswith("transformer.") else n): a for n, a in tensors.items()}
+    by_name = {(n[len("transformer.") :] if n.startswith("transformer.") else n): a for n, a in tensors.items()}
     params, used = {}, set()
     for path, (name, transposed, shape) in weight_table(config).items():
-        key = name[len("transformer."):] if name.startswith("transformer.") else name
+        key = name[len("transformer.") :] if name.startswith("transformer.") else name
         if key not in by_name:
             raise CheckpointError(f"{where}: tensor {name!r} is missing")
         array = by_name[key].T if transposed else by_name[key]
         if array.shape != shape:
-            raise CheckpointError(f"{where}: tensor {name!r} has shape {array.shape[::-1] if transposed else array.shape}"
-                                  f", the config asks for {shape[::-1] if transposed else shape}")
+            raise CheckpointError(
+                f"{where}: tensor {name!r} has shape {array.shape[::-1] if transposed else array.shape}"
+                f", the config asks for {shape[::-1] if transposed else shape}"
+            )
         used.add(key)
         node = params
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = np.asarray(array, DTYPE_NAMES[dtype])
-    unknown = sorted(k for k in by_name if k not in used and not BUFFERS.search(k)
-                     and not (config.tie_embeddings and k == "lm_head.weight"))
+    unknown = sorted(
+        k
+        for k in by_name
+        if k not in used and not BUFFERS.search(k) and not (config.tie_embeddings and k == "lm_head.weight")
+    )
     if unknown:
         raise CheckpointError(f"{where}: tensors this {config.model_type} config does not describe: {unknown[:3]}")
     return params

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ppox.config import PRESETS, Config
+from ppox.config.config import PRESETS, Config
 from ppox.core import (
     Categorical,
     approx_kl,

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import ppox
-from ppox.agent import prepare_obs
-from ppox.config import ConfigError
+from ppox.agent.agent import prepare_obs
+from ppox.config.config import ConfigError
 from ppox.drivers.collect import final_observations
 from ppox.drivers.host import HostDriver, policy_outputs
 from ppox.envs.gym_envs import ObsEncoder, make_vector_env, spec_from_spaces
-from ppox.networks import ActorCritic
+from ppox.agent.networks import ActorCritic
 from tests import toy_envs
 
 FAST = dict(num_envs=2, num_steps=16, num_minibatches=2, update_epochs=2, save=False, progress=False)
@@ -191,7 +191,7 @@ def test_host_runs_one_update_at_a_time_until_its_pace_is_known(monkeypatch):
 def test_chunk_planner_sizes():
     """Fused: a quarter of the largest chunk first (it compiles), the largest until paced, then about
     CHUNK_SECONDS; host: one update until paced. Every plan stops at checkpoints."""
-    from ppox.loop import CHUNK_SECONDS, ChunkPlanner
+    from ppox.run.loop import CHUNK_SECONDS, ChunkPlanner
 
     config = ppox.Config(env="CartPole-v1", total_timesteps=4 * 128 * 1000, num_envs=4, num_steps=128)
     fused, host = ChunkPlanner(config, 0), ChunkPlanner(config, 0, compiled_chunks=False)

@@ -1,0 +1,228 @@
+"""Evaluation episodes of a trained policy: returns per episode, optionally recorded as video."""
+
+from __future__ import annotations
+
+import colorsys
+import ctypes.util
+import os
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ppox.acting.policy import Policy
+from ppox.config.trust import confirm_file_config
+from ppox.envs.atari import make_atari_env
+from ppox.envs.contract import check_reset, check_spaces, step_error
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
+from ppox.envs.gym_wrappers import HideObservation
+from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.masks import mask_source, read_mask
+from ppox.envs.registry import check_env_id, gymnasium_ids, is_atari_id, is_entry_point, is_jax_env
+from ppox.errors import ConfigError
+
+EVAL_STEP_CAP = 10_000  # steps per evaluation episode when neither the env nor the run sets a limit
+
+
+def evaluate(
+    policy: Policy,
+    *,
+    episodes: int = 10,
+    deterministic: bool = True,
+    seed: int = 0,
+    video_folder: str | Path | None = None,
+    env=None,
+    trust_env: bool = False,
+    max_episode_steps: int | None = None,
+) -> np.ndarray:
+    """Run ``episodes`` episodes with ``policy`` (the mode of its distribution unless ``deterministic`` is
+    False); returns their raw returns.
+
+    Gymnasium environments (ids, entry points, or ``env`` = an id, entry point or factory) are stepped one
+    episode at a time and can be recorded with Gymnasium's RecordVideo; gymnax-only environments (the
+    MinAtar games, ...) run all episodes at once in a jitted loop. An episode ends at the env's own time
+    limit or after ``max_episode_steps`` (default: the run's --max-episode-steps, else EVAL_STEP_CAP), so
+    that an env without a time limit cannot hang it. A policy loaded from a file whose env is an entry
+    point ('module:Class') is evaluated on it only with ``env`` or ``trust_env=True``: importing it runs its
+    code.
+    """
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
+    if isinstance(env, str) and env == policy.config.env:
+        env, trust_env = None, True  # the policy's own env, confirmed
+    if env is None and policy.source is not None:
+        confirm_file_config(policy.config, policy.source, trust=trust_env, uses_ray=False)
+    if env is None:
+        _check_rebuildable(policy.config.env)
+    cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
+    name = policy.config.env
+    if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
+        if video_folder is not None and len(policy.spec.obs_shape) != 3:
+            raise ConfigError(
+                f"--video needs a Gymnasium environment or image observations (HxWxC, drawn from the "
+                f"grid: MinAtar); {name} exists only in gymnax and its observations are flat"
+            )
+        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder is not None)
+        if video_folder is not None:
+            write_grid_videos(frames, Path(video_folder), name.replace("/", "_"))
+        return returns
+    return _evaluate_gymnasium(
+        policy, env if env is not None else name, episodes, deterministic, seed, video_folder, cap
+    )
+
+
+def _check_rebuildable(name: str) -> None:
+    """ConfigError unless ``name`` makes an env (a registered id or an entry point)."""
+    try:
+        check_env_id(name)
+    except ConfigError:
+        raise ConfigError(
+            f"this run's env {name!r} is not a registered id or an entry point, so it cannot be rebuilt "
+            "from its name (it was given as an object from Python): evaluate it from Python with "
+            "ppox.evaluate(policy, env=...), or name its class: --env package.module:Class"
+        ) from None
+
+
+def headless_rendering() -> None:
+    """Without a display, have MuJoCo render off-screen: MUJOCO_GL=egl (or osmesa) where the library is
+    installed, else a one-line error saying what to install. A MUJOCO_GL the user set is kept."""
+    if os.environ.get("MUJOCO_GL") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    for backend, library in (("egl", "EGL"), ("osmesa", "OSMesa")):
+        if ctypes.util.find_library(library):
+            os.environ["MUJOCO_GL"] = os.environ["PYOPENGL_PLATFORM"] = backend
+            return
+    raise ConfigError(
+        "--video without a display needs off-screen OpenGL: install libegl1 (or libosmesa6) and set "
+        "MUJOCO_GL=egl (or osmesa)"
+    )
+
+
+def _video_env(env, video_folder: Path):
+    """One env recording every episode into ``video_folder``; the folder is removed again if that fails."""
+    try:
+        import moviepy  # noqa: F401  (RecordVideo writes mp4 files through it)
+    except ImportError:
+        raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+    headless_rendering()
+    try:
+        if isinstance(env, str) and is_atari_id(env):  # the game's own frames, one per agent step
+            return make_atari_env(env, render_mode="rgb_array", video_folder=video_folder)
+        single = gym.make(env, render_mode="rgb_array") if isinstance(env, str) else env_factory(env)()
+        return gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True, disable_logger=True)
+    except BaseException:
+        if Path(video_folder).is_dir() and not any(Path(video_folder).iterdir()):
+            Path(video_folder).rmdir()
+        raise
+
+
+def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
+    if video_folder is not None:
+        single = _video_env(env, video_folder)
+    else:  # an Atari game preprocessed as in training, played whole (every life, raw score)
+        single = make_atari_env(env) if isinstance(env, str) and is_atari_id(env) else env_factory(env)()
+    if policy.config.hide_obs:  # as in training
+        single = HideObservation(single, policy.config.hide_obs)
+    check_spaces(single)
+    # a policy saved before its observation space was recorded gets observations encoded here
+    encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
+    key = jax.random.PRNGKey(seed)
+    returns, capped, source = [], 0, None
+    size = sum(policy.spec.action_dims)
+    uses_masks = policy.config.action_mask == "auto" and policy.spec.action_kind != "continuous"
+    try:
+        for episode in range(episodes):
+            obs, info = check_reset(single, single.reset(seed=seed + episode))
+            if episode == 0 and uses_masks:  # where the env offers masks, if it does
+                source = mask_source(single, obs, info)
+            total, done, steps, state = 0.0, False, 0, policy.initial_state(1)
+            while not done:
+                if steps == cap:
+                    capped += 1
+                    break
+                steps += 1
+                key, act_key = jax.random.split(key)
+                raw = obs if encoder is None else encoder(batch_of_one(single.observation_space, obs))[0]
+                mask = read_mask(single, source, obs, info, size) if source else None
+                action, state = policy.act(raw, state, deterministic=deterministic, key=act_key, mask=mask)
+                result = single.step(action)
+                try:
+                    obs, reward, terminated, truncated, info = result
+                except (TypeError, ValueError):
+                    raise step_error(single, result) from None
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        single.close()
+        if video_folder is not None and Path(video_folder).is_dir() and not any(Path(video_folder).iterdir()):
+            Path(video_folder).rmdir()  # nothing was recorded: no empty folder left behind
+    if capped:
+        print(
+            f"ppox: {capped} of {episodes} episodes were cut at the step cap of {cap:,} (--max-episode-steps)",
+            file=sys.stderr,
+        )
+    return np.asarray(returns)
+
+
+def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
+    """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
+    env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
+    step = jax.vmap(make_autoreset_step(env, params))
+    horizon = int(getattr(params, "max_steps_in_episode", 10_000))
+    masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")
+
+    @jax.jit
+    def run(key):
+        key, reset_key = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, episodes), params)
+
+        def body(carry, step_key):
+            obs, state, total, alive, memory = carry
+            act_key, env_key = jax.random.split(step_key)
+            mask = jax.vmap(env.action_mask)(state) if masked else None  # legal moves of a game (pgx)
+            if policy.recurrent:  # (each episode runs once: its memory is never reset)
+                action, memory = policy.act_jax(obs, act_key, deterministic, memory, mask)
+            else:
+                action = policy.act_jax(obs, act_key, deterministic, mask=mask)
+            obs, state, reward, terminated, truncated, _ = step(jax.random.split(env_key, (episodes, 2)), state, action)
+            seen = (carry[0], alive) if record else None  # (each step's observation, while its episode lasts)
+            total = total + jnp.where(alive, reward, 0.0)
+            alive = alive & ~(terminated | truncated)
+            return (obs, state, total, alive, memory), seen
+
+        init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes, bool), policy.initial_state(episodes))
+        (_, _, total, _, _), seen = jax.lax.scan(body, init, jax.random.split(key, horizon))
+        return total, seen
+
+    total, seen = jax.device_get(run(jax.random.PRNGKey(seed)))
+    return np.asarray(total), seen
+
+
+def grid_frame(obs: np.ndarray, scale: int = 16) -> np.ndarray:
+    """An RGB picture [H*scale, W*scale, 3] of a grid observation [H, W, C]: each channel (object kind) in its
+    own colour, the last channel present on top, black where none is."""
+    channels = obs.shape[-1]
+    palette = np.array([colorsys.hsv_to_rgb(i / channels, 0.8, 1.0) for i in range(channels)]) * 255
+    present = obs > 0.5
+    top = channels - 1 - np.argmax(present[..., ::-1], axis=-1)
+    picture = np.where(present.any(-1)[..., None], palette[top], 0.0).astype(np.uint8)
+    return picture.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def write_grid_videos(seen, folder: Path, name: str, fps: int = 10) -> None:
+    """One mp4 per episode in ``folder``, drawn from its grid observations (``_evaluate_gymnax``'s record)."""
+    try:
+        from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
+    except ImportError:
+        raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+    observations, alive = seen
+    folder.mkdir(parents=True, exist_ok=True)
+    for episode in range(alive.shape[1]):
+        frames = [grid_frame(obs) for obs in observations[alive[:, episode], episode]]
+        clip = ImageSequenceClip(frames, fps=fps)
+        clip.write_videofile(str(folder / f"{name}-episode-{episode}.mp4"), logger=None)
+        clip.close()

@@ -1,0 +1,184 @@
+"""A trained policy that acts on batches of observations (from a run, or loaded from disk)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+from gymnasium import spaces
+
+from ppox.agent.agent import act, init_params, initial_carry, is_recurrent, make_network
+from ppox.config.config import Config
+from ppox.core.normalize import RunningMeanStd
+from ppox.envs.gym_envs import (
+    ObsEncoder,
+    batch_of_one,
+    is_single_observation,
+    space_from_description,
+)
+from ppox.envs.spec import EnvSpec, to_env_action
+from ppox.errors import CheckpointError, ConfigError
+from ppox.storage.checkpoint import load_policy_file
+
+POLICY_FILE = "policy.safetensors"
+NO_STATE = object()  # Policy.act called without a state: actions only (memoryless policies)
+
+
+@dataclasses.dataclass
+class Policy:
+    """Acts with one seed's parameters: observation normalisation included, actions as the env takes them
+    (clipped to the bounds, shaped like the action space, indices from the space's start)."""
+
+    config: Config
+    spec: EnvSpec
+    params: Any
+    obs_stats: RunningMeanStd
+    source: Path | None = None  # the file it was loaded from: its config is not trusted to name code to run
+
+    def __post_init__(self):
+        network, config, spec = make_network(self.config, self.spec), self.config, self.spec
+
+        def env_action_and_value(params, stats, obs, key, deterministic: bool, mask=None, memory=None):
+            acted = act(network, config, params, stats, obs, key, deterministic, mask, memory)
+            return to_env_action(spec, acted.action, jnp), acted.value, acted.carry
+
+        self.network = network
+        self._act_fn = env_action_and_value
+        self._act = jax.jit(env_action_and_value, static_argnames="deterministic")
+        self._space = space_from_description(json.loads(spec.obs_space)) if spec.obs_space else None
+        self._encoder = ObsEncoder(self._space) if self._space is not None else None
+
+    @property
+    def recurrent(self) -> bool:
+        return is_recurrent(self.network)
+
+    def initial_state(self, n: int = 1):
+        """The recurrent state of ``n`` envs at an episode's start (None for a memoryless policy); pass it to
+        ``act`` with each env's first observation, then the state ``act`` returns."""
+        return jax.device_get(initial_carry(self.network, n))
+
+    def act_jax(self, obs, key, deterministic: bool, state=None, mask=None):
+        """Actions as a traceable JAX function (for use inside jit, e.g. batched evaluation); a recurrent
+        policy takes the ``state`` before the step and returns (actions, state after it)."""
+        if not self.recurrent:
+            return self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask)[0]
+        memory = (state, jnp.zeros(obs.shape[:1], bool))
+        actions, _, state = self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask, memory)
+        return actions, state
+
+    def act(self, obs, state=NO_STATE, *, deterministic: bool = True, key: jax.Array | None = None, mask=None):
+        """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
+        With ``state`` (``initial_state(n)`` at an episode's start, then what the last call returned) it
+        returns (actions, state); a recurrent policy needs it, a memoryless one passes it through.
+
+        Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
+        images scaled, normalisation statistics). ``deterministic`` (the default, as for ``ppox eval`` and
+        ``ppox.evaluate``): the distribution's mode; else sampled with ``key`` (required then). ``mask`` (bool,
+        True = legal, [n] or [batch, n]) gives masked actions probability 0; a Dict observation's "action_mask"
+        entry is used when no mask is given (unless the run said --action-mask off)."""
+        batch, single = self.observations(obs)
+        if mask is None and isinstance(obs, dict) and "action_mask" in obs and self.config.action_mask == "auto":
+            mask = obs["action_mask"]
+        if mask is not None:
+            mask = np.asarray(mask).astype(bool).reshape(batch.shape[0], -1)
+        if not deterministic and key is None:
+            raise ValueError("sampling (deterministic=False) needs a key=jax.random.PRNGKey(...)")
+        key = jax.random.PRNGKey(0) if key is None else key
+        if self.recurrent and state is NO_STATE:
+            raise ValueError(
+                "this policy is recurrent (--memory): call act(obs, state) with "
+                "state = policy.initial_state(n) at an episode's start; it returns (actions, state)"
+            )
+        memory = None
+        if self.recurrent:
+            memory = (state, np.zeros(batch.shape[0], bool))
+        actions, _, carry = self._act(self.params, self.obs_stats, batch, key, deterministic, mask, memory)
+        actions = np.asarray(actions)[0] if single else np.asarray(actions)
+        if state is NO_STATE:
+            return actions
+        return actions, (jax.device_get(carry) if self.recurrent else state)
+
+    def value(self, obs, state=None) -> np.ndarray:
+        """The critic's V(s) for one observation or a batch (a recurrent policy: given its ``state``)."""
+        batch, single = self.observations(obs)
+        if self.recurrent and state is None:
+            raise ValueError("this policy is recurrent (--memory): call value(obs, state) with its state")
+        memory = (state, np.zeros(batch.shape[0], bool)) if self.recurrent else None
+        values = np.asarray(self._act(self.params, self.obs_stats, batch, jax.random.PRNGKey(0), True, None, memory)[1])
+        return values[0] if single else values
+
+    def _encoded_already(self, obs) -> bool:
+        """Whether ``obs`` is in the network's form already: a float array of the encoded shape where the
+        env's observations are a dict, a tuple, or integers (one-hot encoded)."""
+        if isinstance(obs, (dict, tuple)) or isinstance(self._space, spaces.Box):
+            return False
+        array = np.asarray(obs)
+        return np.issubdtype(array.dtype, np.floating) and array.shape[-1:] == tuple(self.spec.obs_shape)[-1:]
+
+    def observations(self, obs) -> tuple[np.ndarray, bool]:
+        """(the network's input batch [batch, *obs_shape], whether ``obs`` was a single observation)."""
+        if self._space is not None and not self._encoded_already(obs):
+            single = is_single_observation(self._space, obs)
+            batch = self._encoder(batch_of_one(self._space, obs) if single else obs)
+        else:
+            batch = np.asarray(obs, np.float32)
+            single = batch.shape == tuple(self.spec.obs_shape)
+            batch = batch[None] if single else batch
+        if batch.shape[1:] != tuple(self.spec.obs_shape):
+            shape = ", ".join(map(str, self.spec.obs_shape))
+            raise ValueError(
+                f"observations must be shaped [batch, {shape}] (or [{shape}] for one), after encoding; "
+                f"got {list(batch.shape)}"
+            )
+        return batch, single
+
+
+def load(path, seed_index: int = 0) -> Policy:
+    """Load a policy from a run folder or a policy file; ``seed_index`` picks one of a multi-seed run.
+
+    The file's config and env spec are validated, and its tensors' shapes checked against the network they
+    describe, before any tensor is read."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / POLICY_FILE
+    described = {}
+
+    def expect(metadata: dict, shapes: dict) -> None:
+        try:
+            config = Config.from_dict(json.loads(metadata["config"]))
+            spec = EnvSpec.from_dict(json.loads(metadata["env_spec"]))
+        except (KeyError, json.JSONDecodeError, ConfigError, ValueError) as err:
+            raise CheckpointError(f"{path}: damaged policy metadata ({err})") from None
+        described.update(config=config, spec=spec, seeds=check_shapes(path, config, spec, shapes))
+
+    params, stats, _, _, _ = load_policy_file(path, expect)
+    if not 0 <= seed_index < described["seeds"]:
+        raise CheckpointError(
+            f"{path}: seed_index {seed_index} out of range; the file holds {described['seeds']} seed(s)"
+        )
+    pick = lambda x: jnp.asarray(x[seed_index])  # noqa: E731
+    obs_stats = RunningMeanStd(**{k: pick(v) for k, v in stats.items()})
+    return Policy(described["config"], described["spec"], jax.tree_util.tree_map(pick, params), obs_stats, source=path)
+
+
+def check_shapes(path: Path, config: Config, spec: EnvSpec, have: dict[str, tuple]) -> int:
+    """The number of seeds in a policy file whose tensors (name -> shape) are the shapes its config's network
+    makes, with a leading seed axis; CheckpointError otherwise."""
+    network = make_network(config, spec)
+    template = jax.eval_shape(
+        lambda key: init_params(network, key, jnp.zeros((1,) + tuple(spec.obs_shape))), jax.random.PRNGKey(0)
+    )
+    want = {f"params/{k}": tuple(v.shape) for k, v in traverse_util.flatten_dict(template, sep="/").items()}
+    want.update(
+        {"obs_stats/mean": tuple(spec.obs_shape), "obs_stats/var": tuple(spec.obs_shape), "obs_stats/count": ()}
+    )
+    seeds = {shape[0] if shape else 0 for shape in have.values()}
+    if len(seeds) != 1 or 0 in seeds or {k: shape[1:] for k, shape in have.items()} != want:
+        raise CheckpointError(f"{path}: damaged policy: its arrays do not match the network its config describes")
+    return seeds.pop()

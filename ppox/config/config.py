@@ -1,0 +1,321 @@
+"""The one configuration of a ppox run: a frozen dataclass, validated when it is built.
+
+Every field has a docstring (it becomes the CLI's help through tyro); ``Config.preset``
+starts from the tuned values for an environment. Invalid values raise ``ConfigError``
+with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+from ppox.config.presets import NETWORK_PRESETS, PRESETS
+from ppox.config.validation import validate
+from ppox.errors import ConfigError, closest
+
+__all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "TRACED_FIELDS", "program_config", "static_config"]
+
+DEFAULT_ENV = "CartPole-v1"
+# The numbers that shape no array and no loop: the fused program takes them as a traced argument (a Hyper),
+# so that one compilation serves every value. None (off) is static: it removes code.
+TRACED_FIELDS = (
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "clip_coef",
+    "vf_clip_coef",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Proximal Policy Optimization, as configured for one run (one or several seeds)."""
+
+    env: str = DEFAULT_ENV
+    """Environment: a JAX-native gymnax id (CartPole-v1, Acrobot-v1, Pendulum-v1, Breakout-MinAtar, ...:
+    fused driver), or any Gymnasium id or 'package.module:Class' entry point (host driver). See `ppox envs`."""
+
+    total_timesteps: int = 500_000
+    """Environment steps to train for, over all parallel envs (per seed)."""
+
+    num_envs: int = 4
+    """Parallel environments stepped together."""
+
+    max_episode_steps: int | None = None
+    """End an episode after this many steps (truncated: it bootstraps from V of its last observation), for
+    envs without a time limit of their own. None: the env's own limit only."""
+
+    num_steps: int = 128
+    """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""
+
+    update_epochs: int = 4
+    """Passes over each collected batch (the surrogate's importance-sampled reuse)."""
+
+    num_minibatches: int = 4
+    """Minibatches per epoch; num_envs * num_steps must divide by it."""
+
+    learning_rate: float = 2.5e-4
+    """Adam step size (the start value when annealed)."""
+
+    anneal_lr: bool = True
+    """Anneal the learning rate linearly to 0 over the run."""
+
+    adam_eps: float = 1e-5
+    """Adam's epsilon (1e-5, as in the PPO reference implementations, not optax's 1e-8)."""
+
+    gamma: float = 0.99
+    """Discount factor."""
+
+    gae_lambda: float = 0.95
+    """GAE's bias-variance dial: 0 is the TD residual, 1 the Monte Carlo advantage."""
+
+    advantage: Literal["gae", "td", "nstep", "mc"] = "gae"
+    """Advantage estimator: gae (GAE with --gae-lambda), td (one-step TD residual), nstep (--nstep-n steps,
+    then V), mc (Monte Carlo return G_t - V(s_t)). The value target is always advantage + V(s_t)."""
+
+    nstep_n: int = 5
+    """n of --advantage nstep."""
+
+    baseline: bool = True
+    """Subtract a learned value baseline. --no-baseline is REINFORCE on the raw discounted return G_t (needs
+    --advantage mc): the critic is not used and gets no gradient."""
+
+    clip_coef: float | None = 0.2
+    """Surrogate clip range eps: the ratio is clipped to [1-eps, 1+eps]. None: no clip (plain r*A)."""
+
+    vf_clip_coef: float | None = 0.2
+    """Value clip range: the new value stays within +-this of the old one in the loss. None: no value clipping."""
+
+    ent_coef: float = 0.01
+    """Entropy bonus coefficient c2."""
+
+    vf_coef: float = 0.5
+    """Value loss coefficient c1."""
+
+    max_grad_norm: float | None = 0.5
+    """Clip the global gradient norm to this. None: no gradient clipping."""
+
+    target_kl: float | None = None
+    """Stop an update's remaining minibatches once a minibatch's approx KL exceeds this. None: never."""
+
+    norm_adv: bool = True
+    """Normalise advantages to zero mean and unit std within each minibatch."""
+
+    norm_obs: bool = False
+    """Normalise observations by their running mean and std, clipped to +-10."""
+
+    norm_reward: bool = False
+    """Scale rewards by the running std of the discounted return, clipped to +-10."""
+
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the actor and of the critic."""
+
+    activation: Literal["tanh", "relu"] = "tanh"
+    """Hidden-layer activation."""
+
+    network: Literal["auto", "mlp", "cnn"] = "auto"
+    """Torso: cnn (convolutions, then the hidden layers) for HxWxC image observations, mlp (flattened
+    observations) otherwise; auto picks cnn exactly when the observations are images."""
+
+    memory: Literal["none", "gru", "lstm"] = "none"
+    """A recurrent cell after the torso, for partially observed tasks: gru or lstm (separate cells for actor and
+    critic; one shared cell with --shared-trunk). The carry is reset where an episode starts; each update
+    re-runs the cell over whole per-env sequences, so --num-envs must divide by --num-minibatches."""
+
+    memory_size: int = 128
+    """Units of the recurrent cell (--memory)."""
+
+    hide_obs: tuple[int, ...] = ()
+    """Hide these entries of the (flattened) observation from the agent, on either driver: any env becomes
+    partially observed (CartPole-v1 --hide-obs 1 3 hides both velocities: the RL Zoo's CartPoleNoVel-v1)."""
+
+    action_mask: Literal["auto", "off"] = "auto"
+    """auto: where the env offers a mask of legal actions (an action_masks() method, info["action_mask"], or an
+    "action_mask" entry of a Dict observation), masked actions get probability 0 in acting, in the update's
+    log-probabilities and entropy, in evaluation and in the saved policy. off: ignore masks."""
+
+    shared_trunk: bool = False
+    """Share the hidden layers between actor and critic (default: two separate networks)."""
+
+    log_std_init: float = 0.0
+    """Initial log standard deviation of the Gaussian policy (continuous actions)."""
+
+    weight_init: Literal["orthogonal", "lecun"] = "orthogonal"
+    """Weight initialisation. orthogonal: PPO's customary one (CleanRL, SB3, PureJaxRL): hidden and
+    convolution layers gain sqrt 2, policy head 0.01, value head 1, biases 0. lecun: flax's default LeCun
+    normal kernels on every layer, heads included, biases uniform in [0, 0.05): gymnax-blines' PPO network.
+    Recurrent cells stay orthogonal."""
+
+    seed: int = 0
+    """Random seed of the first run; seed i of --seeds N uses seed + i."""
+
+    seeds: int = 1
+    """Independent seeds trained together in one compiled, vmapped run."""
+
+    driver: Literal["auto", "fused", "host"] = "auto"
+    """fused: the whole run in one jitted function (JAX-native envs). host: a Python loop over a Gymnasium
+    vector env (any env). auto: fused where the env is JAX-native, else host."""
+
+    devices: int = 1
+    """Fused driver: split the envs across this many local devices (data parallel, one set of parameters;
+    --num-envs must divide by it). On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N."""
+
+    distributed: bool = False
+    """Fused driver over several processes (hosts): call jax.distributed.initialize() first. Under Slurm it
+    reads the job; elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID in
+    each process. --devices then counts every process's devices; process 0 writes the run folder."""
+
+    ray: str | None = None
+    """Host driver on Ray (pip install "ppox[ray]"): 'local' starts Ray here, 'auto' or an address joins a
+    cluster (ray start --head). Rollouts run in --workers actors, the learner in this process."""
+
+    workers: int = 1
+    """Ray rollout workers; each owns --num-envs / --workers envs and a copy of the policy."""
+
+    vec: Literal["sync", "async", "ale", "envpool"] = "sync"
+    """Host driver: step the envs in this process (sync) or one subprocess each (async); Atari games also ale
+    (ale-py's threaded AtariVectorEnv, preprocessing in C++) or envpool (EnvPool's, pip install
+    "ppox[envpool]"; with --driver fused, stepped inside the compiled program, one seed per run); sync and
+    async use Gymnasium's wrappers."""
+
+    run_dir: str = "runs"
+    """Folder under which each run's folder is made."""
+
+    run_name: str | None = None
+    """Name of this run's folder (default: ENV__SEED__TIMESTAMP)."""
+
+    save: bool = True
+    """Write the run folder (config, metrics, TensorBoard events, parameters)."""
+
+    tensorboard: bool = True
+    """Write TensorBoard event files into the run folder."""
+
+    checkpoint_every: int = 100_000
+    """Env steps (per seed) between training checkpoints in RUN/checkpoints (0: only at the end and on
+    an interrupt); rounded up to whole updates (fused driver: whole chunks of about 1/20 of the run)."""
+
+    keep_checkpoints: int = 3
+    """How many of the newest training checkpoints to keep."""
+
+    eval_episodes: int = 0
+    """Evaluation episodes (stochastic policy, fresh env) at every checkpoint; 0: none. Their mean return is
+    logged to RUN/evaluations.csv, and the checkpoint with the best one is also kept as checkpoints/best.safetensors."""
+
+    progress: bool = True
+    """Show a progress bar while training."""
+
+    def __post_init__(self):
+        validate(self)
+
+    # Derived sizes -------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    @property
+    def updates_per_checkpoint(self) -> int:
+        """Updates between checkpoints: --checkpoint-every rounded up to whole updates (0: none but the last)."""
+        return math.ceil(self.checkpoint_every / self.batch_size) if self.checkpoint_every else 0
+
+    # Construction ----------------------------------------------------------------------
+    @classmethod
+    def preset(cls, env: str = "CartPole-v1", **overrides) -> Config:
+        """The tuned configuration for ``env`` (its --network variant where one exists), with ``overrides`` on top."""
+        variant = NETWORK_PRESETS.get((env, overrides.get("network")), {})
+        return cls(**{**PRESETS.get(env, {}), **variant, "env": env, **overrides})
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Config:
+        """A Config from JSON-like data (a config.json, a file's metadata): every field checked."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a JSON object of fields, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            hint = closest(unknown[0], names)
+            raise ConfigError(
+                f"unknown config field(s) {unknown}"
+                + (f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {sorted(names)}")
+            )
+        for name in ("hidden_sizes", "hide_obs"):
+            if isinstance(data.get(name), list):
+                data = {**data, name: tuple(data[name])}
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path) -> Config:
+        """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
+        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked."""
+        path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(
+                f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
+                "file such as a run folder's config.json"
+            ) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                "fix the file or write it with ppox.Config.to_json()"
+            ) from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+
+
+def program_config(config: Config) -> Config:
+    """The config with the fields that do not change the compiled program set to fixed values: runs that
+    differ only in those (seed, output, cadence) share one compilation. ``distributed`` stays: it changes
+    how the program is laid out."""
+    return config.replace(
+        seed=0,
+        run_dir="runs",
+        run_name=None,
+        save=False,
+        tensorboard=False,
+        progress=False,
+        checkpoint_every=0,
+        keep_checkpoints=1,
+        eval_episodes=0,
+        ray=None,
+        workers=1,
+    )
+
+
+def static_config(config: Config) -> Config:
+    """``program_config`` with the traced fields also set to fixed values (None, where a field is off, stays
+    None: that changes the program): the key of a program that takes its hyperparameters as an argument."""
+    fixed = {
+        name: None if getattr(config, name) is None else _FIXED.get(name, getattr(Config, name))
+        for name in TRACED_FIELDS
+    }
+    return program_config(config).replace(**fixed)
+
+
+_FIXED = {"target_kl": 0.01, "clip_coef": 0.2, "vf_clip_coef": 0.2, "max_grad_norm": 0.5}  # (defaults None-able)

@@ -1,0 +1,163 @@
+"""Tuned starting points per environment: only the Config fields that differ from the defaults.
+
+``Config.preset(env)`` applies them; flags and keyword arguments override them.
+"""
+
+from __future__ import annotations
+
+# Tuned starting points per environment (only the fields that differ from the defaults).
+PRESETS: dict[str, dict] = {
+    "CartPole-v1": {},
+    "Acrobot-v1": {"num_envs": 8},
+    # the RL Zoo's PPO hyperparameters (VecNormalize: observations and rewards normalised)
+    "MountainCar-v0": {
+        "total_timesteps": 1_000_000,
+        "num_envs": 16,
+        "num_steps": 16,
+        "update_epochs": 4,
+        "num_minibatches": 4,
+        "learning_rate": 3e-4,
+        "gae_lambda": 0.98,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    },
+    "Pendulum-v1": {
+        "total_timesteps": 200_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 1e-3,
+        "gamma": 0.9,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+        "vf_clip_coef": None,
+    },
+    "MountainCarContinuous-v0": {
+        "total_timesteps": 1_000_000,
+        "num_envs": 8,
+        "num_steps": 256,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "norm_obs": True,
+        "norm_reward": True,
+    },
+}
+# MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters. vf_coef 0.25 is
+# CleanRL's 0.5 on its halved value loss 0.5 (V - G)^2 (ppox's is (V - G)^2); with separate actor and critic it
+# acts through the one gradient-norm clip (the README's MuJoCo rows before 6 Dec 2026 ran with 0.5).
+for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
+    PRESETS[_mujoco] = {
+        "total_timesteps": 1_000_000,
+        "num_envs": 1,
+        "num_steps": 2048,
+        "update_epochs": 10,
+        "num_minibatches": 32,
+        "learning_rate": 3e-4,
+        "ent_coef": 0.0,
+        "vf_coef": 0.25,
+        "norm_obs": True,
+        "norm_reward": True,
+    }
+# Box2D (host driver, pip install "ppox[box2d]"): the RL Zoo's PPO hyperparameters for LunarLander, with
+# reward scaling and no value clipping (returns in the hundreds: a 0.2 clip on V starves the critic;
+# 1M steps, seeds 0-2: 103 with the clip and raw rewards, 264 / 262 / 270 like this).
+PRESETS["LunarLander-v3"] = {
+    "total_timesteps": 1_000_000,
+    "num_envs": 16,
+    "num_steps": 1024,
+    "update_epochs": 4,
+    "num_minibatches": 256,
+    "learning_rate": 3e-4,
+    "gamma": 0.999,
+    "gae_lambda": 0.98,
+    "ent_coef": 0.01,
+    "norm_reward": True,
+    "vf_clip_coef": None,
+}
+# MinAtar (fused, gymnax): gymnax-blines' PPO settings (agents/GAME-MinAtar/ppo.yaml: 64 envs x 128 steps, 4 epochs x 8
+# minibatches, gamma 0.999, lr 5e-4 constant (their lr_warmup runs a linear schedule from lr_begin to lr_end, both
+# 5e-4), clip 0.2, entropy 0.01, 10M steps), an MLP (256, 256) on the flattened 10x10xC grid by default as they
+# publish; --network cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one
+# 128-unit layer (not tuned).
+# vf_coef 0.25 is their critic_coeff 0.5: their value loss is 0.5 (V - G)^2, ppox's (V - G)^2. With separate actor
+# and critic networks the weight still acts through the one gradient-norm clip (docs/pixels.md: the presets ran
+# with ppox's default 0.5 until 6 Dec 2026; SpaceInvaders 118.7 with it, 136.3 with 0.25).
+NETWORK_PRESETS: dict[tuple[str, str], dict] = {}
+for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
+    PRESETS[f"{_game}-MinAtar"] = {
+        "total_timesteps": 10_000_000,
+        "num_envs": 64,
+        "num_steps": 128,
+        "learning_rate": 5e-4,
+        "anneal_lr": False,
+        "gamma": 0.999,
+        "num_minibatches": 8,
+        "vf_coef": 0.25,
+        "activation": "relu",
+        "hidden_sizes": (256, 256),
+        "network": "mlp",
+    }
+    NETWORK_PRESETS[(f"{_game}-MinAtar", "cnn")] = {"network": "cnn", "hidden_sizes": (128,)}
+
+# Atari (host driver, pip install "ppox[atari]"): CleanRL's PPO hyperparameters for Atari (value clip = surrogate
+# clip 0.1), its network (Nature CNN -> 512 ReLU, shared by actor and critic), ale-py's threaded vector env.
+# vf_coef 0.25 is CleanRL's 0.5: its value loss is 0.5 (V - G)^2, ppox's (V - G)^2 (docs/design-notes.md), and
+# with one trunk for actor and critic the weight sets how much the value term shapes the shared layers.
+for _game in ("Pong", "Breakout", "BeamRider", "SpaceInvaders", "Seaquest", "Qbert", "MsPacman", "Enduro"):
+    PRESETS[f"ALE/{_game}-v5"] = {
+        "total_timesteps": 10_000_000,
+        "num_envs": 8,
+        "num_steps": 128,
+        "update_epochs": 4,
+        "num_minibatches": 4,
+        "learning_rate": 2.5e-4,
+        "clip_coef": 0.1,
+        "vf_clip_coef": 0.1,
+        "vf_coef": 0.25,
+        "ent_coef": 0.01,
+        "gae_lambda": 0.95,
+        "network": "cnn",
+        "shared_trunk": True,
+        "hidden_sizes": (512,),
+        "activation": "relu",
+        "vec": "ale",
+        "checkpoint_every": 1_000_000,
+    }
+
+# Memory tasks (--memory): partially observed; memoryless PPO cannot solve them (docs/memory.md).
+# CartPoleNoVel-v1: close to the RL Zoo's RecurrentPPO settings (8 envs x 32 steps, one minibatch, lr 1e-3,
+# gamma 0.98, GAE 0.8, no entropy bonus, one 64-unit ReLU layer) with 10 epochs instead of 20 and a 64-unit
+# GRU. 300k steps, 2 seeds: 500 / 482; with CartPole's own settings and a 128-unit GRU: 171-331 at 500k.
+PRESETS["CartPoleNoVel-v1"] = {
+    "memory": "gru",
+    "memory_size": 64,
+    "num_envs": 8,
+    "num_steps": 32,
+    "num_minibatches": 1,
+    "update_epochs": 10,
+    "learning_rate": 1e-3,
+    "gamma": 0.98,
+    "gae_lambda": 0.8,
+    "ent_coef": 0.0,
+    "hidden_sizes": (64,),
+    "activation": "relu",
+}
+PRESETS["MemoryChain-bsuite"] = {"memory": "gru", "total_timesteps": 100_000}
+# the answer is due 3 steps after its symbol and paid at once: a short horizon (gamma 0.5) and a higher step
+# size learn it in 100k steps (1.00 at 100k; with CartPole's settings 0.49)
+PRESETS["RepeatPrevious-v0"] = {
+    "memory": "gru",
+    "total_timesteps": 100_000,
+    "learning_rate": 1e-3,
+    "gamma": 0.5,
+    "ent_coef": 0.0,
+}
+PRESETS["PendulumNoVel-v1"] = {**PRESETS["Pendulum-v1"], "memory": "gru", "num_minibatches": 4}
+# pgx games against a random opponent, masks from the game's legal_action_mask (pip install "ppox[pgx]")
+PRESETS["TicTacToe-pgx"] = {"total_timesteps": 200_000}
+PRESETS["ConnectFour-pgx"] = {"total_timesteps": 1_000_000, "num_envs": 16, "hidden_sizes": (128, 128)}

@@ -1,0 +1,234 @@
+"""Validation of a Config: every field's type and range, and the combinations that cannot work.
+
+Each problem is a ConfigError whose message names the flag and says what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+
+from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
+from ppox.errors import ConfigError
+
+
+def validate(c) -> None:
+    """Every field checked, in the order the messages are most useful; the first problem is raised."""
+    _validate_types(c)
+    _validate_sizes(c)
+    _validate_algorithm(c)
+    _validate_run(c)
+
+
+def need(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _validate_types(c) -> None:
+    """Each field holds a value of its annotated type (a config read from a file may hold anything)."""
+    hints = typing.get_type_hints(type(c))
+    for field in dataclasses.fields(c):
+        value, hint = getattr(c, field.name), hints[field.name]
+        need(_is(value, hint), f"--{field.name.replace('_', '-')} must be {_describe(hint)}, got {value!r}")
+
+
+def _is(value, hint) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return isinstance(value, str) and value in args
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_is(v, args[0]) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    if origin is typing.Literal:
+        return ", ".join(args[:-1]) + " or " + args[-1]
+    if origin is tuple:
+        return "a list of integers" if args[0] is int else f"a list of ({_describe(args[0])})"
+    return {type(None): "None", float: "a number", int: "an integer", bool: "true or false", str: "a string"}.get(
+        hint, hint.__name__
+    )
+
+
+def _validate_sizes(c) -> None:
+    for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "seeds"):
+        value = getattr(c, name)
+        need(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            f"--{name.replace('_', '-')} must be a positive integer, got {value!r}",
+        )
+    if c.batch_size % c.num_minibatches:  # (the suggestion is only worked out when it is needed)
+        need(
+            False,
+            f"num_envs * num_steps = {c.batch_size} does not divide into --num-minibatches "
+            f"{c.num_minibatches}; choose a number of minibatches that divides {c.batch_size} "
+            f"(e.g. {_divisor_near(c.batch_size, c.num_minibatches)})",
+        )
+    need(
+        c.num_updates < 2**31,
+        f"--total-timesteps {c.total_timesteps} is more than ppox counts: at most "
+        f"{(2**31 - 1) * c.batch_size:.4g} steps with num_envs * num_steps = {c.batch_size}",
+    )
+    need(
+        c.max_episode_steps is None or c.max_episode_steps >= 1,
+        f"--max-episode-steps must be a positive integer or None, got {c.max_episode_steps!r}",
+    )
+    need(
+        c.total_timesteps >= c.batch_size,
+        f"--total-timesteps {c.total_timesteps} is less than one rollout (num_envs * num_steps = {c.batch_size}); "
+        f"raise --total-timesteps or lower --num-envs/--num-steps",
+    )
+
+
+def _validate_algorithm(c) -> None:
+    for name in ("learning_rate", "adam_eps"):
+        value = getattr(c, name)
+        need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+    need(_finite(c.gamma) and 0.0 <= c.gamma <= 1.0, f"--gamma must lie in [0, 1], got {c.gamma!r}")
+    need(c.advantage in ("gae", "td", "nstep", "mc"), f"--advantage must be gae, td, nstep or mc, got {c.advantage!r}")
+    need(
+        isinstance(c.nstep_n, int) and not isinstance(c.nstep_n, bool) and c.nstep_n >= 1,
+        f"--nstep-n must be a positive integer, got {c.nstep_n!r}",
+    )
+    need(
+        c.baseline or c.advantage == "mc",
+        f"--no-baseline is REINFORCE on the Monte Carlo return; it needs --advantage mc, not {c.advantage!r}",
+    )
+    need(_finite(c.gae_lambda) and 0.0 <= c.gae_lambda <= 1.0, f"--gae-lambda must lie in [0, 1], got {c.gae_lambda!r}")
+    for name in ("clip_coef", "vf_clip_coef", "max_grad_norm", "target_kl"):
+        value = getattr(c, name)
+        need(
+            value is None or (_finite(value) and value > 0),
+            f"--{name.replace('_', '-')} must be a positive number or None (off), got {value!r}",
+        )
+    for name in ("ent_coef", "vf_coef"):
+        value = getattr(c, name)
+        need(_finite(value) and value >= 0, f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
+    need(_finite(c.log_std_init), f"--log-std-init must be a finite number, got {c.log_std_init!r}")
+    need(
+        len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
+        f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}",
+    )
+    need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
+    need(c.network in ("auto", "mlp", "cnn"), f"--network must be auto, mlp or cnn, got {c.network!r}")
+    _validate_memory(c)
+
+
+def _validate_memory(c) -> None:
+    need(c.memory in ("none", "gru", "lstm"), f"--memory must be none, gru or lstm, got {c.memory!r}")
+    need(
+        isinstance(c.memory_size, int) and not isinstance(c.memory_size, bool) and c.memory_size > 0,
+        f"--memory-size must be a positive integer, got {c.memory_size!r}",
+    )
+    if c.memory != "none" and c.num_envs % c.num_minibatches:
+        need(
+            False,
+            f"--memory {c.memory} trains on whole per-env sequences, so --num-envs {c.num_envs} must divide "
+            f"by --num-minibatches {c.num_minibatches}; use --num-minibatches "
+            f"{_divisor_near(c.num_envs, c.num_minibatches)} or more envs",
+        )
+    need(
+        isinstance(c.hide_obs, tuple)
+        and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in c.hide_obs)
+        and len(set(c.hide_obs)) == len(c.hide_obs),
+        f"--hide-obs must be distinct observation indices >= 0, got {c.hide_obs!r}",
+    )
+
+
+def _validate_run(c) -> None:
+    need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
+    need(c.vec in ("sync", "async", "ale", "envpool"), f"--vec must be sync, async, ale or envpool, got {c.vec!r}")
+    need(
+        c.vec not in ("ale", "envpool") or is_atari_id(c.env),
+        f"--vec {c.vec} steps Atari games (ALE/Name-v5, "
+        f"NameNoFrameskip-v4); {c.env} is not one: use --vec sync or async",
+    )
+    need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
+    need(
+        c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
+        f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}",
+    )
+    need(bool(c.run_dir), "--run-dir must not be empty")
+    need(
+        isinstance(c.checkpoint_every, int) and not isinstance(c.checkpoint_every, bool) and c.checkpoint_every >= 0,
+        f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}",
+    )
+    need(
+        isinstance(c.eval_episodes, int) and not isinstance(c.eval_episodes, bool) and c.eval_episodes >= 0,
+        f"--eval-episodes must be a number of episodes >= 0 (0: no evaluation), got {c.eval_episodes!r}",
+    )
+    need(
+        isinstance(c.devices, int) and not isinstance(c.devices, bool) and c.devices >= 1,
+        f"--devices must be a positive integer, got {c.devices!r}",
+    )
+    need(
+        c.num_envs % c.devices == 0 if isinstance(c.devices, int) and c.devices >= 1 else True,
+        f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)",
+    )
+    need(
+        isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
+        f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}",
+    )
+    check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
+    fused = driver_for(c.env, c.driver, c.ray) == "fused"
+    if c.driver == "fused":
+        need(
+            is_jax_env(c.env) or (is_atari_id(c.env) and c.vec == "envpool"),
+            f"--driver fused needs a JAX-native env, or an Atari id with --vec envpool (EnvPool's XLA steps); "
+            f"{c.env!r} is not one (use --driver host)",
+        )
+    if uses_envpool(c):
+        need(
+            c.seeds == 1 and c.devices == 1 and not c.distributed,
+            "--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped or split: use --seeds 1 "
+            "(one process per seed) and one device, or the host driver",
+        )
+    if c.seeds > 1:
+        need(
+            fused,
+            f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
+            f"on the host driver run one process per seed (--seed S)",
+        )
+    need(
+        isinstance(c.workers, int) and not isinstance(c.workers, bool) and c.workers >= 1,
+        f"--workers must be a positive integer, got {c.workers!r}",
+    )
+    if c.ray is not None:
+        need(c.driver != "fused", "--ray runs the host driver's rollouts on Ray; drop --driver fused")
+        need(
+            isinstance(c.workers, int) and c.num_envs % c.workers == 0,
+            f"--num-envs {c.num_envs} must divide by --workers {c.workers} (each worker steps an equal share)",
+        )
+    if c.distributed:
+        need(fused, "--distributed runs the fused driver across processes; it needs a JAX-native env (and no --ray)")
+    if c.devices > 1:
+        need(fused, f"--devices {c.devices}: splitting envs across devices needs the fused driver (a JAX-native env)")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _divisor_near(n: int, target: int, tries: int = 100_000) -> int:
+    """The divisor of n nearest to target (the smaller on a tie), looking at most ``tries`` steps away;
+    1 if none is that near (any n, however large, is answered at once)."""
+    for k in range(tries):
+        for d in (target - k, target + k):
+            if 1 <= d <= n and n % d == 0:
+                return d
+    return 1

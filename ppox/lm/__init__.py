@@ -1,0 +1,106 @@
+"""PPO on language models, in Python: the face of ``ppox lm train | sample | reward-model``.
+
+    import ppox.lm
+    result = ppox.lm.train(model="hf-folder", prompts=["..."], reward=my_reward, updates=50)
+    texts = ppox.lm.sample(result.run_path / "model", ["..."], max_new_tokens=32)
+    rm, report = ppox.lm.train_reward_model("hf-folder", ppox.lm.read_pairs("pairs.jsonl"), "rm-folder")
+
+The parts (models, Hugging Face folders, the sampler, per-token advantages, the token-level PPO loss) live in
+``ppox.language``, low in the layers; this module sits above the run loop, so it can hand a config to it.
+See docs/lm.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ppox.language import (
+    CausalLM,
+    Generation,
+    LanguageModel,
+    LMConfig,
+    Sampling,
+    TextTokenizer,
+    forward,
+    from_hf,
+    grpo_advantages,
+    init_params,
+    kl_penalized_rewards,
+    load,
+    load_tokenizer,
+    make_sampler,
+    masked_whiten,
+    parameter_count,
+    read_config,
+    response_gae,
+    rloo_advantages,
+    save,
+    sequence_logprobs,
+    to_hf,
+    token_kl,
+)
+from ppox.language.generate import complete
+from ppox.language.reward_model import RewardModel, load_reward_model, read_pairs, train_reward_model
+from ppox.language.run_config import LMRunConfig
+from ppox.lm.training import LMTrainResult, pad_id, read_prompts
+from ppox.lm.training import resume_lm as resume
+from ppox.lm.training import train_lm as train
+
+
+def sample(
+    model: str | Path | LanguageModel,
+    prompts: list[str],
+    *,
+    tokenizer_from: str | Path | None = None,
+    max_new_tokens: int = 64,
+    temperature: float = 0.7,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> list[str]:
+    """One completion per prompt from a model folder (with tokenizer.json) or a loaded model (then
+    ``tokenizer_from`` names the folder with the tokenizer); each stops at the model's end-of-sequence token."""
+    folder = Path(tokenizer_from if tokenizer_from is not None else model)
+    model = model if isinstance(model, LanguageModel) else load(model)
+    tok = load_tokenizer(folder, pad_id=pad_id(model))
+    sampling = Sampling(max_new_tokens, model.eos_ids, tok.pad_id, temperature, top_k, top_p, greedy)
+    return complete(model, tok, list(prompts), sampling, max(1, batch_size), seed)
+
+
+__all__ = [
+    "CausalLM",
+    "Generation",
+    "LMConfig",
+    "LMRunConfig",
+    "LMTrainResult",
+    "LanguageModel",
+    "RewardModel",
+    "Sampling",
+    "TextTokenizer",
+    "forward",
+    "from_hf",
+    "grpo_advantages",
+    "init_params",
+    "kl_penalized_rewards",
+    "load",
+    "load_reward_model",
+    "load_tokenizer",
+    "make_sampler",
+    "masked_whiten",
+    "parameter_count",
+    "read_config",
+    "read_pairs",
+    "read_prompts",
+    "response_gae",
+    "resume",
+    "rloo_advantages",
+    "sample",
+    "save",
+    "sequence_logprobs",
+    "to_hf",
+    "token_kl",
+    "train",
+    "train_reward_model",
+]

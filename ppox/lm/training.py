@@ -1,0 +1,236 @@
+"""``ppox.train_lm`` and ``ppox.resume_lm``: PPO on a language model through the one run loop.
+
+The run folder, metrics.csv, TensorBoard, checkpoints, resume, signals and the non-finite guard are
+``ppox.run.loop``'s; the model, prompts and reward become an ``LMDriver``. The trained policy is saved as a
+Hugging Face folder, RUN/model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ppox.drivers.distributed import device_mesh
+from ppox.drivers.lm import LMDriver, TextTask
+from ppox.errors import CheckpointError, ConfigError
+from ppox.language.hf import LanguageModel, load, save
+from ppox.language.models import params_dtype
+from ppox.language.reward_model import RewardModel, load_reward_model
+from ppox.language.run_config import LMRunConfig
+from ppox.language.tokenizer import load_tokenizer
+from ppox.run.loop import Start, run_loop
+from ppox.storage.checkpoint import read_newest_checkpoint
+from ppox.storage.runfolder import discard_if_empty, make_run_path
+from ppox.storage.runlog import RunLog
+
+MODEL_DIR = "model"
+
+
+@dataclasses.dataclass
+class LMTrainResult:
+    """What an LM run produced: the config, the trained policy, metrics[name] [1, updates]."""
+
+    config: LMRunConfig
+    model: LanguageModel
+    metrics: dict[str, np.ndarray]
+    wall_time: float
+    run_path: Path | None
+    interrupted: bool = False
+
+
+def read_prompts(path) -> list[str]:
+    """The "prompt" of each line of a JSONL file; ConfigError naming the line that has none."""
+    prompts = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as err:
+        raise ConfigError(f"--prompts {path}: {err.strerror or err}") from None
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                prompt = json.loads(line).get("prompt")
+            except (json.JSONDecodeError, AttributeError):
+                prompt = None
+            if not isinstance(prompt, str):
+                raise ConfigError(f'--prompts {path}, line {number}: expected a JSON object with a "prompt" string')
+            prompts.append(prompt)
+    if not prompts:
+        raise ConfigError(f"--prompts {path}: no prompts")
+    return prompts
+
+
+def import_reward(spec: str) -> Callable:
+    """The function named 'module:function' (importing the module runs its code)."""
+    module, _, name = spec.partition(":")
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"--reward {spec}: cannot import it ({err})") from None
+    if not callable(function):
+        raise ConfigError(f"--reward {spec}: not a function")
+    return function
+
+
+def ids_task(ids_rows: list, pad_id: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id prompts, left-padded to the longest (at most ``length``, keeping the last tokens)."""
+    width = min(max(len(r) for r in ids_rows), length)
+    ids, mask = np.full((len(ids_rows), width), pad_id, np.int32), np.zeros((len(ids_rows), width), bool)
+    for i, row in enumerate(ids_rows):
+        row = list(row)[-width:]
+        if not row:
+            raise ConfigError(f"prompt {i} is empty: every prompt needs at least one token")
+        ids[i, width - len(row) :], mask[i, width - len(row) :] = row, True
+    return ids, mask
+
+
+def pad_id(model: LanguageModel) -> int:
+    """config.json's pad_token_id, else the smallest id that is no end token (GPT-2 has no pad token; the
+    mask keeps padding out of every computation, so any other id serves)."""
+    pad = model.hf_config.get("pad_token_id")
+    return int(pad) if pad is not None else next(i for i in range(len(model.eos_ids) + 1) if i not in model.eos_ids)
+
+
+def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> TextTask:
+    """Prompts (texts, or lists of token ids for a model without tokenizer.json) and the reward, as a TextTask."""
+    folder = Path(config.model)
+    if prompts is None and not config.prompts:
+        raise ConfigError("lm: give the prompts: --prompts FILE.jsonl (or prompts= in Python)")
+    prompts = read_prompts(config.prompts) if prompts is None else list(prompts)
+    if reward is None and config.reward_model is not None:
+        reward = load_reward_model(config.reward_model)
+    elif reward is None:
+        if config.reward is None:
+            raise ConfigError(
+                "lm: give a reward: --reward module:function or --reward-model DIR (or reward= in Python)"
+            )
+        reward = import_reward(config.reward)
+    pad = model.hf_config.get("pad_token_id")
+    if (folder / "tokenizer.json").is_file() and prompts and isinstance(prompts[0], str):
+        tok = load_tokenizer(folder, pad_id=pad_id(model))
+        ids, mask = tok.encode(prompts, None)
+        ids, mask = ids[:, -config.max_prompt_tokens :], mask[:, -config.max_prompt_tokens :]
+        if not mask.any(-1).all():
+            raise ConfigError(f"prompt {int(np.argmin(mask.any(-1)))} has no tokens: every prompt needs at least one")
+        return TextTask(ids, mask, tok.decode, reward, tok.pad_id, model.eos_ids)
+    if prompts and isinstance(prompts[0], str):
+        raise ConfigError(f"{folder} has no tokenizer.json: give the prompts as lists of token ids")
+    if pad is None:
+        raise ConfigError(f"{folder}/config.json names no pad_token_id; set one for id prompts")
+    ids, mask = ids_task(prompts, int(pad), config.max_prompt_tokens)
+    show = lambda x, m: [row[keep].tolist() for row, keep in zip(np.asarray(x), np.asarray(m, bool))]  # noqa: E731
+    return TextTask(ids, mask, show, reward, int(pad), model.eos_ids)
+
+
+def lm_mesh(config: LMRunConfig):
+    """The mesh ("data") over ``config.devices`` local devices, None for one; a one-line error when JAX sees
+    fewer (checked before the model loads)."""
+    return device_mesh(config.devices, "data") if config.devices > 1 else None
+
+
+def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=None) -> LMDriver:
+    """The LM driver; with ``critic_from_reward_model`` its critic starts as the reward model, which must
+    have the policy's architecture and dtype."""
+    if not config.critic_from_reward_model:
+        return LMDriver(config, model, task, mesh=mesh)
+    rm = task.reward if isinstance(task.reward, RewardModel) else load_reward_model(config.reward_model)
+    same = (
+        rm.model.config == model.config
+        and jax.tree.structure(rm.model.params) == jax.tree.structure(model.params)
+        and params_dtype(rm.model.params) == params_dtype(model.params)
+    )
+    if not same:
+        raise ConfigError(
+            f"--critic-from-reward-model: {config.reward_model} is not shaped as {config.model} "
+            "(the critic is the policy's architecture); drop the flag"
+        )
+    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head}, mesh=mesh)
+
+
+def train_lm(
+    config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None, **settings
+) -> LMTrainResult:
+    """PPO on the model ``config.model`` (a Hugging Face folder); ``settings`` make or change the config.
+
+    ``prompts``: texts or token-id lists (default: the config's JSONL file); ``reward(prompts, completions)
+    -> list[float]`` (default: the config's 'module:function'). Ctrl-C saves a checkpoint; ``resume_lm``."""
+    config = LMRunConfig(**settings) if config is None else config.replace(**settings)
+    mesh = lm_mesh(config)
+    model = load(config.model, config.dtype)
+    driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
+    run_path = make_run_path(config) if config.save else None
+    try:
+        return run(driver, run_path, Start())
+    except BaseException:
+        discard_if_empty(run_path)
+        raise
+
+
+def resume_lm(
+    run_path, *, prompts=None, reward: Callable | None = None, trust_run_config: bool = False
+) -> LMTrainResult:
+    """Continue an LM run from its newest checkpoint; a 'module:function' reward recorded in the run is
+    imported only with ``trust_run_config`` (else pass ``reward``)."""
+    checkpoint = read_newest_checkpoint(run_path)
+    if checkpoint.meta.get("driver") != "lm":
+        raise CheckpointError(f"{run_path}: not an LM run (resume it with ppox train --resume)")
+    config = LMRunConfig.from_dict(checkpoint.meta["config"])
+    if reward is None and config.reward is not None and not trust_run_config:
+        raise ConfigError(
+            f"{run_path} names the reward {config.reward!r}: importing it runs its code; repeat it "
+            "(--reward) or pass --trust-run-config"
+        )
+    if checkpoint.update >= config.num_updates:
+        raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
+    mesh = lm_mesh(config)
+    model = load(config.model, config.dtype)
+    driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
+    start = Start.from_checkpoint(checkpoint, driver.metric_names)
+    state = driver.restore(driver.init(), checkpoint)
+    return run(driver, Path(run_path) if config.save else None, start, state)
+
+
+def run(driver: LMDriver, run_path: Path | None, start: Start, state: Any = None) -> LMTrainResult:
+    """The run loop with a run log; then RUN/model and summary.json."""
+    state = driver.init() if state is None else state
+    log = RunLog(driver.config, run_path, resume_from=start.update or None, names=driver.metric_names)
+    try:
+        outcome = run_loop(driver, state, log, run_path, start)
+    finally:
+        log.close()
+    policy = jax.device_get(outcome.state.params["policy"])
+    trained = dataclasses.replace(driver.model, params=policy)
+    result = LMTrainResult(driver.config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted)
+    if outcome.interrupted:
+        print(
+            f"ppox: stopped after {outcome.metrics['episode_return'].shape[1]} of {driver.config.updates} updates;"
+            f" to continue: ppox lm train --resume {run_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if run_path is not None:
+        save(run_path / MODEL_DIR, trained, tokenizer_from=Path(driver.config.model))
+        log.write_summary(lm_summary(result))
+    return result
+
+
+def lm_summary(result: LMTrainResult) -> dict:
+    """summary.json of an LM run: the first and last tenth's mean score and KL, and the pace."""
+    m, tail = result.metrics, max(1, result.metrics["episode_return"].shape[1] // 10)
+    return {
+        "model": result.config.model,
+        "updates": int(m["episode_return"].shape[1]),
+        "score_first": float(m["episode_return"][0, :tail].mean()),
+        "score_last": float(m["episode_return"][0, -tail:].mean()),
+        "kl_ref_last": float(m["kl_ref"][0, -tail:].mean()),
+        "wall_time_s": round(result.wall_time, 3),
+        "interrupted": result.interrupted,
+        "run_path": None if result.run_path is None else str(result.run_path),
+    }

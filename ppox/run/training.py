@@ -1,0 +1,237 @@
+"""``ppox.train`` and ``ppox.resume``: choose the driver, run the loop, save the policy.
+
+Everything around the updates (chunks, signals, checkpoints, logging) is ``ppox.run.loop``; everything that
+knows an environment or a compiled program is a driver (``ppox.drivers``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ppox.acting.policy import POLICY_FILE, Policy
+from ppox.agent.metrics import final_return
+from ppox.config.config import Config
+from ppox.config.trust import confirm_file_config
+from ppox.drivers.distributed import init_distributed
+from ppox.drivers.fused import FusedDriver
+from ppox.drivers.host import HostDriver
+from ppox.envs.registry import check_env_id, driver_for
+from ppox.envs.spec import EnvSpec
+from ppox.errors import CheckpointError, RunWriteError
+from ppox.run.loop import Start, run_loop
+from ppox.storage.checkpoint import read_newest_checkpoint, save_policy
+from ppox.storage.runfolder import discard_if_empty, make_run_path
+from ppox.storage.runlog import RunLog
+from ppox.utils import signals
+
+__all__ = ["TrainResult", "init_distributed", "resume", "summary", "train"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run produced. ``metrics[name]`` is a NumPy array [seeds, num_updates]."""
+
+    config: Config
+    spec: EnvSpec
+    params: Any  # seed-stacked parameter pytree (leading axis = seed)
+    obs_stats: Any  # seed-stacked RunningMeanStd
+    metrics: dict[str, np.ndarray]
+    wall_time: float  # seconds, compilation included
+    run_path: Path | None
+    interrupted: bool = False  # stopped early by SIGINT/SIGTERM; ppox.resume(run_path) continues it
+
+    def final_return(self, fraction: float = 0.1) -> np.ndarray:
+        """Per seed: mean return of the episodes finished in the last ``fraction`` of updates."""
+        return final_return(self.metrics, fraction)
+
+    def policy(self, seed_index: int = 0) -> Policy:
+        pick = lambda x: x[seed_index]  # noqa: E731
+        return Policy(
+            self.config,
+            self.spec,
+            jax.tree_util.tree_map(pick, self.params),
+            jax.tree_util.tree_map(pick, self.obs_stats),
+        )
+
+
+def train(config: Config | None = None, *, env: Any = None, **overrides) -> TrainResult:
+    """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``).
+
+    ``env`` may be an id (the same as ``env=`` in the config), or a Gymnasium env instance or a
+    function returning a new env: those train on the host driver, and ``config.env`` only names the run.
+
+    SIGINT (Ctrl-C) or SIGTERM finishes the work in flight, saves a checkpoint and returns the
+    result so far with ``interrupted=True``; ``ppox.resume(result.run_path)`` continues the run.
+    """
+    if isinstance(env, str):
+        overrides, env = {**overrides, "env": env}, None
+    if config is None:
+        config = Config.preset(**overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    start = Start()
+    driver = make_driver(config, env)
+    run_path = None
+    try:
+        run_path = make_run_path(driver.config) if driver.config.save else None
+        say_rounding(driver.config)
+        cancel = signals.on_hard_exit(lambda: discard_if_empty(run_path))
+        try:
+            return _run(driver, run_path, start)
+        finally:
+            cancel()
+    except BaseException:
+        discard_if_empty(run_path)
+        raise
+    finally:
+        driver.close()
+
+
+def say_rounding(config: Config) -> None:
+    """One line, up front, when the steps asked for are not whole updates."""
+    if config.total_timesteps % config.batch_size:
+        print(
+            f"ppox: --total-timesteps {config.total_timesteps:,} is {config.num_updates:,} updates of num_envs * "
+            f"num_steps = {config.batch_size}: training {config.num_updates * config.batch_size:,} steps",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_config: bool = False) -> TrainResult:
+    """Continue an interrupted run from its newest loadable checkpoint to its planned end.
+
+    The fused driver continues exactly: the result is bit-identical to an uninterrupted run. The
+    host driver restores the learner (parameters, optimiser, statistics, random state) exactly and
+    starts the environments afresh (episodes in progress at the interruption are lost). ``env``: the
+    env object or factory the run was started with, if it was not started from an id.
+
+    A file is not trusted to run code or dial hosts: an entry point ('module:Class') or a Ray address in
+    the checkpoint's config is used only if ``env`` / ``ray`` repeat it, or with ``trust_run_config``.
+    """
+    checkpoint = read_newest_checkpoint(run_path)
+    if checkpoint.meta["driver"] == "lm":
+        raise CheckpointError(f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}")
+    config = Config.from_dict(checkpoint.meta["config"])
+    confirm_file_config(config, checkpoint.path, env, ray, trust_run_config)
+    if isinstance(env, str):
+        env = None  # the id itself: the config's
+    if checkpoint.update >= config.num_updates:
+        raise CheckpointError(
+            f"{run_path}: the run already finished ({checkpoint.update} of {config.num_updates} updates)"
+        )
+    if checkpoint.meta["driver"] == "host":
+        driver = HostDriver(config, env if env is not None else config.env)
+    else:  # distributed: every process reads the checkpoint (a shared file system)
+        driver = FusedDriver(_for_this_process(config))
+    try:
+        start = Start.from_checkpoint(checkpoint, driver.metric_names)
+        state = driver.restore(driver.init(), checkpoint)
+        return _run(driver, Path(run_path) if driver.config.save else None, start, state)
+    finally:
+        driver.close()
+
+
+def make_driver(config: Config, env: Any = None):
+    """The driver for this config: host for an env object or factory, else as ``driver_for`` says."""
+    if env is None:
+        check_env_id(config.env)  # (a Config lets a name pass that may label an env object)
+    if driver_for(config.env, config.driver, config.ray, env_object=env is not None) == "host":
+        return HostDriver(config, env if env is not None else config.env)
+    return FusedDriver(_for_this_process(config))
+
+
+def _for_this_process(config: Config) -> Config:
+    """Under --distributed, join the processes; all but process 0 train without writing (one run folder)."""
+    if not config.distributed:
+        return config
+    init_distributed()
+    return config if jax.process_index() == 0 else config.replace(save=False, progress=False)
+
+
+def _run(driver, run_path: Path | None, start: Start, state=None) -> TrainResult:
+    """Run the loop with a run log; then save the policy and the summary, and say how to resume."""
+    state = driver.init() if state is None else state
+    log = RunLog(driver.config, run_path, resume_from=start.update if start.update else None)
+    try:
+        try:
+            outcome = run_loop(driver, state, log, run_path, start)
+        except BaseException:
+            _close_quietly(log)
+            raise
+        log.close()
+        return _save_result(driver, run_path, outcome, log)
+    except RunWriteError as err:
+        raise RunWriteError(
+            f"{err}; the checkpoints written before are kept: once the problem is fixed, continue "
+            f"with: ppox train --resume {run_path}"
+        ) from None
+
+
+def _close_quietly(log: RunLog) -> None:
+    """Close the run log while another error is on its way (which says more than a write error would)."""
+    try:
+        log.close()
+    except OSError:
+        pass
+
+
+def _save_result(driver, run_path: Path | None, outcome, log: RunLog) -> TrainResult:
+    params, obs_stats = driver.policies(outcome.state)
+    result = TrainResult(
+        driver.config, driver.spec, params, obs_stats, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted
+    )
+    if result.interrupted:
+        where = f"ppox train --resume {run_path}" if run_path is not None else "(nothing was saved)"
+        print(
+            f"ppox: stopped after {result.metrics['episode_return'].shape[1]} of {result.config.num_updates} "
+            f"updates; to continue: {where}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if run_path is not None:
+        save_policy(
+            run_path / POLICY_FILE,
+            params,
+            dataclasses.asdict(obs_stats),
+            dataclasses.asdict(result.config),
+            result.spec.to_dict(),
+        )
+        log.write_summary(summary(result))
+    return result
+
+
+def summary(result: TrainResult) -> dict:
+    """The run's figures as summary.json holds them."""
+    finals = result.final_return()
+    config = result.config
+    steps = result.metrics["episode_return"].shape[1] * config.batch_size  # done, not planned: honest when cut short
+    ended = np.isfinite(finals)
+    return {
+        "env": config.env,
+        "seeds": config.seeds,
+        "total_timesteps": steps,
+        "planned_timesteps": config.num_updates * config.batch_size,
+        "wall_time_s": round(result.wall_time, 3),
+        "steps_per_second": round(steps * config.seeds / result.wall_time, 1),
+        "final_return_per_seed": [round(float(x), 3) if ok else None for x, ok in zip(finals, ended)],
+        "final_return_mean": round(float(finals[ended].mean()), 3) if ended.any() else None,
+        "interrupted": result.interrupted,
+        **(
+            {"worker_restarts": int(np.nanmax(result.metrics["worker_restarts"]))}
+            if "worker_restarts" in result.metrics
+            else {}
+        ),
+        **(
+            {"illegal_actions": int(np.nansum(result.metrics["illegal_actions"]))}
+            if "illegal_actions" in result.metrics
+            else {}
+        ),
+        "run_path": None if result.run_path is None else str(result.run_path),
+    }

@@ -1,0 +1,277 @@
+"""A run's record: the run folder, the metrics CSV, TensorBoard event files, the progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from tensorboardX.event_file_writer import EventsWriter
+from tensorboardX.proto.event_pb2 import Event
+from tensorboardX.proto.summary_pb2 import Summary
+
+from ppox.agent.metrics import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
+from ppox.agent.metrics import weighted_return
+from ppox.config.config import Config
+from ppox.errors import RunWriteError
+from ppox.storage.runfolder import RunLock
+from ppox.utils.files import atomic_write_bytes, atomic_write_text
+
+
+class RunLog:
+    """The run's record: config.json, metrics.csv and TensorBoard events in the run folder (written by a
+    background thread, so that formatting overlaps the next chunk of training), and the progress bar.
+
+    A write that fails (a full disk) stops the run at the next ``write`` or ``flush`` with a RunWriteError
+    naming the file; nothing ever waits on a writer that cannot write."""
+
+    def __init__(self, config: Config, path: Path | None, resume_from: int | None = None, names=METRICS):
+        """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends.
+        ``names``: the metric columns (a driver's ``metric_names``; every one has episode_return and _count)."""
+        self.config, self.path = config, path
+        self.lock = RunLock(path) if path is not None else None
+        try:
+            self.files = RunFiles(config, path, resume_from, tuple(names)) if path is not None else None
+        except BaseException:
+            self.lock.release()
+            raise
+        self.progress = ProgressBar(config, resume_from) if config.progress else None
+
+    def write(self, metrics: dict[str, np.ndarray], first_update: int, steps_per_second: float) -> None:
+        """Record updates first_update .. first_update + n - 1; metrics are [seeds, n]."""
+        if self.files is not None:
+            self.files.put(metrics, first_update, steps_per_second)
+        if self.progress is not None:
+            self.progress.update(metrics, first_update, steps_per_second)
+
+    def flush(self) -> None:
+        """Wait until every row so far is on disk (before a checkpoint, so that none is lost to a kill)."""
+        if self.files is not None:
+            self.files.flush()
+
+    def close(self) -> None:
+        """Finish writing everything queued, then close the files; raises a write error not yet reported."""
+        try:
+            if self.progress is not None:
+                self.progress.stop()
+            if self.files is not None:
+                self.files.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def write_summary(self, summary: dict) -> None:
+        if self.path is not None:
+            atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+
+
+class ProgressBar:
+    """A rich progress bar over the run's env steps, with the recent pace and return."""
+
+    def __init__(self, config: Config, resume_from: int | None):
+        self.config = config
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
+        self.task = self.bar.add_task(
+            f"{config.env} x{config.seeds}",
+            total=config.num_updates * config.batch_size,
+            status="compiling...",
+            completed=(resume_from or 0) * config.batch_size,
+        )
+        self.bar.start()
+
+    def update(self, metrics: dict[str, np.ndarray], first_update: int, steps_per_second: float) -> None:
+        n = metrics["episode_return"].shape[1]
+        recent = float(weighted_return(metrics["episode_return"], metrics["episode_count"]))
+        status = f"{steps_per_second * self.config.seeds:,.0f} steps/s  return {recent:.1f}"
+        self.bar.update(self.task, completed=(first_update + n) * self.config.batch_size, status=status)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+class RunFiles:
+    """config.json (atomic), metrics.csv and one TensorBoard event file per seed, written by a thread.
+
+    The event files are written synchronously by that thread (tensorboardX's EventsWriter, not its
+    SummaryWriter, whose own queue blocks for ever once its thread has died on a full disk)."""
+
+    def __init__(self, config: Config, path: Path, resume_from: int | None, names=METRICS):
+        self.config, self.path, self.start, self.names = config, path, time.perf_counter(), names
+        atomic_write_text(path / "config.json", config.to_json())
+        header = ["update", "global_step", "seed", *names, "steps_per_second", "wall_time"]
+        if resume_from is not None:
+            _keep_rows_before(path / "metrics.csv", header, resume_from)
+        self.csv_file = self._open(path / "metrics.csv", "a" if resume_from is not None else "w")
+        self.csv = csv.writer(self.csv_file)
+        if resume_from is None:
+            self.csv.writerow(header)
+        self.events = (
+            [_event_file(path / "tb" / f"seed_{config.seed + i}") for i in range(config.seeds)]
+            if config.tensorboard
+            else []
+        )
+        self.queue: queue.Queue = queue.Queue()
+        self.error: Exception | None = None
+        self.worker = threading.Thread(target=self._drain, name="ppox-run-files", daemon=True)
+        self.worker.start()
+
+    @staticmethod
+    def _open(path: Path, mode: str):
+        try:
+            return open(path, mode, newline="")
+        except OSError as err:
+            raise RunWriteError.of(path, err) from None
+
+    def put(self, metrics, first_update: int, steps_per_second: float) -> None:
+        self._raise_error()
+        self.queue.put((metrics, first_update, steps_per_second, time.perf_counter() - self.start))
+
+    def flush(self) -> None:
+        self.queue.join()
+        self._raise_error()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.worker.join()
+        for file in [self.csv_file, *self.events]:
+            try:
+                file.close()
+            except OSError as err:
+                self.error = self.error or RunWriteError.of(self.path, err)
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def _drain(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    self._write_rows(*item)
+                    self._write_events(*item)
+            except RunWriteError as err:  # e.g. a full disk: the run stops at its next write or flush
+                self.error = err
+            except OSError as err:
+                self.error = RunWriteError.of(self.path, err)
+            except Exception as err:  # noqa: BLE001  (a bug: raised in the training thread, never lost)
+                self.error = err
+            finally:
+                self.queue.task_done()
+
+    def _write_rows(self, metrics, first_update: int, steps_per_second: float, wall: float) -> None:
+        n, batch = metrics["episode_return"].shape[1], self.config.batch_size
+        try:
+            for j in range(n):
+                for s in range(self.config.seeds):
+                    values = [metrics[m][s, j].item() for m in self.names]
+                    self.csv.writerow(
+                        [
+                            first_update + j,
+                            (first_update + j + 1) * batch,
+                            self.config.seed + s,
+                            *values,
+                            f"{steps_per_second:.1f}",
+                            f"{wall:.3f}",
+                        ]
+                    )
+            self.csv_file.flush()
+            os.fsync(self.csv_file.fileno())
+        except OSError as err:
+            raise RunWriteError.of(self.path / "metrics.csv", err) from None
+
+    def _write_events(self, metrics, first_update: int, steps_per_second: float, wall: float) -> None:
+        n, batch = metrics["episode_return"].shape[1], self.config.batch_size
+        for s, events in enumerate(self.events):
+            try:
+                for j in range(n):
+                    values = {
+                        f"{'charts' if m.startswith('episode') else 'losses'}/{m}": metrics[m][s, j].item()
+                        for m in self.names
+                    }
+                    values["charts/steps_per_second"] = steps_per_second
+                    summary = Summary(
+                        value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items() if math.isfinite(v)]
+                    )
+                    events.write_event(
+                        Event(wall_time=time.time(), step=(first_update + j + 1) * batch, summary=summary)
+                    )
+                events.flush()
+            except OSError as err:
+                raise RunWriteError.of(events.path, err) from None
+
+
+class _EventFile(EventsWriter):
+    """tensorboardX's synchronous event file writer, remembering its path (for error messages)."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        super().__init__(str(folder / "events"))
+        self.path = Path(self._file_name)
+
+
+def _event_file(folder: Path) -> _EventFile:
+    try:
+        return _EventFile(folder)
+    except OSError as err:
+        raise RunWriteError.of(folder, err) from None
+
+
+def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
+    """Rewrite metrics.csv (atomically) with only the rows of updates before ``first_update``.
+
+    A run that crashed after its last checkpoint may have logged later updates; the resumed run
+    logs them again."""
+    rows = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))[1:]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(r for r in rows if r and r[0].isdigit() and int(r[0]) < first_update)
+    atomic_write_bytes(path, out.getvalue().encode())
+
+
+def append_evaluation(run_path: Path, update: int, global_step: int, returns: list[float], first_seed: int) -> None:
+    """One row of RUN/evaluations.csv: the mean evaluation return after ``update`` updates, then each seed's."""
+    log_file = Path(run_path) / "evaluations.csv"
+    new = not log_file.exists()
+    try:
+        with open(log_file, "a") as f:
+            if new:
+                f.write(
+                    "update,global_step,mean_return,"
+                    + ",".join(f"seed_{first_seed + i}" for i in range(len(returns)))
+                    + "\n"
+                )
+            f.write(
+                f"{update - 1},{global_step},{np.mean(returns):.4f}," + ",".join(f"{r:.4f}" for r in returns) + "\n"
+            )
+    except OSError as err:
+        raise RunWriteError.of(log_file, err) from None
