@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import ppox  # noqa: E402
 from ppox.envs.atari import make_atari_envs  # noqa: E402
-from ppox.experiments.ladder import smoothed  # noqa: E402
+from ppox.experiments.ladder_report import smoothed  # noqa: E402
 from ppox.experiments.plots import pyplot  # noqa: E402
 
 

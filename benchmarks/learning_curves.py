@@ -26,7 +26,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "curves"
 
 def smoothed_returns(result) -> np.ndarray:
     """[seeds, updates]: episode-weighted mean return over a trailing window of updates."""
-    from ppox.experiments.ladder import smoothed
+    from ppox.experiments.ladder_report import smoothed
 
     return smoothed(result.metrics["episode_return"], result.metrics["episode_count"])
 

@@ -75,8 +75,8 @@ def train_one(env: str, seed: int, timesteps: int, num_updates: int) -> dict:
 
 
 def episode_curve(m: dict[str, np.ndarray]) -> np.ndarray:
-    """Episode-weighted mean return over a trailing window of updates (ppox.experiments.ladder.smoothed, one seed)."""
-    from ppox.experiments.ladder import smoothed
+    """Episode-weighted mean return over a trailing window of updates (ppox.experiments.ladder_report.smoothed, one seed)."""
+    from ppox.experiments.ladder_report import smoothed
 
     return smoothed(m["episode_return"][None], m["episode_count"][None])[0]
 

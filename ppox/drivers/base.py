@@ -18,18 +18,21 @@ from typing import Any, Protocol
 import numpy as np
 
 from ppox.config.config import Config
-from ppox.envs.spec import EnvSpec
 from ppox.storage.checkpoint import Checkpoint
+from ppox.storage.runfolder import AnyRunConfig
 
 
 class Driver(Protocol):
     name: str  # "fused" or "host": recorded in checkpoints, chooses the driver on resume
-    config: Config
-    spec: EnvSpec
+    spec: Any  # the EnvSpec (a language model's LMSpec)
     metric_names: tuple[str, ...]  # what fetch returns: METRIC_NAMES, plus driver extras
     dispatch_ahead: bool  # run() returns before the work is done, so the next chunk can be queued
     compiled_chunks: bool  # run() is one compiled program for up to max_chunk updates (else one update at a time)
     eval_env: Any  # what evaluation episodes run on: None for config.env, else an env factory
+
+    @property
+    def config(self) -> AnyRunConfig:
+        """The run's settings."""
 
     def init(self) -> Any:
         """The training state at update 0 (parameters, optimiser, env state, keys, ...)."""
@@ -56,7 +59,7 @@ class Driver(Protocol):
 PROGRESS_CHUNKS = 20  # a run call does at most 1/20 of the run: the fused program is compiled for that many
 
 
-def max_chunk(config: Config) -> int:
+def max_chunk(config: AnyRunConfig) -> int:
     """The most updates one ``run`` call may be asked for (the fused program's compiled chunk): about
     1/PROGRESS_CHUNKS of the run, rounded up to a power of two so that runs of similar lengths share it."""
     return 1 << (max(1, -(-config.num_updates // PROGRESS_CHUNKS)) - 1).bit_length()

@@ -79,7 +79,7 @@ class LMSpec(NamedTuple):
 
 class LMDriver:
     name = "lm"
-    metric_names = LM_METRICS
+    metric_names: tuple[str, ...] = LM_METRICS
     dispatch_ahead = False
     compiled_chunks = False
     eval_env = None

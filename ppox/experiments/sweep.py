@@ -14,10 +14,6 @@ only what is not done, so an interrupted sweep resumes where it stopped (a batch
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,79 +23,27 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ppox.agent.learner import Hyper
-from ppox.agent.metrics import final_return
 from ppox.config.config import Config, static_config
 from ppox.drivers.fused import compile_program
 from ppox.envs.registry import driver_for
-from ppox.errors import ConfigError
-from ppox.experiments.plots import read_run
-from ppox.experiments.sweep_ray import run_on_ray
-from ppox.experiments.sweep_space import Axis, Space, describe
-from ppox.utils.files import atomic_write_text
+from ppox.experiments.sweep_folder import KEPT, SPEC_FILE, Plan, done_path, open_folder, write_done
+from ppox.experiments.sweep_host import run_host
+from ppox.experiments.sweep_space import describe
 from ppox.utils.signals import StopOnSignal
 
-SPEC_FILE = "sweep.json"
-KEPT = ("episode_return", "episode_count", "episode_length")  # the curves a sweep keeps per member
+__all__ = [
+    "SPEC_FILE",
+    "Display",
+    "Plan",
+    "done_path",
+    "members_mode",
+    "open_folder",
+    "run_fused",
+    "run_members",
+    "run_sweep",
+]
+
 MEMORY_BUDGET = 2**30  # bytes a fused batch may hold in its runners and rollouts (a guess that fits a laptop)
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """A sweep: the space, its configurations (overrides of the base), seeds per configuration, how to run."""
-
-    space: Space
-    combos: tuple[dict, ...]
-    seeds: int = 4
-    members: str = "auto"  # fused: vmap, map or auto (map on a CPU, vmap on an accelerator)
-    batch: int | None = None  # fused: members per program call (default: vmap what fits MEMORY_BUDGET, map seeds)
-    jobs: int = 1  # host: processes at a time
-    ray: str | None = None  # host: members as Ray tasks on this cluster ('local', 'auto' or an address)
-
-    def config(self, index: int) -> Config:
-        return self.space.config(self.combos[index])
-
-    def to_json(self) -> dict:
-        return {
-            "base": json.loads(self.space.base.to_json()),
-            "axes": [a.to_json() for a in self.space.axes],
-            "combos": [_jsonable(c) for c in self.combos],
-            "seeds": self.seeds,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict, **how) -> Plan:
-        base = Config.from_dict(data["base"])
-        axes = tuple(Axis(a["name"], tuple(_tuple(v) for v in a["values"]), a["low"], a["high"]) for a in data["axes"])
-        combos = tuple({k: _tuple(v) for k, v in c.items()} for c in data["combos"])
-        return cls(Space(base, axes), combos, data["seeds"], **how)
-
-
-def _jsonable(combo: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in combo.items()}
-
-
-def _tuple(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
-def open_folder(plan: Plan, out: Path) -> Path:
-    """Make the sweep folder, or check that the one there holds this very sweep (then it resumes)."""
-    spec = out / SPEC_FILE
-    if spec.exists():
-        if json.loads(spec.read_text()) != json.loads(json.dumps(plan.to_json())):
-            raise ConfigError(
-                f"{out} holds another sweep (its {SPEC_FILE} differs); choose another --out, or "
-                f"continue that one with: ppox sweep --resume {out}"
-            )
-    else:
-        (out / "done").mkdir(parents=True, exist_ok=True)
-        atomic_write_text(spec, json.dumps(plan.to_json(), indent=1))
-    (out / "done").mkdir(exist_ok=True)
-    return out
-
-
-def done_path(folder: Path, index: int) -> Path:
-    return folder / "done" / f"c{index:04d}.json"
 
 
 def run_sweep(plan: Plan, out: Path, progress: bool = True) -> bool:
@@ -114,22 +58,6 @@ def run_sweep(plan: Plan, out: Path, progress: bool = True) -> bool:
             display.say(f"resuming: {len(plan.combos) - len(todo)} of {len(plan.combos)} configurations are done")
         finished = (run_fused if fused else run_host)(plan, todo, folder, display, stop)
     return finished and all(done_path(folder, i).exists() for i in range(len(plan.combos)))
-
-
-def write_done(folder: Path, plan: Plan, index: int, metrics: dict[str, np.ndarray], wall: float) -> None:
-    """One configuration's record: its overrides, config, per-seed final return, curves [seeds, updates]."""
-    config = plan.config(index)
-    record = {
-        "index": index,
-        "overrides": _jsonable(plan.combos[index]),
-        "config": json.loads(config.to_json()),
-        "seeds": [config.seed + s for s in range(plan.seeds)],
-        "batch_size": config.batch_size,
-        "final_return": [None if not np.isfinite(x) else float(x) for x in final_return(metrics)],
-        "wall_s": round(wall, 3),
-        "curves": {k: [[None if not np.isfinite(x) else float(x) for x in row] for row in metrics[k]] for k in KEPT},
-    }
-    atomic_write_text(done_path(folder, index), json.dumps(record))
 
 
 # Fused: batches of members in one compiled program ------------------------------------------------------------
@@ -205,116 +133,6 @@ def run_members(static: Config, configs: list[Config], mode: str, display, stop,
         if not following:
             return metrics, time.perf_counter() - start
         pending, n = upcoming, following
-
-
-# Host: one process per member -------------------------------------------------------------------------------
-def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
-    """Every member a ``ppox train`` process (``plan.jobs`` at a time), or a Ray task; a configuration is done
-    when all its seeds are."""
-    if plan.ray is not None:
-        return run_host_ray(plan, todo, folder, display, stop)
-    queue = [(i, s) for i in todo for s in range(plan.seeds)]
-    running: list[tuple[int, int, subprocess.Popen]] = []
-    finished: dict[int, int] = {}
-    while queue or running:
-        while queue and len(running) < plan.jobs and not stop.requested:
-            i, s = queue.pop(0)
-            running.append((i, s, start_member(plan, folder, i, s)))
-            display.describe(f"host: {describe(plan.combos[i])} seed {plan.config(i).seed + s}")
-        if stop.requested and not running:
-            return False
-        time.sleep(0.2)
-        for i, s, proc in [r for r in running if r[2].poll() is not None]:
-            running.remove((i, s, proc))
-            if proc.returncode != 0:
-                for *_, other in running:
-                    other.terminate()
-                log = member_log(folder, i, s)
-                last = (log.read_text().strip().splitlines() or ["(no message)"])[-1]
-                raise ConfigError(f"configuration {describe(plan.combos[i])}, seed index {s} failed ({log}): {last}")
-            summary = json.loads((member_folder(folder, i, s) / "summary.json").read_text())
-            if summary["interrupted"]:  # the signal reached the member too: it is run again on resume
-                continue
-            display.advance(plan.config(i).num_updates)
-            finished[i] = finished.get(i, 0) + 1
-            if finished[i] == plan.seeds:
-                collect_host(plan, folder, i)
-    return not stop.requested
-
-
-def member_folder(folder: Path, index: int, seed_index: int) -> Path:
-    return folder / "runs" / f"c{index:04d}_s{seed_index}"
-
-
-def run_host_ray(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
-    results: dict[int, dict[int, dict]] = {}
-
-    def on_done(i: int, s: int, result: dict) -> None:
-        if result["interrupted"]:
-            return
-        display.advance(plan.config(i).num_updates)
-        results.setdefault(i, {})[s] = result
-        if len(results[i]) == plan.seeds:
-            seeds = [results[i][k] for k in range(plan.seeds)]
-            write_done(
-                folder,
-                plan,
-                i,
-                {k: np.concatenate([r["metrics"][k] for r in seeds]) for k in KEPT},
-                sum(r["wall_s"] for r in seeds),
-            )
-
-    display.describe(f"host on Ray ({plan.ray}): {len(todo) * plan.seeds} members")
-    members = [(i, s, plan.config(i).replace(seed=plan.config(i).seed + s)) for i in todo for s in range(plan.seeds)]
-    return run_on_ray(plan.ray, members, KEPT, stop, on_done)
-
-
-def member_log(folder: Path, index: int, seed_index: int) -> Path:
-    return folder / "configs" / f"c{index:04d}_s{seed_index}.log"
-
-
-def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subprocess.Popen:
-    config = plan.config(index).replace(
-        seed=plan.config(index).seed + seed_index,
-        run_dir=str(folder / "runs"),
-        run_name=member_folder(folder, index, seed_index).name,
-        progress=False,
-        tensorboard=False,
-        save=True,
-        checkpoint_every=0,
-    )
-    path = folder / "configs" / f"c{index:04d}_s{seed_index}.json"
-    path.parent.mkdir(exist_ok=True)
-    atomic_write_text(path, config.to_json())
-    member = member_folder(folder, index, seed_index)
-    if member.exists():  # a member cut short by an earlier interruption: run it again from the start
-        for file in sorted(member.rglob("*"), reverse=True):
-            file.rmdir() if file.is_dir() else file.unlink()
-        member.rmdir()
-    args = [
-        sys.executable,
-        "-m",
-        "ppox.cli",
-        "train",
-        "--config",
-        str(path),
-        "--env",
-        config.env,
-        "--run-name",
-        member.name,
-    ]
-    with open(member_log(folder, index, seed_index), "w") as log:  # (the child keeps its own copy of the file)
-        return subprocess.Popen(
-            args + (["--ray", config.ray] if config.ray else []), stdout=subprocess.DEVNULL, stderr=log
-        )
-
-
-def collect_host(plan: Plan, folder: Path, index: int) -> None:
-    runs = [member_folder(folder, index, s) for s in range(plan.seeds)]
-    data = [read_run(r) for r in runs]
-    metrics = {k: np.concatenate([d[k] for d in data]) for k in KEPT}
-    wall = sum(json.loads((r / "summary.json").read_text())["wall_time_s"] for r in runs)
-    write_done(folder, plan, index, metrics, wall)
 
 
 class Display:

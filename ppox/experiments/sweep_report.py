@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ppox.config.config import Config
-from ppox.experiments.ladder import THRESHOLDS, smoothed, steps_to
+from ppox.experiments.ladder import THRESHOLDS
+from ppox.experiments.ladder_report import smoothed, steps_to
 from ppox.experiments.plots import band, pyplot, quiet_nan_warnings
 from ppox.experiments.sweep_space import describe, flag_name
 from ppox.utils.files import atomic_write_text

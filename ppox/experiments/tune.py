@@ -270,7 +270,9 @@ def plot_study(optuna, study, folder: Path) -> None:
                 ax = draw(study)
         except (ValueError, RuntimeError, ZeroDivisionError):
             continue
-        fig = ax.figure
+        fig = ax.get_figure(root=True)
+        if fig is None:
+            continue
         fig.set_size_inches(7, 4.5)
         fig.tight_layout()
         fig.savefig(folder / f"{name}.png", dpi=120)

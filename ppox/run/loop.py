@@ -34,6 +34,7 @@ from ppox.storage.checkpoint import (
     keep_if_best,
     save_checkpoint,
 )
+from ppox.storage.runfolder import AnyRunConfig
 from ppox.storage.runlog import RunLog, append_evaluation
 from ppox.utils.signals import StopOnSignal
 
@@ -45,12 +46,12 @@ class ChunkPlanner:
     CHUNK_SECONDS of work once the pace is measured, and ending exactly where a checkpoint is due. Before
     the pace is known: a quarter of the maximum for the first (compiling) chunk of a compiled-chunk driver
     (fused), one update at a time for a driver that runs updates one by one (host, lm), so that its first
-    rows and progress come after one update, not after minutes (Atari on a CPU: about 3 s an update)."""
+    rows and progress come after one update, however slow an update is (docs/architecture.md)."""
 
-    def __init__(self, config: Config, first: int, compiled_chunks: bool = True):
+    def __init__(self, config: AnyRunConfig, first: int, compiled_chunks: bool = True):
         self.config, self.first, self.compiled_chunks = config, first, compiled_chunks
         self.most, self.every = max_chunk(config), config.updates_per_checkpoint
-        self.seconds_per_update = None
+        self.seconds_per_update: float | None = None
 
     def size(self, begin: int) -> int:
         n = min(self.most, self.config.num_updates - begin)
@@ -142,7 +143,7 @@ def run_loop(driver: Driver, state, log: RunLog, run_path: Path | None, start: S
     return Outcome(state, joined(chunks, driver.metric_names), interrupted, _wall(start))
 
 
-def warn_if_no_episode_ended(chunks: list[dict], done: int, config: Config) -> None:
+def warn_if_no_episode_ended(chunks: list[dict], done: int, config: AnyRunConfig) -> None:
     """Say once, when a tenth of the run has passed without a single episode ending, what may be wrong."""
     tenth = max(1, config.num_updates // 10)
     if done >= tenth and done - chunks[-1]["episode_count"].shape[1] < tenth:
@@ -191,6 +192,7 @@ def save(driver: Driver, state, run_path: Path | None, done: int, metrics: dict,
 def evaluate_seeds(driver: Driver, state, done: int) -> list[float]:
     """Mean return of --eval-episodes fresh episodes (sampled actions) per seed."""
     config = driver.config
+    assert isinstance(config, Config)  # (language-model runs have no evaluation episodes)
     params, obs_stats = driver.policies(state)
     policy = evaluation_policy(program_config(config), driver.spec)
     policy.config = config
@@ -214,4 +216,4 @@ def evaluate_seeds(driver: Driver, state, done: int) -> list[float]:
 @functools.lru_cache(maxsize=4)
 def evaluation_policy(config: Config, spec: EnvSpec) -> Policy:
     """A Policy whose jitted act is compiled once per program; the caller sets its parameters."""
-    return Policy(config, spec, None, None)
+    return Policy(config, spec, None, None)  # type: ignore[arg-type]  # (set before each use)

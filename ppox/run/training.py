@@ -61,13 +61,25 @@ class TrainResult:
 
 
 def train(config: Config | None = None, *, env: Any = None, **overrides) -> TrainResult:
-    """Train PPO as ``config`` says (default: ``Config.preset(env)`` with ``overrides``).
-
-    ``env`` may be an id (the same as ``env=`` in the config), or a Gymnasium env instance or a
-    function returning a new env: those train on the host driver, and ``config.env`` only names the run.
+    """Train PPO as ``config`` says.
 
     SIGINT (Ctrl-C) or SIGTERM finishes the work in flight, saves a checkpoint and returns the
     result so far with ``interrupted=True``; ``ppox.resume(result.run_path)`` continues the run.
+
+    Args:
+        config: the run's configuration. Default: ``Config.preset(env)`` with ``overrides``.
+        env: an env id (the same as ``env=`` in the config), or a Gymnasium env instance or a function
+            returning a new env: those train on the host driver, and ``config.env`` only names the run.
+        **overrides: Config fields that replace the config's (or the preset's) values.
+
+    Returns:
+        A ``TrainResult``: the config, the env spec, the seed-stacked parameters and observation
+        statistics (leading axis [seeds]), ``metrics[name]`` as NumPy arrays [seeds, num_updates], the
+        wall time in seconds (compilation included), the run folder (None when ``config.save`` is off),
+        and ``interrupted``.
+
+    Raises:
+        ConfigError: the config, an override or the env id is invalid (before any work starts).
     """
     if isinstance(env, str):
         overrides, env = {**overrides, "env": env}, None
@@ -109,11 +121,25 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
 
     The fused driver continues exactly: the result is bit-identical to an uninterrupted run. The
     host driver restores the learner (parameters, optimiser, statistics, random state) exactly and
-    starts the environments afresh (episodes in progress at the interruption are lost). ``env``: the
-    env object or factory the run was started with, if it was not started from an id.
+    starts the environments afresh (episodes in progress at the interruption are lost).
 
     A file is not trusted to run code or dial hosts: an entry point ('module:Class') or a Ray address in
     the checkpoint's config is used only if ``env`` / ``ray`` repeat it, or with ``trust_run_config``.
+
+    Args:
+        run_path: the run folder (``TrainResult.run_path``, or the folder ``ppox train`` printed).
+        env: the env object or factory the run was started with, if it was not started from an id; or
+            the entry point the checkpoint names, repeated.
+        ray: the Ray address the checkpoint names, repeated.
+        trust_run_config: use the checkpoint's entry point and Ray address without their being repeated.
+
+    Returns:
+        A ``TrainResult`` of the whole run (as ``ppox.train`` returns), its metrics from the first
+        update on.
+
+    Raises:
+        CheckpointError: no loadable checkpoint, a language-model run, or a run that already finished.
+        ConfigError: the checkpoint names code or a host that was not repeated or trusted.
     """
     checkpoint = read_newest_checkpoint(run_path)
     if checkpoint.meta["driver"] == "lm":
@@ -126,13 +152,14 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
         raise CheckpointError(
             f"{run_path}: the run already finished ({checkpoint.update} of {config.num_updates} updates)"
         )
+    driver: HostDriver | FusedDriver
     if checkpoint.meta["driver"] == "host":
         driver = HostDriver(config, env if env is not None else config.env)
     else:  # distributed: every process reads the checkpoint (a shared file system)
         driver = FusedDriver(_for_this_process(config))
     try:
         start = Start.from_checkpoint(checkpoint, driver.metric_names)
-        state = driver.restore(driver.init(), checkpoint)
+        state = driver.restore(driver.init(), checkpoint)  # type: ignore[arg-type]  # (its own init's state)
         return _run(driver, Path(run_path) if driver.config.save else None, start, state)
     finally:
         driver.close()

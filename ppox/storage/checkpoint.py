@@ -166,7 +166,7 @@ def _meta_problem(update: int, meta, arrays: dict[str, np.ndarray]) -> str | Non
         return "'driver' must be fused, host or lm"
     try:
         kind = LMRunConfig if meta["driver"] == "lm" else Config
-        config = kind.from_dict(meta.get("config"))
+        config = kind.from_dict(meta.get("config"))  # type: ignore[arg-type]  # (from_dict checks it)
     except ConfigError as err:
         return f"config: {err}"
     if not 1 <= update <= config.num_updates:

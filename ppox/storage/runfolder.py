@@ -12,12 +12,14 @@ from pathlib import Path
 
 from ppox.config.config import Config
 from ppox.errors import ConfigError
+from ppox.language.run_config import LMRunConfig
 from ppox.storage.checkpoint import CHECKPOINT_DIR
 
+AnyRunConfig = Config | LMRunConfig  # the settings of a run on environments, or of a language-model run
 LOCK_FILE = ".lock"
 
 
-def make_run_path(config: Config) -> Path:
+def make_run_path(config: AnyRunConfig) -> Path:
     """The new run's folder, created: runs/ENV__SEED__YYYYmmdd-HHMMSS (with -2, -3, ... if that is taken) or
     runs/--run-name, which must not hold a run already. A clear error if it cannot be made."""
     if config.run_name is not None:

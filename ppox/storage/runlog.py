@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import queue
 import threading
@@ -20,15 +19,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from tensorboardX.event_file_writer import EventsWriter
-from tensorboardX.proto.event_pb2 import Event
-from tensorboardX.proto.summary_pb2 import Summary
 
 from ppox.agent.metrics import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
 from ppox.agent.metrics import weighted_return
-from ppox.config.config import Config
 from ppox.errors import RunWriteError
-from ppox.storage.runfolder import RunLock
+from ppox.storage.runfolder import AnyRunConfig, RunLock
+from ppox.storage.trackers import open_trackers
 from ppox.utils.files import atomic_write_bytes, atomic_write_text
 
 
@@ -39,7 +35,7 @@ class RunLog:
     A write that fails (a full disk) stops the run at the next ``write`` or ``flush`` with a RunWriteError
     naming the file; nothing ever waits on a writer that cannot write."""
 
-    def __init__(self, config: Config, path: Path | None, resume_from: int | None = None, names=METRICS):
+    def __init__(self, config: AnyRunConfig, path: Path | None, resume_from: int | None = None, names=METRICS):
         """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends.
         ``names``: the metric columns (a driver's ``metric_names``; every one has episode_return and _count)."""
         self.config, self.path = config, path
@@ -47,7 +43,8 @@ class RunLog:
         try:
             self.files = RunFiles(config, path, resume_from, tuple(names)) if path is not None else None
         except BaseException:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
             raise
         self.progress = ProgressBar(config, resume_from) if config.progress else None
 
@@ -82,7 +79,7 @@ class RunLog:
 class ProgressBar:
     """A rich progress bar over the run's env steps, with the recent pace and return."""
 
-    def __init__(self, config: Config, resume_from: int | None):
+    def __init__(self, config: AnyRunConfig, resume_from: int | None):
         self.config = config
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -111,12 +108,10 @@ class ProgressBar:
 
 
 class RunFiles:
-    """config.json (atomic), metrics.csv and one TensorBoard event file per seed, written by a thread.
+    """config.json (atomic), metrics.csv and the config's trackers (``ppox.storage.trackers``: TensorBoard
+    event files), all written by one thread."""
 
-    The event files are written synchronously by that thread (tensorboardX's EventsWriter, not its
-    SummaryWriter, whose own queue blocks for ever once its thread has died on a full disk)."""
-
-    def __init__(self, config: Config, path: Path, resume_from: int | None, names=METRICS):
+    def __init__(self, config: AnyRunConfig, path: Path, resume_from: int | None, names=METRICS):
         self.config, self.path, self.start, self.names = config, path, time.perf_counter(), names
         atomic_write_text(path / "config.json", config.to_json())
         header = ["update", "global_step", "seed", *names, "steps_per_second", "wall_time"]
@@ -126,11 +121,7 @@ class RunFiles:
         self.csv = csv.writer(self.csv_file)
         if resume_from is None:
             self.csv.writerow(header)
-        self.events = (
-            [_event_file(path / "tb" / f"seed_{config.seed + i}") for i in range(config.seeds)]
-            if config.tensorboard
-            else []
-        )
+        self.trackers = open_trackers(config, path, names)
         self.queue: queue.Queue = queue.Queue()
         self.error: Exception | None = None
         self.worker = threading.Thread(target=self._drain, name="ppox-run-files", daemon=True)
@@ -154,7 +145,7 @@ class RunFiles:
     def close(self) -> None:
         self.queue.put(None)
         self.worker.join()
-        for file in [self.csv_file, *self.events]:
+        for file in [self.csv_file, *self.trackers]:
             try:
                 file.close()
             except OSError as err:
@@ -174,7 +165,8 @@ class RunFiles:
                     return
                 if self.error is None:
                     self._write_rows(*item)
-                    self._write_events(*item)
+                    for tracker in self.trackers:
+                        tracker.write(*item)
             except RunWriteError as err:  # e.g. a full disk: the run stops at its next write or flush
                 self.error = err
             except OSError as err:
@@ -204,42 +196,6 @@ class RunFiles:
             os.fsync(self.csv_file.fileno())
         except OSError as err:
             raise RunWriteError.of(self.path / "metrics.csv", err) from None
-
-    def _write_events(self, metrics, first_update: int, steps_per_second: float, wall: float) -> None:
-        n, batch = metrics["episode_return"].shape[1], self.config.batch_size
-        for s, events in enumerate(self.events):
-            try:
-                for j in range(n):
-                    values = {
-                        f"{'charts' if m.startswith('episode') else 'losses'}/{m}": metrics[m][s, j].item()
-                        for m in self.names
-                    }
-                    values["charts/steps_per_second"] = steps_per_second
-                    summary = Summary(
-                        value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items() if math.isfinite(v)]
-                    )
-                    events.write_event(
-                        Event(wall_time=time.time(), step=(first_update + j + 1) * batch, summary=summary)
-                    )
-                events.flush()
-            except OSError as err:
-                raise RunWriteError.of(events.path, err) from None
-
-
-class _EventFile(EventsWriter):
-    """tensorboardX's synchronous event file writer, remembering its path (for error messages)."""
-
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        super().__init__(str(folder / "events"))
-        self.path = Path(self._file_name)
-
-
-def _event_file(folder: Path) -> _EventFile:
-    try:
-        return _EventFile(folder)
-    except OSError as err:
-        raise RunWriteError.of(folder, err) from None
 
 
 def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:

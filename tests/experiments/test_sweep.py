@@ -8,10 +8,12 @@ import pytest
 
 import ppox
 from ppox.cli import main
+from ppox.cli.flags import split_flags
 from ppox.config.config import Config, ConfigError
-from ppox.experiments.sweep import Display, Plan, done_path, run_fused, run_sweep
+from ppox.experiments.sweep import Display, run_fused, run_sweep
+from ppox.experiments.sweep_folder import Plan, done_path
 from ppox.experiments.sweep_report import interval, write_report
-from ppox.experiments.sweep_space import combinations, parse_space, split_flags
+from ppox.experiments.sweep_space import combinations, parse_space
 
 SHORT = {"total_timesteps": "5120", "env": "CartPole-v1"}  # 10 updates of 512 steps
 
@@ -100,7 +102,7 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     space = space_of(learning_rate="3e-4,1e-3,2e-3")
     plan = Plan(space, tuple(combinations(space, grid=True, samples=None)), seeds=2, members="map", batch=2)
     folder = tmp_path / "sw"
-    from ppox.experiments.sweep import open_folder
+    from ppox.experiments.sweep_folder import open_folder
 
     open_folder(plan, folder)
     assert not run_fused(plan, [0, 1, 2], folder, Display(0, False), StopAfterFirstDone(folder))
