@@ -74,14 +74,31 @@ class Policy:
 
     def act(self, obs, state=NO_STATE, *, deterministic: bool = True, key: jax.Array | None = None, mask=None):
         """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
-        With ``state`` (``initial_state(n)`` at an episode's start, then what the last call returned) it
-        returns (actions, state); a recurrent policy needs it, a memoryless one passes it through.
 
         Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
-        images scaled, normalisation statistics). ``deterministic`` (the default, as for ``ppox eval`` and
-        ``ppox.evaluate``): the distribution's mode; else sampled with ``key`` (required then). ``mask`` (bool,
-        True = legal, [n] or [batch, n]) gives masked actions probability 0; a Dict observation's "action_mask"
-        entry is used when no mask is given (unless the run said --action-mask off)."""
+        images scaled, normalisation statistics).
+
+        Args:
+            obs: one observation as the env returns it, or a batch of them (a list, or an array
+                [batch, *obs_shape]).
+            state: the recurrent state: ``initial_state(n)`` at an episode's start, then what the last
+                call returned. A recurrent policy needs it; a memoryless one passes it through.
+            deterministic: the distribution's mode (the default, as for ``ppox eval`` and
+                ``ppox.evaluate``); else actions are sampled with ``key``.
+            key: a ``jax.random.PRNGKey``, required when ``deterministic`` is False.
+            mask: legal actions (bool, True = legal), [n] for one observation or [batch, n]: masked actions
+                get probability 0. Without it, a Dict observation's "action_mask" entry is used (unless the
+                run said --action-mask off).
+
+        Returns:
+            The actions, clipped to the bounds, shaped like the action space and with indices from the
+            space's start: one action for one observation, else [batch, *action_shape]. Called with
+            ``state``: the pair (actions, state after the step).
+
+        Raises:
+            ValueError: sampling without a ``key``, a recurrent policy called without ``state``, or
+                observations of the wrong shape.
+        """
         batch, single = self.observations(obs)
         if mask is None and isinstance(obs, dict) and "action_mask" in obs and self.config.action_mask == "auto":
             mask = obs["action_mask"]
@@ -140,14 +157,27 @@ class Policy:
 
 
 def load(path, seed_index: int = 0) -> Policy:
-    """Load a policy from a run folder or a policy file; ``seed_index`` picks one of a multi-seed run.
+    """Load a policy from a run folder or a policy file.
 
     The file's config and env spec are validated, and its tensors' shapes checked against the network they
-    describe, before any tensor is read."""
+    describe, before any tensor is read. Loading never runs code from the file (safetensors arrays plus
+    JSON).
+
+    Args:
+        path: a run folder (its policy.safetensors is read) or a policy file.
+        seed_index: which seed of a multi-seed run, an index into the file's leading [seeds] axis.
+
+    Returns:
+        A ``Policy`` with that seed's parameters and observation statistics; ``policy.act(obs)`` acts.
+
+    Raises:
+        CheckpointError: the file is missing or damaged, its arrays do not match the network its config
+            describes, or ``seed_index`` is out of range.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / POLICY_FILE
-    described = {}
+    described: dict[str, Any] = {}
 
     def expect(metadata: dict, shapes: dict) -> None:
         try:

@@ -2,8 +2,8 @@
 
 ``act`` is the one acting function: the fused rollout, the host collector's jitted actor, a loaded
 ``Policy`` and batched evaluation all call it. ``NumpyActor`` is the host driver's fast path for MLP
-policies (a tiny forward pass is about 10 us in NumPy against about 60 us for a jitted call); a test
-checks that it computes the same outputs as the flax network.
+policies (a small network's forward pass in NumPy costs a fraction of a jitted call's dispatch;
+docs/design-notes.md); a test checks that it computes the same outputs as the flax network.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorC
     image = len(spec.obs_shape) == 3
     if config.network == "cnn" and not image:
         raise ConfigError(f"--network cnn needs image observations (HxWxC); this env's are shaped {spec.obs_shape}")
-    memory = {} if config.memory == "none" else {"memory": config.memory, "memory_size": config.memory_size}
+    memory: dict[str, Any] = (
+        {} if config.memory == "none" else {"memory": config.memory, "memory_size": config.memory_size}
+    )
     return (RecurrentActorCritic if memory else ActorCritic)(
         **memory,
         cnn=config.network == "cnn" or (config.network == "auto" and image),
@@ -75,8 +77,8 @@ def prepare_obs(config: Config, stats: RunningMeanStd, obs):
 
 def apply_in_chunks(network, params, obs, frames: int = 64, needed=None):
     """``network.apply(params, obs)`` on observations [T, N, ...]; a CNN on a CPU runs it on chunks of at most
-    ``frames`` frames (``lax.map``): XLA's CPU backend took 439 ms for the Nature CNN on 1,024 frames at once,
-    194 ms in chunks of 64 (the patches of a smaller chunk stay in cache). Other networks: one call.
+    ``frames`` frames (``lax.map``): XLA's CPU backend runs a CNN's forward faster on small chunks, whose
+    patches stay in cache, than on a large batch at once (docs/design-notes.md). Other networks: one call.
     ``needed`` [T, N] (bool): a chunk with no needed frame is skipped and its outputs are zeros."""
     total = obs.shape[0] * obs.shape[1]
     chunk = max(c for c in range(1, frames + 1) if total % c == 0)
@@ -175,7 +177,9 @@ class JaxActor:
             return acted.action, acted.log_prob, acted.value, acted.carry
 
         self._sample = jax.jit(sample)
-        self.network, self.carry, self.starts = network, None, None
+        self.network = network
+        self.carry: Any = None  # a recurrent network's carry, between steps
+        self.starts: np.ndarray | None = None
 
     def restart(self, num_envs: int) -> None:
         """Every env at an episode's start: a fresh carry."""
@@ -207,8 +211,10 @@ class NumpyActor:
     def __init__(self, config: Config, spec: EnvSpec, network=None):
         self.config, self.spec = config, spec
         self.activation = np.tanh if config.activation == "tanh" else (lambda x: np.maximum(x, 0.0))
-        self.network = network if network is not None and is_recurrent(network) else None
-        self.carry, self.starts = None, None
+        self.network: Any = network if network is not None and is_recurrent(network) else None
+        self.carry: Any = None
+        self.starts: Any = None
+        self.std: Any = None
 
     def restart(self, num_envs: int) -> None:
         if self.network is not None:

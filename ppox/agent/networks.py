@@ -28,7 +28,7 @@ def orthogonal(scale: float):
     Q comes from the QR decomposition of a standard normal matrix, its columns' signs fixed by
     diag(R) so that Q is uniformly distributed. The draw and the QR run in NumPy through a host
     callback, seeded by the JAX key: deterministic per key, jit- and vmap-compatible, and free to
-    compile (XLA's own QR costs about 0.35 s of compilation per layer shape on a 2-core CPU).
+    compile (XLA's own QR would be compiled for every layer shape; docs/design-notes.md).
     """
 
     def init(key, shape, dtype=jnp.float32):
@@ -83,10 +83,10 @@ class PatchConv(nn.Module):
         y[n, p, q, f] = b[f] + sum_{i, j, c} x[n, s p + i, s q + j, c] K[i, j, c, f]
 
     The same parameters as ``flax.linen.Conv`` (kernel [kh, kw, C, F], bias [F]) and the same output. XLA's
-    CPU backend runs the gradient of its convolution op about 20x slower inside a loop (``lax.scan``, as in
-    every PPO update) than outside; a gather of patches and a dot product do not have that cost (measured in
-    docs/design-notes.md). uint8 images are gathered as bytes and the patches scaled after, x / 255: the same
-    numbers for a quarter of the memory traffic (Atari's first layer: 66 ms to 48 ms on 256 frames)."""
+    CPU backend runs the gradient of its convolution op far slower inside a loop (``lax.scan``, as in every
+    PPO update) than outside; a gather of patches and a dot product do not have that cost
+    (docs/design-notes.md). uint8 images [N, H, W, C] are gathered as bytes and the patches scaled after,
+    x / 255: the same numbers for a quarter of the memory traffic."""
 
     features: int
     kernel_size: int

@@ -40,7 +40,7 @@ class Axis:
 
     @property
     def log(self) -> bool:
-        return self.is_range and self.low > 0
+        return self.low is not None and self.low > 0
 
     def to_json(self) -> dict:
         return {"name": self.name, "values": list(self.values), "low": self.low, "high": self.high}
@@ -134,6 +134,7 @@ def combinations(space: Space, grid: bool, samples: int | None, seed: int = 0) -
     checked (ConfigError) before any work starts."""
     if grid and samples:
         raise ConfigError("--grid and --random N exclude each other; give one")
+    combos: list[dict]
     if not space.axes:
         combos = [{}]
     elif samples:
@@ -160,15 +161,11 @@ def combinations(space: Space, grid: bool, samples: int | None, seed: int = 0) -
 
 def draw(axis: Axis, rng: np.random.Generator):
     """A value of ``axis``: uniform over a list; log-uniform over a positive range, else uniform."""
-    if not axis.is_range:
+    if axis.low is None or axis.high is None:
         return axis.values[int(rng.integers(len(axis.values)))]
-    u = rng.uniform()
-    value = (
-        math.exp(math.log(axis.low) + u * (math.log(axis.high) - math.log(axis.low)))
-        if axis.log
-        else (axis.low + u * (axis.high - axis.low))
-    )
-    return int(round(value)) if isinstance(axis.low, int) else float(f"{value:.4g}")
+    low, high, u = axis.low, axis.high, rng.uniform()
+    value = math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if axis.log else low + u * (high - low)
+    return int(round(value)) if isinstance(low, int) else float(f"{value:.4g}")
 
 
 def describe(combo: dict) -> str:
@@ -179,30 +176,3 @@ def _text(value) -> str:
     if isinstance(value, (tuple, list)):  # (a size list; read back from JSON it is a list)
         return "x".join(map(str, value))
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def split_flags(args: list[str], own: dict[str, bool]) -> tuple[dict[str, str], dict[str, str | bool]]:
-    """(Config flags as field -> text, the command's own options) from ``--name value`` / ``--name=value`` args.
-    ``own``: the command's option names -> whether each takes a value. A boolean field alone is true,
-    ``--no-name`` false."""
-    fields, options, i = {}, {}, 0
-    while i < len(args):
-        arg, i = args[i], i + 1
-        if not arg.startswith("--"):
-            raise ConfigError(f"unexpected {arg!r}: options are --name value (e.g. --learning-rate 1e-4,3e-4)")
-        name, has_value, value = arg[2:].partition("=")
-        field = name.replace("-", "_")
-        alone = not has_value and (i >= len(args) or args[i].startswith("--"))
-        if name in own and not own[name]:
-            options[name] = True
-        elif alone and field.startswith("no_") and HINTS.get(field[3:]) is bool:
-            fields[field[3:]] = "false"
-        elif alone and HINTS.get(field) is bool:
-            fields[field] = "true"
-        elif alone:
-            raise ConfigError(f"{arg} needs a value")
-        else:
-            if not has_value:
-                value, i = args[i], i + 1
-            (options if name in own else fields)[name if name in own else field] = value
-    return fields, options

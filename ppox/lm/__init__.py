@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ppox.errors import ConfigError
 from ppox.language import (
     CausalLM,
     Generation,
@@ -60,10 +61,31 @@ def sample(
     batch_size: int = 8,
     seed: int = 0,
 ) -> list[str]:
-    """One completion per prompt from a model folder (with tokenizer.json) or a loaded model (then
-    ``tokenizer_from`` names the folder with the tokenizer); each stops at the model's end-of-sequence token."""
-    folder = Path(tokenizer_from if tokenizer_from is not None else model)
-    model = model if isinstance(model, LanguageModel) else load(model)
+    """One completion per prompt; each stops at the model's end-of-sequence token.
+
+    Args:
+        model: a model folder (with tokenizer.json), or a loaded ``LanguageModel``.
+        prompts: the prompt texts.
+        tokenizer_from: the folder with tokenizer.json, needed when ``model`` is a loaded model.
+        max_new_tokens: at most this many tokens per completion.
+        temperature: the logits are divided by it before sampling.
+        top_k: sample among the ``top_k`` most likely tokens (0: all).
+        top_p: sample among the fewest most likely tokens whose probability reaches ``top_p`` (1.0: all).
+        greedy: take the most likely token at each step instead of sampling.
+        batch_size: prompts generated together (at least 1).
+        seed: the seed of the sampling key.
+
+    Returns:
+        The completions, one text per prompt, in the prompts' order (the prompt not included).
+
+    Raises:
+        ConfigError: a loaded model without ``tokenizer_from``, or sampling settings out of range.
+    """
+    if not isinstance(model, LanguageModel):
+        tokenizer_from, model = tokenizer_from or model, load(Path(model))
+    elif tokenizer_from is None:
+        raise ConfigError("a loaded model has no tokenizer: pass tokenizer_from=FOLDER (a folder with tokenizer.json)")
+    folder = Path(tokenizer_from)
     tok = load_tokenizer(folder, pad_id=pad_id(model))
     sampling = Sampling(max_new_tokens, model.eos_ids, tok.pad_id, temperature, top_k, top_p, greedy)
     return complete(model, tok, list(prompts), sampling, max(1, batch_size), seed)

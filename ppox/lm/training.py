@@ -143,7 +143,7 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
     rm = task.reward if isinstance(task.reward, RewardModel) else load_reward_model(config.reward_model)
     same = (
         rm.model.config == model.config
-        and jax.tree.structure(rm.model.params) == jax.tree.structure(model.params)
+        and jax.tree.structure(rm.model.params) == jax.tree.structure(model.params)  # type: ignore[operator]
         and params_dtype(rm.model.params) == params_dtype(model.params)
     )
     if not same:
@@ -157,13 +157,29 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
 def train_lm(
     config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None, **settings
 ) -> LMTrainResult:
-    """PPO on the model ``config.model`` (a Hugging Face folder); ``settings`` make or change the config.
+    """PPO on the model ``config.model`` (a Hugging Face folder); ``ppox.lm.train``.
 
-    ``prompts``: texts or token-id lists (default: the config's JSONL file); ``reward(prompts, completions)
-    -> list[float]`` (default: the config's 'module:function'). Ctrl-C saves a checkpoint; ``resume_lm``."""
+    Ctrl-C (SIGINT) or SIGTERM saves a checkpoint; ``resume_lm`` (``ppox.lm.resume``) continues the run.
+
+    Args:
+        config: the run's settings. Default: ``LMRunConfig(**settings)``.
+        prompts: texts, or lists of token ids for a model folder without tokenizer.json. Default: the
+            config's JSONL file.
+        reward: ``reward(prompts, completions) -> list[float]``, one score per completion. Default: the
+            config's reward model, or its 'module:function'.
+        **settings: LMRunConfig fields that make the config (without ``config``) or change it.
+
+    Returns:
+        An ``LMTrainResult``: the config, the trained policy (a ``LanguageModel``), ``metrics[name]`` as
+        NumPy arrays [1, updates], the wall time in seconds, the run folder (the policy saved in
+        RUN/model as a Hugging Face folder; None when saving is off) and ``interrupted``.
+
+    Raises:
+        ConfigError: bad settings, no prompts, no reward, or a prompt without tokens.
+    """
     config = LMRunConfig(**settings) if config is None else config.replace(**settings)
     mesh = lm_mesh(config)
-    model = load(config.model, config.dtype)
+    model = load(Path(config.model), config.dtype)
     driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     run_path = make_run_path(config) if config.save else None
     try:
@@ -190,7 +206,7 @@ def resume_lm(
     if checkpoint.update >= config.num_updates:
         raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
     mesh = lm_mesh(config)
-    model = load(config.model, config.dtype)
+    model = load(Path(config.model), config.dtype)
     driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     start = Start.from_checkpoint(checkpoint, driver.metric_names)
     state = driver.restore(driver.init(), checkpoint)

@@ -64,13 +64,13 @@ def test_a_write_error_of_the_metrics_writer_stops_the_run(tmp_path, monkeypatch
     """(Without root:) the run log's writer failing with ENOSPC stops training with a RunWriteError."""
     import errno
 
-    from ppox import runlog
     from ppox.errors import RunWriteError
+    from ppox.storage import tensorboard
 
     def no_space(self, *args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runlog.RunFiles, "_write_events", no_space)
+    monkeypatch.setattr(tensorboard.TensorBoardTracker, "write", no_space)
     with pytest.raises(RunWriteError, match="could not write .*No space left on device.*ppox train --resume"):
         ppox.train(ppox.Config(**{**QUICK, "tensorboard": True, "total_timesteps": 20480}, run_dir=str(tmp_path),
                                run_name="x"))

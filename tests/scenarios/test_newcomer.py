@@ -177,7 +177,7 @@ def test_video_without_a_display_renders_off_screen(tmp_path, monkeypatch):
 
 def test_video_without_any_off_screen_opengl_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch):
     pytest.importorskip("moviepy")
-    from ppox import evaluation
+    from ppox.acting import evaluation
 
     monkeypatch.delenv("MUJOCO_GL", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -1,0 +1,183 @@
+"""``ppox lm train | sample | reward-model``: PPO on a language model, completions, a reward model."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+from ppox.cli.flags import FlagError, Option, fail, given, parse_flags, scan, text
+from ppox.cli.running import run_reported
+
+SUMMARY = "language models: ppox lm train | sample | reward-model (ppox lm train --help)"
+
+USAGE = """usage: ppox lm COMMAND [ARGS]
+
+commands:
+  train         PPO on a language model: ppox lm train --model DIR --prompts FILE.jsonl --reward module:function
+                [--advantage gae|rloo|grpo] ...; ppox lm train --resume RUN [--reward module:function]
+  sample        completions: ppox lm sample --model DIR --prompts FILE.jsonl
+  reward-model  train a reward model on preference pairs: ppox lm reward-model --model DIR --pairs FILE.jsonl
+"""
+
+RESUME_OPTIONS = {
+    "resume": Option(value="RUN"),
+    "reward": Option(value="module:function"),
+    "trust-run-config": Option(),
+}
+
+
+def run(args: list[str]) -> int:
+    """ppox lm COMMAND: the subcommand's run, or the usage."""
+    commands = {"train": train, "sample": sample, "reward-model": reward_model}
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if args else 2
+    if args[0] not in commands:
+        return fail("lm", f"unknown command {args[0]!r}\n{USAGE}")
+    return commands[args[0]](args[1:])
+
+
+def train(args: list[str]) -> int:
+    """ppox lm train [FLAGS]: the LMRunConfig of the flags (tyro), then the run and its summary."""
+    from ppox.errors import ConfigError
+    from ppox.language.run_config import LMRunConfig
+    from ppox.lm.training import train_lm
+
+    if given(args, "resume"):
+        return resume(args)
+    try:
+        config = parse_flags(LMRunConfig, args, "ppox lm train", description="PPO on a language model (RLHF).")
+    except ConfigError as err:
+        return fail("lm train", str(err))
+    return run_reported("lm train", functools.partial(train_lm, config), report)
+
+
+def resume(args: list[str]) -> int:
+    """ppox lm train --resume RUN [--reward module:function] [--trust-run-config]: continue a run."""
+    from ppox.lm.training import import_reward, resume_lm
+
+    try:
+        opts, rest = scan(args, RESUME_OPTIONS.get)
+    except FlagError:  # (--resume or --reward without its value: the same message as any other misuse)
+        opts, rest = {}, args
+    if "resume" not in opts or rest:
+        return fail(
+            "lm train",
+            "--resume RUN continues a run with its own settings (only --reward "
+            "module:function or --trust-run-config may go with it)",
+        )
+
+    def start() -> Any:  # (a reward that does not import is a one-line error too)
+        reward = import_reward(text(opts, "reward", "")) if "reward" in opts else None
+        return resume_lm(text(opts, "resume", ""), reward=reward, trust_run_config="trust-run-config" in opts)
+
+    return run_reported("lm train", start, report)
+
+
+def report(result: Any) -> None:
+    """Print an LM run's summary line: updates, time, the scores at the start and end, the KL, the folder."""
+    from ppox.lm.training import lm_summary
+
+    s = lm_summary(result)
+    where = f" -> {s['run_path']}" if s["run_path"] else ""
+    print(
+        f"{result.config.env}: {s['updates']} updates in {s['wall_time_s']:.1f} s; mean score first 10% "
+        f"{s['score_first']:.3f}, last 10% {s['score_last']:.3f}; KL to the reference {s['kl_ref_last']:.3f}"
+        f"{where}"
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class LMSample:
+    """Print one completion per prompt as JSON lines {"prompt": ..., "completion": ...}."""
+
+    model: str
+    """A Hugging Face model folder with tokenizer.json (a run's RUN/model too)."""
+    prompts: str
+    """JSONL file, one {"prompt": "..."} per line."""
+    max_new_tokens: int = 64
+    temperature: float = 0.7
+    top_k: int = 0
+    top_p: float = 1.0
+    greedy: bool = False
+    """Take the most likely token at each step."""
+    batch_size: int = 8
+    seed: int = 0
+
+
+def sample(args: list[str]) -> int:
+    """ppox lm sample: one completion per prompt, as JSON lines."""
+    from ppox.errors import CheckpointError, ConfigError
+
+    opts = parse_flags(LMSample, args, "ppox lm sample")
+    import ppox.lm
+    from ppox.lm.training import read_prompts
+
+    try:
+        prompts = read_prompts(opts.prompts)
+        completions = ppox.lm.sample(
+            opts.model,
+            prompts,
+            max_new_tokens=opts.max_new_tokens,
+            temperature=opts.temperature,
+            top_k=opts.top_k,
+            top_p=opts.top_p,
+            greedy=opts.greedy,
+            batch_size=opts.batch_size,
+            seed=opts.seed,
+        )
+    except (OSError, ConfigError, CheckpointError) as err:
+        return fail("lm sample", str(err))
+    for prompt, completion in zip(prompts, completions):
+        print(json.dumps({"prompt": prompt, "completion": completion}))
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LMRewardModel:
+    """Train a reward model (Bradley-Terry) on preference pairs and save it as a model folder."""
+
+    model: str
+    """The Hugging Face folder whose trunk the reward model starts from (with tokenizer.json)."""
+    pairs: str
+    """JSONL file, one {"prompt": ..., "chosen": ..., "rejected": ...} per line."""
+    out: str
+    """The folder to write (model files + reward_head.safetensors)."""
+    epochs: int = 1
+    batch_size: int = 8
+    learning_rate: float = 1e-5
+    held_out: float = 0.1
+    """Fraction of the pairs kept out of training to measure accuracy."""
+    normalize: bool = True
+    """Shift the head's bias so that the training pairs' completions score 0 on average."""
+    seed: int = 0
+
+
+def reward_model(args: list[str]) -> int:
+    """ppox lm reward-model: train on the pairs, save the folder, print the held-out accuracy."""
+    from ppox.errors import CheckpointError, ConfigError
+
+    opts = parse_flags(LMRewardModel, args, "ppox lm reward-model")
+    from ppox.language.reward_model import read_pairs, train_reward_model
+
+    try:
+        _, result = train_reward_model(
+            opts.model,
+            read_pairs(opts.pairs),
+            opts.out,
+            epochs=opts.epochs,
+            batch=opts.batch_size,
+            learning_rate=opts.learning_rate,
+            held_out=opts.held_out,
+            seed=opts.seed,
+            normalize=opts.normalize,
+        )
+    except (OSError, ConfigError, CheckpointError, json.JSONDecodeError) as err:
+        return fail("lm reward-model", str(err))
+    print(
+        f"reward model -> {opts.out}: {result['pairs_train']} pairs, {result['steps']} steps; held-out accuracy "
+        f"{result['held_out_accuracy']:.3f} on {result['pairs_held_out']} pairs (loss {result['held_out_loss']:.3f})"
+    )
+    return 0
