@@ -8,20 +8,19 @@ import os
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ppox.acting.policy import Policy
 from ppox.config.trust import confirm_file_config
-from ppox.envs.atari import make_atari_env
 from ppox.envs.contract import check_reset, check_spaces, step_error
-from ppox.envs.gym_envs import ObsEncoder, batch_of_one, env_factory
+from ppox.envs.families import family_for, make_eval_env
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one
 from ppox.envs.gym_wrappers import HideObservation
-from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
+from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.masks import mask_source, read_mask
-from ppox.envs.registry import check_env_id, gymnasium_ids, is_atari_id, is_entry_point, is_jax_env
+from ppox.envs.registry import check_env_id
 from ppox.errors import ConfigError
 
 EVAL_STEP_CAP = 10_000  # steps per evaluation episode when neither the env nor the run sets a limit
@@ -41,13 +40,13 @@ def evaluate(
     """Run ``episodes`` episodes with ``policy`` (the mode of its distribution unless ``deterministic`` is
     False); returns their raw returns.
 
-    Gymnasium environments (ids, entry points, or ``env`` = an id, entry point or factory) are stepped one
-    episode at a time and can be recorded with Gymnasium's RecordVideo; gymnax-only environments (the
-    MinAtar games, ...) run all episodes at once in a jitted loop. An episode ends at the env's own time
-    limit or after ``max_episode_steps`` (default: the run's --max-episode-steps, else EVAL_STEP_CAP), so
-    that an env without a time limit cannot hang it. A policy loaded from a file whose env is an entry
-    point ('module:Class') is evaluated on it only with ``env`` or ``trust_env=True``: importing it runs its
-    code.
+    Environments a family makes one at a time (Gymnasium ids, entry points, Atari; or ``env`` = an id, entry
+    point or factory) are stepped one episode at a time and can be recorded with Gymnasium's RecordVideo;
+    JAX-only environments (the MinAtar games, ...) run all episodes at once in a jitted loop. An episode
+    ends at the env's own time limit or after ``max_episode_steps`` (default: the run's
+    --max-episode-steps, else EVAL_STEP_CAP), so that an env without a time limit cannot hang it. A policy
+    loaded from a file whose env is an entry point ('module:Class') is evaluated on it only with ``env`` or
+    ``trust_env=True``: importing it runs its code.
     """
     if episodes < 1:
         raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
@@ -59,11 +58,11 @@ def evaluate(
         _check_rebuildable(policy.config.env)
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
-    if env is None and is_jax_env(name) and not (name in gymnasium_ids() or is_entry_point(name)):
+    if env is None and family_for(name, "single") is None:  # a JAX-native env only
         if video_folder is not None and len(policy.spec.obs_shape) != 3:
             raise ConfigError(
                 f"--video needs a Gymnasium environment or image observations (HxWxC, drawn from the "
-                f"grid: MinAtar); {name} exists only in gymnax and its observations are flat"
+                f"grid: MinAtar); {name} is JAX-native only and its observations are flat"
             )
         returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder is not None)
         if video_folder is not None:
@@ -109,10 +108,7 @@ def _video_env(env, video_folder: Path):
         raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
     headless_rendering()
     try:
-        if isinstance(env, str) and is_atari_id(env):  # the game's own frames, one per agent step
-            return make_atari_env(env, render_mode="rgb_array", video_folder=video_folder)
-        single = gym.make(env, render_mode="rgb_array") if isinstance(env, str) else env_factory(env)()
-        return gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True, disable_logger=True)
+        return make_eval_env(env, video_folder)  # (Atari: the game's own frames, one per agent step)
     except BaseException:
         if Path(video_folder).is_dir() and not any(Path(video_folder).iterdir()):
             Path(video_folder).rmdir()
@@ -122,8 +118,8 @@ def _video_env(env, video_folder: Path):
 def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, video_folder, cap: int) -> np.ndarray:
     if video_folder is not None:
         single = _video_env(env, video_folder)
-    else:  # an Atari game preprocessed as in training, played whole (every life, raw score)
-        single = make_atari_env(env) if isinstance(env, str) and is_atari_id(env) else env_factory(env)()
+    else:  # (an Atari game preprocessed as in training, played whole: every life, raw score)
+        single = make_eval_env(env)
     if policy.config.hide_obs:  # as in training
         single = HideObservation(single, policy.config.hide_obs)
     check_spaces(single)
@@ -170,7 +166,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
 
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
     """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
-    env, params, _ = make_gymnax(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
+    env, params, _ = make_jax_env(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
     masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")

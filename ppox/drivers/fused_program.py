@@ -22,9 +22,8 @@ from ppox.agent.metrics import METRIC_NAMES
 from ppox.agent.networks import ActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
-from ppox.envs.envpool_xla import EnvPoolXla
-from ppox.envs.jax_envs import make_autoreset_step, make_gymnax
-from ppox.envs.registry import uses_envpool
+from ppox.envs.families import family_for, load_maker
+from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.spec import EnvSpec, to_env_action
 
 
@@ -245,12 +244,13 @@ class Fused(NamedTuple):
 
 
 def build(config: Config, pool_seed: int = 0) -> Fused:
-    """The fused program of ``config``: a gymnax env with autoreset (or EnvPool's Atari games, seeded with
-    ``pool_seed``), the network and the optimiser."""
-    if uses_envpool(config):
-        pool = EnvPoolXla(config.env, config.num_envs, config.max_episode_steps, pool_seed)
+    """The fused program of ``config``: its family's JAX env with autoreset (or a family's batch of envs, such
+    as EnvPool's Atari games, seeded with ``pool_seed``), the network and the optimiser."""
+    family = family_for(config.env, "fused")
+    if family is not None and family.pool:
+        pool = load_maker(family, "fused")(config.env, config.num_envs, config.max_episode_steps, pool_seed)
         return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None, pool)
-    env, env_params, spec = make_gymnax(config.env, config.max_episode_steps, config.hide_obs)
+    env, env_params, spec = make_jax_env(config.env, config.max_episode_steps, config.hide_obs)
     return Fused(
         config,
         spec,

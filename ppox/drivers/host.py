@@ -36,8 +36,9 @@ from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, upda
 from ppox.drivers.base import any_length
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
-from ppox.envs.atari import make_host_envs
-from ppox.envs.gym_envs import env_label, spec_from_spaces
+from ppox.envs.families import make_host_envs
+from ppox.envs.gym_envs import spec_from_spaces
+from ppox.envs.gym_make import env_label
 from ppox.errors import ConfigError
 from ppox.storage.checkpoint import Checkpoint, restore_state
 

@@ -17,7 +17,7 @@ import numpy as np
 from ppox.agent.agent import make_network
 from ppox.config.config import Config
 from ppox.drivers.collect import Collector, Rollout
-from ppox.envs.atari import make_host_envs
+from ppox.envs.families import make_host_envs
 from ppox.envs.gym_envs import spec_from_spaces
 from ppox.envs.spec import EnvSpec
 from ppox.errors import ConfigError

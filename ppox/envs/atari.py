@@ -21,8 +21,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
-from ppox.envs.gym_envs import SyncEnvs, make_vector_env
-from ppox.envs.registry import import_plugins, is_atari_id
+from ppox.envs.gym_envs import SyncEnvs
+from ppox.envs.registry import import_plugins
 from ppox.errors import ConfigError
 
 STACK = 4  # frames stacked
@@ -78,13 +78,12 @@ class ChannelsLast(gym.ObservationWrapper):
         return np.moveaxis(np.asarray(observation), 0, -1)
 
 
-def make_atari_env(env_id: str, render_mode: str | None = None, video_folder=None, max_episode_steps=None):
-    """One Gymnasium Atari env with the standard preprocessing and a whole game per episode (evaluation).
-
-    ``video_folder``: every episode recorded there as mp4, one frame per agent step."""
+def make_atari_env(env_id: str, video_folder=None, max_episode_steps=None):
+    """One Gymnasium Atari env with the standard preprocessing and a whole game per episode (evaluation: the
+    atari family's single maker). ``video_folder``: every episode recorded there as mp4, one frame per agent step."""
     ale_py_module()
     import_plugins(env_id)
-    env = gym.make(env_id, frameskip=1, render_mode=render_mode)
+    env = gym.make(env_id, frameskip=1, render_mode=None if video_folder is None else "rgb_array")
     try:
         env = gym.wrappers.AtariPreprocessing(
             env, noop_max=30, frame_skip=FRAME_SKIP, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True
@@ -205,13 +204,11 @@ class EnvPoolGames:
         self.pool.close()
 
 
-def make_host_envs(env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = ()):
-    """The host driver's vector env: Atari ids through ``make_atari_envs``, the rest through make_vector_env."""
-    if not (isinstance(env, str) and is_atari_id(env)):
-        return make_vector_env(env, num_envs, vec, max_episode_steps, hide_obs)
+def make_host_games(env_id: str, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = ()):
+    """The host driver's Atari games (the atari family's host maker): ``make_atari_envs``."""
     if hide_obs:
         raise ConfigError("--hide-obs hides entries of flat observations; Atari's are images")
-    return make_atari_envs(env, num_envs, vec, max_episode_steps)
+    return make_atari_envs(env_id, num_envs, vec, max_episode_steps)
 
 
 class AtariGames:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
-import inspect
 import json
-import os
-import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import numpy as np
@@ -24,54 +20,11 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 
 from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
+from ppox.envs.gym_make import env_factory
 from ppox.envs.gym_wrappers import hidden
 from ppox.envs.masks import mask_source, read_mask
-from ppox.envs.registry import is_entry_point
 from ppox.envs.spec import EnvSpec, spec_from_action_space
 from ppox.errors import ConfigError
-
-
-def env_factory(env: Any) -> Callable[[], Any]:
-    """A zero-argument function making one env, from an id, 'module:Class', an env instance or a factory."""
-    if isinstance(env, gym.Env):
-        return lambda: env
-    if callable(env) and not isinstance(env, str):
-        return env
-    if is_entry_point(env):
-        module_name, _, attr = env.partition(":")
-        if os.getcwd() not in sys.path and "" not in sys.path:  # a module in the current folder, as python -m finds
-            sys.path.append(os.getcwd())
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ConfigError(f"--env {env}: cannot import module {module_name!r} ({err})") from None
-        if hasattr(module, attr):
-            target = getattr(module, attr)
-            if (inspect.isclass(target) and issubclass(target, gym.Env)) or inspect.isfunction(target):
-                return target
-            raise ConfigError(
-                f"--env {env}: {attr!r} in {module_name!r} is not a Gymnasium environment class or "
-                "factory (a gymnasium.Env subclass, or a Python function returning an env)"
-            )
-    # 'module:RegisteredId' (gymnasium's own form) or a registered id; a partial pickles for subprocesses
-    return functools.partial(gym.make, env, disable_env_checker=True)
-
-
-def env_label(env: Any, made=None) -> str:
-    """How a run names an env given from Python (an instance or a factory): its registered id, else
-    'module:Name' when that imports again (not from a script's __main__), else the class or function name.
-    ``made``: an env the factory made, whose id or class names a lambda."""
-    instance = env if isinstance(env, gym.Env) else made
-    spec = getattr(instance, "spec", None)
-    if spec is not None and spec.id in gym.registry:
-        return spec.id
-    target = type(env.unwrapped) if isinstance(env, gym.Env) else env
-    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
-    if module and module != "__main__" and name and "<" not in name:
-        return f"{module}:{name}"
-    if "<" in name and instance is not None:
-        return env_label(instance)
-    return name if name and "<" not in name else type(target).__name__
 
 
 class SyncEnvs:
@@ -195,6 +148,14 @@ def make_vector_env(
         raise ConfigError(f"--env {env}: {err}{hint}") from None
 
 
+def make_one_env(env: Any, video_folder=None):
+    """One env, for evaluation; with ``video_folder``, rendered and every episode recorded there as mp4."""
+    if video_folder is None:
+        return env_factory(env)()
+    single = gym.make(env, render_mode="rgb_array") if isinstance(env, str) else env_factory(env)()
+    return gym.wrappers.RecordVideo(single, str(video_folder), episode_trigger=lambda _: True, disable_logger=True)
+
+
 class ObsEncoder:
     """Turns a vector env's batched observations into one array [num_envs, features...].
 
@@ -296,7 +257,7 @@ def is_single_observation(space, obs) -> bool:
     return np.shape(obs) == tuple(space.shape)
 
 
-def _unsupported(what: str, space) -> None:
+def _unsupported(what: str, space) -> NoReturn:
     raise ConfigError(
         f"unsupported {what} space {space!r}; ppox supports Box, Discrete, MultiDiscrete, MultiBinary, Dict, Tuple"
     )

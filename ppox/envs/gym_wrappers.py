@@ -23,8 +23,10 @@ class HideObservation(gym.ObservationWrapper):
         self.keep = np.array([i for i in range(size) if i not in set(hidden)], np.int64)
         if not len(self.keep):
             raise ConfigError("--hide-obs hides every observation entry; leave at least one")
-        self.observation_space = gym.spaces.Box(
-            space.low.reshape(-1)[self.keep], space.high.reshape(-1)[self.keep], dtype=space.dtype
+        self.observation_space = gym.spaces.Box(  # (Gymnasium's annotation omits dtype objects, which Box takes)
+            space.low.reshape(-1)[self.keep],
+            space.high.reshape(-1)[self.keep],
+            dtype=space.dtype,  # type: ignore[arg-type]
         )
 
     def observation(self, observation):

@@ -1,4 +1,5 @@
-"""JAX-native environments (gymnax) for the fused driver.
+"""JAX-native environments for the fused driver: any family of ``ppox.envs.families`` with a fused maker
+(gymnax, ppox's own tasks, ...), behind the options every run has (time limit, hidden observations).
 
 gymnax is imported where an env is made, not with this module: importing it starts JAX's backend, and
 under --distributed jax.distributed.initialize() must come first.
@@ -9,23 +10,34 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ppox.envs.families import family_for, load_maker
 from ppox.envs.gymnax_import import import_gymnax
-from ppox.envs.jax_tasks import HiddenObservation, make_task
-from ppox.envs.registry import TASK_IDS
+from ppox.envs.jax_tasks import HiddenObservation
 from ppox.envs.spec import spec_from_action_space
+from ppox.errors import ConfigError
 
 
-def make_gymnax(env_id: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()):
-    """(env, env_params, spec) for a gymnax id or one of ppox's tasks; ``max_episode_steps`` replaces the
+def gymnax_make(env_id: str):
+    """(env, env_params) of a gymnax id: the gymnax family's fused maker."""
+    return import_gymnax().make(env_id)
+
+
+def make_jax_env(env_id: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()):
+    """(env, env_params, spec) of a JAX-native id, made by its family; ``max_episode_steps`` replaces the
     env's time limit, ``hide_obs`` removes observation entries."""
-    gymnax = import_gymnax()
-    env, params = make_task(env_id) if env_id in TASK_IDS else gymnax.make(env_id)
+    family = family_for(env_id, "fused")
+    if family is None or family.pool:
+        raise ConfigError(f"--env {env_id}: not a JAX-native env (`ppox envs` lists them); use --driver host")
+    env, params = load_maker(family, "fused")(env_id)
     if hide_obs:
         env = HiddenObservation(env, tuple(hide_obs))
     if max_episode_steps is not None:
         params = params.replace(max_steps_in_episode=max_episode_steps)
     spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))
     return env, params, spec
+
+
+make_gymnax = make_jax_env  # (its name from when gymnax was the only JAX-native family)
 
 
 def make_autoreset_step(env, env_params):

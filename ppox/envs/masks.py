@@ -28,7 +28,7 @@ def mask_source(env, obs, info) -> str | None:
     return None
 
 
-def read_mask(env, source: str, obs, info, size: int) -> np.ndarray:
+def read_mask(env, source: str | None, obs, info, size: int) -> np.ndarray:
     """The env's current mask as bool [size]; EnvContractError if it is malformed."""
     if source == "method":
         mask = env.get_wrapper_attr("action_masks")()

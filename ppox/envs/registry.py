@@ -1,62 +1,54 @@
 """Which environment ids exist, and which driver runs each.
 
-gymnax ids are JAX-native (the fused driver); Gymnasium ids and ``package.module:Class`` entry points
-run on the host driver. This module only names and checks ids; the adapters make the envs.
+The families (``ppox.envs.families``) say which ids each kind of env claims and what makes them; this
+module checks ids (importing the packages that register them) and picks the driver. It makes no env.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.metadata
 import importlib.util
 
-import gymnasium as gym
-
-from ppox.envs.gymnax_import import import_gymnax
+from ppox.envs.families import (
+    JAX_ENV_IDS,
+    TASK_IDS,
+    family_for,
+    gymnasium_ids,
+    gymnax_ids,
+    is_atari_id,
+    is_entry_point,
+    listing,
+    missing_module,
+)
 from ppox.errors import ConfigError, closest
 
-# gymnax ids that ppox trains on and tests (the others are registered but not presets).
-JAX_ENV_IDS = (
-    "CartPole-v1",
-    "Acrobot-v1",
-    "MountainCar-v0",
-    "Pendulum-v1",
-    "MountainCarContinuous-v0",
-    "Asterix-MinAtar",
-    "Breakout-MinAtar",
-    "Freeway-MinAtar",
-    "SpaceInvaders-MinAtar",
-    "Seaquest-MinAtar",
-)
-
-# ppox's own JAX-native tasks (ppox.envs.jax_tasks): memory tasks and pgx games (pip install "ppox[pgx]")
-TASK_IDS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "RepeatPrevious-v0", "TicTacToe-pgx", "ConnectFour-pgx")
-
-
-@functools.lru_cache(maxsize=1)
-def gymnax_ids() -> tuple[str, ...]:
-    """gymnax's registered ids, then ppox's own JAX-native tasks."""
-    gymnax = import_gymnax()  # (imported here: it starts JAX's backend, which --distributed must precede)
-    return tuple(gymnax.registered_envs) + TASK_IDS
-
-
-def gymnasium_ids() -> list[str]:
-    return sorted(gym.registry)
-
-
-def is_entry_point(env_id: str) -> bool:
-    return ":" in env_id
+# (the ids and predicates that live in ppox.envs.families are also named here, where their callers look)
+__all__ = [
+    "JAX_ENV_IDS",
+    "TASK_IDS",
+    "check_env_id",
+    "driver_for",
+    "gymnasium_ids",
+    "gymnax_ids",
+    "import_plugins",
+    "is_atari_id",
+    "is_entry_point",
+    "is_jax_env",
+    "known_env_ids",
+    "uses_envpool",
+]
 
 
 def is_jax_env(env_id: str) -> bool:
-    return env_id in gymnax_ids()
+    """An id that a JAX-native family makes (the fused driver vmaps it)."""
+    family = family_for(env_id, "fused")
+    return family is not None and not family.pool
 
 
 def known_env_ids() -> list[str]:
-    """gymnax ids first, then the Gymnasium registry's."""
-    jax_ids = list(gymnax_ids())
-    return jax_ids + [i for i in gymnasium_ids() if i not in jax_ids]
+    """The ids ``ppox envs`` lists (the JAX-native ones first), then the Gymnasium registry's."""
+    return list(dict.fromkeys([i for section in listing() for i in section.ids] + gymnasium_ids()))
 
 
 # Packages that register Gymnasium envs when imported (Gymnasium 1.x no longer imports them itself),
@@ -81,22 +73,28 @@ PLUGINS = {
 }
 
 
-def is_atari_id(env_id: str) -> bool:
-    """An Atari game of ale-py (ALE/Name-v5, NameNoFrameskip-v4): trained with the standard preprocessing."""
-    return isinstance(env_id, str) and (env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"))
-
-
 def import_plugins(env_id: str) -> None:
     """Import the packages that would register ``env_id``: those PLUGINS names for its prefix, and those
     that declare a 'gymnasium.envs' entry point (the plugin convention). Missing packages are skipped."""
     names = [module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)]
-    names += ["ale_py"] if is_atari_id(env_id) else []
+    host = family_for(env_id, "host")  # (not "auto": a host-driver process need not import gymnax)
+    names += list(host.needs) if host is not None else []
     names += [ep.value.split(":")[0] for ep in importlib.metadata.entry_points(group="gymnasium.envs")]
     for name in dict.fromkeys(names):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001  (not installed, or broken: the id stays unknown)
             continue
+
+
+def missing_package(env_id: str) -> str | None:
+    """What to pip install for ``env_id`` where a module that makes or registers it is missing: its
+    family's extra, else the plugin package of its prefix."""
+    family = family_for(env_id)
+    if family is not None and family.extra is not None and missing_module(family) is not None:
+        return f'"ppox[{family.extra}]"'
+    package = next((module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)), None)
+    return package.replace("_", "-") if package is not None and importlib.util.find_spec(package) is None else None
 
 
 def check_env_id(env_id: str, strict: bool = True) -> None:
@@ -107,18 +105,15 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
         return
     import_plugins(env_id)
     ids = known_env_ids()
-    if env_id in ids:
+    package = missing_package(env_id)
+    if env_id in ids and package is None:
         return
     hint = closest(env_id, ids, cutoff=0.5 if strict else 0.75)  # (a label need only be unlike every id)
     if not strict and not hint:
         return
-    package = next((module for prefix, module in PLUGINS.items() if env_id.startswith(prefix)), None)
-    missing = package is not None and importlib.util.find_spec(package) is None
-    if is_atari_id(env_id) and importlib.util.find_spec("ale_py") is None:
-        package, missing = '"ppox[atari]"', True
     suggestion = (
-        f"; pip install {package.replace('_', '-')} to register it"
-        if missing
+        f"; pip install {package} to register it"
+        if package is not None
         else f"; did you mean {' or '.join(hint)}?"
         if hint
         else "; `ppox envs` lists the ids, and 'package.module:Class' names any env class"
@@ -137,9 +132,8 @@ def driver_for(env_id: str, driver: str = "auto", ray: str | None = None, env_ob
         return "host"
     if driver == "host" or ray is not None:
         return "host"
-    if is_jax_env(env_id) or (driver == "fused" and is_atari_id(env_id)):  # (Atari: EnvPool's XLA steps)
-        return "fused"
-    return "host"
+    family = family_for(env_id, "fused" if driver == "fused" else "auto")  # (fused Atari: EnvPool's XLA steps)
+    return "fused" if family is not None and family.fused is not None else "host"
 
 
 def uses_envpool(config) -> bool:

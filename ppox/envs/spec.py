@@ -105,13 +105,13 @@ def spec_from_action_space(obs_shape: tuple[int, ...], action_space) -> EnvSpec:
             action_shape=shape,
         )
     if kind == "MultiDiscrete":
-        start = np.ravel(getattr(action_space, "start", 0) * np.ones_like(action_space.nvec))
+        starts = np.ravel(getattr(action_space, "start", 0) * np.ones_like(action_space.nvec))
         return EnvSpec(
             obs_shape,
             "multi_discrete",
             tuple(int(n) for n in np.ravel(action_space.nvec)),
             action_shape=shape,
-            action_start=tuple(int(s) for s in start) if start.any() else None,
+            action_start=tuple(int(s) for s in starts) if starts.any() else None,
         )
     if kind == "MultiBinary":
         return EnvSpec(obs_shape, "multi_discrete", (2,) * int(np.prod(shape)), action_shape=shape)
