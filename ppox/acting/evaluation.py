@@ -203,9 +203,9 @@ def grid_frame(obs: np.ndarray, scale: int = 16) -> np.ndarray:
     own colour, the last channel present on top, black where none is."""
     channels = obs.shape[-1]
     palette = np.array([colorsys.hsv_to_rgb(i / channels, 0.8, 1.0) for i in range(channels)]) * 255
-    present = obs > 0.5
+    present = np.asarray(obs > 0.5)
     top = channels - 1 - np.argmax(present[..., ::-1], axis=-1)
-    picture = np.where(present.any(-1)[..., None], palette[top], 0.0).astype(np.uint8)
+    picture = np.where(np.expand_dims(present.any(-1), -1), palette[top], 0.0).astype(np.uint8)
     return picture.repeat(scale, axis=0).repeat(scale, axis=1)
 
 

@@ -279,6 +279,6 @@ class NumpyActor:
         return np.stack([np.argmax(part, axis=-1) for part in parts], axis=-1)
 
 
-def make_actor(config: Config, spec: EnvSpec, network: ActorCritic):
+def make_actor(config: Config, spec: EnvSpec, network: ActorCritic | RecurrentActorCritic):
     """The host's per-step actor: NumPy for MLP torsos (recurrent or not), the jitted ``act`` for CNN ones."""
     return JaxActor(config, network) if network.cnn else NumpyActor(config, spec, network)

@@ -13,7 +13,8 @@ sweep vmaps them beside the seeds. An option that is off (None) stays static: it
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections import namedtuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,23 +22,21 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ppox.config.config import TRACED_FIELDS, Config
-from ppox.core.advantages import discounted_returns, gae, nstep_advantages, td_residuals
+from ppox.core.advantages import ADVANTAGE_ESTIMATORS, EstimatorParams, Trajectory, discounted_returns
 from ppox.core.losses import LossTerms, explained_variance, ppo_loss
 
+if TYPE_CHECKING:  # (fields known only when the config module has run: to mypy each is Any)
+    _HyperFields: Any = tuple
+else:
+    _HyperFields = namedtuple("Hyper", (*TRACED_FIELDS, "num_updates"))
 
-class Hyper(NamedTuple):
-    """The traced hyperparameters: Python floats (constants) or arrays (traced, vmappable); None means off."""
 
-    learning_rate: Any
-    gamma: Any
-    gae_lambda: Any
-    clip_coef: Any  # None: no surrogate clip
-    vf_clip_coef: Any  # None: no value clip
-    ent_coef: Any
-    vf_coef: Any
-    max_grad_norm: Any  # None: no gradient clipping
-    target_kl: Any  # None: no early stop
-    num_updates: Any  # the run's length, which the annealed learning rate counts down over
+class Hyper(_HyperFields):
+    """The traced hyperparameters: the config's ``TRACED_FIELDS`` (declared with ``traced``), then the run's
+    length ``num_updates`` (which the annealed learning rate counts down over). Each is a Python float (a
+    constant) or an array (traced, vmappable); None means off."""
+
+    __slots__ = ()
 
     @classmethod
     def from_config(cls, config: Config, dtype=None) -> Hyper:
@@ -96,24 +95,18 @@ def init_opt_state(optimizer: optax.GradientTransformation, params):
 
 
 def advantages_and_targets(config: Config, rewards, values, next_values, terminated, truncated, hyper=None):
-    """(advantages, value targets) by ``config.advantage``; targets are advantages + V(s_t).
+    """(advantages, value targets) [T, N] by ``config.advantage``, the estimator of that name in
+    ``ADVANTAGE_ESTIMATORS`` (its targets: advantages + V(s_t)).
 
     With ``baseline=False`` (REINFORCE), the advantage is the discounted return G_t of the raw rewards,
     summed within the batch without bootstrapping from the critic."""
     hyper = Hyper.from_config(config) if hyper is None else hyper
-    gamma = hyper.gamma
     if not config.baseline:
-        returns = discounted_returns(rewards, jnp.zeros_like(rewards), terminated, truncated, gamma)
+        returns = discounted_returns(rewards, jnp.zeros_like(rewards), terminated, truncated, hyper.gamma)
         return returns, returns
-    if config.advantage == "gae":
-        advantages = gae(rewards, values, next_values, terminated, truncated, gamma, hyper.gae_lambda)
-    elif config.advantage == "td":
-        advantages = td_residuals(rewards, values, next_values, terminated, gamma)
-    elif config.advantage == "nstep":
-        advantages = nstep_advantages(rewards, values, next_values, terminated, truncated, gamma, config.nstep_n)
-    else:
-        advantages = discounted_returns(rewards, next_values, terminated, truncated, gamma) - values
-    return advantages, advantages + values
+    estimate = ADVANTAGE_ESTIMATORS[config.advantage]
+    trajectory = Trajectory(rewards, values, next_values, terminated, truncated)
+    return estimate(trajectory, EstimatorParams(hyper.gamma, hyper.gae_lambda, config.nstep_n))
 
 
 def learning_rate_at(config: Config, update_index, hyper=None) -> jax.Array:
@@ -204,7 +197,7 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     """update_epochs passes, each over num_minibatches shuffled minibatches; returns (params, opt_state, metrics).
 
     The optimiser works on the parameters raveled into one vector: the same arithmetic as
-    per-leaf Adam, in a few large ops instead of many small ones (it halves compile time).
+    per-leaf Adam, in a few large ops instead of many small ones (less to compile).
     """
     hyper = Hyper.from_config(config) if hyper is None else hyper
     lr = learning_rate_at(config, update_index, hyper)
@@ -235,8 +228,8 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
 
     keys = jax.random.split(key, config.update_epochs)
     start = (flat_params, opt_state, jnp.zeros((), bool))
+    terms: LossTerms  # stacked [epochs, minibatches]
     (flat_params, opt_state, _), (terms, taken) = jax.lax.scan(epoch, start, keys)
-    terms: LossTerms
     metrics = UpdateMetrics(
         policy_loss=terms.policy_loss.mean(),
         value_loss=terms.value_loss.mean(),

@@ -13,31 +13,29 @@ import math
 from pathlib import Path
 from typing import Literal
 
+from ppox.config.compile_keys import program_config, static_config, traced, traced_fields
+from ppox.config.json_io import fields_from_json, read_json
 from ppox.config.presets import NETWORK_PRESETS, PRESETS
 from ppox.config.validation import validate
-from ppox.errors import ConfigError, closest
+from ppox.core.advantages import AdvantageName
+from ppox.errors import ConfigError
 
 __all__ = ["Config", "ConfigError", "DEFAULT_ENV", "PRESETS", "TRACED_FIELDS", "program_config", "static_config"]
 
 DEFAULT_ENV = "CartPole-v1"
-# The numbers that shape no array and no loop: the fused program takes them as a traced argument (a Hyper),
-# so that one compilation serves every value. None (off) is static: it removes code.
-TRACED_FIELDS = (
-    "learning_rate",
-    "gamma",
-    "gae_lambda",
-    "clip_coef",
-    "vf_clip_coef",
-    "ent_coef",
-    "vf_coef",
-    "max_grad_norm",
-    "target_kl",
-)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Proximal Policy Optimization, as configured for one run (one or several seeds)."""
+    """Proximal Policy Optimization, as configured for one run (one or several seeds).
+
+    Args:
+        **fields: every field below, each documented where it is declared (``ppox train --help`` shows the
+            same text); those declared with ``traced`` reach the fused program as a traced argument.
+
+    Raises:
+        ConfigError: a field's value has the wrong type or range, or fields cannot work together.
+    """
 
     env: str = DEFAULT_ENV
     """Environment: a JAX-native gymnax id (CartPole-v1, Acrobot-v1, Pendulum-v1, Breakout-MinAtar, ...:
@@ -62,7 +60,7 @@ class Config:
     num_minibatches: int = 4
     """Minibatches per epoch; num_envs * num_steps must divide by it."""
 
-    learning_rate: float = 2.5e-4
+    learning_rate: float = traced(2.5e-4)
     """Adam step size (the start value when annealed)."""
 
     anneal_lr: bool = True
@@ -71,15 +69,15 @@ class Config:
     adam_eps: float = 1e-5
     """Adam's epsilon (1e-5, as in the PPO reference implementations, not optax's 1e-8)."""
 
-    gamma: float = 0.99
+    gamma: float = traced(0.99)
     """Discount factor."""
 
-    gae_lambda: float = 0.95
+    gae_lambda: float = traced(0.95)
     """GAE's bias-variance dial: 0 is the TD residual, 1 the Monte Carlo advantage."""
 
-    advantage: Literal["gae", "td", "nstep", "mc"] = "gae"
-    """Advantage estimator: gae (GAE with --gae-lambda), td (one-step TD residual), nstep (--nstep-n steps,
-    then V), mc (Monte Carlo return G_t - V(s_t)). The value target is always advantage + V(s_t)."""
+    advantage: AdvantageName = "gae"
+    """Advantage estimator (ppox.core.advantages.ADVANTAGE_ESTIMATORS): gae (GAE with --gae-lambda), td (one-step
+    TD residual), nstep (--nstep-n steps, then V), mc (Monte Carlo return G_t - V(s_t)); value target A + V(s_t)."""
 
     nstep_n: int = 5
     """n of --advantage nstep."""
@@ -88,22 +86,22 @@ class Config:
     """Subtract a learned value baseline. --no-baseline is REINFORCE on the raw discounted return G_t (needs
     --advantage mc): the critic is not used and gets no gradient."""
 
-    clip_coef: float | None = 0.2
+    clip_coef: float | None = traced(0.2)
     """Surrogate clip range eps: the ratio is clipped to [1-eps, 1+eps]. None: no clip (plain r*A)."""
 
-    vf_clip_coef: float | None = 0.2
+    vf_clip_coef: float | None = traced(0.2)
     """Value clip range: the new value stays within +-this of the old one in the loss. None: no value clipping."""
 
-    ent_coef: float = 0.01
+    ent_coef: float = traced(0.01)
     """Entropy bonus coefficient c2."""
 
-    vf_coef: float = 0.5
+    vf_coef: float = traced(0.5)
     """Value loss coefficient c1."""
 
-    max_grad_norm: float | None = 0.5
+    max_grad_norm: float | None = traced(0.5)
     """Clip the global gradient norm to this. None: no gradient clipping."""
 
-    target_kl: float | None = None
+    target_kl: float | None = traced(None, fixed=0.01)
     """Stop an update's remaining minibatches once a minibatch's approx KL exceeds this. None: never."""
 
     norm_adv: bool = True
@@ -236,86 +234,62 @@ class Config:
     # Construction ----------------------------------------------------------------------
     @classmethod
     def preset(cls, env: str = "CartPole-v1", **overrides) -> Config:
-        """The tuned configuration for ``env`` (its --network variant where one exists), with ``overrides`` on top."""
+        """The tuned configuration for ``env`` (its --network variant where one exists), with ``overrides`` on top.
+
+        Args:
+            env: an environment id; one without a preset starts from the defaults.
+            **overrides: field values that replace the preset's.
+
+        Returns:
+            The validated Config.
+        """
         variant = NETWORK_PRESETS.get((env, overrides.get("network")), {})
         return cls(**{**PRESETS.get(env, {}), **variant, "env": env, **overrides})
 
     def replace(self, **changes) -> Config:
+        """A copy with ``changes`` (field name -> value), validated again."""
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
+        """Every field as a JSON object (what ``from_dict`` and ``load`` read back)."""
         return json.dumps(dataclasses.asdict(self), indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
-        """A Config from JSON-like data (a config.json, a file's metadata): every field checked."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"a config must be a JSON object of fields, got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            hint = closest(unknown[0], names)
-            raise ConfigError(
-                f"unknown config field(s) {unknown}"
-                + (f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {sorted(names)}")
-            )
-        for name in ("hidden_sizes", "hide_obs"):
-            if isinstance(data.get(name), list):
-                data = {**data, name: tuple(data[name])}
-        return cls(**data)
+        """A Config from JSON-like data (a config.json, a file's metadata): every field checked.
+
+        Args:
+            data: field name -> value; lists stand for tuples. Missing fields take their defaults.
+
+        Returns:
+            The validated Config.
+
+        Raises:
+            ConfigError: ``data`` is not a dict, names an unknown field, or holds an invalid value.
+        """
+        return cls(**fields_from_json(cls, data))
 
     @classmethod
     def load(cls, path) -> Config:
         """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
-        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked."""
+        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked.
+
+        Args:
+            path: a JSON file, or a folder holding config.json.
+
+        Returns:
+            The validated Config.
+
+        Raises:
+            ConfigError: the file cannot be read, is not JSON, or holds an invalid config.
+        """
         path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(
-                f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
-                "file such as a run folder's config.json"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(
-                f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
-                "fix the file or write it with ppox.Config.to_json()"
-            ) from None
+        data = read_json(path)
         try:
             return cls.from_dict(data)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
 
 
-def program_config(config: Config) -> Config:
-    """The config with the fields that do not change the compiled program set to fixed values: runs that
-    differ only in those (seed, output, cadence) share one compilation. ``distributed`` stays: it changes
-    how the program is laid out."""
-    return config.replace(
-        seed=0,
-        run_dir="runs",
-        run_name=None,
-        save=False,
-        tensorboard=False,
-        progress=False,
-        checkpoint_every=0,
-        keep_checkpoints=1,
-        eval_episodes=0,
-        ray=None,
-        workers=1,
-    )
-
-
-def static_config(config: Config) -> Config:
-    """``program_config`` with the traced fields also set to fixed values (None, where a field is off, stays
-    None: that changes the program): the key of a program that takes its hyperparameters as an argument."""
-    fixed = {
-        name: None if getattr(config, name) is None else _FIXED.get(name, getattr(Config, name))
-        for name in TRACED_FIELDS
-    }
-    return program_config(config).replace(**fixed)
-
-
-_FIXED = {"target_kl": 0.01, "clip_coef": 0.2, "vf_clip_coef": 0.2, "max_grad_norm": 0.5}  # (defaults None-able)
+TRACED_FIELDS = traced_fields(Config)
+"""The fields declared with ``traced``: the numbers a ``Hyper`` carries into the fused program."""

@@ -49,7 +49,7 @@ PRESETS: dict[str, dict] = {
 }
 # MuJoCo (host driver, pip install "ppox[mujoco]"): CleanRL's continuous-control hyperparameters. vf_coef 0.25 is
 # CleanRL's 0.5 on its halved value loss 0.5 (V - G)^2 (ppox's is (V - G)^2); with separate actor and critic it
-# acts through the one gradient-norm clip (the README's MuJoCo rows before 6 Dec 2026 ran with 0.5).
+# acts through the one gradient-norm clip.
 for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", "InvertedPendulum-v5"):
     PRESETS[_mujoco] = {
         "total_timesteps": 1_000_000,
@@ -64,8 +64,7 @@ for _mujoco in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoi
         "norm_reward": True,
     }
 # Box2D (host driver, pip install "ppox[box2d]"): the RL Zoo's PPO hyperparameters for LunarLander, with
-# reward scaling and no value clipping (returns in the hundreds: a 0.2 clip on V starves the critic;
-# 1M steps, seeds 0-2: 103 with the clip and raw rewards, 264 / 262 / 270 like this).
+# reward scaling and no value clipping (returns in the hundreds: a 0.2 clip on V starves the critic).
 PRESETS["LunarLander-v3"] = {
     "total_timesteps": 1_000_000,
     "num_envs": 16,
@@ -85,9 +84,8 @@ PRESETS["LunarLander-v3"] = {
 # publish; --network cnn picks NETWORK_PRESETS' variant: MinAtar's own small CNN (16 3x3 filters) and one
 # 128-unit layer (not tuned).
 # vf_coef 0.25 is their critic_coeff 0.5: their value loss is 0.5 (V - G)^2, ppox's (V - G)^2. With separate actor
-# and critic networks the weight still acts through the one gradient-norm clip (docs/pixels.md: the presets ran
-# with ppox's default 0.5 until 6 Dec 2026; SpaceInvaders 118.7 with it, 136.3 with 0.25).
-NETWORK_PRESETS: dict[tuple[str, str], dict] = {}
+# and critic networks the weight still acts through the one gradient-norm clip (docs/pixels.md).
+NETWORK_PRESETS: dict[tuple[str, str | None], dict] = {}
 for _game in ("Asterix", "Breakout", "Freeway", "SpaceInvaders", "Seaquest"):
     PRESETS[f"{_game}-MinAtar"] = {
         "total_timesteps": 10_000_000,

@@ -20,6 +20,7 @@ def validate(c) -> None:
     _validate_sizes(c)
     _validate_algorithm(c)
     _validate_run(c)
+    _validate_placement(c)
 
 
 def need(ok: bool, message: str) -> None:
@@ -28,7 +29,8 @@ def need(ok: bool, message: str) -> None:
 
 
 def _validate_types(c) -> None:
-    """Each field holds a value of its annotated type (a config read from a file may hold anything)."""
+    """Each field holds a value of its annotated type (a config read from a file may hold anything); a Literal
+    field one of its choices, read from the Literal (a registry's names, e.g. --advantage)."""
     hints = typing.get_type_hints(type(c))
     for field in dataclasses.fields(c):
         value, hint = getattr(c, field.name), hints[field.name]
@@ -100,7 +102,6 @@ def _validate_algorithm(c) -> None:
         value = getattr(c, name)
         need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
     need(_finite(c.gamma) and 0.0 <= c.gamma <= 1.0, f"--gamma must lie in [0, 1], got {c.gamma!r}")
-    need(c.advantage in ("gae", "td", "nstep", "mc"), f"--advantage must be gae, td, nstep or mc, got {c.advantage!r}")
     need(
         isinstance(c.nstep_n, int) and not isinstance(c.nstep_n, bool) and c.nstep_n >= 1,
         f"--nstep-n must be a positive integer, got {c.nstep_n!r}",
@@ -124,13 +125,10 @@ def _validate_algorithm(c) -> None:
         len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
         f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}",
     )
-    need(c.activation in ("tanh", "relu"), f"--activation must be tanh or relu, got {c.activation!r}")
-    need(c.network in ("auto", "mlp", "cnn"), f"--network must be auto, mlp or cnn, got {c.network!r}")
     _validate_memory(c)
 
 
 def _validate_memory(c) -> None:
-    need(c.memory in ("none", "gru", "lstm"), f"--memory must be none, gru or lstm, got {c.memory!r}")
     need(
         isinstance(c.memory_size, int) and not isinstance(c.memory_size, bool) and c.memory_size > 0,
         f"--memory-size must be a positive integer, got {c.memory_size!r}",
@@ -151,8 +149,6 @@ def _validate_memory(c) -> None:
 
 
 def _validate_run(c) -> None:
-    need(c.driver in ("auto", "fused", "host"), f"--driver must be auto, fused or host, got {c.driver!r}")
-    need(c.vec in ("sync", "async", "ale", "envpool"), f"--vec must be sync, async, ale or envpool, got {c.vec!r}")
     need(
         c.vec not in ("ale", "envpool") or is_atari_id(c.env),
         f"--vec {c.vec} steps Atari games (ALE/Name-v5, "
@@ -173,16 +169,20 @@ def _validate_run(c) -> None:
         f"--eval-episodes must be a number of episodes >= 0 (0: no evaluation), got {c.eval_episodes!r}",
     )
     need(
+        isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
+        f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}",
+    )
+
+
+def _validate_placement(c) -> None:
+    """Where the run steps its envs and trains: the driver, devices, processes, Ray workers."""
+    need(
         isinstance(c.devices, int) and not isinstance(c.devices, bool) and c.devices >= 1,
         f"--devices must be a positive integer, got {c.devices!r}",
     )
     need(
         c.num_envs % c.devices == 0 if isinstance(c.devices, int) and c.devices >= 1 else True,
         f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)",
-    )
-    need(
-        isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
-        f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}",
     )
     check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
     fused = driver_for(c.env, c.driver, c.ray) == "fused"

@@ -1,6 +1,15 @@
-"""The algorithm's math: pure JAX functions, no environments, no I/O."""
+"""The algorithm's math: pure JAX functions, no environments, no I/O; ``ADVANTAGE_ESTIMATORS`` names the
+advantage estimators that ``--advantage`` chooses from."""
 
-from ppox.core.advantages import discounted_returns, gae, nstep_advantages, td_residuals
+from ppox.core.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    EstimatorParams,
+    Trajectory,
+    discounted_returns,
+    gae,
+    nstep_advantages,
+    td_residuals,
+)
 from ppox.core.distributions import Categorical, DiagGaussian, MultiCategorical
 from ppox.core.losses import (
     LossTerms,
@@ -20,12 +29,15 @@ from ppox.core.normalize import (
 )
 
 __all__ = [
+    "ADVANTAGE_ESTIMATORS",
     "Categorical",
     "DiagGaussian",
+    "EstimatorParams",
     "LossTerms",
     "MultiCategorical",
     "RewardScaler",
     "RunningMeanStd",
+    "Trajectory",
     "approx_kl",
     "clip_fraction",
     "clipped_surrogate",

@@ -13,7 +13,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ppox.agent.agent import is_recurrent, make_actor
-from ppox.agent.networks import ActorCritic
+from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one
 from ppox.envs.masks import check_some_legal, legal
@@ -30,11 +30,13 @@ class Rollout(NamedTuple):
     terminated: np.ndarray
     truncated: np.ndarray
     next_obs: np.ndarray  # the true next observation (the final one where an episode ended), encoded
-    masks: np.ndarray | None = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
-    starts: np.ndarray | None = None  # recurrent policy: obs[t] begins an episode, bool [T, N]
+    masks: Any = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
+    starts: Any = None  # recurrent policy: obs[t] begins an episode, bool [T, N]; else None
     carry: Any = None  # recurrent policy: each env's carry before the rollout's first step [N, ...]
-    log_probs: np.ndarray | None = None  # log pi(a|s) when acting [T, N] (CNN actors); None: the update computes it
-    values: np.ndarray | None = None  # V(s) when acting [T, N], with log_probs
+    log_probs: Any = (
+        None  # np.ndarray or None: log pi(a|s) when acting [T, N] (CNN actors); None: the update computes it
+    )
+    values: Any = None  # V(s) when acting [T, N], with log_probs; else None
 
 
 def final_observations(venv, encoder: ObsEncoder, next_obs: np.ndarray, done: np.ndarray, info: dict) -> np.ndarray:
@@ -84,7 +86,15 @@ class Collector:
     Owns the env, the NumPy (or jitted CNN) actor, the action random generator, the current
     observations and the running episode returns and lengths."""
 
-    def __init__(self, config: Config, spec: EnvSpec, venv, network: ActorCritic, rng: np.random.Generator, seed: int):
+    def __init__(
+        self,
+        config: Config,
+        spec: EnvSpec,
+        venv,
+        network: ActorCritic | RecurrentActorCritic,
+        rng: np.random.Generator,
+        seed: int,
+    ):
         self.config, self.spec, self.venv, self.rng = config, spec, venv, rng
         self.encoder = ObsEncoder(venv.single_observation_space)
         self.actor = make_actor(config, spec, network)
@@ -117,8 +127,8 @@ class Collector:
     def collect(self, params, obs_stats) -> tuple[Rollout, list, list, int]:
         """(rollout [T, N, ...], returns and lengths of the episodes that ended in it, illegal actions taken).
 
-        The actor's small matrix products run on one BLAS thread: a threaded BLAS makes an [8, 128] x [128, 512]
-        product about 10x slower on a busy machine (292 us against 24 us measured on 2 shared cores)."""
+        The actor's small matrix products run on one BLAS thread: a threaded BLAS makes such products far
+        slower on a busy machine (docs/design-notes.md)."""
         with threadpool_limits(limits=1, user_api="blas"):
             return self.collect_steps(params, obs_stats)
 
@@ -133,7 +143,8 @@ class Collector:
             self.spec,
         )
         obs, episode_return, episode_length = self.obs, self.episode_return, self.episode_length
-        finished_returns, finished_lengths, illegal, mask = [], [], 0, None
+        finished_returns, finished_lengths, illegal = [], [], 0
+        mask: Any = None  # legal actions of this step, with masks
         if self.recurrent:
             buffers = buffers._replace(carry=jax.device_get(actor.carry))
         for t in range(self.config.num_steps):

@@ -5,7 +5,8 @@ The traced hyperparameters are an argument, so runs that differ only in those sh
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +28,10 @@ class Compiled(NamedTuple):
     settings share them)."""
 
     fused: Fused
-    init: callable  # keys [seeds, 2] -> seed-stacked Runner
-    run: callable  # (Runner, n, Hyper) -> (Runner, metrics [seeds, chunk]); n <= chunk updates
+    init: Callable[..., Any]  # keys [seeds, 2] -> seed-stacked Runner
+    run: Callable[..., Any]  # (Runner, n, Hyper) -> (Runner, metrics [seeds, chunk]); n <= chunk updates
     chunk: int
-    gather: callable | None  # distributed: the env-sharded runner made whole on every process
+    gather: Callable[..., Any] | None  # distributed: the env-sharded runner made whole on every process
 
 
 @functools.lru_cache(maxsize=8)
@@ -48,6 +49,7 @@ def compile_program(config: Config, members: str | None = None, pool_seed: int =
         )
     chunk = max_chunk(config)
     run = make_chunk_runner(fused, chunk)
+    init: Callable[..., Any]
     if members == "vmap":
         init, run_members = jax.vmap(fused.init), jax.vmap(run, in_axes=(0, None, 0))
     elif members == "map":

@@ -9,6 +9,7 @@ Both take the traced hyperparameters (``ppox.agent.learner.Hyper``) as an argume
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -19,7 +20,7 @@ from flax import struct
 from ppox.agent.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
 from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
 from ppox.agent.metrics import METRIC_NAMES
-from ppox.agent.networks import ActorCritic
+from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.envs.families import family_for, load_maker
@@ -43,6 +44,10 @@ class Runner:
     update_index: jax.Array
     carry: Any = None  # recurrent policy: each env's carry before its next step
     starts: jax.Array | None = None  # recurrent policy: obs begins an episode (the carry is zeroed first)
+
+    def replace(self, **changes: Any) -> Runner:
+        """A copy with ``changes`` (flax.struct's replace, declared for the type checker)."""
+        return dataclasses.replace(self, **changes)
 
 
 class Transition(NamedTuple):
@@ -68,11 +73,11 @@ class Fused(NamedTuple):
 
     config: Config
     spec: EnvSpec
-    network: ActorCritic
+    network: ActorCritic | RecurrentActorCritic
     optimizer: Any
     env: Any
     env_params: Any
-    env_step: Callable  # vmapped make_autoreset_step
+    env_step: Callable | None  # vmapped make_autoreset_step (None with a pool)
     pool: Any = None  # instead of env: EnvPool's Atari games (ppox.envs.envpool_xla), stepped from here
 
     @property

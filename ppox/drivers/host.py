@@ -121,7 +121,7 @@ def make_learn(config: Config, network, optimizer):
             values_next = bootstrap_values(network, learner.params, next_in, values, rollout.truncated)
         else:
             values_next = next_values(network, learner.params, next_in, carries)
-        scaler, rewards = learner.reward_scaler, rollout.rewards
+        scaler, rewards = learner.reward_scaler, jnp.asarray(rollout.rewards)
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
             scaler, rewards = jax.lax.scan(
@@ -206,29 +206,33 @@ class HostDriver:
             raise
         self.hyper = Hyper.from_config(config, jnp.float32)  # the traced values, the run's length included
         self.rng = np.random.default_rng(config.seed)
-        self.source = None
+        self.source: RayRollouts | Collector | None = None
 
     def init(self) -> HostState:
         config = self.config
+        source: RayRollouts | Collector
         if config.ray is not None:
-            self.source = RayRollouts(config, self.spec, self.env)
+            source = RayRollouts(config, self.spec, self.env)
         else:
-            self.source = Collector(config, self.spec, self.venv, self.network, self.rng, seed=config.seed)
-        return HostState(self._init(config.seed, self.source.first_obs()), 0)
+            source = Collector(config, self.spec, self.venv, self.network, self.rng, seed=config.seed)
+        self.source = source
+        return HostState(self._init(config.seed, source.first_obs()), 0)
 
     def run(self, state: HostState, n: int) -> tuple[HostState, HostPending]:
         learner, update = state
+        source = self.source
+        assert source is not None, "init() makes the rollout source"
         pending, episodes = [], {name: np.full(n, np.nan, np.float32) for name in EPISODE_METRICS}
         restarts, illegal = np.zeros(n, np.float32), np.zeros(n, np.float32)
         for i in range(n):
-            rollout, returns, lengths, illegal[i] = self.source.collect(learner.params, learner.obs_stats)
+            rollout, returns, lengths, illegal[i] = source.collect(learner.params, learner.obs_stats)
             check_finite_rollout(rollout, update + i)
             learner, metrics = self._learn(learner, rollout, update + i, self.hyper)
             pending.append(metrics)  # fetched with the chunk: no wait per update
             episodes["episode_count"][i] = len(returns)
             episodes["episode_return"][i] = np.mean(returns) if returns else np.nan
             episodes["episode_length"][i] = np.mean(lengths) if lengths else np.nan
-            restarts[i] = getattr(self.source, "restarts", 0)
+            restarts[i] = getattr(source, "restarts", 0)
         if self.config.ray is not None:
             episodes["worker_restarts"] = restarts
         if self.config.action_mask == "auto":
@@ -249,6 +253,7 @@ class HostDriver:
         """The learner exactly as saved; the envs from a fresh reset (episodes in progress are lost)."""
         learner = HostLearner(*restore_state(checkpoint, {"learner": tuple(state.learner)})["learner"])
         self.rng.bit_generator.state = checkpoint.meta["numpy_rng"]
+        assert self.source is not None, "init() makes the rollout source"
         self.source.restart(seed=self.config.seed + 1_000_003 * checkpoint.update)  # not the first run's episodes
         return HostState(learner, checkpoint.update)
 

@@ -1,7 +1,8 @@
 """gymnax, imported without the plotting libraries that stepping an env never uses.
 
 gymnax's package imports every env module, and the rendering code of a few imports seaborn (and with it
-pandas and scipy.stats) and matplotlib.pyplot at the top: about 1.5 of the 4 s that ``import gymnax`` takes.
+pandas and scipy.stats) and matplotlib.pyplot at the top: a large share of gymnax's import time
+(docs/design-notes.md).
 Before the first import, ppox puts a stand-in for each of those two in ``sys.modules``; the first attribute
 anyone asks of one (gymnax's rendering, ppox's plots, a user's script) imports the real module, which then
 takes the stand-in's place.

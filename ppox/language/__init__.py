@@ -9,6 +9,8 @@ transformers. See docs/lm.md.
 """
 
 from ppox.language.advantages import (
+    KL_ESTIMATORS,
+    LM_ADVANTAGES,
     grpo_advantages,
     kl_penalized_rewards,
     masked_whiten,
@@ -23,6 +25,8 @@ from ppox.language.sampling import Generation, Sampling, make_sampler, sequence_
 from ppox.language.tokenizer import TextTokenizer, load_tokenizer
 
 __all__ = [
+    "KL_ESTIMATORS",
+    "LM_ADVANTAGES",
     "CausalLM",
     "Generation",
     "LMConfig",

@@ -7,12 +7,19 @@ end-of-sequence token or the length limit), and a sequence-level score (a reward
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
 from ppox.core.advantages import gae
 
-KL_ESTIMATORS = ("k1", "k3")
+KL_ESTIMATORS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "k1": lambda log_ratio: log_ratio,  # log pi - log pi_ref
+    "k3": lambda log_ratio: jnp.expm1(-log_ratio) + log_ratio,  # (rho - 1) - log rho, rho = pi_ref / pi
+}
+"""--kl-estimator name -> per-token KL(pi || pi_ref) estimate from log(pi / pi_ref) (see ``token_kl``)."""
 
 
 def last_token(mask: jax.Array) -> jax.Array:
@@ -26,13 +33,22 @@ def token_kl(logprobs: jax.Array, ref_logprobs: jax.Array, estimator: str = "k1"
     """Per-token estimate of KL(pi || pi_ref) from log-probabilities of tokens drawn from pi.
 
     k1: log pi - log pi_ref (unbiased, can be negative); k3: (rho - 1) - log rho with rho = pi_ref / pi
-    (unbiased, never negative, lower variance when the policies are close)."""
-    log_ratio = logprobs - ref_logprobs
-    if estimator == "k1":
-        return log_ratio
-    if estimator == "k3":
-        return jnp.expm1(-log_ratio) + log_ratio
-    raise ValueError(f"estimator {estimator!r}: one of {', '.join(KL_ESTIMATORS)}")
+    (unbiased, never negative, lower variance when the policies are close).
+
+    Args:
+        logprobs: log pi(y_t | ...) of the sampled tokens, float [B, N].
+        ref_logprobs: log pi_ref(y_t | ...) of the same tokens, float [B, N].
+        estimator: a name in ``KL_ESTIMATORS``.
+
+    Returns:
+        The per-token estimate, float [B, N].
+
+    Raises:
+        ValueError: ``estimator`` is not in ``KL_ESTIMATORS``.
+    """
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"estimator {estimator!r}: one of {', '.join(KL_ESTIMATORS)}")
+    return KL_ESTIMATORS[estimator](logprobs - ref_logprobs)
 
 
 def kl_penalized_rewards(
@@ -104,3 +120,47 @@ def grpo_advantages(scores: jax.Array, scale: bool = True, eps: float = 1e-6) ->
     if not scale:
         return centred
     return centred / (scores.std(axis=-1, keepdims=True) + eps)
+
+
+# ----------------------------------------------------------------------------- the --advantage registry
+
+
+class LMAdvantageParams(NamedTuple):
+    """The settings an LM advantage variant may read."""
+
+    gamma: float
+    gae_lambda: float
+    samples_per_prompt: int  # k: a batch's completions are [prompts, k] in order
+
+
+class LMAdvantage(NamedTuple):
+    """One --advantage variant of PPO on text: ``estimate(rewards, values, mask, params) -> (advantages,
+    returns)``, each [B, N] and 0 outside ``mask``; without a critic ``values`` are zeros and ``returns``
+    unused."""
+
+    estimate: Callable[[jax.Array, jax.Array, jax.Array, LMAdvantageParams], tuple[jax.Array, jax.Array]]
+    uses_critic: bool  # a value head is trained beside the policy, and its V_t reach ``estimate``
+    min_samples: int  # the completions per prompt it needs
+
+
+def per_completion(group_advantages, rewards: jax.Array, mask: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """(advantages, returns = 0) [B, N]: ``group_advantages`` of the completions' returns sum_t r_t, grouped
+    [prompts, k] in order, given to every token of each completion (0 outside ``mask``)."""
+    per_sequence = group_advantages(rewards.sum(-1).reshape(-1, k))
+    return jnp.where(mask, per_sequence.reshape(-1)[:, None], 0.0), jnp.zeros_like(rewards)
+
+
+LM_ADVANTAGES: dict[str, LMAdvantage] = {
+    "gae": LMAdvantage(lambda r, v, m, p: response_gae(r, v, m, p.gamma, p.gae_lambda), True, 1),
+    "rloo": LMAdvantage(lambda r, v, m, p: per_completion(rloo_advantages, r, m, p.samples_per_prompt), False, 2),
+    "grpo": LMAdvantage(lambda r, v, m, p: per_completion(grpo_advantages, r, m, p.samples_per_prompt), False, 2),
+}
+"""--advantage name -> variant: gae (per-token GAE with a critic), rloo or grpo (k completions per prompt
+compared, no critic). ``LMRunConfig``'s choices, its checks and ``ppox.language.ppo`` read it."""
+
+if TYPE_CHECKING:
+    LMAdvantageName = str
+    KLEstimatorName = str
+else:
+    LMAdvantageName = Literal[tuple(LM_ADVANTAGES)]
+    KLEstimatorName = Literal[tuple(KL_ESTIMATORS)]

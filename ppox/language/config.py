@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from ppox.errors import CheckpointError
 
@@ -174,7 +175,7 @@ def to_hf(config: LMConfig) -> dict:
             "activation_function": config.activation,
             "tie_word_embeddings": config.tie_embeddings,
         }
-    rope = {"rope_type": "default", "rope_theta": config.rope_theta}
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
     if config.rope_scaling:
         keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
         rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}

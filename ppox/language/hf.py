@@ -118,7 +118,8 @@ def _shards(tensors: dict[str, np.ndarray], max_bytes: int | None) -> list[list[
     """Tensor names grouped, in order, into shards of at most ``max_bytes`` (a larger tensor alone)."""
     if max_bytes is None:
         return [list(tensors)]
-    shards, size = [[]], 0
+    shards: list[list[str]] = [[]]
+    size = 0
     for name, array in tensors.items():
         if shards[-1] and size + array.nbytes > max_bytes:
             shards.append([])

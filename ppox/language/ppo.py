@@ -17,14 +17,7 @@ import optax
 from jax.sharding import NamedSharding
 
 from ppox.core.losses import clipped_surrogate, value_loss
-from ppox.language.advantages import (
-    grpo_advantages,
-    kl_penalized_rewards,
-    masked_mean,
-    masked_whiten,
-    response_gae,
-    rloo_advantages,
-)
+from ppox.language.advantages import LMAdvantageParams, kl_penalized_rewards, masked_mean, masked_whiten
 from ppox.language.config import LMConfig
 from ppox.language.models import forward, hidden_states
 from ppox.language.run_config import LMRunConfig
@@ -80,14 +73,6 @@ def response_logprobs(
     return jnp.where(mask, taken, 0.0), jnp.where(mask, entropy, 0.0)
 
 
-def sequence_advantages(config: LMRunConfig, returns: jax.Array, mask: jax.Array) -> jax.Array:
-    """RLOO or GRPO advantages of whole completions (returns [B] grouped as [prompts, k] in order),
-    given to every token of the completion."""
-    groups = returns.reshape(-1, config.samples_per_prompt)
-    per_sequence = rloo_advantages(groups) if config.advantage == "rloo" else grpo_advantages(groups)
-    return jnp.where(mask, per_sequence.reshape(-1)[:, None], 0.0)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def prepare(
     config: LMRunConfig,
@@ -102,9 +87,9 @@ def prepare(
     kl_coef,
 ):
     """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score,
-    (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then GAE
-    (gamma, lambda) with the critic or RLOO/GRPO on the sequence return sum_t r_t; advantages whitened over
-    the response tokens when ``whiten_advantages``."""
+    (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then the
+    advantages of the --advantage variant (``LM_ADVANTAGES``: GAE (gamma, lambda) with the critic, or RLOO/GRPO
+    on the sequence return sum_t r_t), whitened over the response tokens when ``whiten_advantages``."""
     mask = mask.astype(bool)
     old, _ = response_logprobs(model, params["policy"], prompt, prompt_mask, tokens, mask, config.temperature)
     ref, _ = response_logprobs(model, ref_params, prompt, prompt_mask, tokens, mask, config.temperature)
@@ -113,10 +98,10 @@ def prepare(
         rewards = masked_whiten(rewards, mask, shift_mean=False)
     if config.uses_critic:
         values = response_values(model, params["critic"], prompt, prompt_mask, tokens, mask)
-        advantages, returns = response_gae(rewards, values, mask, config.gamma, config.gae_lambda)
     else:
-        values = returns = jnp.zeros_like(rewards)
-        advantages = sequence_advantages(config, rewards.sum(-1), mask)
+        values = jnp.zeros_like(rewards)
+    settings = LMAdvantageParams(config.gamma, config.gae_lambda, config.samples_per_prompt)
+    advantages, returns = config.variant.estimate(rewards, values, mask, settings)
     if config.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
     stats = {"kl_ref": kl.sum(-1).mean(), "non_score_reward": -(kl_coef * kl).sum(-1).mean()}

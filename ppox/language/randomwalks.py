@@ -41,7 +41,7 @@ class Graph:
 
 def distances_to_goal(edges) -> list[int]:
     """Breadth-first search backwards from the goal; -1 where the goal cannot be reached."""
-    back = [[] for _ in edges]
+    back: list[list[int]] = [[] for _ in edges]
     for v, outs in enumerate(edges):
         for w in outs:
             back[w].append(v)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
+from typing import Literal
 
 from ppox.errors import ConfigError, closest
-from ppox.language.advantages import KL_ESTIMATORS
+from ppox.language.advantages import KL_ESTIMATORS, LM_ADVANTAGES, KLEstimatorName, LMAdvantage, LMAdvantageName
 
-LM_ADVANTAGES = ("gae", "rloo", "grpo")
+DType = Literal["float32", "bfloat16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,10 +28,10 @@ class LMRunConfig:
     reward: str | None = None  # 'module:function', reward(prompts, completions) -> list[float]
     reward_model: str | None = None  # folder saved by `ppox lm reward-model`
     critic_from_reward_model: bool = False  # start the critic as the reward model (trunk and head)
-    advantage: str = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic)
+    advantage: LMAdvantageName = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic): LM_ADVANTAGES
     updates: int = 100
     prompts_per_update: int = 16
-    samples_per_prompt: int = 1  # k; at least 2 for rloo and grpo
+    samples_per_prompt: int = 1  # k; at least the --advantage's min_samples (2 for rloo and grpo)
     max_prompt_tokens: int = 64
     max_new_tokens: int = 32
     temperature: float = 0.7  # sampling, and every log-probability of the policy and the reference
@@ -49,11 +51,11 @@ class LMRunConfig:
     kl_coef: float = 0.05  # beta of the per-token KL penalty (the start value when adaptive)
     kl_target: float | None = None  # adaptive beta (Ziegler et al. 2019) towards this KL per completion
     kl_horizon: int = 10_000  # the controller's horizon, in completions
-    kl_estimator: str = "k1"
+    kl_estimator: KLEstimatorName = "k1"  # per-token KL: k1 (log ratio) or k3 (never negative): KL_ESTIMATORS
     missing_eos_penalty: float = 0.0  # subtracted from the score of a completion that never ended
     whiten_advantages: bool = True
     whiten_rewards: bool = False  # scale the per-token rewards to unit variance over the batch (mean kept)
-    dtype: str = "float32"
+    dtype: DType = "float32"  # of the parameters and activations
     devices: int = 1  # split each batch of completions across this many local devices (parameters FSDP-sharded)
     seed: int = 0
     run_dir: str = "runs"
@@ -73,6 +75,7 @@ class LMRunConfig:
         k, batch = self.samples_per_prompt, self.prompts_per_update * self.samples_per_prompt
         n, m = max(self.devices, 1), max(self.minibatches, 1)  # (nonzero: the list below is built whole)
         hint = closest(self.advantage, LM_ADVANTAGES)
+        variant = LM_ADVANTAGES.get(self.advantage, LM_ADVANTAGES["gae"])  # (an unknown one is the first problem)
         return [
             (
                 self.advantage not in LM_ADVANTAGES,
@@ -81,14 +84,14 @@ class LMRunConfig:
             ),
             (self.reward is not None and self.reward_model is not None, "give --reward or --reward-model, not both"),
             (
-                self.critic_from_reward_model and (self.reward_model is None or self.advantage != "gae"),
-                "--critic-from-reward-model needs --reward-model and --advantage gae",
+                self.critic_from_reward_model and (self.reward_model is None or not variant.uses_critic),
+                "--critic-from-reward-model needs --reward-model and an --advantage with a critic (gae)",
             ),
             (self.reward is not None and ":" not in self.reward, f"--reward {self.reward}: write it module:function"),
             (
-                self.advantage != "gae" and k < 2,
+                k < variant.min_samples,
                 f"--advantage {self.advantage} compares the k completions of a "
-                "prompt: set --samples-per-prompt 2 or more",
+                f"prompt: set --samples-per-prompt {variant.min_samples} or more",
             ),
             (
                 min(self.updates, self.prompts_per_update, k, self.epochs, self.minibatches) < 1,
@@ -120,7 +123,7 @@ class LMRunConfig:
                 self.kl_estimator not in KL_ESTIMATORS,
                 f"kl_estimator {self.kl_estimator}: one of {', '.join(KL_ESTIMATORS)}",
             ),
-            (self.dtype not in ("float32", "bfloat16"), f"dtype {self.dtype}: float32 or bfloat16"),
+            (self.dtype not in typing.get_args(DType), f"dtype {self.dtype}: {' or '.join(typing.get_args(DType))}"),
             (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
         ]
 
@@ -133,7 +136,12 @@ class LMRunConfig:
     updates_per_checkpoint = property(lambda self: self.checkpoint_every)
     distributed = property(lambda self: False)
     eval_episodes = property(lambda self: 0)
-    uses_critic = property(lambda self: self.advantage == "gae")
+    uses_critic = property(lambda self: self.variant.uses_critic)
+
+    @property
+    def variant(self) -> LMAdvantage:
+        """The --advantage variant, from ``LM_ADVANTAGES``."""
+        return LM_ADVANTAGES[self.advantage]
 
     @property
     def minibatch_size(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ppox.errors import CheckpointError, ConfigError
 class TextTokenizer:
     """A ``tokenizers.Tokenizer`` with the pad and end-of-sequence ids of its model."""
 
-    tokenizer: object
+    tokenizer: Any  # tokenizers.Tokenizer (an optional dependency)
     pad_id: int
     eos_ids: tuple[int, ...]
 

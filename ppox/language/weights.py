@@ -126,7 +126,8 @@ def read_folder_tensors(folder: Path) -> dict[str, np.ndarray]:
 def params_from_tensors(config: LMConfig, tensors: dict[str, np.ndarray], dtype: str, where: str) -> dict:
     """The flax parameters of ``config`` from HF-named tensors, cast to ``dtype`` ("float32"/"bfloat16")."""
     by_name = {(n[len("transformer.") :] if n.startswith("transformer.") else n): a for n, a in tensors.items()}
-    params, used = {}, set()
+    params: dict = {}
+    used: set[str] = set()
     for path, (name, transposed, shape) in weight_table(config).items():
         key = name[len("transformer.") :] if name.startswith("transformer.") else name
         if key not in by_name:

@@ -1,4 +1,4 @@
-"""The advantage switch (gae | td | nstep | mc) and the baseline switch, on both drivers."""
+"""The advantage switch (the registry: gae | td | nstep | mc | ...) and the baseline switch, on both drivers."""
 
 import numpy as np
 import pytest
@@ -6,6 +6,7 @@ import pytest
 import ppox
 from ppox.config.config import Config, ConfigError
 from ppox.agent.learner import advantages_and_targets
+from ppox.core import ADVANTAGE_ESTIMATORS
 
 
 def batch(seed=0, T=24, N=3):
@@ -43,6 +44,14 @@ def test_value_targets_are_advantage_plus_value(mode):
     np.testing.assert_allclose(targets, advantages + batch()[1], atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", sorted(ADVANTAGE_ESTIMATORS))
+def test_every_registered_estimator_reaches_the_learner(mode):
+    """--advantage NAME picks the registry's entry: finite advantages and targets shaped [T, N]."""
+    advantages, targets = estimate(advantage=mode)
+    assert advantages.shape == targets.shape == batch()[0].shape
+    assert np.isfinite(advantages).all() and np.isfinite(targets).all()
+
+
 def test_no_baseline_is_reinforce_on_the_raw_return():
     """G_t summed to the episode's (or the batch's) end, float64 reference, no value anywhere."""
     rewards, _, _, terminated, truncated = (np.asarray(x, np.float64) for x in batch())
@@ -61,7 +70,8 @@ def test_no_baseline_is_reinforce_on_the_raw_return():
 def test_invalid_combinations_are_clear_errors():
     with pytest.raises(ConfigError, match="--no-baseline is REINFORCE .* needs --advantage mc"):
         Config(baseline=False)
-    with pytest.raises(ConfigError, match="--advantage must be gae, td, nstep or mc"):
+    *others, last = ADVANTAGE_ESTIMATORS
+    with pytest.raises(ConfigError, match=f"--advantage must be {', '.join(others)} or {last}"):
         Config(advantage="lambda")
     with pytest.raises(ConfigError, match="--nstep-n must be a positive integer"):
         Config(advantage="nstep", nstep_n=0)

@@ -11,8 +11,8 @@ from safetensors.numpy import load_file
 from ppox.errors import ConfigError
 from ppox.language import forward, load
 from ppox.language.sampling import (Sampling, filter_logits, inverse_cdf, make_sampler, sample_tokens,
-from tests import helpers
                                      sequence_logprobs)
+from tests import helpers
 
 FIXTURES = helpers.FIXTURES / "lm"
 EOS_IDS = (1, 5, 9, 17, 33, 40, 61, 77)  # several, so that rows end at different steps
