@@ -9,11 +9,11 @@ import pytest
 
 import ppox
 from ppox.config.config import ConfigError
+from tests.helpers import ROOT
 
 
 SCRIPT = r"""
 import jax, numpy as np, ppox
-from tests.helpers import ROOT
 assert jax.device_count() == 2, jax.devices()
 cfg = ppox.Config(total_timesteps=8 * 512, save=False, progress=False)
 one, two = ppox.train(cfg), ppox.train(cfg.replace(devices=2))

@@ -13,6 +13,7 @@ from ppox.cli import main
 from ppox.errors import ConfigError
 from ppox.language.run_config import LMRunConfig
 from ppox.lm.training import train_lm
+from tests.helpers import ROOT
 
 
 # Two updates of a tiny GPT-2 (randomwalks, 100 pretraining steps): GAE with a critic, then RLOO (k = 2),
@@ -26,7 +27,6 @@ from ppox.language import randomwalks as rw
 from ppox.language.hf import load, save
 from ppox.language.run_config import LMRunConfig
 from ppox.lm.training import lm_mesh, make_driver, make_task, resume_lm, train_lm
-from tests.helpers import ROOT
 assert jax.device_count() == 2, jax.devices()
 graph = rw.make_graph(seed=0)
 start, _ = rw.pretrain(graph, steps=100, seed=0)
