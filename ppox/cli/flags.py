@@ -17,7 +17,7 @@ import re
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, get_args, get_origin, get_type_hints, overload
 
 
 class FlagError(Exception):
@@ -30,15 +30,19 @@ def fail(command: str, message: str) -> int:
     return 2
 
 
+COUNT_LIMIT = 10**18  # (more than any count of runs, seeds or trials)
 SCIENTIFIC_INTEGER = re.compile(r"^\+?\d+(\.\d+)?[eE]\+?\d+$")
 
 
 def parse_flags(cls: Any, args: list[str], prog: str, **kwargs: Any) -> Any:
     """tyro.cli, with its errors as one line (FlagError) instead of a box; ``--help`` prints as tyro does.
-    Whole numbers may be written like 1e6 (tyro's int parser takes digits only)."""
+    Whole numbers may be written like 1e6 (tyro's int parser takes digits only); an integer flag given inf,
+    nan, a fraction or a number of 1e40 or more is a FlagError naming the flag (the config says how large a
+    number each field takes)."""
     import tyro
 
     args = [_integer_text(a) if SCIENTIFIC_INTEGER.match(a) else a for a in args]
+    _check_integers(args, _integer_flags(cls))
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
@@ -50,8 +54,59 @@ def parse_flags(cls: Any, args: list[str], prog: str, **kwargs: Any) -> Any:
 
 
 def _integer_text(text: str) -> str:
-    value = decimal.Decimal(text)
-    return str(int(value)) if value == value.to_integral_value() and value < 10**30 else text
+    """1e6 as 1000000 where it is a whole number below 1e40; otherwise the text as it is."""
+    try:
+        value = decimal.Decimal(text)
+        return str(int(value)) if value < 10**40 and value == value.to_integral_value() else text
+    except ArithmeticError:  # (decimal's InvalidOperation: an exponent past what decimal holds)
+        return text
+
+
+def _integer_flags(cls: Any) -> dict[str, bool]:
+    """``--flag`` -> whether it takes several values, for each integer field of the dataclass ``cls``."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    hints = get_type_hints(cls)
+    return {
+        f"--{field.name.replace('_', '-')}": get_origin(hints[field.name]) is tuple
+        for field in dataclasses.fields(cls)
+        if hints[field.name] is int or int in get_args(hints[field.name])  # int, int | None, tuple[int, ...]
+    }
+
+
+def _check_integers(args: Sequence[str], flags: Mapping[str, bool]) -> None:
+    """FlagError where a value of an integer flag is a number but not a whole one below 1e40 (inf, nan, 2.5,
+    1e99, thousands of digits); what is no number at all is left to tyro's message."""
+    flag, left = "", 0  # the integer flag whose values come next, and how many (-1: any number)
+    for arg in args:
+        if arg.startswith("--"):
+            flag, has_value, value = arg.partition("=")
+            left = (-1 if flags[flag] else 1) if flag in flags else 0
+            if has_value and left:
+                _check_whole(flag, value)
+            left = 0 if has_value else left
+        elif left:
+            _check_whole(flag, arg)
+            left -= 1
+
+
+def _check_whole(flag: str, text: str) -> None:
+    digits = text.strip().lstrip("+-")
+    if len(digits) > 40:  # (Python reads at most 4300 digits; no count of ppox's has 40)
+        if digits.isdigit():
+            raise FlagError(f"{flag} must be below 1e40, got a number of {len(digits)} digits")
+        return
+    try:
+        value = decimal.Decimal(text)
+        whole = value.is_finite() and value == value.to_integral_value()
+    except ArithmeticError:  # not a number (tyro says so), or one past decimal's range
+        if not SCIENTIFIC_INTEGER.match(digits):
+            return
+        whole, value = True, decimal.Decimal(10**40)
+    if not whole:
+        raise FlagError(f"{flag} must be a whole number (such as 4 or 1e6), got {text!r}")
+    if abs(value) >= 10**40:
+        raise FlagError(f"{flag} must be below 1e40, got {text!r}")
 
 
 def _first_message(box: str, prog: str) -> str:
@@ -141,18 +196,23 @@ def count(found: Found, name: str, default: int, least: int = 1) -> int: ...
 @overload
 def count(found: Found, name: str, default: None, least: int = 1) -> int | None: ...
 def count(found: Found, name: str, default: int | None, least: int = 1) -> int | None:
-    """--name N as an integer >= least (ConfigError otherwise); ``default`` when it is not given."""
+    """--name N (written 4 or 4e3) as an integer >= least; ``default`` when it is not given. ConfigError (one
+    line) otherwise: a fraction, inf, nan, 1e18 or more, or not a number."""
     from ppox.errors import ConfigError
 
     if name not in found:
         return default
+    written = str(found[name]).strip()
+    shown = repr(written) if len(written) <= 40 else f"{written[:20]!r}... ({len(written)} characters)"
     try:
-        value = int(float(found[name]))
-        if value < least or value != float(found[name]):
+        value = decimal.Decimal(written) if len(written) <= 40 else decimal.Decimal("nan")
+        if not value.is_finite() or value != value.to_integral_value() or value < least:
             raise ValueError
-    except ValueError:
-        raise ConfigError(f"--{name} must be an integer >= {least}, got {found[name]!r}") from None
-    return value
+    except (ValueError, ArithmeticError):  # (decimal's InvalidOperation is an ArithmeticError)
+        raise ConfigError(f"--{name} must be an integer >= {least}, got {shown}") from None
+    if value >= COUNT_LIMIT:
+        raise ConfigError(f"--{name} must be an integer below 1e18, got {shown}")
+    return int(value)
 
 
 def options_usage(options: Mapping[str, Option], width: int = 110) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,12 @@ OPTIONS = {  # besides the Config fields: --FIELD VALUE, --FIELD A,B,C or --FIEL
     "threshold": Option("the return for the steps-to-threshold column (default: a per-env value)", "R"),
     "sample-seed": Option("seed of the --random draws (default 0)", "S"),
     "no-progress": Option("no progress bar"),
+    "trust-run-config": Option(
+        "with --resume: use an entry point env or Ray address that DIR/sweep.json names without repeating it "
+        "(--env ID, --ray ADDRESS): importing an entry point runs its code"
+    ),
 }
-RESUMED_WITH = {"resume", "members", "batch", "jobs", "no-progress", "threshold", "ray"}  # what --resume takes
+RESUMED_WITH = {"resume", "members", "batch", "jobs", "no-progress", "threshold", "ray", "trust-run-config"}
 
 USAGE = f"""usage: ppox sweep [--env ID] [--FIELD VALUE | --FIELD A,B,C | --FIELD LOW:HIGH ...] [OPTIONS]
 
@@ -59,7 +63,7 @@ def sweep_plan(args: list[str]) -> tuple[Any, Path, dict]:
 
     from ppox.envs.registry import driver_for
     from ppox.errors import ConfigError
-    from ppox.experiments.sweep_folder import SPEC_FILE, Plan
+    from ppox.experiments.sweep_folder import Plan, check_envs
     from ppox.experiments.sweep_space import combinations, parse_space
 
     fields, opts = split_flags(args, OPTIONS)
@@ -73,16 +77,9 @@ def sweep_plan(args: list[str]) -> tuple[Any, Path, dict]:
         "ray": text(opts, "ray"),
     }
     if "resume" in opts:
-        if fields or set(opts) - RESUMED_WITH:
-            raise ConfigError(
-                "--resume continues a sweep with its own settings; drop "
-                + " ".join(["--" + k for k in fields] + ["--" + k for k in opts if k != "resume"])
-            )
-        folder = Path(text(opts, "resume", ""))
-        try:
-            return Plan.from_json(json.loads((folder / SPEC_FILE).read_text()), **how), folder, opts
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"--resume {folder}: no readable {SPEC_FILE} ({err}); give a sweep folder") from None
+        return resume_plan(fields, opts, how)
+    if "trust-run-config" in opts:
+        raise ConfigError("--trust-run-config goes with --resume DIR (the flags given here are trusted already)")
     space = parse_space(fields)
     if space.base.devices != 1 or space.base.distributed:
         raise ConfigError("a sweep runs on one device; drop --devices / --distributed")
@@ -95,8 +92,29 @@ def sweep_plan(args: list[str]) -> tuple[Any, Path, dict]:
         space, grid="grid" in opts, samples=count(opts, "random", None), seed=count(opts, "sample-seed", 0, least=0)
     )
     plan = Plan(space, tuple(combos), count(opts, "seeds", 4), **how)
+    check_envs([space.base])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return plan, Path(text(opts, "out") or f"sweeps/{space.base.env.replace('/', '_')}__{stamp}"), opts
+
+
+def resume_plan(fields: dict[str, str], opts: dict, how: dict) -> tuple[Any, Path, dict]:
+    """(Plan, folder, options) of ppox sweep --resume DIR: the plan in DIR/sweep.json, checked; an entry point
+    env or a Ray address it names is used only when --env / --ray repeat it, or with --trust-run-config."""
+    from ppox.errors import ConfigError
+    from ppox.experiments.sweep_folder import check_envs, load_plan
+
+    if set(fields) - {"env"} or set(opts) - RESUMED_WITH:
+        raise ConfigError(
+            "--resume continues a sweep with its own settings; drop "
+            + " ".join(
+                ["--" + k.replace("_", "-") for k in fields if k != "env"]
+                + ["--" + k for k in opts if k not in RESUMED_WITH]
+            )
+        )
+    folder = Path(text(opts, "resume", ""))
+    plan = load_plan(folder, fields.get("env"), "trust-run-config" in opts, **how)
+    check_envs(plan.config(i) for i in range(len(plan.combos)))
+    return plan, folder, opts
 
 
 def run(args: list[str]) -> int:
@@ -113,7 +131,9 @@ def run(args: list[str]) -> int:
     try:
         threshold = float(opts["threshold"]) if "threshold" in opts else None
     except ValueError:
-        return fail("sweep", f"--threshold must be a number, got {opts['threshold']!r}")
+        threshold = math.nan
+    if threshold is not None and not math.isfinite(threshold):
+        return fail("sweep", f"--threshold must be a number, got {str(opts['threshold'])[:40]!r}")
     from ppox.experiments.sweep import run_sweep
     from ppox.experiments.sweep_report import write_report
 

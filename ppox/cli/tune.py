@@ -52,6 +52,7 @@ def tune_plan(args: list[str]) -> tuple[Any, Path, dict]:
             "nothing to search: give a range (--learning-rate 1e-4:1e-2) or a list (--clip-coef 0.1,0.2,0.3)"
         )
     timeout = _timeout(opts)
+    from ppox.experiments.sweep_folder import check_envs
     from ppox.experiments.tune import TunePlan, optuna_module
 
     optuna_module()
@@ -68,6 +69,7 @@ def tune_plan(args: list[str]) -> tuple[Any, Path, dict]:
         count(opts, "check-seeds", 4, 0),
         members,
     )
+    check_envs([space.base])
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return plan, Path(text(opts, "out") or f"tunes/{space.base.env.replace('/', '_')}__{stamp}"), opts
 

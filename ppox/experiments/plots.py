@@ -1,4 +1,5 @@
-"""Figures as image files: the clipped objective explained, and run folders' curves overlaid.
+"""Figures as image files: the clipped objective explained, run folders' curves overlaid, an Optuna study's
+history and parameter importances.
 
 Everything here draws with matplotlib's Agg backend (no display needed) and writes PNG and SVG.
 """
@@ -7,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import warnings
 from pathlib import Path
 
 import matplotlib
 import numpy as np
+
+from ppox.utils.files import atomic_write_bytes
 
 matplotlib.use("Agg")  # no display needed; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,6 +44,13 @@ def _save(fig, out: Path) -> list[Path]:
     for path in paths:
         fig.savefig(path, dpi=120)
     return paths
+
+
+def save_png(fig, path: Path) -> None:
+    """``fig`` as a PNG file at ``path``, written atomically: a link in its place is replaced, never followed."""
+    data = io.BytesIO()
+    fig.savefig(data, format="png", dpi=120)
+    atomic_write_bytes(path, data.getvalue())
 
 
 def clipped_objective(ratio: np.ndarray, advantage: float, eps: float) -> np.ndarray:
@@ -163,3 +174,28 @@ def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> l
     paths = _save(fig, out)
     plt.close(fig)
     return paths
+
+
+def plot_study(study, folder: Path) -> None:
+    """Optuna's optimisation history and parameter importances, as PNG files (importances need two finished
+    trials and a varied parameter)."""
+    import optuna
+    from optuna.visualization import matplotlib as optuna_plots
+
+    for name, draw in (
+        ("history", optuna_plots.plot_optimization_history),
+        ("importance", optuna_plots.plot_param_importances),
+    ):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = draw(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            continue
+        fig = ax.get_figure(root=True)
+        if fig is None:
+            continue
+        fig.set_size_inches(7, 4.5)
+        fig.tight_layout()
+        save_png(fig, folder / f"{name}.png")
+        plt.close(fig)

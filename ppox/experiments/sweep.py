@@ -26,9 +26,21 @@ from ppox.agent.learner import Hyper
 from ppox.config.config import Config, static_config
 from ppox.drivers.fused import compile_program
 from ppox.envs.registry import driver_for
-from ppox.experiments.sweep_folder import KEPT, SPEC_FILE, Plan, done_path, open_folder, write_done
+from ppox.experiments.sweep_folder import (
+    KEPT,
+    SPEC_FILE,
+    Plan,
+    check_envs,
+    check_folder,
+    done_path,
+    finished,
+    lock_folder,
+    open_folder,
+    write_done,
+)
 from ppox.experiments.sweep_host import run_host
 from ppox.experiments.sweep_space import describe
+from ppox.run.training import train
 from ppox.utils.signals import StopOnSignal
 
 __all__ = [
@@ -36,6 +48,7 @@ __all__ = [
     "Display",
     "Plan",
     "done_path",
+    "evaluate_config",
     "members_mode",
     "open_folder",
     "run_fused",
@@ -47,17 +60,26 @@ MEMORY_BUDGET = 2**30  # bytes a fused batch may hold in its runners and rollout
 
 
 def run_sweep(plan: Plan, out: Path, progress: bool = True) -> bool:
-    """Run every configuration not yet done in ``out``; True if all are done (False: a signal stopped it)."""
-    folder = open_folder(plan, Path(out))
-    todo = [i for i in range(len(plan.combos)) if not done_path(folder, i).exists()]
-    base = plan.space.base
-    fused = driver_for(base.env, base.driver, base.ray) == "fused"
-    total = sum(plan.config(i).num_updates for i in todo) * plan.seeds
-    with Display(total, progress) as display, StopOnSignal() as stop:
-        if len(todo) < len(plan.combos):
-            display.say(f"resuming: {len(plan.combos) - len(todo)} of {len(plan.combos)} configurations are done")
-        finished = (run_fused if fused else run_host)(plan, todo, folder, display, stop)
-    return finished and all(done_path(folder, i).exists() for i in range(len(plan.combos)))
+    """Run every configuration not yet done in ``out``; True if all are done (False: a signal stopped it).
+    ConfigError (one line) before anything is made or run: an env that cannot be made, a folder that holds
+    something else or that another ppox process is writing, a done record that is not this sweep's."""
+    out = Path(out)
+    check_envs(plan.config(i) for i in range(len(plan.combos)))
+    lock = lock_folder(out, lambda: check_folder(plan, out))
+    try:
+        folder = open_folder(plan, out)
+        done = {r["index"] for r in finished(folder, plan)}
+        todo = [i for i in range(len(plan.combos)) if i not in done]
+        base = plan.space.base
+        fused = driver_for(base.env, base.driver, base.ray) == "fused"
+        total = sum(plan.config(i).num_updates for i in todo) * plan.seeds
+        with Display(total, progress) as display, StopOnSignal() as stop:
+            if done:
+                display.say(f"resuming: {len(done)} of {len(plan.combos)} configurations are done")
+            complete = (run_fused if fused else run_host)(plan, todo, folder, display, stop)
+        return complete and all(done_path(folder, i).exists() for i in range(len(plan.combos)))
+    finally:
+        lock.release()
 
 
 # Fused: batches of members in one compiled program ------------------------------------------------------------
@@ -133,6 +155,15 @@ def run_members(static: Config, configs: list[Config], mode: str, display, stop,
         if not following:
             return metrics, time.perf_counter() - start
         pending, n = upcoming, following
+
+
+def evaluate_config(config: Config, seeds: int, first_seed: int) -> list[float]:
+    """The final return of ``config`` trained alone on ``seeds`` seeds from ``first_seed`` (nothing saved)."""
+    fused = driver_for(config.env, config.driver, config.ray) == "fused"
+    common = dict(save=False, progress=False)
+    if fused:
+        return [float(x) for x in train(config.replace(seed=first_seed, seeds=seeds, **common)).final_return()]
+    return [float(train(config.replace(seed=first_seed + s, **common)).final_return()[0]) for s in range(seeds)]
 
 
 class Display:

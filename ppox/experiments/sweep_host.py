@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -10,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ppox.config.config import Config
 from ppox.errors import ConfigError
 from ppox.experiments.plots import read_run
-from ppox.experiments.sweep_folder import KEPT, Plan, member_folder, member_log, write_done
+from ppox.experiments.sweep_folder import KEPT, Plan, member_folder, member_log, read_json, write_done
 from ppox.experiments.sweep_ray import run_on_ray
 from ppox.experiments.sweep_space import describe
+from ppox.storage.runfolder import LOCK_FILE, RunLock
 from ppox.utils.files import atomic_write_text
 
 
@@ -24,6 +28,9 @@ def run_host(plan: Plan, todo: list[int], folder: Path, display, stop) -> bool:
     if plan.ray is not None:
         return run_host_ray(plan, todo, folder, display, stop)
     queue = [(i, s) for i in todo for s in range(plan.seeds)]
+    stale = [m for i, s in queue if stale_member(m := member_folder(folder, i, s), member_config(plan, folder, i, s))]
+    for member in stale:  # (all checked before any is removed or any member starts)
+        remove_member(member)
     running: list[tuple[int, int, subprocess.Popen]] = []
     finished: dict[int, int] = {}
     while queue or running:
@@ -76,8 +83,9 @@ def run_host_ray(plan: Plan, todo: list[int], folder: Path, display, stop) -> bo
     return run_on_ray(plan.ray, members, KEPT, stop, on_done)
 
 
-def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subprocess.Popen:
-    config = plan.config(index).replace(
+def member_config(plan: Plan, folder: Path, index: int, seed_index: int) -> Config:
+    """The config of one member's ppox train: its seed, its run folder FOLDER/runs/cNNNN_sS, no progress bar."""
+    return plan.config(index).replace(
         seed=plan.config(index).seed + seed_index,
         run_dir=str(folder / "runs"),
         run_name=member_folder(folder, index, seed_index).name,
@@ -86,14 +94,14 @@ def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subpr
         save=True,
         checkpoint_every=0,
     )
+
+
+def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subprocess.Popen:
+    config = member_config(plan, folder, index, seed_index)
     path = folder / "configs" / f"c{index:04d}_s{seed_index}.json"
     path.parent.mkdir(exist_ok=True)
     atomic_write_text(path, config.to_json())
     member = member_folder(folder, index, seed_index)
-    if member.exists():  # a member cut short by an earlier interruption: run it again from the start
-        for file in sorted(member.rglob("*"), reverse=True):
-            file.rmdir() if file.is_dir() else file.unlink()
-        member.rmdir()
     args = [
         sys.executable,
         "-m",
@@ -106,10 +114,48 @@ def start_member(plan: Plan, folder: Path, index: int, seed_index: int) -> subpr
         "--run-name",
         member.name,
     ]
-    with open(member_log(folder, index, seed_index), "w") as log:  # (the child keeps its own copy of the file)
+    # (the child keeps its own copy of the file; a link put in the log's place is not followed)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(member_log(folder, index, seed_index), flags, 0o666), "w") as log:
         return subprocess.Popen(
             args + (["--ray", config.ray] if config.ray else []), stdout=subprocess.DEVNULL, stderr=log
         )
+
+
+def stale_member(member: Path, config: Config) -> bool:
+    """Whether an interrupted sweep left the member's run folder, to be removed so that the member runs again
+    from the start: only a folder (not a link) that this member's ppox train made (it holds the member's
+    config.json, or nothing yet) is; ConfigError (one line) for anything else in its place."""
+    if not os.path.lexists(member):
+        return False
+    if member.is_symlink() or not member.is_dir() or (member / LOCK_FILE).is_symlink() or not _made_for(member, config):
+        raise ConfigError(
+            f"{member} is not the run folder that this sweep's member made; move it away, then resume the sweep"
+        )
+    return True
+
+
+def remove_member(member: Path) -> None:
+    """Remove a stale member's run folder (``stale_member``) while no process writes it; no link is followed."""
+    lock = RunLock(member)  # (an orphaned member still running is refused)
+    try:
+        shutil.rmtree(member)  # (it unlinks the links inside, never what they point to)
+    finally:
+        lock.release()
+
+
+def _made_for(member: Path, config: Config) -> bool:
+    """Whether ``member`` holds the run of ``config`` (its config.json; wherever the sweep folder was named from),
+    or nothing yet (a start cut short before it wrote its config)."""
+    if set(os.listdir(member)) <= {LOCK_FILE, ".write-test"}:
+        return True
+    saved = member / "config.json"
+    try:
+        return (
+            not saved.is_symlink() and Config.from_dict(read_json(saved, "")).replace(run_dir=config.run_dir) == config
+        )
+    except ConfigError:
+        return False
 
 
 def collect_host(plan: Plan, folder: Path, index: int) -> None:

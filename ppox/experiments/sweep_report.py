@@ -16,41 +16,17 @@ import numpy as np
 from ppox.config.config import Config
 from ppox.experiments.ladder import THRESHOLDS
 from ppox.experiments.ladder_report import smoothed, steps_to
-from ppox.experiments.plots import band, pyplot, quiet_nan_warnings
+from ppox.experiments.plots import band, pyplot, quiet_nan_warnings, save_png
+from ppox.experiments.sweep_folder import finished, read_plan
 from ppox.experiments.sweep_space import describe, flag_name
 from ppox.utils.files import atomic_write_text
 
-T975 = [
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
+T975 = [  # t_{0.975, n-1} for n = 2 .. 31
+    float(t)
+    for t in (
+        "12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120"
+        " 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042"
+    ).split()
 ]
 
 
@@ -66,10 +42,10 @@ def interval(values) -> tuple[float, float, float]:
 
 
 def read_records(folder: Path) -> tuple[dict, list[dict]]:
-    """(sweep.json, the done records sorted by configuration index)."""
-    spec = json.loads((folder / "sweep.json").read_text())
-    records = [json.loads(p.read_text()) for p in sorted((folder / "done").glob("c*.json"))]
-    return spec, sorted(records, key=lambda r: r["index"])
+    """(sweep.json as ppox writes it, the done records of its configurations by index): each file checked
+    (ConfigError, one line, naming one that is not as ppox wrote it); other files in done/ are not read."""
+    plan = read_plan(folder)
+    return json.loads(json.dumps(plan.to_json())), finished(folder, plan)
 
 
 def write_report(folder: Path, threshold: float | None = None) -> Path:
@@ -93,7 +69,7 @@ def write_report(folder: Path, threshold: float | None = None) -> Path:
     axes = [a["name"] for a in spec["axes"]]
     for name in axes:
         plot_against(out, name, spec, rows)
-    if len(axes) == 2 and all(not a["low"] for a in spec["axes"]):
+    if len(axes) == 2 and all(a["low"] is None for a in spec["axes"]):
         heatmap(out, spec, rows)
     plot_best_worst(out, env, records, best, worst, threshold)
     write_table(out, spec, ranked, threshold, len(records))
@@ -186,14 +162,14 @@ def plot_against(out: Path, name: str, spec: dict, rows: list[dict]) -> None:
     ax.set_title(f"{spec['base']['env']}: final return against {flag_name(name)}")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / f"final_vs_{name}.png", dpi=120)
+    save_png(fig, out / f"final_vs_{name}.png")
     plt.close(fig)
 
 
 def _lines_per_other(ax, name: str, spec: dict, rows: list[dict], xs, values) -> None:
     """With exactly two swept lists: one thin line (and band) per value of the other field."""
     others = [a["name"] for a in spec["axes"] if a["name"] != name]
-    if len(others) != 1 or any(a["low"] for a in spec["axes"]):
+    if len(others) != 1 or any(a["low"] is not None for a in spec["axes"]):
         return
     other = others[0]
     for w in sorted({_key(r["overrides"][other]) for r in rows}, key=_order):
@@ -235,7 +211,7 @@ def heatmap(out: Path, spec: dict, rows: list[dict]) -> None:
     ax.set_title(f"{spec['base']['env']}: mean final return over {spec['seeds']} seeds")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
-    fig.savefig(out / "heatmap.png", dpi=120)
+    save_png(fig, out / "heatmap.png")
     plt.close(fig)
 
 
@@ -256,7 +232,7 @@ def plot_best_worst(out: Path, env: str, records: list[dict], best: dict, worst:
     ax.set_title(f"{env}: the best and the worst configuration")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "best_worst.png", dpi=120)
+    save_png(fig, out / "best_worst.png")
     plt.close(fig)
 
 

@@ -45,6 +45,19 @@ class Axis:
     def to_json(self) -> dict:
         return {"name": self.name, "values": list(self.values), "low": self.low, "high": self.high}
 
+    @classmethod
+    def from_json(cls, data: Any) -> Axis:
+        """The Axis of ``to_json``'s object; ConfigError (one line) if it is not one that a sweep or tune writes."""
+        if not (isinstance(data, dict) and {"name", "values", "low", "high"} <= set(data)):
+            raise ConfigError("its axes are no objects with name, values, low and high")
+        name, values, low, high = data["name"], data["values"], data["low"], data["high"]
+        if not (isinstance(name, str) and name in FIELDS and name not in NOT_SWEPT + ("env", "driver")):
+            raise ConfigError(f"the axis {str(name)[:40]!r} is no field a sweep varies")
+        listed = isinstance(values, list) and bool(values) and all(map(is_json_value, values)) and low is None is high
+        if not (listed or (values == [] and is_number(low) and is_number(high) and low < high)):
+            raise ConfigError(f"the axis {name!r} has neither a list of values nor a range low < high")
+        return cls(name, tuple(tuple(v) if isinstance(v, list) else v for v in values), low, high)
+
 
 @dataclasses.dataclass(frozen=True)
 class Space:
@@ -55,6 +68,54 @@ class Space:
 
     def config(self, overrides: dict) -> Config:
         return self.base.replace(**overrides)
+
+
+def is_number(x: Any) -> bool:
+    """A finite number that a float holds, not a boolean (as JSON read back holds them)."""
+    try:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    except OverflowError:  # (an integer of hundreds of digits)
+        return False
+
+
+def is_number_or_none(x: Any) -> bool:
+    return x is None or is_number(x)
+
+
+def is_json_value(x: Any) -> bool:
+    """A Config field's value as JSON: none, a boolean, a number, a short string or a list of integers."""
+    if isinstance(x, list):
+        return all(isinstance(v, int) and is_number(v) for v in x)
+    return x is None or isinstance(x, bool) or is_number(x) or (isinstance(x, str) and len(x) < 1000)
+
+
+def suggest(trial, axis: Axis):
+    """An Optuna trial's value for ``axis`` (``ppox tune``): a float or int range (log when 0 < low), or a
+    categorical list."""
+    if not axis.is_range:
+        return from_choice(axis, trial.suggest_categorical(axis.name, choices(axis)))
+    if isinstance(axis.low, int):
+        return trial.suggest_int(axis.name, axis.low, axis.high, log=axis.log)
+    return trial.suggest_float(axis.name, axis.low, axis.high, log=axis.log)
+
+
+def choices(axis: Axis) -> list:
+    """The values of a list axis as Optuna's categorical choices (sizes written 64x64)."""
+    return ["x".join(map(str, v)) if isinstance(v, tuple) else v for v in axis.values]
+
+
+def from_choice(axis: Axis, value):
+    """The value of a list axis from its Optuna choice."""
+    return tuple(int(x) for x in value.split("x")) if isinstance(axis.values[0], tuple) else value
+
+
+def distribution(optuna, axis: Axis):
+    """The Optuna distribution that ``suggest`` draws ``axis`` from."""
+    if not axis.is_range:
+        return optuna.distributions.CategoricalDistribution(choices(axis))
+    if isinstance(axis.low, int):
+        return optuna.distributions.IntDistribution(axis.low, axis.high, log=axis.log)
+    return optuna.distributions.FloatDistribution(axis.low, axis.high, log=axis.log)
 
 
 def flag_name(name: str) -> str:

@@ -12,10 +12,12 @@ Objective: the mean over ``--seeds`` of the final return (the training episodes 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import sqlite3
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,16 +26,19 @@ from ppox.agent.metrics import final_return, weighted_return
 from ppox.config.config import Config, static_config
 from ppox.envs.registry import driver_for
 from ppox.errors import ConfigError
-from ppox.experiments.plots import pyplot
-from ppox.experiments.sweep import Display, members_mode, run_members
+from ppox.experiments.plots import plot_study
+from ppox.experiments.sweep import Display, evaluate_config, members_mode, run_members
+from ppox.experiments.sweep_folder import check_envs, lock_folder, read_json
 from ppox.experiments.sweep_report import interval
-from ppox.experiments.sweep_space import Axis, Space, describe
+from ppox.experiments.sweep_space import Space, describe, distribution, from_choice, is_number, suggest
 from ppox.run.training import train
+from ppox.storage.runfolder import LOCK_FILE
 from ppox.utils.files import atomic_write_text
 from ppox.utils.signals import StopOnSignal
 
 SPEC_FILE = "tune.json"
 STUDY_FILE = "study.db"
+OPTUNA_TABLES = {"studies", "study_directions", "trials", "trial_params", "trial_values", "version_info"}
 
 
 def optuna_module():
@@ -65,46 +70,84 @@ class TunePlan:
         }
 
 
-def suggest(trial, axis: Axis):
-    """The trial's value for ``axis``: a float or int range (log when 0 < low), or a categorical list."""
-    if not axis.is_range:
-        choices = ["x".join(map(str, v)) if isinstance(v, tuple) else v for v in axis.values]
-        value = trial.suggest_categorical(axis.name, choices)
-        return tuple(int(x) for x in value.split("x")) if isinstance(axis.values[0], tuple) else value
-    if isinstance(axis.low, int):
-        return trial.suggest_int(axis.name, axis.low, axis.high, log=axis.log)
-    return trial.suggest_float(axis.name, axis.low, axis.high, log=axis.log)
+def check_tune_folder(plan: TunePlan, folder: Path) -> None:
+    """ConfigError unless FOLDER can hold this study: absent, empty, or holding this very study (its tune.json
+    the same search, its study.db an Optuna study of it and nothing else). Reads only."""
+    if not folder.is_dir():
+        if os.path.lexists(folder):
+            raise ConfigError(f"{folder} is not a folder; choose another --out")
+        return
+    names = sorted(set(os.listdir(folder)) - {LOCK_FILE})
+    if names and SPEC_FILE not in names:
+        raise ConfigError(f"{folder} holds {names[0]!r} but no {SPEC_FILE}: it is no tune folder; choose another --out")
+    if names and read_json(folder / SPEC_FILE, "choose another --out") != json.loads(json.dumps(plan.spec())):
+        raise ConfigError(f"{folder} holds another study (its {SPEC_FILE} differs); choose another --out")
+    if STUDY_FILE in names:
+        check_study_file(folder / STUDY_FILE)
+
+
+def check_study_file(path: Path) -> None:
+    """ConfigError unless ``path`` is a sound SQLite file holding Optuna's tables and one study, ppox's: a
+    foreign file is never written to."""
+    why = ""
+    try:
+        if path.is_symlink() or not path.is_file():
+            why = "not a plain file"
+        else:
+            with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not OPTUNA_TABLES <= tables:
+                    why = "a SQLite file without Optuna's tables"
+                elif [row[0] for row in db.execute("SELECT study_name FROM studies")] != ["ppox"]:
+                    why = "its studies are not the one named ppox"
+                elif db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    why = "a damaged SQLite file"
+    except sqlite3.Error as err:
+        why = str(err)
+    if why:
+        raise ConfigError(f"{path} is not the Optuna study of this tune ({why}); choose another --out")
 
 
 def open_study(plan: TunePlan, folder: Path):
-    """The study in FOLDER/study.db (made, or loaded: the same search space only); stale running trials failed."""
+    """The study in FOLDER/study.db (made, or loaded: this tune's only, see ``check_tune_folder``); the running
+    trials failed (call it holding the folder's lock: a running trial is then a stale one)."""
     optuna = optuna_module()
+    check_tune_folder(plan, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    spec_path = folder / SPEC_FILE
-    if spec_path.exists() and json.loads(spec_path.read_text()) != json.loads(json.dumps(plan.spec())):
-        raise ConfigError(f"{folder} holds another study (its {SPEC_FILE} differs); choose another --out")
-    atomic_write_text(spec_path, json.dumps(plan.spec(), indent=1))
-    updates = plan.space.base.num_updates
-    study = optuna.create_study(
-        study_name="ppox",
-        storage=f"sqlite:///{folder / STUDY_FILE}",
-        load_if_exists=True,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=plan.sampler_seed + len(_trials(optuna, folder))),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, updates // 4)),
-    )
+    atomic_write_text(folder / SPEC_FILE, json.dumps(plan.spec(), indent=1))
+    path, updates = folder / STUDY_FILE, plan.space.base.num_updates
+    try:
+        study = optuna.create_study(
+            study_name="ppox", storage=f"sqlite:///{path}", load_if_exists=True, direction="maximize"
+        )
+        check_trials(optuna, study, plan, path)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError, optuna.exceptions.OptunaError) as err:
+        line = (str(err).splitlines() or [""])[0][:100]
+        raise ConfigError(
+            f"{path} is no readable Optuna study ({type(err).__name__}: {line}); choose another --out"
+        ) from None
+    study.sampler = optuna.samplers.TPESampler(seed=plan.sampler_seed + len(study.trials))
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, updates // 4))
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
     return optuna, study
 
 
-def _trials(optuna, folder: Path) -> list:
-    if not (folder / STUDY_FILE).exists():
-        return []
-    try:
-        return optuna.load_study(study_name="ppox", storage=f"sqlite:///{folder / STUDY_FILE}").trials
-    except KeyError:
-        return []
+def check_trials(optuna, study, plan: TunePlan, path: Path) -> None:
+    """ConfigError unless the study maximises and every parameter of its trials is drawn from this tune's axes,
+    inside their ranges or lists: nothing read back names a value that the user's flags did not allow."""
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise ConfigError(f"{path} is not a study of this tune (it minimises); choose another --out")
+    expected = {a.name: distribution(optuna, a) for a in plan.space.axes}
+    for trial in study.get_trials(deepcopy=False):
+        for name, value in trial.params.items():
+            dist = trial.distributions[name]
+            ranged = not isinstance(dist, optuna.distributions.CategoricalDistribution)
+            if dist != expected.get(name) or (ranged and not (is_number(value) and dist.low <= value <= dist.high)):
+                raise ConfigError(
+                    f"{path}: trial {trial.number} has {str(name)[:40]} = {str(value)[:40]}, outside this tune's "
+                    "search space; choose another --out"
+                )
 
 
 def counted(optuna, study) -> int:
@@ -114,22 +157,30 @@ def counted(optuna, study) -> int:
 
 def run_study(plan: TunePlan, folder: Path, progress: bool = True) -> dict:
     """Run trials until ``plan.trials`` are complete or pruned (earlier runs of the study count), the timeout,
-    or a signal; then write the best config, the plots and the comparison with the preset."""
-    optuna, study = open_study(plan, Path(folder))
-    base = plan.space.base
-    fused = driver_for(base.env, base.driver, base.ray) == "fused"
-    start = time.perf_counter()
-    with Display(plan.trials, progress) as display, StopOnSignal() as stop:
-        display.advance(counted(optuna, study))
-        while counted(optuna, study) < plan.trials and not stop.requested:
-            if plan.timeout is not None and time.perf_counter() - start > plan.timeout:
-                break
-            k = min(plan.batch_trials if fused else 1, plan.trials - counted(optuna, study))
-            trials = [study.ask() for _ in range(k)]
-            configs = [plan.space.config({a.name: suggest(t, a) for a in plan.space.axes}) for t in trials]
-            (run_fused_trials if fused else run_host_trial)(optuna, study, plan, trials, configs, display, stop)
-            display.describe(_best_line(optuna, study))
-    return finish(optuna, study, plan, Path(folder))
+    or a signal; then write the best config, the plots and the comparison with the preset. ConfigError (one
+    line) before anything is made or run: an env that cannot be made, a folder that holds something else or
+    that another ppox process is writing."""
+    folder = Path(folder)
+    check_envs([plan.space.base])
+    lock = lock_folder(folder, lambda: check_tune_folder(plan, folder))
+    try:
+        optuna, study = open_study(plan, folder)
+        base = plan.space.base
+        fused = driver_for(base.env, base.driver, base.ray) == "fused"
+        start = time.perf_counter()
+        with Display(plan.trials, progress) as display, StopOnSignal() as stop:
+            display.advance(counted(optuna, study))
+            while counted(optuna, study) < plan.trials and not stop.requested:
+                if plan.timeout is not None and time.perf_counter() - start > plan.timeout:
+                    break
+                k = min(plan.batch_trials if fused else 1, plan.trials - counted(optuna, study))
+                trials = [study.ask() for _ in range(k)]
+                configs = [plan.space.config({a.name: suggest(t, a) for a in plan.space.axes}) for t in trials]
+                (run_fused_trials if fused else run_host_trial)(optuna, study, plan, trials, configs, display, stop)
+                display.describe(_best_line(optuna, study))
+        return finish(optuna, study, plan, folder)
+    finally:
+        lock.release()
 
 
 def run_fused_trials(optuna, study, plan: TunePlan, trials, configs, display, stop) -> None:
@@ -152,19 +203,15 @@ def run_fused_trials(optuna, study, plan: TunePlan, trials, configs, display, st
                         pruned.add(k)
             return len(pruned) == len(ks)
 
-        metrics, _ = run_members(static, members, members_mode(plan.members), _Quiet(), stop, on_chunk)
+        metrics, _ = run_members(static, members, members_mode(plan.members), Display(0, False), stop, on_chunk)
         for j, k in enumerate(ks):
             if k in pruned:
                 study.tell(trials[k], state=optuna.trial.TrialState.PRUNED)
             elif metrics is None:
                 study.tell(trials[k], state=optuna.trial.TrialState.FAIL)
             else:
-                _tell(
-                    optuna,
-                    study,
-                    trials[k],
-                    final_return({n: v[j * plan.seeds : (j + 1) * plan.seeds] for n, v in metrics.items()}),
-                )
+                rows = slice(j * plan.seeds, (j + 1) * plan.seeds)
+                _tell(optuna, study, trials[k], final_return({n: v[rows] for n, v in metrics.items()}))
             display.advance(1 if metrics is not None or k in pruned else 0)
 
 
@@ -201,31 +248,11 @@ def _best_line(optuna, study) -> str:
         return "no trial finished yet"
 
 
-class _Quiet:
-    def advance(self, n: int) -> None:
-        pass
-
-
 def best_config(study, plan: TunePlan) -> Config:
     params = study.best_trial.params
-    fake = _FixedTrial(params)
-    return plan.space.config({a.name: suggest(fake, a) for a in plan.space.axes})
-
-
-class _FixedTrial:
-    """Replays a trial's parameters through ``suggest`` (sizes written 64x64 back to tuples)."""
-
-    def __init__(self, params: dict):
-        self.params = params
-
-    def suggest_categorical(self, name, choices):
-        return self.params[name]
-
-    def suggest_int(self, name, low, high, log=False):
-        return self.params[name]
-
-    def suggest_float(self, name, low, high, log=False):
-        return self.params[name]
+    return plan.space.config(
+        {a.name: params[a.name] if a.is_range else from_choice(a, params[a.name]) for a in plan.space.axes}
+    )
 
 
 def finish(optuna, study, plan: TunePlan, folder: Path) -> dict:
@@ -237,7 +264,7 @@ def finish(optuna, study, plan: TunePlan, folder: Path) -> dict:
     except ValueError:
         return {**summary, "best": None}
     atomic_write_text(folder / "best_config.json", best.to_json())
-    plot_study(optuna, study, folder)
+    plot_study(study, folder)
     trials = [
         {"number": t.number, "state": t.state.name, "value": t.value, "params": t.params}
         for t in study.get_trials(deepcopy=False)
@@ -254,31 +281,6 @@ def finish(optuna, study, plan: TunePlan, folder: Path) -> dict:
     return summary
 
 
-def plot_study(optuna, study, folder: Path) -> None:
-    """Optuna's optimisation history and parameter importances, as PNG files (importances need two finished
-    trials and a varied parameter)."""
-    plt = pyplot()
-    from optuna.visualization import matplotlib as optuna_plots
-
-    for name, draw in (
-        ("history", optuna_plots.plot_optimization_history),
-        ("importance", optuna_plots.plot_param_importances),
-    ):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                ax = draw(study)
-        except (ValueError, RuntimeError, ZeroDivisionError):
-            continue
-        fig = ax.get_figure(root=True)
-        if fig is None:
-            continue
-        fig.set_size_inches(7, 4.5)
-        fig.tight_layout()
-        fig.savefig(folder / f"{name}.png", dpi=120)
-        plt.close(fig)
-
-
 def compare_with_preset(best: Config, plan: TunePlan, first_seed: int = 10_000) -> dict:
     """Train the best config and the env's preset (with the same fixed flags) on ``check_seeds`` seeds no trial
     used; their final returns, mean and 95% interval."""
@@ -290,11 +292,3 @@ def compare_with_preset(best: Config, plan: TunePlan, first_seed: int = 10_000) 
         mean, low, high = interval(finals)
         out[name] = {"final_return_per_seed": finals, "mean": mean, "ci95": [low, high]}
     return out
-
-
-def evaluate_config(config: Config, seeds: int, first_seed: int) -> list[float]:
-    fused = driver_for(config.env, config.driver, config.ray) == "fused"
-    common = dict(save=False, progress=False)
-    if fused:
-        return [float(x) for x in train(config.replace(seed=first_seed, seeds=seeds, **common)).final_return()]
-    return [float(train(config.replace(seed=first_seed + s, **common)).final_return()[0]) for s in range(seeds)]

@@ -142,7 +142,8 @@ def test_cli_errors_exit_2_before_any_work(tmp_path, capsys):
     assert main(["sweep", "--seeds", "0", "--out", str(tmp_path / "x")]) == 2
     assert main(["sweep", "--resume", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert "add --random N" in err[0] and "--seeds must be an integer >= 1" in err[1] and "no readable" in err[2]
+    assert "add --random N" in err[0] and "--seeds must be an integer >= 1" in err[1]
+    assert "sweep.json (no such file); give the folder of a sweep" in err[2]
     assert not (tmp_path / "x").exists()
 
 
