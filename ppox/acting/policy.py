@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ from ppox.envs.gym_envs import (
 )
 from ppox.envs.spec import EnvSpec, to_env_action
 from ppox.errors import CheckpointError, ConfigError
-from ppox.storage.checkpoint import load_policy_file
+from ppox.storage.checkpoint import (
+    POLICY_PREFIX,
+    checkpoint_policy,
+    list_checkpoints,
+    load_policy_file,
+    read_newest_checkpoint,
+)
 
 POLICY_FILE = "policy.safetensors"
 NO_STATE = object()  # Policy.act called without a state: actions only (memoryless policies)
@@ -170,6 +177,9 @@ def load(path, seed_index: int = 0) -> Policy:
     Returns:
         A ``Policy`` with that seed's parameters and observation statistics; ``policy.act(obs)`` acts.
 
+    A run folder whose policy file was lost (a kill -9 between the final checkpoint and the policy) gives
+    the policy saved with its newest checkpoint, said on stderr.
+
     Raises:
         CheckpointError: the file is missing or damaged, its arrays do not match the network its config
             describes, or ``seed_index`` is out of range.
@@ -177,6 +187,8 @@ def load(path, seed_index: int = 0) -> Policy:
     path = Path(path)
     if path.is_dir():
         path = path / POLICY_FILE
+    if path.name == POLICY_FILE and not path.exists() and list_checkpoints(path.parent):
+        return load_from_checkpoint(path.parent, seed_index)
     described: dict[str, Any] = {}
 
     def expect(metadata: dict, shapes: dict) -> None:
@@ -188,13 +200,38 @@ def load(path, seed_index: int = 0) -> Policy:
         described.update(config=config, spec=spec, seeds=check_shapes(path, config, spec, shapes))
 
     params, stats, _, _, _ = load_policy_file(path, expect)
-    if not 0 <= seed_index < described["seeds"]:
+    return _one_seed(path, described["config"], described["spec"], (params, stats), described["seeds"], seed_index)
+
+
+def load_from_checkpoint(run: Path, seed_index: int = 0) -> Policy:
+    """The policy saved with the run's newest checkpoint (for a run folder without its policy file)."""
+    checkpoint = read_newest_checkpoint(run)
+    saved = checkpoint_policy(checkpoint)
+    if saved is None:
         raise CheckpointError(
-            f"{path}: seed_index {seed_index} out of range; the file holds {described['seeds']} seed(s)"
+            f"{run}: no {POLICY_FILE}, and its newest checkpoint holds no policy; write it with: ppox train "
+            f"--resume {run}"
         )
+    try:
+        config = Config.from_dict(checkpoint.meta["config"])
+        spec = EnvSpec.from_dict(checkpoint.meta["env_spec"])
+    except (KeyError, TypeError, ConfigError, ValueError) as err:
+        raise CheckpointError(f"{checkpoint.path}: damaged checkpoint metadata ({err})") from None
+    start = len(POLICY_PREFIX) + 1
+    shapes = {k[start:]: tuple(v.shape) for k, v in checkpoint.arrays.items() if k.startswith(POLICY_PREFIX + "/")}
+    seeds = check_shapes(checkpoint.path, config, spec, shapes)
+    print(f"ppox: {run} has no {POLICY_FILE}: using the policy saved with {checkpoint.path}", file=sys.stderr)
+    return _one_seed(checkpoint.path, config, spec, saved, seeds, seed_index)
+
+
+def _one_seed(path: Path, config: Config, spec: EnvSpec, saved: tuple, seeds: int, seed_index: int) -> Policy:
+    """The Policy of seed ``seed_index`` of ``saved`` (params and obs_stats, seed-stacked) read from ``path``."""
+    if not 0 <= seed_index < seeds:
+        raise CheckpointError(f"{path}: seed_index {seed_index} out of range; the file holds {seeds} seed(s)")
+    params, stats = saved
     pick = lambda x: jnp.asarray(x[seed_index])  # noqa: E731
     obs_stats = RunningMeanStd(**{k: pick(v) for k, v in stats.items()})
-    return Policy(described["config"], described["spec"], jax.tree_util.tree_map(pick, params), obs_stats, source=path)
+    return Policy(config, spec, jax.tree_util.tree_map(pick, params), obs_stats, source=path)
 
 
 def check_shapes(path: Path, config: Config, spec: EnvSpec, have: dict[str, tuple]) -> int:

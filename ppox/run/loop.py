@@ -167,8 +167,14 @@ def joined(chunks: list[dict], names) -> dict[str, np.ndarray]:
 
 def save(driver: Driver, state, run_path: Path | None, done: int, metrics: dict, wall_time: float) -> None:
     """Checkpoint after ``done`` updates; with --eval-episodes, evaluate each seed first, log the result to
-    RUN/evaluations.csv and keep the best checkpoint as checkpoints/best.safetensors."""
+    RUN/evaluations.csv and keep the best checkpoint as checkpoints/best.safetensors. The checkpoint holds the
+    policy too, as the policy file does, so that a kill between the final checkpoint and the policy file loses
+    nothing (``ppox.load`` reads it from the checkpoint)."""
     arrays, extras = driver.checkpoint_state(state)  # (distributed: every process joins the gather)
+    policy = None
+    if isinstance(driver.config, Config):  # (a language model's policy is RUN/model)
+        params, obs_stats = driver.policies(state)
+        policy = (params, dataclasses.asdict(obs_stats))
     if run_path is None:
         return
     config = driver.config
@@ -183,7 +189,7 @@ def save(driver: Driver, state, run_path: Path | None, done: int, metrics: dict,
     returns = evaluate_seeds(driver, state, done) if config.eval_episodes else None
     if returns is not None:
         meta["eval_return"] = float(np.mean(returns))
-    path = save_checkpoint(run_path, done, arrays, metrics, meta, config.keep_checkpoints)
+    path = save_checkpoint(run_path, done, arrays, metrics, meta, config.keep_checkpoints, policy)
     if returns is not None:
         append_evaluation(run_path, done, done * config.batch_size, returns, config.seed)
         keep_if_best(run_path, path, done, meta["eval_return"])

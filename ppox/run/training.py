@@ -24,10 +24,10 @@ from ppox.drivers.host import HostDriver
 from ppox.envs.registry import check_env_id, driver_for
 from ppox.envs.spec import EnvSpec
 from ppox.errors import CheckpointError, RunWriteError
-from ppox.run.loop import Start, run_loop
-from ppox.storage.checkpoint import read_newest_checkpoint, save_policy
-from ppox.storage.runfolder import discard_if_empty, make_run_path
-from ppox.storage.runlog import RunLog
+from ppox.run.loop import Outcome, Start, run_loop
+from ppox.storage.checkpoint import Checkpoint, load_policy_file, newest_usable, save_policy
+from ppox.storage.runfolder import discard_if_empty, make_run_path, take_run
+from ppox.storage.runlog import RunLog, write_summary
 from ppox.utils import signals
 
 __all__ = ["TrainResult", "init_distributed", "resume", "summary", "train"]
@@ -141,35 +141,72 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
         CheckpointError: no loadable checkpoint, a language-model run, or a run that already finished.
         ConfigError: the checkpoint names code or a host that was not repeated or trusted.
     """
-    checkpoint = read_newest_checkpoint(run_path)
-    if checkpoint.meta["driver"] == "lm":
-        raise CheckpointError(f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}")
-    config = Config.from_dict(checkpoint.meta["config"])
-    confirm_file_config(config, checkpoint.path, env, ray, trust_run_config)
-    if isinstance(env, str):
-        env = None  # the id itself: the config's
-    if checkpoint.update >= config.num_updates:
-        raise CheckpointError(
-            f"{run_path}: the run already finished ({checkpoint.update} of {config.num_updates} updates)"
-        )
-    driver: HostDriver | FusedDriver
-    if checkpoint.meta["driver"] == "host":
-        driver = HostDriver(config, env if env is not None else config.env)
-    else:  # distributed: every process reads the checkpoint (a shared file system)
-        driver = FusedDriver(_for_this_process(config))
+    checkpoint, driver, state = newest_usable(run_path, lambda c: _restored(c, run_path, env, ray, trust_run_config))
+    if driver is None:
+        if checkpoint.meta["driver"] == "lm":
+            raise CheckpointError(
+                f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}"
+            )
+        raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
     try:
         start = Start.from_checkpoint(checkpoint, driver.metric_names)
-        state = driver.restore(driver.init(), checkpoint)  # type: ignore[arg-type]  # (its own init's state)
-        return _run(driver, Path(run_path) if driver.config.save else None, start, state)
+        path = Path(run_path) if driver.config.save else None
+        if checkpoint.update >= driver.config.num_updates:
+            return _write_lost_policy(driver, path, start, state, checkpoint.path)
+        return _run(driver, path, start, state)
     finally:
         driver.close()
+
+
+def _restored(checkpoint: Checkpoint, run_path, env: Any, ray: str | None, trust: bool) -> tuple:
+    """(checkpoint, driver, state restored from it), or (checkpoint, None, None) where there is nothing to run:
+    a language-model run, or one that finished and has its policy. CheckpointError where the checkpoint does
+    not fit its own config (``newest_usable`` then tries the one before)."""
+    if checkpoint.meta["driver"] == "lm":
+        return checkpoint, None, None
+    config = Config.from_dict(checkpoint.meta["config"])
+    confirm_file_config(config, checkpoint.path, env, ray, trust)
+    if checkpoint.update >= config.num_updates and _has_policy(run_path):
+        return checkpoint, None, None
+    # (an env id: the config's; distributed: every process reads the checkpoint, on a shared file system)
+    driver = _new_driver(checkpoint.meta["driver"], config, None if isinstance(env, str) else env)
+    try:
+        return checkpoint, driver, driver.restore(driver.init(), checkpoint)  # type: ignore[arg-type]
+    except BaseException:
+        driver.close()
+        raise
+
+
+def _has_policy(run_path) -> bool:
+    """Whether the run folder holds a readable policy file."""
+    try:
+        load_policy_file(Path(run_path) / POLICY_FILE)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _write_lost_policy(driver, run_path: Path | None, start: Start, state, checkpoint: Path) -> TrainResult:
+    """A run that finished but lost its policy file (a kill -9 between the final checkpoint and the policy):
+    the policy and the summary written from the final checkpoint."""
+    lock = take_run(run_path) if run_path is not None else None
+    try:
+        return _save_result(driver, run_path, Outcome(state, start.metrics, False, start.wall_time))
+    finally:
+        if lock is not None:
+            lock.release()
+            print(f"ppox: {run_path} had finished without its policy file: written from {checkpoint}", file=sys.stderr)
 
 
 def make_driver(config: Config, env: Any = None):
     """The driver for this config: host for an env object or factory, else as ``driver_for`` says."""
     if env is None:
         check_env_id(config.env)  # (a Config lets a name pass that may label an env object)
-    if driver_for(config.env, config.driver, config.ray, env_object=env is not None) == "host":
+    return _new_driver(driver_for(config.env, config.driver, config.ray, env_object=env is not None), config, env)
+
+
+def _new_driver(kind: str, config: Config, env: Any) -> HostDriver | FusedDriver:
+    if kind == "host":
         return HostDriver(config, env if env is not None else config.env)
     return FusedDriver(_for_this_process(config))
 
@@ -192,13 +229,15 @@ def _run(driver, run_path: Path | None, start: Start, state=None) -> TrainResult
         except BaseException:
             _close_quietly(log)
             raise
-        log.close()
-        return _save_result(driver, run_path, outcome, log)
+        log.close(release=False)  # (the lock is held until the policy and the summary are written)
+        return _save_result(driver, run_path, outcome)
     except RunWriteError as err:
         raise RunWriteError(
             f"{err}; the checkpoints written before are kept: once the problem is fixed, continue "
             f"with: ppox train --resume {run_path}"
         ) from None
+    finally:
+        log.release()
 
 
 def _close_quietly(log: RunLog) -> None:
@@ -209,7 +248,7 @@ def _close_quietly(log: RunLog) -> None:
         pass
 
 
-def _save_result(driver, run_path: Path | None, outcome, log: RunLog) -> TrainResult:
+def _save_result(driver, run_path: Path | None, outcome: Outcome) -> TrainResult:
     params, obs_stats = driver.policies(outcome.state)
     result = TrainResult(
         driver.config, driver.spec, params, obs_stats, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted
@@ -230,7 +269,7 @@ def _save_result(driver, run_path: Path | None, outcome, log: RunLog) -> TrainRe
             dataclasses.asdict(result.config),
             result.spec.to_dict(),
         )
-        log.write_summary(summary(result))
+        write_summary(run_path, summary(result))
     return result
 
 
@@ -250,15 +289,10 @@ def summary(result: TrainResult) -> dict:
         "final_return_per_seed": [round(float(x), 3) if ok else None for x, ok in zip(finals, ended)],
         "final_return_mean": round(float(finals[ended].mean()), 3) if ended.any() else None,
         "interrupted": result.interrupted,
-        **(
-            {"worker_restarts": int(np.nanmax(result.metrics["worker_restarts"]))}
-            if "worker_restarts" in result.metrics
-            else {}
-        ),
-        **(
-            {"illegal_actions": int(np.nansum(result.metrics["illegal_actions"]))}
-            if "illegal_actions" in result.metrics
-            else {}
-        ),
+        **{
+            name: int(total(result.metrics[name]))
+            for name, total in (("worker_restarts", np.nanmax), ("illegal_actions", np.nansum))
+            if name in result.metrics
+        },
         "run_path": None if result.run_path is None else str(result.run_path),
     }

@@ -4,14 +4,19 @@ A policy file holds flat arrays named like ``params/actor_trunk/Dense_0/kernel``
 leading seed axis) and ``obs_stats/mean`` etc., and a metadata header with the config, the
 environment spec and the format version. Files are written atomically: a temporary file in
 the same folder, fsync, then rename, so a crash never leaves a half-written file behind.
+
+Format versions (policies and checkpoints alike): version 2 files carry a checksum of their metadata as well
+as of their tensors (``tensorfile.HEADER_CHECKSUM``), and must; version 1 files, written before, are still
+read, with only the checksum of their tensors.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +31,8 @@ from ppox.utils import tensorfile
 from ppox.utils.files import atomic_write_bytes
 
 FORMAT = "ppox-policy"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what is written
+READ_VERSIONS = ("1", "2")  # what is read: 1 without the metadata's checksum, 2 with it (required)
 
 
 def flatten(tree, prefix: str) -> dict[str, np.ndarray]:
@@ -54,20 +60,23 @@ def save_policy(path, params, obs_stats, config_dict: dict, spec_dict: dict, ext
     return Path(path)
 
 
-def _read_safetensors(path: Path, fmt: str, version: int, what: str, short: str, expect=None) -> tuple[dict, dict]:
-    """(arrays, metadata) of a safetensors file of format ``fmt`` and ``version``, or CheckpointError; the
-    format, and ``expect(metadata, shapes)`` if given, are checked before any tensor is read.
+def _read_safetensors(path: Path, fmt: str, what: str, short: str, expect=None) -> tuple[dict, dict]:
+    """(arrays, metadata) of a safetensors file of format ``fmt`` and a version this ppox reads, or
+    CheckpointError; the metadata's checksum, the format, and ``expect(metadata, shapes)`` if given, are
+    checked before any tensor is read.
 
     safetensors reads a JSON header and raw arrays only: nothing in the file is ever executed."""
 
     def checked(metadata: dict, shapes: dict) -> None:
         if metadata.get("format") != fmt:
             raise CheckpointError(f"{path}: not a ppox {what} (format {metadata.get('format')!r})")
-        if metadata.get("format_version") != str(version):
+        if metadata.get("format_version") not in READ_VERSIONS:
             raise CheckpointError(
                 f"{path}: {short} format version {metadata.get('format_version')} is not "
-                f"supported by this ppox (it reads version {version})"
+                f"supported by this ppox (it reads versions {' and '.join(READ_VERSIONS)})"
             )
+        if metadata["format_version"] != "1" and not {tensorfile.CHECKSUM, tensorfile.HEADER_CHECKSUM} <= set(metadata):
+            raise CheckpointError(f"{path}: not a readable ppox {what} (damaged: its checksums are missing)")
         if expect is not None:
             expect(metadata, shapes)
 
@@ -78,7 +87,7 @@ def load_policy_file(path, expect=None) -> tuple[dict, dict, dict, dict, dict]:
     """(params, obs_stats, config_dict, spec_dict, extra) from a policy file, or CheckpointError.
     ``expect(metadata, shapes)``: the caller's check of the file's metadata and tensor shapes, before reading."""
     path = Path(path)
-    arrays, metadata = _read_safetensors(path, FORMAT, FORMAT_VERSION, "policy file", "policy", expect)
+    arrays, metadata = _read_safetensors(path, FORMAT, "policy file", "policy", expect)
     try:
         config = json.loads(metadata["config"])
         spec = json.loads(metadata["env_spec"])
@@ -92,8 +101,10 @@ def load_policy_file(path, expect=None) -> tuple[dict, dict, dict, dict, dict]:
 # Training checkpoints: the whole training state, to resume a run exactly where it stopped.
 
 CHECKPOINT_FORMAT = "ppox-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # what is written; READ_VERSIONS are read
+POLICY_PREFIX = "policy"  # a checkpoint's copy of the policy: policy/params/..., policy/obs_stats/...
 CHECKPOINT_DIR = "checkpoints"
+T = TypeVar("T")
 
 
 class Checkpoint(NamedTuple):
@@ -111,13 +122,17 @@ def _leaf_names(tree) -> list[str]:
     return ["state" + jax.tree_util.keystr(path) for path, _ in paths]
 
 
-def save_checkpoint(run_path, update: int, state, metrics: dict[str, np.ndarray], meta: dict, keep: int) -> Path:
+def save_checkpoint(
+    run_path, update: int, state, metrics: dict[str, np.ndarray], meta: dict, keep: int, policy=None
+) -> Path:
     """Write RUN/checkpoints/update_UUUUUUUU.safetensors atomically, then keep only the newest ``keep``.
 
     ``state`` is any pytree of arrays (the driver's whole training state: parameters, optimiser
     state, PRNG keys, normalisation statistics, env state); its leaves are stored under their
     pytree paths, and loading puts them back into a template of the same structure, so nothing
     but arrays and JSON is ever read. ``metrics`` are the per-update metrics so far [seeds, update].
+    ``policy``: (params, obs_stats as a dict), seed-stacked, as the policy file holds them: stored too, so
+    that the policy can be read back without a driver (``checkpoint_policy``) should the policy file be lost.
     """
     folder = Path(run_path) / CHECKPOINT_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,6 +140,10 @@ def save_checkpoint(run_path, update: int, state, metrics: dict[str, np.ndarray]
     arrays = {name: np.ascontiguousarray(np.asarray(leaf)) for name, leaf in zip(_leaf_names(state), leaves)}
     check_finite({f"values in {name}": leaf for name, leaf in arrays.items()}, lambda _: f"after update {update}")
     arrays.update({f"metrics/{k}": np.ascontiguousarray(v) for k, v in metrics.items()})
+    if policy is not None:
+        arrays.update(
+            {**flatten(policy[0], f"{POLICY_PREFIX}/params"), **flatten(policy[1], f"{POLICY_PREFIX}/obs_stats")}
+        )
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "format_version": str(CHECKPOINT_VERSION),
@@ -148,7 +167,7 @@ def list_checkpoints(run_path) -> list[Path]:
 def read_checkpoint(path) -> Checkpoint:
     """The checkpoint in a file, or CheckpointError saying what is wrong with it."""
     path = Path(path)
-    arrays, metadata = _read_safetensors(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "checkpoint", "checkpoint")
+    arrays, metadata = _read_safetensors(path, CHECKPOINT_FORMAT, "checkpoint", "checkpoint")
     try:
         update, meta = int(metadata["update"]), json.loads(metadata["meta"])
     except (KeyError, ValueError) as err:
@@ -182,16 +201,26 @@ def _meta_problem(update: int, meta, arrays: dict[str, np.ndarray]) -> str | Non
 
 def read_newest_checkpoint(run_path) -> Checkpoint:
     """The run's newest loadable checkpoint; a damaged one falls back to the one before (said on stderr)."""
+    return newest_usable(run_path, lambda checkpoint: checkpoint)
+
+
+def newest_usable(run_path, use: Callable[[Checkpoint], T]) -> T:
+    """``use`` of the run's newest checkpoint that loads and that ``use`` accepts: a damaged checkpoint, or
+    one for which ``use`` raises CheckpointError (arrays that do not fit its own config), falls back to the
+    one before, and each one skipped is said on stderr. CheckpointError if none is left."""
     run_path = Path(run_path)
     if not run_path.is_dir():
         raise CheckpointError(f"{run_path}: no such run folder")
     files = list_checkpoints(run_path)
     if not files:
-        raise CheckpointError(f"{run_path}: the run has no checkpoints to resume from")
+        raise CheckpointError(
+            f"{run_path}: the run has no checkpoints to resume from (it stopped before its first one); start it "
+            "again: a new run with the same --run-name reuses the folder"
+        )
     problems = []
     for path in reversed(files):  # newest first
         try:
-            checkpoint = read_checkpoint(path)
+            used = use(read_checkpoint(path))
             break
         except CheckpointError as err:
             problems.append(str(err))
@@ -199,7 +228,15 @@ def read_newest_checkpoint(run_path) -> Checkpoint:
         raise CheckpointError("no loadable checkpoint: " + "; ".join(problems))
     for problem in problems:
         print(f"ppox: skipped a damaged checkpoint: {problem}", file=sys.stderr)
-    return checkpoint
+    return used
+
+
+def checkpoint_policy(checkpoint: Checkpoint) -> tuple[dict, dict] | None:
+    """(params, obs_stats) as a policy file holds them (seed-stacked), from a checkpoint that stored them
+    (``save_checkpoint(..., policy=...)``); None for one that did not."""
+    params = unflatten(checkpoint.arrays, f"{POLICY_PREFIX}/params")
+    obs_stats = unflatten(checkpoint.arrays, f"{POLICY_PREFIX}/obs_stats")
+    return (params, obs_stats) if params and obs_stats else None
 
 
 def restore_state(checkpoint: Checkpoint, template) -> Any:

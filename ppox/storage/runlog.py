@@ -23,7 +23,7 @@ from rich.progress import (
 from ppox.agent.metrics import METRIC_NAMES as METRICS  # the CSV's metric columns, in order
 from ppox.agent.metrics import weighted_return
 from ppox.errors import RunWriteError
-from ppox.storage.runfolder import AnyRunConfig, RunLock
+from ppox.storage.runfolder import AnyRunConfig, RunLock, run_key, take_run
 from ppox.storage.trackers import open_trackers
 from ppox.utils.files import atomic_write_bytes, atomic_write_text
 
@@ -39,11 +39,12 @@ class RunLog:
         """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends.
         ``names``: the metric columns (a driver's ``metric_names``; every one has episode_return and _count)."""
         self.config, self.path = config, path
-        self.lock = RunLock(path) if path is not None else None
+        held = path is not None and run_key(path) in RunLock.held  # (a new run's, claimed with its folder)
+        self.lock = take_run(path) if path is not None else None
         try:
             self.files = RunFiles(config, path, resume_from, tuple(names)) if path is not None else None
         except BaseException:
-            if self.lock is not None:
+            if self.lock is not None and not held:  # (a claimed folder: its run's cleanup releases it)
                 self.lock.release()
             raise
         self.progress = ProgressBar(config, resume_from) if config.progress else None
@@ -60,20 +61,31 @@ class RunLog:
         if self.files is not None:
             self.files.flush()
 
-    def close(self) -> None:
-        """Finish writing everything queued, then close the files; raises a write error not yet reported."""
+    def close(self, release: bool = True) -> None:
+        """Finish writing everything queued, then close the files; raises a write error not yet reported.
+        ``release``: give up the run's lock too (else ``release()`` does, once the run's last files are written)."""
         try:
             if self.progress is not None:
                 self.progress.stop()
             if self.files is not None:
                 self.files.close()
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            if release:
+                self.release()
+
+    def release(self) -> None:
+        """Give up the run's lock (again: nothing)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def write_summary(self, summary: dict) -> None:
         if self.path is not None:
-            atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+            write_summary(self.path, summary)
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """RUN/summary.json, atomically."""
+    atomic_write_text(Path(path) / "summary.json", json.dumps(summary, indent=2))
 
 
 class ProgressBar:

@@ -2,8 +2,11 @@
 
 Before a tensor is read, the header is checked against the file: its length, every tensor's dtype, shape
 and byte range, and that the data is really on disk (a sparse file full of holes cannot make the reader
-allocate gigabytes). A SHA-256 of the tensors, stored in the metadata when the file is written, is
-checked after they are read, so that a flipped bit is damage, not data. Nothing in a file is executed.
+allocate gigabytes). Two SHA-256 sums are stored in the metadata when the file is written: one of the
+tensors (``sha256``), checked after they are read, and one of every other metadata entry
+(``sha256_metadata``), checked before anything in the metadata is used, so that a flipped bit anywhere
+in the file is damage, not data. Files written before the metadata sum existed carry only the first; the
+formats above say whether a file must carry both (``HEADER_CHECKSUM``). Nothing in a file is executed.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ DTYPES = {
     "BOOL": 1,
 }
 MAX_HEADER = 100 * 2**20
-CHECKSUM = "sha256"
+CHECKSUM = "sha256"  # of the tensors
+HEADER_CHECKSUM = "sha256_metadata"  # of every metadata entry but itself (the tensor sum included)
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -51,10 +55,22 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def header_checksum(metadata: dict) -> str:
+    """SHA-256 over every metadata entry but ``HEADER_CHECKSUM`` itself (sorted JSON of the entries)."""
+    entries = {k: v for k, v in metadata.items() if k != HEADER_CHECKSUM}
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()
+
+
+def sealed(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> dict[str, str]:
+    """``metadata`` with the checksum of ``arrays`` and then the checksum of the whole metadata added."""
+    metadata = {**metadata, CHECKSUM: checksum(arrays)}
+    return {**metadata, HEADER_CHECKSUM: header_checksum(metadata)}
+
+
 def write(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    """Write ``arrays`` with ``metadata`` (and their checksum) atomically."""
+    """Write ``arrays`` with ``metadata`` (and both checksums) atomically."""
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    atomic_write_bytes(Path(path), save(arrays, metadata={**metadata, CHECKSUM: checksum(arrays)}))
+    atomic_write_bytes(Path(path), save(arrays, metadata=sealed(arrays, metadata)))
 
 
 def read(
@@ -63,11 +79,13 @@ def read(
     """(arrays, metadata) of a checked file, or CheckpointError saying what is wrong with it.
 
     ``expect(metadata, shapes)`` (shapes: tensor name -> shape, from the header) may refuse the file by
-    raising, before any tensor is read: a file whose tensors are not what its metadata describes."""
+    raising, before any tensor is read: a file whose tensors are not what its metadata describes. The
+    metadata's checksum, where the file carries one, is checked before ``expect`` sees the metadata."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     entries, metadata = check_header(path, what)
+    check_header_checksum(path, what, metadata)
     if expect is not None:
         expect(metadata if isinstance(metadata, dict) else {}, {k: tuple(e["shape"]) for k, e in entries.items()})
     try:
@@ -76,11 +94,22 @@ def read(
             arrays = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:  # safetensors raises several types for damaged files
         raise CheckpointError(f"{path}: not a readable ppox {what} ({type(err).__name__}: {err})") from None
+    check_header_checksum(path, what, metadata)  # (what was read now, should the file have changed since)
     if CHECKSUM in metadata and metadata[CHECKSUM] != checksum(arrays):
         raise CheckpointError(
             f"{path}: not a readable ppox {what} (damaged: its tensors do not match the checksum written with them)"
         )
     return arrays, metadata
+
+
+def check_header_checksum(path: Path, what: str, metadata) -> None:
+    """CheckpointError if ``metadata`` carries a checksum of itself that it does not match."""
+    if isinstance(metadata, dict) and HEADER_CHECKSUM in metadata:
+        if metadata[HEADER_CHECKSUM] != header_checksum(metadata):
+            raise CheckpointError(
+                f"{path}: not a readable ppox {what} (damaged: its metadata does not match the checksum written "
+                "with it)"
+            )
 
 
 def check_header(path: Path, what: str) -> tuple[dict, dict]:

@@ -11,6 +11,7 @@ import pytest
 import ppox
 from ppox.storage.checkpoint import list_checkpoints
 from ppox.errors import ConfigError
+from ppox.utils import tensorfile
 from tests.helpers import FUSED, QUICK, ppox_cli, wait_for_checkpoint
 
 
@@ -145,7 +146,7 @@ def _rewrite_config(path: Path, **changes) -> None:
         metadata["meta"] = json.dumps(meta)
     else:
         metadata["config"] = json.dumps({**json.loads(metadata["config"]), **changes})
-    save_file(arrays, str(path), metadata=metadata)
+    save_file(arrays, str(path), metadata=tensorfile.sealed(arrays, metadata))  # crafted: checksums recomputed
 
 
 def test_an_entry_point_named_in_a_file_is_not_imported_without_confirmation(tmp_path):
@@ -211,8 +212,7 @@ def _rewrite_metadata(path: Path, change) -> None:
     meta = json.loads(metadata["meta"])
     change(metadata, meta, arrays)
     metadata["meta"] = json.dumps(meta)
-    metadata.pop("sha256", None)  # a crafted file carries no (or a recomputed) checksum
-    save_file(arrays, str(path), metadata=metadata)
+    save_file(arrays, str(path), metadata=tensorfile.sealed(arrays, metadata))  # crafted: checksums recomputed
 
 
 CRAFTED = {
