@@ -16,14 +16,17 @@ USAGE = """usage: ppox lm COMMAND [ARGS]
 
 commands:
   train         PPO on a language model: ppox lm train --model DIR --prompts FILE.jsonl --reward module:function
-                [--advantage gae|rloo|grpo] ...; ppox lm train --resume RUN [--reward module:function]
+                [--advantage gae|rloo|grpo] [--reward-timeout SECONDS] ...;
+                ppox lm train --resume RUN [--reward module:function] [--reward-timeout SECONDS]
   sample        completions: ppox lm sample --model DIR --prompts FILE.jsonl
   reward-model  train a reward model on preference pairs: ppox lm reward-model --model DIR --pairs FILE.jsonl
+                --out NEW_DIR [--overwrite]
 """
 
 RESUME_OPTIONS = {
     "resume": Option(value="RUN"),
     "reward": Option(value="module:function"),
+    "reward-timeout": Option(value="SECONDS"),
     "trust-run-config": Option(),
 }
 
@@ -55,7 +58,8 @@ def train(args: list[str]) -> int:
 
 
 def resume(args: list[str]) -> int:
-    """ppox lm train --resume RUN [--reward module:function] [--trust-run-config]: continue a run."""
+    """ppox lm train --resume RUN [--reward module:function] [--reward-timeout S] [--trust-run-config]: continue
+    a run."""
     from ppox.lm.training import import_reward, resume_lm
 
     try:
@@ -66,12 +70,20 @@ def resume(args: list[str]) -> int:
         return fail(
             "lm train",
             "--resume RUN continues a run with its own settings (only --reward "
-            "module:function or --trust-run-config may go with it)",
+            "module:function, --reward-timeout SECONDS or --trust-run-config may go with it)",
         )
+    timeout = text(opts, "reward-timeout")
+    try:
+        seconds = None if timeout is None else float(timeout)
+    except ValueError:
+        return fail("lm train", f"--reward-timeout {timeout}: a number of seconds")
+    if seconds is not None and not 0 < seconds < float("inf"):
+        return fail("lm train", f"--reward-timeout {timeout}: a finite number of seconds > 0")
 
     def start() -> Any:  # (a reward that does not import is a one-line error too)
         reward = import_reward(text(opts, "reward", "")) if "reward" in opts else None
-        return resume_lm(text(opts, "resume", ""), reward=reward, trust_run_config="trust-run-config" in opts)
+        trust = "trust-run-config" in opts
+        return resume_lm(text(opts, "resume", ""), reward=reward, trust_run_config=trust, reward_timeout=seconds)
 
     return run_reported("lm train", start, report)
 
@@ -150,6 +162,8 @@ class LMRewardModel:
     learning_rate: float = 1e-5
     held_out: float = 0.1
     """Fraction of the pairs kept out of training to measure accuracy."""
+    overwrite: bool = False
+    """Write into --out even if it holds files (by default it must be a new or empty folder)."""
     normalize: bool = True
     """Shift the head's bias so that the training pairs' completions score 0 on average."""
     seed: int = 0
@@ -160,9 +174,11 @@ def reward_model(args: list[str]) -> int:
     from ppox.errors import CheckpointError, ConfigError
 
     opts = parse_flags(LMRewardModel, args, "ppox lm reward-model")
-    from ppox.language.reward_model import read_pairs, train_reward_model
+    from ppox.language.reward_model import check_settings, read_pairs, train_reward_model
 
     try:
+        settings = (opts.epochs, opts.batch_size, opts.learning_rate, opts.held_out, opts.seed, 512)
+        check_settings(opts.out, opts.overwrite, *settings)  # (before the pairs are read)
         _, result = train_reward_model(
             opts.model,
             read_pairs(opts.pairs),
@@ -173,6 +189,7 @@ def reward_model(args: list[str]) -> int:
             held_out=opts.held_out,
             seed=opts.seed,
             normalize=opts.normalize,
+            overwrite=opts.overwrite,
         )
     except (OSError, ConfigError, CheckpointError, json.JSONDecodeError) as err:
         return fail("lm reward-model", str(err))

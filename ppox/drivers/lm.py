@@ -10,6 +10,7 @@ the mean response length in tokens.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -24,7 +25,7 @@ from ppox.drivers.distributed import fsdp_shardings, rows_sharding
 from ppox.errors import ConfigError
 from ppox.language.hf import LanguageModel
 from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
-from ppox.language.run_config import LMRunConfig, kl_controller
+from ppox.language.run_config import LMRunConfig, check_run_memory, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
 from ppox.storage.checkpoint import Checkpoint, restore_state
 
@@ -45,6 +46,58 @@ LM_METRICS = (
 )
 
 
+class RewardError(ConfigError):
+    """The reward failed the run: it called sys.exit, returned what is not one finite number per completion,
+    or took longer than ``reward_timeout``. The run stops; its checkpoints stay."""
+
+
+def call_reward(reward: Callable, prompts: list, completions: list, timeout: float | None) -> Any:
+    """``reward(prompts, completions)``; with ``timeout`` (seconds) it runs in a daemon thread, abandoned
+    (RewardError) when it has not returned by then. SystemExit from the reward is a RewardError too."""
+    if timeout is None:
+        outcome = _outcome(reward, prompts, completions)
+    else:
+        box: list = []
+        thread = threading.Thread(
+            target=lambda: box.append(_outcome(reward, prompts, completions)), name="ppox-reward", daemon=True
+        )
+        thread.start()
+        thread.join(timeout)
+        if not box:
+            raise RewardError(f"the reward did not return within --reward-timeout {timeout:g} s")
+        outcome = box[0]
+    value, error = outcome
+    if isinstance(error, SystemExit):
+        raise RewardError(f"the reward called sys.exit({error.code!r}) instead of returning its scores")
+    if error is not None:
+        raise error
+    return value
+
+
+def _outcome(reward: Callable, prompts: list, completions: list) -> tuple[Any, BaseException | None]:
+    try:
+        return reward(prompts, completions), None
+    except (Exception, SystemExit) as err:  # noqa: BLE001  (raised again by the caller, in its thread)
+        return None, err
+
+
+def checked_scores(got: Any, count: int) -> np.ndarray:
+    """The reward's return value as ``count`` finite float64 scores; RewardError saying what it was otherwise."""
+    try:
+        scores = np.asarray(got)
+    except (ValueError, TypeError):
+        scores = np.asarray(None)
+    if scores.dtype.kind not in "biuf":
+        kind = type(got).__name__ if scores.ndim == 0 else f"{type(next(iter(got), None)).__name__} values"
+        raise RewardError(f"the reward returned {kind}: return a list of {count} numbers, one per completion")
+    scores = scores.astype(np.float64).reshape(-1)
+    if scores.shape != (count,):
+        raise RewardError(f"the reward returned {scores.shape[0]} values for {count} completions")
+    if not np.all(np.isfinite(scores)):
+        raise RewardError("the reward returned a NaN or infinite score")
+    return scores
+
+
 class TextTask(NamedTuple):
     """What the LM driver trains on: left-padded prompts, how completions are shown to the reward, and it.
 
@@ -59,12 +112,36 @@ class TextTask(NamedTuple):
     eos_ids: tuple[int, ...]
 
 
+def ids_task(ids_rows: list, pad_id: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token-id prompts, left-padded to the longest (at most ``length``, keeping the last tokens)."""
+    width = min(max(len(r) for r in ids_rows), length)
+    ids, mask = np.full((len(ids_rows), width), pad_id, np.int32), np.zeros((len(ids_rows), width), bool)
+    for i, row in enumerate(ids_rows):
+        row = list(row)[-width:]
+        if not row:
+            raise ConfigError(f"prompt {i} is empty: every prompt needs at least one token")
+        ids[i, width - len(row) :], mask[i, width - len(row) :] = row, True
+    return ids, mask
+
+
 class LMState(struct.PyTreeNode):
     params: dict  # {"policy": ..., "critic": {"trunk", "head"} or None}
     opt_state: Any
     key: jax.Array
     kl_coef: jax.Array  # float32 scalar: beta, moved by the adaptive controller
     update: jax.Array  # int32: updates done
+
+
+def initial_state(config: LMRunConfig, model: LanguageModel, critic: dict | None = None) -> LMState:
+    """The state before the first update: the policy (a copy of the model), the critic (``critic``, or a
+    copy with a new head) where the variant has one, Adam's state over both, the key and beta."""
+    key, head_key = jax.random.split(jax.random.PRNGKey(config.seed))
+    policy = jax.tree.map(jnp.array, model.params)
+    value = init_value_head(model.config, policy, head_key) if config.uses_critic else None
+    if value is not None and critic is not None:
+        value = jax.tree.map(jnp.array, critic)
+    params = {"policy": policy, "critic": value}
+    return LMState(params, make_optimizer(config).init(params), key, jnp.float32(config.kl_coef), jnp.int32(0))
 
 
 class LMSpec(NamedTuple):
@@ -99,6 +176,7 @@ class LMDriver:
                 f"{config.model}: the model names no end-of-sequence token (eos_token_id in "
                 "config.json or generation_config.json); completions could never end"
             )
+        check_run_memory(config, model.config, task.ids.shape[1])
         self.config, self.model, self.task, self.critic, self.mesh = config, model, task, critic, mesh
         self.rows = None if mesh is None else rows_sharding(mesh)
         self.ref_params = self.place(model.params)
@@ -109,17 +187,7 @@ class LMDriver:
         self.sample = make_sampler(model.config, sampling)
 
     def init(self) -> LMState:
-        key, head_key = jax.random.split(jax.random.PRNGKey(self.config.seed))
-        policy = jax.tree.map(jnp.array, self.model.params)
-        critic = init_value_head(self.model.config, policy, head_key) if self.config.uses_critic else None
-        if critic is not None and self.critic is not None:
-            critic = jax.tree.map(jnp.array, self.critic)
-        params = {"policy": policy, "critic": critic}
-        return self.place(
-            LMState(
-                params, make_optimizer(self.config).init(params), key, jnp.float32(self.config.kl_coef), jnp.int32(0)
-            )
-        )
+        return self.place(initial_state(self.config, self.model, self.critic))
 
     def place(self, tree):
         """``tree`` on the mesh: every matrix split along its largest axis, the rest replicated (FSDP-style;
@@ -151,17 +219,11 @@ class LMDriver:
         return np.repeat(picked, self.config.samples_per_prompt)
 
     def scores(self, rows: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The reward of each completion, checked: one finite number per completion."""
+        """The reward of each completion, checked: one finite number per completion, within --reward-timeout."""
         task = self.task
-        got = task.reward(task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask))
-        scores = np.asarray(got, np.float64).reshape(-1)
-        if scores.shape != (len(rows),) or not np.all(np.isfinite(scores)):
-            raise ConfigError(
-                f"the reward returned {scores.shape[0]} values for {len(rows)} completions"
-                if scores.shape != (len(rows),)
-                else "the reward returned a NaN or infinite score"
-            )
-        return scores
+        prompts, completions = task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask)
+        got = call_reward(task.reward, prompts, completions, self.config.reward_timeout)
+        return checked_scores(got, len(rows))
 
     def one_update(self, state: LMState) -> tuple[LMState, dict]:
         config, tick = self.config, time.perf_counter()

@@ -3,16 +3,22 @@
 Two families: ``gpt2`` (learned positions, LayerNorm with bias, fused qkv, GELU MLP) and ``llama``
 (Llama 2/3, Qwen2/2.5 and their kin: rotary positions, RMSNorm, grouped-query attention, gated SiLU MLP,
 optional qkv bias). A configuration ppox cannot reproduce exactly is refused with a message, never
-approximated.
+approximated; so is a value of the wrong type, sign or size (at most MAX_LAYERS layers, MAX_SIZE for any
+dimension), before anything is built. ``check_memory`` compares what a setting needs with the machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+from pathlib import Path
 from typing import Any
 
-from ppox.errors import CheckpointError
+import jax
+
+from ppox.errors import CheckpointError, ConfigError
 
 LLAMA_TYPES = {"llama": False, "qwen2": True}  # model_type -> q/k/v projections have a bias
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu", "swish")
@@ -47,46 +53,120 @@ class LMConfig:
         return self.num_heads // self.num_kv_heads
 
 
-def _get(hf: dict, key: str, where: str):
-    if key not in hf or hf[key] is None:
-        raise CheckpointError(f"{where}: config.json has no {key!r}")
-    return hf[key]
+MAX_LAYERS = 1024  # the layers are unrolled in every compiled program; the largest published models have ~130
+MAX_SIZE = 2**31 - 1  # any one dimension (vocabulary, width, heads, positions): int32 indexes it
+MAX_JSON_BYTES = 1 << 30  # a model folder's JSON files (tokenizer.json is the largest: tens of MB)
+MISSING = object()
+
+
+def shown(value: Any) -> str:
+    """``value`` for a one-line message: its repr, cut to 40 characters (a 5000-digit integer has no repr)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in a model folder's file; CheckpointError (one line) when it is not a regular file (a
+    FIFO would block), is over MAX_JSON_BYTES, or is not JSON (bad UTF-8, nesting too deep, an integer of
+    more than 4300 digits)."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: not a regular file")
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise CheckpointError(
+                f"{path}: {path.stat().st_size:,} bytes, more than a JSON file of a model folder holds"
+            )
+        return json.loads(path.read_bytes())
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except (ValueError, RecursionError) as err:  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        raise CheckpointError(f"{path}: not readable JSON ({str(err).splitlines()[0][:120]})") from None
+
+
+def whole(hf: dict, key: str, where: str, default: Any = MISSING, most: int = MAX_SIZE) -> int:
+    """``hf[key]``, a whole number in [1, ``most``]; ``default`` where it is absent or null (none: an error)."""
+    value = hf.get(key)
+    if value is None:
+        if default is MISSING:
+            raise CheckpointError(f"{where}: config.json has no {key!r}")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise CheckpointError(f"{where}: {key} is {shown(value)}: it must be a whole number from 1 to {most}")
+    return value
+
+
+def positive(hf: dict, key: str, where: str, default: float, below: float = math.inf) -> float:
+    """``hf[key]``, a finite number in (0, ``below``); ``default`` where it is absent or null."""
+    value = hf.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < below:
+        limit = "" if below == math.inf else f" and below {below:g}"
+        raise CheckpointError(f"{where}: {key} is {shown(value)}: it must be a finite number above 0{limit}")
+    return float(value)
+
+
+def flag(hf: dict, key: str, where: str, default: bool) -> bool:
+    """``hf[key]``, true or false; ``default`` where it is absent or null."""
+    value = hf.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise CheckpointError(f"{where}: {key} is {shown(value)}: it must be true or false")
+    return value
+
+
+def word(hf: dict, key: str, where: str, default: str) -> str:
+    """``hf[key]``, a string; ``default`` where it is absent or null."""
+    value = hf.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise CheckpointError(f"{where}: {key} is {shown(value)}: it must be a string")
+    return value
 
 
 def from_hf(hf: dict, where: str = "config.json") -> LMConfig:
-    """The LMConfig of a Hugging Face config.json (already parsed), or CheckpointError naming what is unsupported."""
+    """The LMConfig of a Hugging Face config.json (already parsed), or CheckpointError naming what is
+    unsupported or malformed (a value of the wrong type or sign, more than MAX_LAYERS layers)."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(f"{where}: not a JSON object")
     model_type = hf.get("model_type")
     if model_type == "gpt2":
         return _gpt2(hf, where)
-    if model_type in LLAMA_TYPES:
+    if isinstance(model_type, str) and model_type in LLAMA_TYPES:
         return _llama(hf, where)
     raise CheckpointError(
-        f"{where}: model_type {model_type!r} is not supported (ppox.lm reads gpt2, {', '.join(sorted(LLAMA_TYPES))})"
+        f"{where}: model_type {shown(model_type)} is not supported "
+        f"(ppox.lm reads gpt2, {', '.join(sorted(LLAMA_TYPES))})"
     )
 
 
 def _gpt2(hf: dict, where: str) -> LMConfig:
-    for flag in ("scale_attn_by_inverse_layer_idx", "add_cross_attention"):
-        if hf.get(flag):
-            raise CheckpointError(f"{where}: GPT-2 with {flag}=true is not supported")
-    if hf.get("scale_attn_weights") is False:
+    for name in ("scale_attn_by_inverse_layer_idx", "add_cross_attention"):
+        if flag(hf, name, where, False):
+            raise CheckpointError(f"{where}: GPT-2 with {name}=true is not supported")
+    if not flag(hf, "scale_attn_weights", where, True):
         raise CheckpointError(f"{where}: GPT-2 with scale_attn_weights=false is not supported")
-    hidden, heads = _get(hf, "n_embd", where), _get(hf, "n_head", where)
+    hidden, heads = whole(hf, "n_embd", where), whole(hf, "n_head", where)
     return _checked(
         LMConfig(
             family="gpt2",
             model_type="gpt2",
-            vocab_size=_get(hf, "vocab_size", where),
+            vocab_size=whole(hf, "vocab_size", where),
             hidden_size=hidden,
-            num_layers=_get(hf, "n_layer", where),
+            num_layers=whole(hf, "n_layer", where, most=MAX_LAYERS),
             num_heads=heads,
             num_kv_heads=heads,
             head_dim=hidden // heads,
-            intermediate_size=hf.get("n_inner") or 4 * hidden,
-            max_positions=_get(hf, "n_positions", where),
-            norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)),
-            activation=hf.get("activation_function", "gelu_new"),
-            tie_embeddings=hf.get("tie_word_embeddings", True),
+            intermediate_size=whole(hf, "n_inner", where, 4 * hidden),
+            max_positions=whole(hf, "n_positions", where),
+            norm_eps=positive(hf, "layer_norm_epsilon", where, 1e-5, below=1.0),
+            activation=word(hf, "activation_function", where, "gelu_new"),
+            tie_embeddings=flag(hf, "tie_word_embeddings", where, True),
             qkv_bias=True,
             out_bias=True,
             mlp_bias=True,
@@ -97,31 +177,31 @@ def _gpt2(hf: dict, where: str) -> LMConfig:
 
 def _llama(hf: dict, where: str) -> LMConfig:
     model_type = hf["model_type"]
-    if hf.get("use_sliding_window"):
+    if flag(hf, "use_sliding_window", where, False):
         raise CheckpointError(f"{where}: sliding-window attention is not supported")
-    if hf.get("pretraining_tp", 1) not in (None, 1):
+    if hf.get("pretraining_tp") not in (None, 1):
         raise CheckpointError(f"{where}: pretraining_tp != 1 is not supported")
-    hidden, heads = _get(hf, "hidden_size", where), _get(hf, "num_attention_heads", where)
+    hidden, heads = whole(hf, "hidden_size", where), whole(hf, "num_attention_heads", where)
     theta, scaling = _rope(hf, where)
-    attention_bias = bool(hf.get("attention_bias", False))
+    attention_bias = flag(hf, "attention_bias", where, False)
     return _checked(
         LMConfig(
             family="llama",
             model_type=model_type,
-            vocab_size=_get(hf, "vocab_size", where),
+            vocab_size=whole(hf, "vocab_size", where),
             hidden_size=hidden,
-            num_layers=_get(hf, "num_hidden_layers", where),
+            num_layers=whole(hf, "num_hidden_layers", where, most=MAX_LAYERS),
             num_heads=heads,
-            num_kv_heads=hf.get("num_key_value_heads") or heads,
-            head_dim=hf.get("head_dim") or hidden // heads,
-            intermediate_size=_get(hf, "intermediate_size", where),
-            max_positions=hf.get("max_position_embeddings", 2048),
-            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-            activation=hf.get("hidden_act", "silu"),
-            tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            num_kv_heads=whole(hf, "num_key_value_heads", where, heads),
+            head_dim=whole(hf, "head_dim", where, max(hidden // heads, 1)),
+            intermediate_size=whole(hf, "intermediate_size", where),
+            max_positions=whole(hf, "max_position_embeddings", where, 2048),
+            norm_eps=positive(hf, "rms_norm_eps", where, 1e-6, below=1.0),
+            activation=word(hf, "hidden_act", where, "silu"),
+            tie_embeddings=flag(hf, "tie_word_embeddings", where, False),
             qkv_bias=LLAMA_TYPES[model_type] or attention_bias,
             out_bias=attention_bias,
-            mlp_bias=bool(hf.get("mlp_bias", False)),
+            mlp_bias=flag(hf, "mlp_bias", where, False),
             rope_theta=theta,
             rope_scaling=scaling,
         ),
@@ -131,15 +211,22 @@ def _llama(hf: dict, where: str) -> LMConfig:
 
 def _rope(hf: dict, where: str) -> tuple[float, tuple]:
     """(theta, scaling) from transformers 5's rope_parameters or the older rope_theta + rope_scaling."""
-    params = dict(hf.get("rope_scaling") or {})
-    params.update(hf.get("rope_parameters") or {})
-    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
-    kind = params.get("rope_type", params.get("type", "default"))
+    params: dict = {}
+    for key in ("rope_scaling", "rope_parameters"):
+        if not isinstance(hf.get(key) or {}, dict):
+            raise CheckpointError(f"{where}: {key} is {shown(hf[key])}: it must be a JSON object or null")
+        params.update(hf.get(key) or {})
+    theta = positive(params, "rope_theta", where, positive(hf, "rope_theta", where, 10000.0))
+    kind = word(params, "rope_type", where, word(params, "type", where, "default"))
     if kind == "default":
         return theta, ()
     if kind == "llama3":
-        keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        return theta, ("llama3", *(float(_get(params, k, where + " rope_parameters")) for k in keys))
+        keys = ("factor", "low_freq_factor", "high_freq_factor")
+        factors = tuple(positive(params, k, where, math.nan) for k in keys)
+        length = whole(params, "original_max_position_embeddings", where + " rope_parameters")
+        if any(math.isnan(f) for f in factors):
+            raise CheckpointError(f"{where}: llama3 rope_parameters need {', '.join(keys)}")
+        return theta, ("llama3", *factors, float(length))
     raise CheckpointError(f"{where}: rope_type {kind!r} is not supported (default and llama3 are)")
 
 
@@ -156,51 +243,9 @@ def _checked(config: LMConfig, where: str) -> LMConfig:
         )
     if config.family == "llama" and config.head_dim % 2:
         raise CheckpointError(f"{where}: rotary positions need an even head_dim, not {config.head_dim}")
+    if config.num_heads * config.head_dim > MAX_SIZE:
+        raise CheckpointError(f"{where}: {config.num_heads} heads of {config.head_dim} exceed {MAX_SIZE} features")
     return config
-
-
-def to_hf(config: LMConfig) -> dict:
-    """The config.json entries that describe ``config`` (merged over the original file when saving)."""
-    if config.family == "gpt2":
-        return {
-            "model_type": "gpt2",
-            "architectures": ["GPT2LMHeadModel"],
-            "vocab_size": config.vocab_size,
-            "n_embd": config.hidden_size,
-            "n_layer": config.num_layers,
-            "n_head": config.num_heads,
-            "n_inner": config.intermediate_size,
-            "n_positions": config.max_positions,
-            "layer_norm_epsilon": config.norm_eps,
-            "activation_function": config.activation,
-            "tie_word_embeddings": config.tie_embeddings,
-        }
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
-    if config.rope_scaling:
-        keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}
-        rope["original_max_position_embeddings"] = int(rope["original_max_position_embeddings"])
-    architecture = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
-    entries = {
-        "model_type": config.model_type,
-        "architectures": [architecture[config.model_type]],
-        "vocab_size": config.vocab_size,
-        "hidden_size": config.hidden_size,
-        "num_hidden_layers": config.num_layers,
-        "num_attention_heads": config.num_heads,
-        "num_key_value_heads": config.num_kv_heads,
-        "head_dim": config.head_dim,
-        "intermediate_size": config.intermediate_size,
-        "max_position_embeddings": config.max_positions,
-        "rms_norm_eps": config.norm_eps,
-        "hidden_act": config.activation,
-        "tie_word_embeddings": config.tie_embeddings,
-        "rope_parameters": rope,
-        "mlp_bias": config.mlp_bias,
-    }
-    if config.model_type != "qwen2":
-        entries["attention_bias"] = config.qkv_bias
-    return entries
 
 
 def parameter_count(config: LMConfig) -> int:
@@ -221,25 +266,25 @@ def parameter_count(config: LMConfig) -> int:
     return v * d + config.num_layers * (attention + mlp + 2 * d) + d + (0 if config.tie_embeddings else v * d)
 
 
-def rope_frequencies(config: LMConfig):
-    """Inverse frequencies of the rotary embedding, theta^(-2i/d) for i < d/2, with Llama 3's rescaling.
+def machine_memory() -> int:
+    """Bytes the default device can hold: an accelerator's allocator limit, else the host's memory (or the
+    limit of its cgroup, where lower)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(stats["bytes_limit"])
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        limit = ""
+    return min(total, int(limit)) if limit.isdigit() else total
 
-    Llama 3: wavelengths 2 pi / f longer than L / low_freq_factor are divided by ``factor``, shorter than
-    L / high_freq_factor are kept, and in between blend linearly in s = (L / wavelength - low) / (high - low),
-    with L the original context length."""
-    d = config.head_dim
-    freqs = [config.rope_theta ** (-2 * i / d) for i in range(d // 2)]
-    if not config.rope_scaling:
-        return freqs
-    _, factor, low, high, length = config.rope_scaling
-    scaled = []
-    for f in freqs:
-        wavelength = 2 * math.pi / f
-        if wavelength > length / low:
-            scaled.append(f / factor)
-        elif wavelength < length / high:
-            scaled.append(f)
-        else:
-            s = (length / wavelength - low) / (high - low)
-            scaled.append((1 - s) * f / factor + s * f)
-    return scaled
+
+def check_memory(needed: float, what: str, change: str, error: type[Exception] = ConfigError) -> None:
+    """Refuse (``error``, one line) what needs more than ``machine_memory()``: ``what`` says what needs it,
+    ``change`` what to change. Estimates are lower bounds (the arrays that must exist at once)."""
+    limit = machine_memory()
+    if needed > limit:
+        raise error(
+            f"{what} need about {needed / 2**30:,.1f} GiB, more than this machine's {limit / 2**30:,.1f} GiB: {change}"
+        )

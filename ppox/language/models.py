@@ -8,11 +8,13 @@ prefill) and one step of generation: tokens go into cache slots ``start .. start
 
 from __future__ import annotations
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ppox.language.config import LMConfig, rope_frequencies
+from ppox.language.config import LMConfig
 from ppox.language.layers import (
     ACTIVATIONS,
     KVCache,
@@ -25,6 +27,30 @@ from ppox.language.layers import (
     rotary,
     write,
 )
+
+
+def rope_frequencies(config: LMConfig):
+    """Inverse frequencies of the rotary embedding, theta^(-2i/d) for i < d/2, with Llama 3's rescaling.
+
+    Llama 3: wavelengths 2 pi / f longer than L / low_freq_factor are divided by ``factor``, shorter than
+    L / high_freq_factor are kept, and in between blend linearly in s = (L / wavelength - low) / (high - low),
+    with L the original context length."""
+    d = config.head_dim
+    freqs = [config.rope_theta ** (-2 * i / d) for i in range(d // 2)]
+    if not config.rope_scaling:
+        return freqs
+    _, factor, low, high, length = config.rope_scaling
+    scaled = []
+    for f in freqs:
+        wavelength = 2 * math.pi / f
+        if wavelength > length / low:
+            scaled.append(f / factor)
+        elif wavelength < length / high:
+            scaled.append(f)
+        else:
+            s = (length / wavelength - low) / (high - low)
+            scaled.append((1 - s) * f / factor + s * f)
+    return scaled
 
 
 class GPT2Block(nn.Module):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +21,8 @@ import numpy as np
 import optax
 
 from ppox.errors import CheckpointError, ConfigError
-from ppox.language.config import LMConfig
-from ppox.language.hf import LanguageModel, load, save
+from ppox.language.config import LMConfig, check_memory, parameter_count
+from ppox.language.hf import LanguageModel, load, read_config, save
 from ppox.language.models import hidden_states
 from ppox.language.tokenizer import TextTokenizer, load_tokenizer
 from ppox.utils.tensorfile import read, write
@@ -52,15 +54,41 @@ def _step(config: LMConfig, optimizer, params, opt_state, batch):
     return optax.apply_updates(params, updates), opt_state, loss, accuracy
 
 
-def read_pairs(path) -> list[tuple[str, str, str]]:
-    """(prompt, chosen, rejected) of each JSONL line; ConfigError naming a line that lacks one."""
-    pairs = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+def json_lines(path, flag: str) -> list[tuple[int, Any]]:
+    """(line number, JSON value) of each non-blank line of a JSONL file; ConfigError (one line) naming the
+    file, and the line, when it cannot be read, is not UTF-8 or holds no JSON value (nesting too deep, an
+    integer of more than 4300 digits)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        where = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{flag} {path}, line {where}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    rows = []
+    for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
-            row = json.loads(line) if line.lstrip().startswith("{") else None
-            if not (isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ("chosen", "rejected"))):
-                raise ConfigError(f'--pairs {path}, line {number}: expected {{"prompt", "chosen", "rejected"}} strings')
-            pairs.append((row.get("prompt", ""), row["chosen"], row["rejected"]))
+            try:
+                rows.append((number, json.loads(line)))
+            except (ValueError, RecursionError) as err:
+                reason = str(err).splitlines()[0][:100]
+                raise ConfigError(f"{flag} {path}, line {number}: not a JSON value ({reason})") from None
+    return rows
+
+
+def read_pairs(path) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) of each JSONL line; ConfigError naming a line that lacks one, or whose
+    completions are empty (a completion is scored at its last token: it needs one)."""
+    pairs = []
+    for number, row in json_lines(path, "--pairs"):
+        ok = isinstance(row, dict) and all(isinstance(row.get(k, ""), str) for k in ("prompt", "chosen", "rejected"))
+        if not (ok and "chosen" in row and "rejected" in row):
+            raise ConfigError(f'--pairs {path}, line {number}: expected {{"prompt", "chosen", "rejected"}} strings')
+        if not (row["chosen"] and row["rejected"]):
+            raise ConfigError(f"--pairs {path}, line {number}: an empty completion; chosen and rejected need text")
+        pairs.append((row.get("prompt", ""), row["chosen"], row["rejected"]))
     if len(pairs) < 2:
         raise ConfigError(f"--pairs {path}: at least 2 pairs are needed (one held out)")
     return pairs
@@ -128,8 +156,37 @@ def load_reward_model(folder, pad_id: int | None = None) -> RewardModel:
 def _encode_pairs(tok: TextTokenizer, pairs, max_tokens: int):
     chosen = tok.encode([p + c for p, c, _ in pairs], None)
     rejected = tok.encode([p + r for p, _, r in pairs], None)
+    for mask in (chosen[1], rejected[1]):
+        if not mask.any(-1).all():
+            raise ConfigError(f"pair {int(np.argmin(mask.any(-1)))} has a completion without tokens: give it text")
     width = min(max(chosen[0].shape[1], rejected[0].shape[1]), max_tokens)
     return (*_left_pad(*chosen, width, tok.pad_id), *_left_pad(*rejected, width, tok.pad_id))
+
+
+def check_settings(out, overwrite: bool, epochs, batch, learning_rate, held_out, seed, max_tokens) -> None:
+    """ConfigError (one line) for a setting of ``train_reward_model`` out of range, or an ``out`` folder that
+    holds files already (without ``overwrite``): checked before any work."""
+    whole = lambda x, least=1: isinstance(x, int) and not isinstance(x, bool) and least <= x  # noqa: E731
+    number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)  # noqa: E731
+    problems = [
+        (not whole(epochs), f"--epochs {epochs!r}: a whole number >= 1"),
+        (not whole(batch), f"--batch-size {batch!r}: a whole number >= 1"),
+        (not (number(learning_rate) and learning_rate > 0), f"--learning-rate {learning_rate!r}: a finite number > 0"),
+        (not (number(held_out) and 0 < held_out < 1), f"--held-out {held_out!r}: a fraction in (0, 1)"),
+        (not (whole(seed, 0) and seed < 2**31), f"--seed {seed!r}: a whole number in [0, 2^31)"),
+        (not whole(max_tokens), f"max_tokens {max_tokens!r}: a whole number >= 1"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise ConfigError(f"reward model: {message}")
+    folder = None if out is None else Path(out)
+    if folder is not None and (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: a file is there; name a new folder for the reward model")
+    if folder is not None and folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"--out {folder} already holds files; name a new folder, or pass --overwrite to write the reward "
+            "model there"
+        )
 
 
 def train_reward_model(
@@ -145,13 +202,17 @@ def train_reward_model(
     max_tokens: int = 512,
     pad_id: int | None = None,
     normalize: bool = True,
+    overwrite: bool = False,
 ) -> tuple[RewardModel, dict]:
     """(reward model, {"train_accuracy", "held_out_accuracy", "held_out_loss", ...}): Adam on the
     Bradley-Terry loss over shuffled pairs, a ``held_out`` fraction (at least one pair) kept for evaluation;
-    saved to ``out`` (a folder) when given. The head starts at w ~ N(0, 1 / (width + 1)), b = 0; with
-    ``normalize`` the bias is then shifted so that the training pairs' completions score 0 on average."""
-    if not 0 < held_out < 1 or epochs < 1 or batch < 1:
-        raise ConfigError("reward model: held_out in (0, 1), epochs >= 1 and batch >= 1")
+    saved to ``out`` (a folder) when given: a new or empty one, unless ``overwrite``. The head starts at
+    w ~ N(0, 1 / (width + 1)), b = 0; with ``normalize`` the bias is then shifted so that the training pairs'
+    completions score 0 on average. The settings, the folder and the memory needed are checked first."""
+    check_settings(out, overwrite, epochs, batch, learning_rate, held_out, seed, max_tokens)
+    config, _ = read_config(Path(model_dir))
+    count = parameter_count(config)
+    check_memory(16 * count, f"a reward model of {count:,} parameters (with gradients and Adam)", "use a smaller model")
     base = load(model_dir)
     pad = pad_id if pad_id is not None else base.hf_config.get("pad_token_id", 0)
     tok = load_tokenizer(Path(model_dir), pad_id=pad)
@@ -159,22 +220,9 @@ def train_reward_model(
     order = rng.permutation(len(pairs))
     n_eval = max(1, int(round(held_out * len(pairs))))
     test, train = [pairs[i] for i in order[:n_eval]], [pairs[i] for i in order[n_eval:]]
-    width = base.config.hidden_size
-    head = {
-        "kernel": jax.random.normal(jax.random.PRNGKey(seed), (width,)) / np.sqrt(width + 1.0),
-        "bias": jnp.zeros(()),
-    }
-    params, optimizer = {"trunk": base.params, "head": head}, optax.adam(learning_rate)
-    opt_state, data, accuracies = optimizer.init(params), _encode_pairs(tok, train, max_tokens), []
-    for _ in range(epochs):
-        rows = rng.permutation(len(train))
-        for i in range(0, len(rows) - batch + 1 if len(rows) >= batch else 1, batch):
-            pick = rows[i : i + batch]
-            params, opt_state, _, accuracy = _step(
-                base.config, optimizer, params, opt_state, tuple(x[pick] for x in data)
-            )
-            accuracies.append(float(accuracy))
-    loss, accuracy = bradley_terry_loss(base.config, params, *_encode_pairs(tok, test, max_tokens))
+    data, test_data = _encode_pairs(tok, train, max_tokens), _encode_pairs(tok, test, max_tokens)
+    params, accuracies = _fit(base, data, epochs, batch, learning_rate, seed, rng)
+    loss, accuracy = bradley_terry_loss(base.config, params, *test_data)
     rm = RewardModel(dataclasses.replace(base, params=params["trunk"]), params["head"], tok, max_tokens)
     if normalize:
         rm = normalized(rm, [p + c for p, c, _ in train] + [p + r for p, _, r in train])
@@ -189,6 +237,26 @@ def train_reward_model(
         "held_out_loss": float(loss),
     }
     return rm, report
+
+
+def _fit(base: LanguageModel, data: tuple, epochs: int, batch: int, learning_rate: float, seed: int, rng):
+    """(trunk and head parameters, each step's accuracy) after ``epochs`` of Adam over shuffled batches."""
+    width = base.config.hidden_size
+    head = {
+        "kernel": jax.random.normal(jax.random.PRNGKey(seed), (width,)) / np.sqrt(width + 1.0),
+        "bias": jnp.zeros(()),
+    }
+    params, optimizer = {"trunk": base.params, "head": head}, optax.adam(learning_rate)
+    opt_state, accuracies, n = optimizer.init(params), [], len(data[0])
+    for _ in range(epochs):
+        rows = rng.permutation(n)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            pick = rows[i : i + batch]
+            params, opt_state, _, accuracy = _step(
+                base.config, optimizer, params, opt_state, tuple(x[pick] for x in data)
+            )
+            accuracies.append(float(accuracy))
+    return params, accuracies
 
 
 def normalized(rm: RewardModel, texts: list[str]) -> RewardModel:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ppox.errors import ConfigError, closest
 from ppox.language.advantages import KL_ESTIMATORS, LM_ADVANTAGES, KLEstimatorName, LMAdvantage, LMAdvantageName
+from ppox.language.config import LMConfig, check_memory, parameter_count, shown
 
 DType = Literal["float32", "bfloat16"]
 
@@ -27,6 +28,7 @@ class LMRunConfig:
     prompts: str = ""  # JSONL file, one {"prompt": ...} per line ("" when prompts are given in Python)
     reward: str | None = None  # 'module:function', reward(prompts, completions) -> list[float]
     reward_model: str | None = None  # folder saved by `ppox lm reward-model`
+    reward_timeout: float | None = None  # seconds a reward call may take; past it the run stops (None: no limit)
     critic_from_reward_model: bool = False  # start the critic as the reward model (trunk and head)
     advantage: LMAdvantageName = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic): LM_ADVANTAGES
     updates: int = 100
@@ -67,9 +69,23 @@ class LMRunConfig:
     keep_checkpoints: int = 3
 
     def __post_init__(self):
-        for bad, message in self._problems():
+        for bad, message in [*self._value_problems(), *self._problems()]:
             if bad:
                 raise ConfigError(f"lm: {message}")
+
+    def _value_problems(self):
+        """The seed, the float settings and the reward's timeout (checked first)."""
+        return [
+            (not 0 <= self.seed < 2**31, f"--seed {shown(self.seed)}: a whole number in [0, 2^31)"),
+            (
+                self.reward_timeout is not None and not 0 < self.reward_timeout < math.inf,
+                f"--reward-timeout {self.reward_timeout}: a finite number of seconds > 0",
+            ),
+            (
+                not all(math.isfinite(x) for x in self.numbers()),
+                f"{', '.join(self.numbers(names=True))}: must be finite (no nan or inf)",
+            ),
+        ]
 
     def _problems(self):
         k, batch = self.samples_per_prompt, self.prompts_per_update * self.samples_per_prompt
@@ -127,6 +143,13 @@ class LMRunConfig:
             (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
         ]
 
+    def numbers(self, names: bool = False) -> list:
+        """The float settings that are given (their values, or the flags of those that are not finite)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if "float" in str(f.type)}
+        given = {k: v for k, v in values.items() if v is not None}
+        bad = ["--" + k.replace("_", "-") for k, v in given.items() if not math.isfinite(v)]
+        return bad if names else list(given.values())
+
     # what the run loop, the run folder and the run log read of a config
     env = property(lambda self: "lm-" + (self.model.rstrip("/").split("/")[-1] or "model"))
     seeds = property(lambda self: 1)
@@ -181,3 +204,20 @@ def kl_controller(kl_coef: float, kl: float, config: LMRunConfig) -> float:
         return kl_coef
     error = min(max(kl / config.kl_target - 1.0, -0.2), 0.2)
     return kl_coef * (1.0 + error * config.batch_size / config.kl_horizon)
+
+
+def check_run_memory(config: LMRunConfig, model: LMConfig, prompt_tokens: int) -> None:
+    """ConfigError (one line) when an update cannot fit the machine: at least the weights (policy, reference,
+    gradients and Adam's two moments; as many again for a critic) and the larger of the sampler's key/value
+    cache and the logits of a full pass over the batch (float32), split across ``devices``."""
+    width = 2 if config.dtype == "bfloat16" else 4
+    count = parameter_count(model)
+    weights = count * width * (5 + (4 if config.uses_critic else 0))
+    rows, tokens = config.batch_size, prompt_tokens + config.max_new_tokens
+    cache = 2 * model.num_layers * rows * tokens * model.num_kv_heads * model.head_dim * width
+    logits = rows * tokens * model.vocab_size * 4
+    check_memory(
+        weights + max(cache, logits) / config.devices,
+        f"{rows:,} completions of up to {tokens:,} tokens per update, on {count:,} parameters,",
+        "lower --prompts-per-update, --samples-per-prompt, --max-new-tokens or --max-prompt-tokens",
+    )

@@ -40,10 +40,12 @@ from ppox.language import (
     to_hf,
     token_kl,
 )
+from ppox.language.config import shown
 from ppox.language.generate import complete
+from ppox.language.hf import pad_id
 from ppox.language.reward_model import RewardModel, load_reward_model, read_pairs, train_reward_model
 from ppox.language.run_config import LMRunConfig
-from ppox.lm.training import LMTrainResult, pad_id, read_prompts
+from ppox.lm.training import LMTrainResult, read_prompts
 from ppox.lm.training import resume_lm as resume
 from ppox.lm.training import train_lm as train
 
@@ -72,15 +74,18 @@ def sample(
         top_k: sample among the ``top_k`` most likely tokens (0: all).
         top_p: sample among the fewest most likely tokens whose probability reaches ``top_p`` (1.0: all).
         greedy: take the most likely token at each step instead of sampling.
-        batch_size: prompts generated together (at least 1).
+        batch_size: prompts generated together (at least 1; at most the prompts there are).
         seed: the seed of the sampling key.
 
     Returns:
         The completions, one text per prompt, in the prompts' order (the prompt not included).
 
     Raises:
-        ConfigError: a loaded model without ``tokenizer_from``, or sampling settings out of range.
+        ConfigError: a loaded model without ``tokenizer_from``, sampling settings out of range, or a batch
+            that needs more memory than the machine has.
     """
+    if not (isinstance(seed, int) and 0 <= seed < 2**31):
+        raise ConfigError(f"seed {shown(seed)}: a whole number in [0, 2^31)")
     if not isinstance(model, LanguageModel):
         tokenizer_from, model = tokenizer_from or model, load(Path(model))
     elif tokenizer_from is None:

@@ -7,9 +7,11 @@ Hugging Face folder, RUN/model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,19 +21,21 @@ import jax
 import numpy as np
 
 from ppox.drivers.distributed import device_mesh
-from ppox.drivers.lm import LMDriver, TextTask
-from ppox.errors import CheckpointError, ConfigError
-from ppox.language.hf import LanguageModel, load, save
+from ppox.drivers.lm import LM_METRICS, LMDriver, RewardError, TextTask, ids_task, initial_state
+from ppox.errors import CheckpointError, ConfigError, RunWriteError
+from ppox.language.hf import LanguageModel, load, pad_id, read_config, save
 from ppox.language.models import params_dtype
-from ppox.language.reward_model import RewardModel, load_reward_model
-from ppox.language.run_config import LMRunConfig
+from ppox.language.reward_model import RewardModel, json_lines, load_reward_model
+from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
-from ppox.run.loop import Start, run_loop
-from ppox.storage.checkpoint import read_newest_checkpoint
-from ppox.storage.runfolder import discard_if_empty, make_run_path
+from ppox.run.loop import Outcome, Start, run_loop
+from ppox.storage.checkpoint import list_checkpoints, read_newest_checkpoint, restore_state
+from ppox.storage.runfolder import RunLock, discard_if_empty, make_run_path
 from ppox.storage.runlog import RunLog
+from ppox.utils.files import atomic_write_text
 
 MODEL_DIR = "model"
+REWARD_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")  # package.module:function
 
 
 @dataclasses.dataclass
@@ -47,55 +51,32 @@ class LMTrainResult:
 
 
 def read_prompts(path) -> list[str]:
-    """The "prompt" of each line of a JSONL file; ConfigError naming the line that has none."""
+    """The "prompt" of each line of a JSONL file; ConfigError naming the line that has none (or is no JSON)."""
     prompts = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as err:
-        raise ConfigError(f"--prompts {path}: {err.strerror or err}") from None
-    for number, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                prompt = json.loads(line).get("prompt")
-            except (json.JSONDecodeError, AttributeError):
-                prompt = None
-            if not isinstance(prompt, str):
-                raise ConfigError(f'--prompts {path}, line {number}: expected a JSON object with a "prompt" string')
-            prompts.append(prompt)
+    for number, row in json_lines(path, "--prompts"):
+        prompt = row.get("prompt") if isinstance(row, dict) else None
+        if not isinstance(prompt, str):
+            raise ConfigError(f'--prompts {path}, line {number}: expected a JSON object with a "prompt" string')
+        prompts.append(prompt)
     if not prompts:
         raise ConfigError(f"--prompts {path}: no prompts")
     return prompts
 
 
 def import_reward(spec: str) -> Callable:
-    """The function named 'module:function' (importing the module runs its code)."""
+    """The function named 'module:function' (importing the module runs its code); ConfigError (one line) for
+    a name of another form, or a module that does not import."""
+    if not REWARD_SPEC.match(spec):
+        raise ConfigError(f"--reward {spec}: write it module:function (a module that Python can import)")
     module, _, name = spec.partition(":")
     try:
         function = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"--reward {spec}: cannot import it ({err})") from None
+    except (Exception, SystemExit) as err:  # noqa: BLE001  (the module's own code may raise anything)
+        reason = (str(err).splitlines() or [""])[0][:200]
+        raise ConfigError(f"--reward {spec}: cannot import it ({type(err).__name__}: {reason})") from None
     if not callable(function):
         raise ConfigError(f"--reward {spec}: not a function")
     return function
-
-
-def ids_task(ids_rows: list, pad_id: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Token-id prompts, left-padded to the longest (at most ``length``, keeping the last tokens)."""
-    width = min(max(len(r) for r in ids_rows), length)
-    ids, mask = np.full((len(ids_rows), width), pad_id, np.int32), np.zeros((len(ids_rows), width), bool)
-    for i, row in enumerate(ids_rows):
-        row = list(row)[-width:]
-        if not row:
-            raise ConfigError(f"prompt {i} is empty: every prompt needs at least one token")
-        ids[i, width - len(row) :], mask[i, width - len(row) :] = row, True
-    return ids, mask
-
-
-def pad_id(model: LanguageModel) -> int:
-    """config.json's pad_token_id, else the smallest id that is no end token (GPT-2 has no pad token; the
-    mask keeps padding out of every computation, so any other id serves)."""
-    pad = model.hf_config.get("pad_token_id")
-    return int(pad) if pad is not None else next(i for i in range(len(model.eos_ids) + 1) if i not in model.eos_ids)
 
 
 def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> TextTask:
@@ -175,10 +156,13 @@ def train_lm(
         RUN/model as a Hugging Face folder; None when saving is off) and ``interrupted``.
 
     Raises:
-        ConfigError: bad settings, no prompts, no reward, or a prompt without tokens.
+        ConfigError: bad settings, no prompts, no reward, a prompt without tokens, an update that needs more
+            memory than the machine has, or a reward that fails (``RewardError``).
     """
     config = LMRunConfig(**settings) if config is None else config.replace(**settings)
     mesh = lm_mesh(config)
+    check_run_name(config)
+    check_run_memory(config, read_config(Path(config.model))[0], prompt_tokens=1)  # (before the model loads)
     model = load(Path(config.model), config.dtype)
     driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     run_path = make_run_path(config) if config.save else None
@@ -189,23 +173,45 @@ def train_lm(
         raise
 
 
+def check_run_name(config: LMRunConfig) -> None:
+    """ConfigError (before any work) when --run-name names a folder that holds a run: say how to resume it."""
+    path = Path(config.run_dir) / config.run_name if config.save and config.run_name is not None else None
+    if path is not None and path.is_dir() and any(path.iterdir()):
+        raise ConfigError(
+            f"--run-name {config.run_name}: {path} already holds a run; choose another name, or "
+            f"continue that run with: ppox lm train --resume {path}"
+        )
+
+
 def resume_lm(
-    run_path, *, prompts=None, reward: Callable | None = None, trust_run_config: bool = False
+    run_path,
+    *,
+    prompts=None,
+    reward: Callable | None = None,
+    trust_run_config: bool = False,
+    reward_timeout: float | None = None,
 ) -> LMTrainResult:
     """Continue an LM run from its newest checkpoint; a 'module:function' reward recorded in the run is
-    imported only with ``trust_run_config`` (else pass ``reward``)."""
+    imported only with ``trust_run_config`` (else pass ``reward``). ``reward_timeout`` replaces the run's.
+    A run whose final checkpoint exists but whose RUN/model and summary.json were never written (killed
+    between them) gets both from that checkpoint, with no reward needed."""
     checkpoint = read_newest_checkpoint(run_path)
     if checkpoint.meta.get("driver") != "lm":
         raise CheckpointError(f"{run_path}: not an LM run (resume it with ppox train --resume)")
     config = LMRunConfig.from_dict(checkpoint.meta["config"])
+    if reward_timeout is not None:
+        config = config.replace(reward_timeout=reward_timeout)
+    if checkpoint.update >= config.num_updates:
+        if completed(Path(run_path), config.num_updates) or not config.save:
+            raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
+        return finish(config, checkpoint, Path(run_path))
     if reward is None and config.reward is not None and not trust_run_config:
         raise ConfigError(
             f"{run_path} names the reward {config.reward!r}: importing it runs its code; repeat it "
             "(--reward) or pass --trust-run-config"
         )
-    if checkpoint.update >= config.num_updates:
-        raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
     mesh = lm_mesh(config)
+    check_run_memory(config, read_config(Path(config.model))[0], prompt_tokens=1)
     model = load(Path(config.model), config.dtype)
     driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
     start = Start.from_checkpoint(checkpoint, driver.metric_names)
@@ -213,27 +219,64 @@ def resume_lm(
     return run(driver, Path(run_path) if config.save else None, start, state)
 
 
+def finish(config: LMRunConfig, checkpoint, run_path: Path) -> LMTrainResult:
+    """RUN/model and summary.json of a run that reached its final checkpoint, from that checkpoint."""
+    model = load(Path(config.model), config.dtype)
+    state = restore_state(checkpoint, initial_state(config, model))
+    start = Start.from_checkpoint(checkpoint, LM_METRICS)
+    lock = RunLock(run_path)
+    try:
+        return finished(config, model, Outcome(state, start.metrics, False, start.wall_time), run_path)
+    finally:
+        lock.release()
+
+
+def completed(run_path: Path, updates: int) -> bool:
+    """Whether RUN/summary.json says the run ended after all its updates (it is written after RUN/model)."""
+    try:
+        summary = json.loads((run_path / "summary.json").read_text())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(summary, dict) and summary.get("updates") == updates and summary.get("interrupted") is False
+
+
 def run(driver: LMDriver, run_path: Path | None, start: Start, state: Any = None) -> LMTrainResult:
-    """The run loop with a run log; then RUN/model and summary.json."""
+    """The run loop with a run log; then RUN/model and summary.json. A reward that fails or a write that
+    fails (a full disk) stops the run with the hint to resume it from the checkpoints it has."""
     state = driver.init() if state is None else state
     log = RunLog(driver.config, run_path, resume_from=start.update or None, names=driver.metric_names)
     try:
-        outcome = run_loop(driver, state, log, run_path, start)
-    finally:
+        try:
+            outcome = run_loop(driver, state, log, run_path, start)
+        except BaseException:
+            with contextlib.suppress(OSError):  # (the error on its way says more than a write error would)
+                log.close()
+            raise
         log.close()
-    policy = jax.device_get(outcome.state.params["policy"])
-    trained = dataclasses.replace(driver.model, params=policy)
-    result = LMTrainResult(driver.config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted)
+        return finished(driver.config, driver.model, outcome, run_path)
+    except (RunWriteError, RewardError) as err:
+        if run_path is None or not list_checkpoints(run_path):
+            raise
+        hint = "once the problem is fixed" if isinstance(err, RunWriteError) else "with a reward that works"
+        raise type(err)(
+            f"{err}; the checkpoints written before are kept: {hint}, continue with: ppox lm train --resume {run_path}"
+        ) from None
+
+
+def finished(config: LMRunConfig, model: LanguageModel, outcome: Outcome, run_path: Path | None) -> LMTrainResult:
+    """The LMTrainResult of a run's outcome; RUN/model and then summary.json written."""
+    trained = dataclasses.replace(model, params=jax.device_get(outcome.state.params["policy"]))
+    result = LMTrainResult(config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted)
     if outcome.interrupted:
         print(
-            f"ppox: stopped after {outcome.metrics['episode_return'].shape[1]} of {driver.config.updates} updates;"
+            f"ppox: stopped after {outcome.metrics['episode_return'].shape[1]} of {config.updates} updates;"
             f" to continue: ppox lm train --resume {run_path}",
             file=sys.stderr,
             flush=True,
         )
     if run_path is not None:
-        save(run_path / MODEL_DIR, trained, tokenizer_from=Path(driver.config.model))
-        log.write_summary(lm_summary(result))
+        save(run_path / MODEL_DIR, trained, tokenizer_from=Path(config.model))
+        atomic_write_text(run_path / "summary.json", json.dumps(lm_summary(result), indent=2))
     return result
 
 
