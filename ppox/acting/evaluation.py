@@ -14,14 +14,16 @@ import numpy as np
 
 from ppox.acting.policy import Policy
 from ppox.config.trust import confirm_file_config
-from ppox.envs.contract import check_reset, check_spaces, step_error
+from ppox.envs.contract import check_reset, check_spaces, step_problem
 from ppox.envs.families import family_for, make_eval_env
-from ppox.envs.gym_envs import ObsEncoder, batch_of_one
+from ppox.envs.gym_envs import ObsEncoder, batch_of_one, spec_from_spaces
+from ppox.envs.gym_make import env_label
 from ppox.envs.gym_wrappers import HideObservation
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import check_env_id
-from ppox.errors import ConfigError
+from ppox.envs.spec import EnvSpec
+from ppox.errors import CheckpointError, ConfigError
 
 EVAL_STEP_CAP = 10_000  # steps per evaluation episode when neither the env nor the run sets a limit
 
@@ -48,8 +50,10 @@ def evaluate(
     loaded from a file whose env is an entry point ('module:Class') is evaluated on it only with ``env`` or
     ``trust_env=True``: importing it runs its code.
     """
-    if episodes < 1:
-        raise ConfigError(f"--episodes must be a positive integer, got {episodes}")
+    if not 1 <= episodes < 2**31:
+        raise ConfigError(f"--episodes must be a positive integer below 2^31, got {episodes}")
+    if not 0 <= seed < 2**31:  # (JAX's keys take 64 bits; the config's seeds, and these, 31)
+        raise ConfigError(f"--seed must be an integer in [0, 2^31), got {seed}")
     if isinstance(env, str) and env == policy.config.env:
         env, trust_env = None, True  # the policy's own env, confirmed
     if env is None and policy.source is not None:
@@ -71,6 +75,26 @@ def evaluate(
     return _evaluate_gymnasium(
         policy, env if env is not None else name, episodes, deterministic, seed, video_folder, cap
     )
+
+
+def check_fits(policy: Policy, spec: EnvSpec, env) -> None:
+    """Refuse an env whose observations or actions are not the ones the policy's arrays were trained on: a
+    CheckpointError where the policy's own file names the env (its config does not fit its arrays), else a
+    ConfigError; both name the two."""
+    ours = policy.spec
+    if (spec.obs_shape, spec.action_kind, spec.action_dims) == (ours.obs_shape, ours.action_kind, ours.action_dims):
+        return
+    name = env if isinstance(env, str) else env_label(env)
+    mismatch = f"the policy's arrays are for {_described(ours)}, while env {name} has {_described(spec)}"
+    if policy.source is not None and name == policy.config.env:
+        raise CheckpointError(f"{policy.source}: its config names env {name}, but {mismatch}: a damaged or edited file")
+    raise ConfigError(f"{mismatch}: evaluate the policy on the env it was trained on")
+
+
+def _described(spec: EnvSpec) -> str:
+    dims = list(spec.action_dims)
+    actions = {"discrete": f"{dims[0]} discrete actions", "continuous": f"continuous actions of size {dims[0]}"}
+    return f"observations shaped {list(spec.obs_shape)} and {actions.get(spec.action_kind, f'actions of sizes {dims}')}"
 
 
 def _check_rebuildable(name: str) -> None:
@@ -123,6 +147,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     if policy.config.hide_obs:  # as in training
         single = HideObservation(single, policy.config.hide_obs)
     check_spaces(single)
+    check_fits(policy, spec_from_spaces(single.observation_space, single.action_space), env)
     # a policy saved before its observation space was recorded gets observations encoded here
     encoder = ObsEncoder(single.observation_space) if policy.spec.obs_space is None else None
     key = jax.random.PRNGKey(seed)
@@ -145,10 +170,9 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
                 mask = read_mask(single, source, obs, info, size) if source else None
                 action, state = policy.act(raw, state, deterministic=deterministic, key=act_key, mask=mask)
                 result = single.step(action)
-                try:
-                    obs, reward, terminated, truncated, info = result
-                except (TypeError, ValueError):
-                    raise step_error(single, result) from None
+                if problem := step_problem(single, result):  # (each step in full: the policy costs far more)
+                    raise problem
+                obs, reward, terminated, truncated, info = result
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
@@ -166,7 +190,8 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
 
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
     """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
-    env, params, _ = make_jax_env(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
+    env, params, spec = make_jax_env(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
+    check_fits(policy, spec, policy.config.env)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
     masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")

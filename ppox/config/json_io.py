@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -42,23 +43,40 @@ def fields_from_json(cls: Any, data: Any) -> dict[str, Any]:
     return {name: tuple(value) if name in tuples and isinstance(value, list) else value for name, value in data.items()}
 
 
+MAX_JSON_BYTES = 16 * 2**20  # a config file is a few KB; a larger one is refused before it is read whole
+
+
 def read_json(path: Path) -> Any:
     """The JSON value in the file at ``path``.
 
     Raises:
-        ConfigError: the file cannot be read or is not valid JSON (saying where).
+        ConfigError: the file cannot be read, is over ``MAX_JSON_BYTES``, is not UTF-8 or not valid JSON, nests
+            deeper than Python's recursion limit, or holds an integer of more digits than Python converts.
     """
+    fix = "fix the file or write it with ppox.Config.to_json()"
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
     except OSError as err:
         raise ConfigError(
             f"cannot read the config file {path}: {err.strerror or err}; give the path of a JSON "
             "file such as a run folder's config.json"
         ) from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ConfigError(f"{path} is larger than a config file can be ({MAX_JSON_BYTES // 2**20} MiB); {fix}")
     try:
-        return json.loads(text)
+        return json.loads(data.decode("utf-8"))
     except json.JSONDecodeError as err:
         raise ConfigError(
-            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
-            "fix the file or write it with ppox.Config.to_json()"
+            f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); {fix}"
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); {fix}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests its JSON too deeply to be a config; {fix}") from None
+    except ValueError:  # (what json.loads raises besides: an integer over Python's int_max_str_digits)
+        raise ConfigError(
+            f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits; {fix}"
         ) from None

@@ -1,12 +1,14 @@
-"""Validation of a Config: every field's type and range, and the combinations that cannot work.
-
-Each problem is a ConfigError whose message names the flag and says what to change.
-"""
+"""Validation of a Config: every field's type and range, the combinations that cannot work, the memory a run
+needs (``check_memory_need``). Each problem is a ConfigError whose message names the flag and what to change."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
+import os
+import reprlib
 import types
 import typing
 
@@ -16,16 +18,31 @@ from ppox.errors import ConfigError
 
 def validate(c) -> None:
     """Every field checked, in the order the messages are most useful; the first problem is raised."""
+    _validate_bounds(c)
     _validate_types(c)
     _validate_sizes(c)
     _validate_algorithm(c)
     _validate_run(c)
     _validate_placement(c)
+    check_memory_need(c)
 
 
 def need(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+BITS = {"max_episode_steps": 31, "total_timesteps": 128}  # int32 in JAX; num_updates < 2^31 says more; others 63
+
+
+def _validate_bounds(c) -> None:
+    """Integers below 2^63 (a C long), or as ``BITS`` says: checked first (a file may hold any number)."""
+    for field in dataclasses.fields(c):
+        values, bits = getattr(c, field.name), BITS.get(field.name, 63)
+        for v in values if isinstance(values, tuple) else (values,):
+            if isinstance(v, int) and abs(v) >= 2**bits:
+                shown = repr(v) if v.bit_length() < 200 else f"a number of {int(v.bit_length() * 0.30103)}+ digits"
+                raise ConfigError(f"--{field.name.replace('_', '-')} must be below 2^{bits}, got {shown}")
 
 
 def _validate_types(c) -> None:
@@ -34,7 +51,7 @@ def _validate_types(c) -> None:
     hints = typing.get_type_hints(type(c))
     for field in dataclasses.fields(c):
         value, hint = getattr(c, field.name), hints[field.name]
-        need(_is(value, hint), f"--{field.name.replace('_', '-')} must be {_describe(hint)}, got {value!r}")
+        need(_is(value, hint), f"--{field.name.replace('_', '-')} must be {_describe(hint)}, got {reprlib.repr(value)}")
 
 
 def _is(value, hint) -> bool:
@@ -69,11 +86,8 @@ def _describe(hint) -> str:
 
 def _validate_sizes(c) -> None:
     for name in ("total_timesteps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "seeds"):
-        value = getattr(c, name)
-        need(
-            isinstance(value, int) and not isinstance(value, bool) and value > 0,
-            f"--{name.replace('_', '-')} must be a positive integer, got {value!r}",
-        )
+        value = getattr(c, name)  # (an integer: the types are checked first)
+        need(value > 0, f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
     if c.batch_size % c.num_minibatches:  # (the suggestion is only worked out when it is needed)
         need(
             False,
@@ -102,10 +116,7 @@ def _validate_algorithm(c) -> None:
         value = getattr(c, name)
         need(_finite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
     need(_finite(c.gamma) and 0.0 <= c.gamma <= 1.0, f"--gamma must lie in [0, 1], got {c.gamma!r}")
-    need(
-        isinstance(c.nstep_n, int) and not isinstance(c.nstep_n, bool) and c.nstep_n >= 1,
-        f"--nstep-n must be a positive integer, got {c.nstep_n!r}",
-    )
+    need(c.nstep_n >= 1, f"--nstep-n must be a positive integer, got {c.nstep_n!r}")
     need(
         c.baseline or c.advantage == "mc",
         f"--no-baseline is REINFORCE on the Monte Carlo return; it needs --advantage mc, not {c.advantage!r}",
@@ -129,10 +140,7 @@ def _validate_algorithm(c) -> None:
 
 
 def _validate_memory(c) -> None:
-    need(
-        isinstance(c.memory_size, int) and not isinstance(c.memory_size, bool) and c.memory_size > 0,
-        f"--memory-size must be a positive integer, got {c.memory_size!r}",
-    )
+    need(c.memory_size > 0, f"--memory-size must be a positive integer, got {c.memory_size!r}")
     if c.memory != "none" and c.num_envs % c.num_minibatches:
         need(
             False,
@@ -154,34 +162,28 @@ def _validate_run(c) -> None:
         f"--vec {c.vec} steps Atari games (ALE/Name-v5, "
         f"NameNoFrameskip-v4); {c.env} is not one: use --vec sync or async",
     )
-    need(isinstance(c.seed, int) and 0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
+    need(0 <= c.seed < 2**31, f"--seed must be an integer in [0, 2^31), got {c.seed!r}")
     need(
         c.run_name is None or (c.run_name.strip() != "" and "/" not in c.run_name and c.run_name not in (".", "..")),
         f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}",
     )
     need(bool(c.run_dir), "--run-dir must not be empty")
     need(
-        isinstance(c.checkpoint_every, int) and not isinstance(c.checkpoint_every, bool) and c.checkpoint_every >= 0,
+        c.checkpoint_every >= 0,
         f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}",
     )
     need(
-        isinstance(c.eval_episodes, int) and not isinstance(c.eval_episodes, bool) and c.eval_episodes >= 0,
+        c.eval_episodes >= 0,
         f"--eval-episodes must be a number of episodes >= 0 (0: no evaluation), got {c.eval_episodes!r}",
     )
-    need(
-        isinstance(c.keep_checkpoints, int) and not isinstance(c.keep_checkpoints, bool) and c.keep_checkpoints >= 1,
-        f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}",
-    )
+    need(c.keep_checkpoints >= 1, f"--keep-checkpoints must be a positive integer, got {c.keep_checkpoints!r}")
 
 
 def _validate_placement(c) -> None:
     """Where the run steps its envs and trains: the driver, devices, processes, Ray workers."""
+    need(c.devices >= 1, f"--devices must be a positive integer, got {c.devices!r}")
     need(
-        isinstance(c.devices, int) and not isinstance(c.devices, bool) and c.devices >= 1,
-        f"--devices must be a positive integer, got {c.devices!r}",
-    )
-    need(
-        c.num_envs % c.devices == 0 if isinstance(c.devices, int) and c.devices >= 1 else True,
+        c.num_envs % c.devices == 0,
         f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)",
     )
     check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
@@ -204,14 +206,11 @@ def _validate_placement(c) -> None:
             f"--seeds {c.seeds}: several seeds in one run need the fused driver (a JAX-native env); "
             f"on the host driver run one process per seed (--seed S)",
         )
-    need(
-        isinstance(c.workers, int) and not isinstance(c.workers, bool) and c.workers >= 1,
-        f"--workers must be a positive integer, got {c.workers!r}",
-    )
+    need(c.workers >= 1, f"--workers must be a positive integer, got {c.workers!r}")
     if c.ray is not None:
         need(c.driver != "fused", "--ray runs the host driver's rollouts on Ray; drop --driver fused")
         need(
-            isinstance(c.workers, int) and c.num_envs % c.workers == 0,
+            c.num_envs % c.workers == 0,
             f"--num-envs {c.num_envs} must divide by --workers {c.workers} (each worker steps an equal share)",
         )
     if c.distributed:
@@ -232,3 +231,68 @@ def _divisor_near(n: int, target: int, tries: int = 100_000) -> int:
             if 1 <= d <= n and n % d == 0:
                 return d
     return 1
+
+
+HOST_ENV_BYTES = 2048  # a Gymnasium env object on the host driver: 2.8 KB measured (CartPole-v1 and its wrappers)
+ADVICE = {  # what needs the memory: (what the message calls it, what to change)
+    "parameters": ("the networks' {} parameters", "use smaller --hidden-sizes (or --memory-size)"),
+    "rollout": ("the rollout buffers", "lower --num-envs or --num-steps"),
+    "acting": ("every env acting at once", "lower --num-envs"),
+    "minibatch": ("a minibatch's activations", "raise --num-minibatches or lower --num-envs or --num-steps"),
+}
+
+
+def parameter_count(c, obs_shape: tuple = (1,), actions: int = 1) -> int:
+    """Actor and critic parameters for observations ``obs_shape`` (a CNN's output counted as one feature: a lower
+    bound) and ``actions`` policy outputs; the defaults give a lower bound for any env."""
+    sizes = (1 if len(obs_shape) == 3 and c.network != "mlp" else math.prod(obs_shape), *c.hidden_sizes)
+    trunk, out = sum((a + 1) * b for a, b in zip(sizes, sizes[1:])), c.hidden_sizes[-1]
+    if c.memory != "none":  # input and recurrent kernels and biases of each gate
+        gates, m = (3 if c.memory == "gru" else 4), c.memory_size
+        trunk, out = trunk + gates * m * (out + m + 1) + m, m
+    return (1 if c.shared_trunk else 2) * trunk + (out + 1) * (actions + 1)
+
+
+def memory_need(c, obs_shape: tuple = (1,), obs_itemsize: int = 4, actions: int = 1) -> dict[str, int]:
+    """A lower bound of the bytes a run allocates, by what for (``ADVICE``'s keys): float32 parameters, gradient and
+    Adam's two moments; the rollout (observation and next one, six float32 per step); every env's activations as
+    they act at once; a minibatch's activations and gradients; all per seed; a Python object per host-driver env.
+    The defaults are the smallest env's: a check before the env is made."""
+    width = (sum(c.hidden_sizes) + (c.memory_size if c.memory != "none" else 0)) * (1 if c.shared_trunk else 2)
+    need = {
+        "parameters": 16 * parameter_count(c, obs_shape, actions),
+        "rollout": c.batch_size * (2 * obs_itemsize * math.prod(obs_shape) + 24),
+        "acting": c.num_envs * (4 * width + (HOST_ENV_BYTES if driver_for(c.env, c.driver, c.ray) == "host" else 0)),
+        "minibatch": 8 * c.minibatch_size * width,
+    }
+    return {what: c.seeds * size for what, size in need.items()}  # (the host driver runs one seed)
+
+
+@functools.lru_cache(maxsize=1)
+def machine_memory() -> int | None:
+    """The bytes of memory a run may use: the machine's physical memory (os.sysconf), or the cgroup's limit
+    (/sys/fs/cgroup/memory.max) where it is lower; None where neither can be read (no check then)."""
+    sizes = []
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        sizes.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    with contextlib.suppress(OSError, ValueError), open("/sys/fs/cgroup/memory.max") as f:
+        sizes.append(int(f.read()))  # ("max": no limit)
+    return min(sizes) if sizes else None
+
+
+def check_memory_need(c, obs_shape: tuple = (1,), obs_itemsize: int = 4, actions: int = 1, limit=None) -> None:
+    """ConfigError naming the flag to change where ``memory_need`` exceeds ``limit`` (default: ``machine_memory``),
+    before anything is allocated: the config alone, then again where the env's spec is known."""
+    limit = machine_memory() if limit is None else limit
+    need = memory_need(c, obs_shape, obs_itemsize, actions)
+    total = sum(need.values())
+    if limit is None or total <= limit:
+        return
+    what = max(need, key=need.__getitem__)
+    detail, advice = ADVICE[what]
+    detail = detail.format(f"{parameter_count(c, obs_shape, actions):,}")
+    advice = f"lower --seeds {c.seeds}" if c.seeds > 1 and total // c.seeds <= limit else advice
+    raise ConfigError(
+        f"this run needs at least {total / 1e9:,.1f} GB of memory ({detail}: {need[what] / 1e9:,.1f} GB), more "
+        f"than this machine's {limit / 1e9:,.1f} GB: {advice}"
+    )

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import jax
 import numpy as np
 
 from ppox.config.config import Config
+from ppox.config.validation import check_memory_need, machine_memory
 from ppox.storage.checkpoint import Checkpoint
 from ppox.storage.runfolder import AnyRunConfig
 
@@ -70,3 +72,13 @@ def any_length(config: Config) -> Config:
     the compiled programs only as a traced number (``Hyper.num_updates``), so runs of every length that
     share a chunk size compile once (the key of ``compile_program`` and ``build_learner``)."""
     return config.replace(total_timesteps=max(1, (max_chunk(config) // 2) * PROGRESS_CHUNKS + 1) * config.batch_size)
+
+
+def check_env_memory(config: Config, spec, obs_space=None) -> None:
+    """The config's memory check (``check_memory_need``) again with this env's observations and actions, before
+    the learner and the rollout buffers are made; the limit is the smaller of the machine's memory and the
+    first device's (an accelerator's ``bytes_limit``, where JAX reports one)."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    limits = [size for size in (machine_memory(), stats.get("bytes_limit")) if size]
+    itemsize = 1 if getattr(obs_space, "dtype", None) == np.uint8 else 4  # (uint8 images stay uint8)
+    check_memory_need(config, spec.obs_shape, itemsize, sum(spec.action_dims), min(limits) if limits else None)

@@ -23,6 +23,7 @@ from ppox.agent.metrics import METRIC_NAMES
 from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
+from ppox.drivers.base import check_env_memory
 from ppox.envs.families import family_for, load_maker
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.spec import EnvSpec, to_env_action
@@ -256,6 +257,7 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
         pool = load_maker(family, "fused")(config.env, config.num_envs, config.max_episode_steps, pool_seed)
         return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None, pool)
     env, env_params, spec = make_jax_env(config.env, config.max_episode_steps, config.hide_obs)
+    check_env_memory(config, spec)  # with this env's observations, before the runner is made
     return Fused(
         config,
         spec,

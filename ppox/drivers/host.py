@@ -33,7 +33,7 @@ from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_o
 from ppox.agent.metrics import EPISODE_METRICS, METRIC_NAMES
 from ppox.config.config import DEFAULT_ENV, Config, static_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
-from ppox.drivers.base import any_length
+from ppox.drivers.base import any_length, check_env_memory
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
 from ppox.envs.families import make_host_envs
@@ -200,6 +200,7 @@ class HostDriver:
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
+            check_env_memory(config, self.spec, self.venv.single_observation_space)
             self.network, self._init, self._learn = build_learner(any_length(static_config(config)), self.spec)
         except BaseException:
             self.venv.close()

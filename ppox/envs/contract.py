@@ -1,15 +1,23 @@
 """What a Gymnasium env must return, checked where ppox first meets it, with a one-line error.
 
 reset() -> (observation, info); step(action) -> (observation, reward, terminated, truncated, info); the
-observation fits the env's observation_space (shape, and a number where a number is due). The checks
-run at reset and on each env's first step; after that only the tuple's length is checked (free: it is
-the unpacking).
+observation fits the env's observation_space (shape, and a number where a number is due), the reward is one
+number, terminated and truncated one bool each. Every element is checked at reset, on each env's first step
+and at each episode's end; on the other steps the vector env checks the arrays it stacks, by their shape and
+dtype only, and ``step_problem`` finds the env and the element only where they do not fit (in subprocesses,
+``CheckedAsyncEnvs``: Gymnasium's own errors, made one line).
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv
 
 from ppox.errors import ConfigError
 
@@ -51,13 +59,90 @@ def step_error(env, result) -> EnvContractError:
     )
 
 
+def step_problem(env, result) -> EnvContractError | None:
+    """The error of the first part of a step's result that breaks the contract; None where all is as promised."""
+    if not (isinstance(result, tuple) and len(result) == 5):
+        return step_error(env, result)
+    obs, *flags, info = result
+    problem = _observation_problem(env.observation_space, obs)
+    if problem:
+        return _observation_error(env, "step()", problem)
+    for name, value in zip(("reward", "terminated", "truncated"), flags):
+        array = np.asarray(value)
+        if array.ndim or array.dtype.kind not in "biuf":
+            return EnvContractError(
+                f"env {env_name(env)}: step() returned {name} {_describe(value)}; a Gymnasium env's step returns "
+                "one number as the reward and one bool each as terminated and truncated"
+            )
+    if not isinstance(info, dict):
+        return EnvContractError(f"env {env_name(env)}: step() returned info {_describe(info)}; expected a dict")
+    return None
+
+
+def batch_check(space, n: int) -> Callable[[Any], bool]:
+    """The per-step check of a vector env of ``n`` envs, made once: whether its stacked observations have the
+    space's shapes and hold numbers (shapes and dtypes only: a few comparisons per step)."""
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return functools.partial(_fits, space, n=n)
+    shape = (n, *(space.shape or ()))
+    return lambda batch: batch.shape == shape and batch.dtype.kind in "biuf"
+
+
+def _fits(space, batch, n: int) -> bool:
+    if isinstance(space, spaces.Dict):
+        return isinstance(batch, dict) and all(_fits(s, batch[k], n) for k, s in space.spaces.items())
+    if isinstance(space, spaces.Tuple):
+        return all(_fits(s, b, n) for s, b in zip(space.spaces, batch))
+    return batch.shape == (n, *(space.shape or ())) and batch.dtype.kind in "biuf"
+
+
+def batch_error(envs, observations, rewards, terminated, truncated) -> EnvContractError:
+    """The error of the env whose step did not fit the batch, found element by element (after ``batch_check``)."""
+    for i, env in enumerate(envs):
+        problem = step_problem(env, (observations[i], rewards[i], terminated[i], truncated[i], {}))
+        if problem:
+            return problem
+    return EnvContractError(f"env {env_name(envs[0])}: step() returned observations that do not stack")
+
+
+class CheckedAsyncEnvs(AsyncVectorEnv):
+    """Gymnasium's AsyncVectorEnv (an env per subprocess) for the env named ``name``, whose workers' contract
+    errors (an observation of another shape does not fit the shared memory) and rewards that are not one number
+    per env are one EnvContractError, not Gymnasium's warnings and a traceback. Per step: one shape comparison."""
+
+    def __init__(self, name: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name = name
+
+    def step(self, actions):
+        with warnings.catch_warnings():  # (Gymnasium reports a worker's error as warnings, then raises it)
+            warnings.simplefilter("ignore")
+            try:
+                result = super().step(actions)
+            except (ValueError, TypeError) as err:
+                raise EnvContractError(
+                    f"env {self.name}: step() in its subprocess failed: {err} (as an observation that does not fit "
+                    "the observation_space does)"
+                ) from None
+        if np.shape(result[1]) != (self.num_envs,):
+            raise EnvContractError(
+                f"env {self.name}: step() returned rewards shaped {np.shape(result[1])[1:]}; a Gymnasium env's "
+                "step returns one number as the reward"
+            )
+        return result
+
+
 def check_observation(env, obs, call: str) -> None:
     problem = _observation_problem(env.observation_space, obs)
     if problem:
-        raise EnvContractError(
-            f"env {env_name(env)}: {call} returned an observation that does not fit its "
-            f"observation_space {env.observation_space}: {problem}"
-        )
+        raise _observation_error(env, call, problem)
+
+
+def _observation_error(env, call: str, problem: str) -> EnvContractError:
+    return EnvContractError(
+        f"env {env_name(env)}: {call} returned an observation that does not fit its "
+        f"observation_space {env.observation_space}: {problem}"
+    )
 
 
 def _observation_problem(space, obs) -> str | None:
@@ -72,7 +157,7 @@ def _observation_problem(space, obs) -> str | None:
             return f"expected a tuple of {len(space.spaces)}, got {_describe(obs)}"
         return next((p for s, o in zip(space.spaces, obs) if (p := _observation_problem(s, o))), None)
     array = np.asarray(obs)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype.kind not in "biufc":  # (bool and numbers; not objects or text)
         return f"expected numbers, got {_describe(obs)}"
     shape = () if isinstance(space, spaces.Discrete) else tuple(space.shape or ())
     if array.shape != shape:

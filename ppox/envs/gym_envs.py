@@ -17,10 +17,19 @@ from typing import Any, NoReturn
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode
+from gymnasium.vector import AutoresetMode
 
-from ppox.envs.contract import check_observation, check_reset, check_spaces, step_error
-from ppox.envs.gym_make import env_factory
+from ppox.envs.contract import (
+    CheckedAsyncEnvs,
+    batch_check,
+    batch_error,
+    check_observation,
+    check_reset,
+    check_spaces,
+    step_error,
+    step_problem,
+)
+from ppox.envs.gym_make import env_factory, env_label
 from ppox.envs.gym_wrappers import hidden
 from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.spec import EnvSpec, spec_from_action_space
@@ -46,6 +55,7 @@ class SyncEnvs:
         # Discrete actions go to the envs as Python ints: a space's contains() checks those fastest.
         self._int_actions = isinstance(self.single_action_space, spaces.Discrete)
         self._checked = [False] * self.num_envs  # each env's first step is checked in full
+        self._fits, self._one = batch_check(self.single_observation_space, self.num_envs), (self.num_envs,)
         self.infos: list[dict] = [{}] * self.num_envs  # each env's latest info (its reset's, after an autoreset)
         self.mask_source: str | None = None  # where the envs offer action masks (ppox.envs.masks), from reset
 
@@ -74,12 +84,15 @@ class SyncEnvs:
             result = env.step(actions[i])
             try:
                 obs, reward, term, trunc, self.infos[i] = result
-            except (TypeError, ValueError):
-                raise step_error(env, result) from None
-            if not self._checked[i]:
-                check_observation(env, obs, "step()")
+                ended = bool(term or trunc)
+            except (TypeError, ValueError):  # (not a 5-tuple, or terminated an array)
+                raise step_problem(env, result) or step_error(env, result) from None
+            if not self._checked[i]:  # each env's first step in full
+                if problem := step_problem(env, result):
+                    raise problem
                 self._checked[i] = True
-            if term or trunc:
+            if ended:
+                check_observation(env, obs, "step()")  # the final observation, in full
                 if not info:
                     info = {
                         "final_obs": np.full(self.num_envs, None, object),
@@ -91,13 +104,15 @@ class SyncEnvs:
             rewards.append(reward)
             terminated.append(term)
             truncated.append(trunc)
-        return (
-            _stack(self.single_observation_space, observations),
-            np.array(rewards, np.float64),
-            np.array(terminated, bool),
-            np.array(truncated, bool),
-            info,
-        )
+        try:  # the per-step check: the stacked arrays' shapes and dtypes only (None rewards: NaN, found per update)
+            batch = _stack(self.single_observation_space, observations)
+            arrays = np.array(rewards, np.float64), np.array(terminated, bool), np.array(truncated, bool)
+            fits = arrays[0].shape == arrays[1].shape == arrays[2].shape == self._one and self._fits(batch)
+        except (TypeError, ValueError, KeyError, IndexError):  # (observations of different shapes do not stack)
+            fits = False
+        if not fits:
+            raise batch_error(self.envs, observations, rewards, terminated, truncated)  # (which env, which part)
+        return (batch, *arrays, info)
 
     def close(self) -> None:
         for env in self.envs:
@@ -134,7 +149,12 @@ def make_vector_env(
         factory = functools.partial(hidden, factory, tuple(hide_obs))
     try:
         if vec == "async":  # spawned, not forked: forking a process that runs JAX can deadlock
-            return AsyncVectorEnv([factory] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP, context="spawn")
+            return CheckedAsyncEnvs(
+                env if isinstance(env, str) else env_label(env),
+                [factory] * num_envs,
+                autoreset_mode=AutoresetMode.SAME_STEP,
+                context="spawn",
+            )
         return SyncEnvs([factory] * num_envs)
     except gym.error.DependencyNotInstalled as err:
         text = str(err).lower()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import reprlib
 
 from ppox.envs.families import (
     JAX_ENV_IDS,
@@ -102,6 +103,10 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
     the packages that would register it) nor an entry point. ``strict=False`` lets a name pass that is
     close to no known id: the label of an env given as an object from Python."""
     if is_entry_point(env_id) or env_id in gymnasium_ids() or is_jax_env(env_id):
+        return
+    if len(env_id) > 200:  # (no id is that long: said at once, not after comparing it with every id)
+        if strict:
+            raise ConfigError(f"--env: unknown environment {reprlib.repr(env_id)} ({len(env_id):,} characters)")
         return
     import_plugins(env_id)
     ids = known_env_ids()
