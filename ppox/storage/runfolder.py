@@ -9,6 +9,7 @@ taken over by the next run of its name."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -177,6 +178,16 @@ def discard_if_empty(path: Path | None) -> None:
         lock.release()
 
 
+def _open_lock_file(path: Path) -> IO[str]:
+    """The lock file, made if missing; never through a link (which would truncate the file it points to)."""
+    try:
+        return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644), "a+")
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a link; ppox writes no lock through a link: remove it") from None
+        raise
+
+
 class RunLock:
     """RUN/.lock, held (flock) while a process writes the run: a second writer is refused at once."""
 
@@ -187,7 +198,7 @@ class RunLock:
         (and then ``busy``: what to do); ``file``: a lock file already held (``RunLock.new``)."""
         self.path, self.made_file = Path(path), file is not None
         if file is None:
-            file = open(self.path / LOCK_FILE, "a+")
+            file = _open_lock_file(self.path / LOCK_FILE)
             try:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -135,3 +135,19 @@ def test_temporary_files_of_killed_writes_are_removed_at_the_next_start(tmp_path
     assert not any(p.exists() for p in ours)
     assert all(p.exists() for p in theirs) and target.read_text() == "keep"
     assert (run / ".config.json.qwertyui.tmp").is_symlink()
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_untouched(tmp_path):
+    """RUN/.lock as a symlink to a user's file: refused in one line; the file keeps its content (opening the
+    lock "a+" and truncating it used to empty the file the link points to)."""
+    from ppox.errors import ConfigError
+    from ppox.storage.runfolder import LOCK_FILE, RunLock
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_FILE).symlink_to(precious)
+    with pytest.raises(ConfigError, match="is a link"):
+        RunLock(run)
+    assert precious.read_text() == "keep me"
