@@ -33,9 +33,7 @@ class Rollout(NamedTuple):
     masks: Any = None  # legal actions when acting, bool [T, N, sum(action_dims)]; None: no masks
     starts: Any = None  # recurrent policy: obs[t] begins an episode, bool [T, N]; else None
     carry: Any = None  # recurrent policy: each env's carry before the rollout's first step [N, ...]
-    log_probs: Any = (
-        None  # np.ndarray or None: log pi(a|s) when acting [T, N] (CNN actors); None: the update computes it
-    )
+    log_probs: Any = None  # log pi(a|s) when acting [T, N] (CNN actors); None: the update computes it
     values: Any = None  # V(s) when acting [T, N], with log_probs; else None
 
 
