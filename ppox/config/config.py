@@ -196,6 +196,19 @@ class Config:
     tensorboard: bool = True
     """Write TensorBoard event files into the run folder."""
 
+    track: tuple[Literal["wandb", "mlflow"], ...] = ()
+    """Experiment trackers besides TensorBoard (ppox.storage.trackers.TRACKERS): wandb (Weights & Biases, pip
+    install "ppox[wandb]") and mlflow (pip install "ppox[mlflow]"; a local file store ./mlruns unless
+    MLFLOW_TRACKING_URI names another)."""
+
+    stop_at_return: float | None = None
+    """Stop the run (saving a checkpoint and the policy) once the mean episodic return of an update, over
+    seeds, reaches this (SB3's StopTrainingOnRewardThreshold). None: run to --total-timesteps."""
+
+    init_from: str | None = None
+    """Start from this finished run's parameters and observation statistics (a run folder), with a fresh
+    optimiser: fine-tuning, on the same env or another with the same spaces. None: a fresh initialisation."""
+
     checkpoint_every: int = 100_000
     """Env steps (per seed) between training checkpoints in RUN/checkpoints (0: only at the end and on
     an interrupt); rounded up to whole updates (fused driver: whole chunks of about 1/20 of the run)."""

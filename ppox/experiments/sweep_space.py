@@ -22,7 +22,19 @@ from ppox.errors import ConfigError, closest
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 HINTS = typing.get_type_hints(Config)
-NOT_SWEPT = ("seeds", "seed", "run_dir", "run_name", "save", "progress", "tensorboard", "distributed")
+NOT_SWEPT = (
+    "seeds",
+    "seed",
+    "run_dir",
+    "run_name",
+    "save",
+    "progress",
+    "tensorboard",
+    "track",
+    "stop_at_return",
+    "init_from",
+    "distributed",
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,6 +64,7 @@ class LMRunConfig:
     run_name: str | None = None
     save: bool = True
     tensorboard: bool = True
+    track: tuple[Literal["wandb", "mlflow"], ...] = ()  # experiment trackers besides TensorBoard (TRACKERS)
     progress: bool = False
     checkpoint_every: int = 50  # updates; 0: only at the end
     keep_checkpoints: int = 3
