@@ -14,16 +14,20 @@ import importlib
 from ppox._version import __version__
 
 _WHERE = {
+    "Callback": "ppox.run.callbacks",
     "Config": "ppox.config.config",
     "ConfigError": "ppox.errors",
     "Policy": "ppox.acting.policy",
     "TrainResult": "ppox.run.training",
+    "UserCodeError": "ppox.errors",
     "evaluate": "ppox.acting.evaluation",
     "init_distributed": "ppox.run.training",
     "load": "ppox.acting.policy",
     "make_train": "ppox.drivers.fused_program",
     "resume": "ppox.run.training",
     "resume_lm": "ppox.lm.training",  # also ppox.lm.resume
+    "StopOnNoImprovement": "ppox.run.callbacks",
+    "StopOnReturn": "ppox.run.callbacks",
     "train_lm": "ppox.lm.training",  # also ppox.lm.train
     "train": "ppox.run.training",
 }

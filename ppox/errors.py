@@ -8,7 +8,10 @@ Both carry a one-line message that says what to change. A non-finite number duri
 from __future__ import annotations
 
 import difflib
+import sysconfig
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +33,53 @@ class RunWriteError(OSError):
         error = cls(f"could not write {path}: {err.strerror or err}")
         error.errno = err.errno
         return error
+
+
+class UserCodeError(Exception):
+    """An exception the user's code raised during a run: the env, the reward or a callback (``__cause__``, also
+    ``error``), shown as theirs, not ppox's. The run loop checkpoints the last completed update first; then
+    ``saved`` is that update and ``resume`` the command that continues the run (None where nothing was saved).
+
+    A driver whose ``run`` fails part-way sets ``completed`` to (state, pending, n): the state after the n updates
+    of the chunk that completed, and their pending metrics, which the loop saves."""
+
+    def __init__(self, where: str, error: BaseException):
+        super().__init__(f"{where} raised {type(error).__name__}: {error}")
+        self.where, self.error = where, error
+        self.__cause__, self.__suppress_context__ = error, True
+        self.completed: tuple | None = None
+        self.saved: int | None = None
+        self.resume: str | None = None
+
+    def user_frames(self) -> str:
+        """The traceback of the user's exception, only the frames in the user's files (not ppox's, the standard
+        library's or installed packages'; where none is the user's, every frame past ppox's), then its last line."""
+        frames = [f for f in traceback.extract_tb(self.error.__traceback__) if not _in(f.filename, (PPOX_DIR,))]
+        own = [f for f in frames if not (f.filename.startswith("<") or _in(f.filename, LIBRARY_DIRS))]
+        return "".join(traceback.format_list(own or frames[-1:])) + traceback.format_exception_only(self.error)[-1]
+
+
+PPOX_DIR = str(Path(__file__).resolve().parent)
+LIBRARY_DIRS = tuple(
+    {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+
+
+def _in(filename: str, folders: tuple[str, ...]) -> bool:
+    """Whether the file ``filename`` lies in one of ``folders`` (a name like '<string>' lies in none)."""
+    path = str(Path(filename).resolve())
+    return not filename.startswith("<") and any(path.startswith(folder + "/") for folder in folders)
+
+
+def as_users(error: Exception, where: str) -> Exception:
+    """``error`` as a UserCodeError of ``where`` (e.g. "the env CartPole-v1"), unless it is ppox's own: one of
+    ppox's errors, or raised in ppox's files."""
+    if isinstance(error, (ConfigError, CheckpointError, RunWriteError, UserCodeError)):
+        return error
+    innermost = traceback.extract_tb(error.__traceback__)[-1:]
+    if innermost and _in(innermost[0].filename, (PPOX_DIR,)):
+        return error
+    return UserCodeError(where, error)
 
 
 def closest(name: str, choices, cutoff: float = 0.5) -> list[str]:

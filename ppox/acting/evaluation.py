@@ -24,6 +24,7 @@ from ppox.envs.masks import mask_source, read_mask
 from ppox.envs.registry import check_env_id
 from ppox.envs.spec import EnvSpec
 from ppox.errors import CheckpointError, ConfigError
+from ppox.utils.naming import named
 
 EVAL_STEP_CAP = 10_000  # steps per evaluation episode when neither the env nor the run sets a limit
 
@@ -51,13 +52,13 @@ def evaluate(
     ``trust_env=True``: importing it runs its code.
     """
     if not 1 <= episodes < 2**31:
-        raise ConfigError(f"--episodes must be a positive integer below 2^31, got {episodes}")
+        raise ConfigError(f"{named('--episodes', 'episodes')} must be a positive integer below 2^31, got {episodes}")
     if not 0 <= seed < 2**31:  # (JAX's keys take 64 bits; the config's seeds, and these, 31)
-        raise ConfigError(f"--seed must be an integer in [0, 2^31), got {seed}")
+        raise ConfigError(f"{named('--seed', 'seed')} must be an integer in [0, 2^31), got {seed}")
     if isinstance(env, str) and env == policy.config.env:
         env, trust_env = None, True  # the policy's own env, confirmed
     if env is None and policy.source is not None:
-        confirm_file_config(policy.config, policy.source, trust=trust_env, uses_ray=False)
+        confirm_file_config(policy.config, policy.source, trust=trust_env, uses_ray=False, trust_argument="trust_env")
     if env is None:
         _check_rebuildable(policy.config.env)
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
@@ -65,8 +66,8 @@ def evaluate(
     if env is None and family_for(name, "single") is None:  # a JAX-native env only
         if video_folder is not None and len(policy.spec.obs_shape) != 3:
             raise ConfigError(
-                f"--video needs a Gymnasium environment or image observations (HxWxC, drawn from the "
-                f"grid: MinAtar); {name} is JAX-native only and its observations are flat"
+                f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "
+                f"drawn from the grid: MinAtar); {name} is JAX-native only and its observations are flat"
             )
         returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder is not None)
         if video_folder is not None:
@@ -159,6 +160,12 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
             obs, info = check_reset(single, single.reset(seed=seed + episode))
             if episode == 0 and uses_masks:  # where the env offers masks, if it does
                 source = mask_source(single, obs, info)
+                if source is None and policy.masked:
+                    raise ConfigError(
+                        f"this policy was trained with action masks, and env {env_label(single)} offers none "
+                        "(action_masks(), info['action_mask'] or an 'action_mask' observation entry): evaluate it "
+                        "on an env that offers them"
+                    )
             total, done, steps, state = 0.0, False, 0, policy.initial_state(1)
             while not done:
                 if steps == cap:

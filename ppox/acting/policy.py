@@ -35,6 +35,12 @@ from ppox.storage.checkpoint import (
 
 POLICY_FILE = "policy.safetensors"
 NO_STATE = object()  # Policy.act called without a state: actions only (memoryless policies)
+MASK_WHERE = {  # where an env offered its masks in training (EnvSpec.action_mask), as act's message says it
+    "method": "its env's action_masks()",
+    "info": "info['action_mask']",
+    "obs": "the observation's 'action_mask' entry",
+    "state": "its game's legal moves",
+}
 
 
 @dataclasses.dataclass
@@ -79,7 +85,23 @@ class Policy:
         actions, _, state = self._act_fn(self.params, self.obs_stats, obs, key, deterministic, mask, memory)
         return actions, state
 
-    def act(self, obs, state=NO_STATE, *, deterministic: bool = True, key: jax.Array | None = None, mask=None):
+    @property
+    def masked(self) -> bool:
+        """Whether it was trained with action masks (recorded with the policy since they are): then ``act`` needs
+        the legal actions of each step."""
+        return self.spec.action_mask is not None and self.config.action_mask == "auto"
+
+    def act(
+        self,
+        obs,
+        state=NO_STATE,
+        *,
+        deterministic: bool = True,
+        key: jax.Array | None = None,
+        mask=None,
+        info: dict | None = None,
+        env=None,
+    ):
         """Actions, as the env's ``step`` takes them, for what the env returned: one observation or a batch.
 
         Observations are encoded as in training (one-hot for Discrete, flattened Dict and Tuple, uint8
@@ -94,8 +116,10 @@ class Policy:
                 ``ppox.evaluate``); else actions are sampled with ``key``.
             key: a ``jax.random.PRNGKey``, required when ``deterministic`` is False.
             mask: legal actions (bool, True = legal), [n] for one observation or [batch, n]: masked actions
-                get probability 0. Without it, a Dict observation's "action_mask" entry is used (unless the
-                run said --action-mask off).
+                get probability 0. Without it (unless the run said --action-mask off), a Dict observation's
+                "action_mask" entry is used, else ``info["action_mask"]``, else ``env.action_masks()``.
+            info: the info dict the env returned with ``obs`` (a vector env's too), for its "action_mask".
+            env: the env that returned ``obs``, for its ``action_masks()`` method (sb3-contrib's convention).
 
         Returns:
             The actions, clipped to the bounds, shaped like the action space and with indices from the
@@ -103,12 +127,11 @@ class Policy:
             ``state``: the pair (actions, state after the step).
 
         Raises:
-            ValueError: sampling without a ``key``, a recurrent policy called without ``state``, or
-                observations of the wrong shape.
+            ValueError: sampling without a ``key``, a recurrent policy called without ``state``, a policy
+                trained with action masks called without them, or observations of the wrong shape.
         """
         batch, single = self.observations(obs)
-        if mask is None and isinstance(obs, dict) and "action_mask" in obs and self.config.action_mask == "auto":
-            mask = obs["action_mask"]
+        mask = self.legal_actions(obs, mask, info, env)
         if mask is not None:
             mask = np.asarray(mask).astype(bool).reshape(batch.shape[0], -1)
         if not deterministic and key is None:
@@ -127,6 +150,25 @@ class Policy:
         if state is NO_STATE:
             return actions
         return actions, (jax.device_get(carry) if self.recurrent else state)
+
+    def legal_actions(self, obs, mask=None, info=None, env=None):
+        """The mask to act under: ``mask``, else one that the observation, ``info`` or ``env`` offers (unless the
+        run said --action-mask off); ValueError, one line, where the policy was trained with masks and none is
+        given, since acting without them can choose an illegal action."""
+        if mask is not None or self.config.action_mask != "auto":
+            return mask
+        if isinstance(obs, dict) and "action_mask" in obs:
+            return obs["action_mask"]
+        if isinstance(info, dict) and "action_mask" in info:
+            return info["action_mask"]
+        if env is not None:
+            return env_action_masks(env)
+        if self.masked:
+            raise ValueError(
+                f"this policy was trained with action masks ({MASK_WHERE[self.spec.action_mask]}): pass the legal "
+                "actions, act(obs, mask=...), or act(obs, info=info) / act(obs, env=env) to read them from there"
+            )
+        return None
 
     def value(self, obs, state=None) -> np.ndarray:
         """The critic's V(s) for one observation or a batch (a recurrent policy: given its ``state``)."""
@@ -161,6 +203,22 @@ class Policy:
                 f"got {list(batch.shape)}"
             )
         return batch, single
+
+
+def env_action_masks(env) -> np.ndarray:
+    """The legal actions ``env`` offers now through its ``action_masks()`` method (through wrappers too; a vector
+    env's: each env's, stacked); ValueError where it has none."""
+    method = getattr(env, "action_masks", None)
+    if method is None and hasattr(env, "get_wrapper_attr"):
+        try:
+            method = env.get_wrapper_attr("action_masks")
+        except AttributeError:
+            method = None
+    if callable(method):
+        return np.asarray(method())
+    if callable(getattr(env, "call", None)):  # a Gymnasium vector env: its envs' methods
+        return np.stack([np.asarray(mask) for mask in env.call("action_masks")])
+    raise ValueError(f"act(obs, env=...): {type(env).__name__} has no action_masks() method; pass mask=... instead")
 
 
 def load(path, seed_index: int = 0) -> Policy:

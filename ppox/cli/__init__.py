@@ -18,6 +18,7 @@ from typing import Any
 
 from ppox.cli.flags import FlagError, fail
 from ppox.utils import signals
+from ppox.utils.naming import on_command_line
 
 COMMANDS = {  # name -> the module with SUMMARY and run(args)
     "train": "ppox.cli.train",
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = closest(command, COMMANDS)
         return fail(command, f"unknown command{'; did you mean ' + hint[0] + '?' if hint else ''}\n{usage()}")
     try:
-        return importlib.import_module(COMMANDS[command]).run(rest)
+        with on_command_line():  # (messages name flags, not Python arguments)
+            return importlib.import_module(COMMANDS[command]).run(rest)
     except FlagError as err:
         return fail(command, str(err))
     except KeyboardInterrupt:

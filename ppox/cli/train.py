@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ppox.cli.flags import Option, fail, given, parse_flags, scan, text, value_of
+from ppox.cli.flags import Option, count, fail, given, parse_flags, scan, text, value_of
 from ppox.cli.running import run_reported
 
 SUMMARY = "train PPO (ppox train --help lists every flag; defaults are the --env preset)"
@@ -21,6 +21,9 @@ RESUME_OPTIONS = {  # (--distributed: the run's own setting)
     "ray": Option(value="ADDRESS"),
     "trust-run-config": Option(),
     "distributed": Option(),
+    "total-timesteps": Option(value="N", needs="a new end in env steps: --total-timesteps 1e6"),
+    "progress": Option(),
+    "no-progress": Option(),
 }
 
 
@@ -77,19 +80,28 @@ def file_config(file: str, args: list[str], trust: bool) -> Any:
 
 
 def resume(args: list[str]) -> int:
-    """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config.
-    --env and --ray confirm an entry point or Ray address the run's files name; --trust-run-config trusts them."""
+    """ppox train --resume RUN: continue a run from its newest checkpoint, with the run's own config; to a new
+    end with --total-timesteps N (a finished run too); --no-progress hides the progress bar. --env and --ray
+    confirm an entry point or Ray address the run's files name; --trust-run-config trusts them."""
+    from ppox.errors import ConfigError
     from ppox.run.training import resume
 
     opts, rest = scan(args, RESUME_OPTIONS.get)
     if rest:
         return fail("train", f"--resume continues a run with its own settings; drop {' '.join(rest)}")
+    try:
+        total = count(opts, "total-timesteps", None)
+    except ConfigError as err:
+        return fail("train", str(err))
+    progress = next((arg == "--progress" for arg in reversed(args) if arg in ("--progress", "--no-progress")), None)
     start = functools.partial(
         resume,
         text(opts, "resume"),
         env=text(opts, "env"),
         ray=text(opts, "ray"),
         trust_run_config="trust-run-config" in opts,
+        total_timesteps=total,
+        progress=progress,
     )
     return run_reported("train", start, report)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -202,8 +203,9 @@ class Config:
     MLFLOW_TRACKING_URI names another)."""
 
     stop_at_return: float | None = None
-    """Stop the run (saving a checkpoint and the policy) once the mean episodic return of an update, over
-    seeds, reaches this (SB3's StopTrainingOnRewardThreshold). None: run to --total-timesteps."""
+    """Stop the run (saving a checkpoint and the policy; it counts as finished) once the mean return reaches this:
+    the evaluation return at a checkpoint with --eval-episodes, else an update's mean episodic return over seeds
+    (SB3's StopTrainingOnRewardThreshold). None: run to --total-timesteps."""
 
     init_from: str | None = None
     """Start from this finished run's parameters and observation statistics (a run folder), with a fresh
@@ -224,6 +226,9 @@ class Config:
     """Show a progress bar while training."""
 
     def __post_init__(self):
+        for name in ("run_dir", "init_from"):  # (a folder may be given as a Path: kept as the str JSON holds)
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         validate(self)
 
     # Derived sizes -------------------------------------------------------------------

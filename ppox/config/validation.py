@@ -14,17 +14,23 @@ import typing
 
 from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
 from ppox.errors import ConfigError
+from ppox.utils.naming import with_fields
 
 
 def validate(c) -> None:
-    """Every field checked, in the order the messages are most useful; the first problem is raised."""
-    _validate_bounds(c)
-    _validate_types(c)
-    _validate_sizes(c)
-    _validate_algorithm(c)
-    _validate_run(c)
-    _validate_placement(c)
-    check_memory_need(c)
+    """Every field checked, in the order the messages are most useful; the first problem is raised (from
+    Python, its message also names the Config fields of the flags it names: ``with_fields``)."""
+    try:
+        _validate_bounds(c)
+        _validate_types(c)
+        _validate_sizes(c)
+        _validate_algorithm(c)
+        _validate_run(c)
+        _validate_placement(c)
+        check_memory_need(c)
+    except ConfigError as err:
+        err.args = (with_fields(str(err), {f.name for f in dataclasses.fields(c)}),)
+        raise
 
 
 def need(ok: bool, message: str) -> None:
@@ -168,6 +174,11 @@ def _validate_run(c) -> None:
         f"--run-name must be a plain folder name (no '/'), got {c.run_name!r}",
     )
     need(bool(c.run_dir), "--run-dir must not be empty")
+    need(c.init_from is None or c.init_from.strip() != "", "--init-from must name a run folder, got ''")
+    need(
+        c.stop_at_return is None or _finite(c.stop_at_return),
+        f"--stop-at-return must be a finite return, got {c.stop_at_return!r}",
+    )
     need(
         c.checkpoint_every >= 0,
         f"--checkpoint-every must be a number of env steps >= 0 (0: only at the end), got {c.checkpoint_every!r}",

@@ -9,6 +9,10 @@ files, signals, progress bars or when to checkpoint (that is ``ppox.run.loop``).
     arrays, meta = driver.checkpoint_state(state)
     params, obs_stats = driver.policies(state)  # seed-stacked, in host memory
     driver.close()
+
+An env driver (``EnvDriver``: fused, host) also puts a policy into a state, for ``--init-from``::
+
+    state = driver.with_policies(driver.init(), params, obs_stats)
 """
 
 from __future__ import annotations
@@ -56,6 +60,20 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release envs, workers and processes."""
+
+
+class EnvDriver(Driver, Protocol):
+    """A driver of an env (not a language model), whose policy is a set of parameters and observation statistics."""
+
+    def with_policies(self, state: Any, params: Any, obs_stats: Any) -> Any:
+        """``state`` with these parameters and observation statistics (seed-stacked, as ``policies`` gives them)."""
+
+
+def values_like(new: Any, old: jax.Array) -> jax.Array:
+    """``new``'s values in an array like ``old``: its dtype, weak type and placement, so that a program compiled
+    for ``old`` takes it as it is (a committed or weakly typed array would be compiled for again)."""
+    value = old.at[...].set(new)
+    return jax.device_put(value, old.sharding) if old.committed else value
 
 
 PROGRESS_CHUNKS = 20  # a run call does at most 1/20 of the run: the fused program is compiled for that many

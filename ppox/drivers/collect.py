@@ -18,7 +18,7 @@ from ppox.config.config import Config
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one
 from ppox.envs.masks import check_some_legal, legal
 from ppox.envs.spec import EnvSpec, to_env_action
-from ppox.errors import check_finite
+from ppox.errors import as_users, check_finite
 
 
 class Rollout(NamedTuple):
@@ -112,7 +112,10 @@ class Collector:
 
     def restart(self, seed: int) -> None:
         """Reset every env (env i gets seed + i) and forget the episodes in progress."""
-        self.raw, _ = self.venv.reset(seed=seed)
+        try:
+            self.raw, _ = self.venv.reset(seed=seed)
+        except Exception as err:  # noqa: BLE001  (the env's code may raise anything: shown as the env's)
+            raise as_users(err, f"the env {self.config.env}")  # noqa: B904  (its cause: the env's error)
         self.obs = self.encoder(self.raw)
         self.episode_return = np.zeros(self.venv.num_envs)
         self.episode_length = np.zeros(self.venv.num_envs, np.int64)
@@ -158,7 +161,10 @@ class Collector:
             if self.masked:
                 illegal += int((~legal(mask, action, spec.action_dims)).sum())
             buffers.actions[t] = action
-            self.raw, reward, terminated, truncated, info = venv.step(to_env_action(spec, action))
+            try:
+                self.raw, reward, terminated, truncated, info = venv.step(to_env_action(spec, action))
+            except Exception as err:  # noqa: BLE001  (the env's code may raise anything: shown as the env's)
+                raise as_users(err, f"the env {self.config.env}")  # noqa: B904  (its cause: the env's error)
             next_obs = encoder(self.raw)
             done = np.logical_or(terminated, truncated)
             buffers.rewards[t], buffers.terminated[t], buffers.truncated[t] = reward, terminated, truncated

@@ -15,7 +15,7 @@ import numpy as np
 from ppox.agent.learner import Hyper
 from ppox.agent.metrics import METRIC_NAMES
 from ppox.config.config import Config, static_config
-from ppox.drivers.base import any_length, max_chunk
+from ppox.drivers.base import any_length, max_chunk, values_like
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
 from ppox.envs.registry import uses_envpool
@@ -125,6 +125,14 @@ class FusedDriver:
 
     def policies(self, state: Runner):
         return jax.device_get((state.params, state.obs_stats))
+
+    def with_policies(self, state: Runner, params, obs_stats) -> Runner:
+        """``state`` with these parameters and observation statistics (seed-stacked, as ``policies`` gives them),
+        each placed as the array it replaces."""
+        return state.replace(
+            params=jax.tree_util.tree_map(values_like, params, state.params),
+            obs_stats=jax.tree_util.tree_map(values_like, obs_stats, state.obs_stats),
+        )
 
     def close(self) -> None:
         pass

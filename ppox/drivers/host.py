@@ -12,6 +12,7 @@ policy acted on are exactly the ones it is trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, NamedTuple
 
@@ -33,13 +34,20 @@ from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_o
 from ppox.agent.metrics import EPISODE_METRICS, METRIC_NAMES
 from ppox.config.config import DEFAULT_ENV, Config, static_config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
-from ppox.drivers.base import any_length, check_env_memory
+from ppox.drivers.base import any_length, check_env_memory, values_like
 from ppox.drivers.collect import Collector, Rollout, check_finite_rollout
 from ppox.drivers.ray_rollouts import RayRollouts
 from ppox.envs.families import make_host_envs
 from ppox.envs.gym_envs import spec_from_spaces
-from ppox.envs.gym_make import env_label
-from ppox.errors import ConfigError
+from ppox.envs.gym_make import (
+    BorrowedVectorEnv,
+    borrowed_num_envs,
+    env_label,
+    is_vector_env,
+    vector_env_label,
+    vector_eval_factory,
+)
+from ppox.errors import ConfigError, UserCodeError
 from ppox.storage.checkpoint import Checkpoint, restore_state
 
 
@@ -170,15 +178,16 @@ class HostPending(NamedTuple):
 class HostDriver:
     """The driver protocol (``ppox.drivers.base``) over a Gymnasium vector env, locally or on Ray workers.
 
-    ``env`` is an id, an entry point, an env instance or a factory. The vector env is made here, so a bad
-    env or space fails before the run folder exists (on Ray, one env here only reads the spaces)."""
+    ``env`` is an id, an entry point, an env instance or a factory: the vector env is made here, so a bad
+    env or space fails before the run folder exists (on Ray, one env here only reads the spaces). Or ``env`` is
+    a vector env the user made (SAME_STEP autoreset): borrowed, with its num_envs, and never closed here."""
 
     name = "host"
     dispatch_ahead = False  # run() steps the envs itself: nothing to queue ahead
     compiled_chunks = False  # one update at a time: the first rows need not wait for a long first chunk
 
     def __init__(self, config: Config, env: Any):
-        if isinstance(env, gym.Env) and config.eval_episodes:
+        if isinstance(env, gym.Env) and config.eval_episodes and not is_vector_env(env):
             raise ConfigError(
                 "--eval-episodes needs a fresh env to evaluate on: pass a factory (a function "
                 "returning a new env) or an id instead of an env instance"
@@ -187,16 +196,22 @@ class HostDriver:
             raise ConfigError("--ray workers make their own envs: pass an id or a factory, not an env instance")
         self.env = env
         self.eval_env = None if isinstance(env, str) else env
+        if is_vector_env(env):  # the user's own: checked, borrowed (never closed here), evaluated on a fresh env
+            self.venv: Any = BorrowedVectorEnv(env)  # (its autoreset mode and spaces checked first)
+            preset = Config.preset(config.env, network=config.network).num_envs
+            config = config.replace(num_envs=borrowed_num_envs(env, config, preset))
+            self.eval_env = vector_eval_factory(env)
+        else:
+            count = 1 if config.ray is not None else config.num_envs
+            self.venv = make_host_envs(env, count, config.vec, config.max_episode_steps, config.hide_obs)
         self.metric_names = (
             METRIC_NAMES
             + (("worker_restarts",) if config.ray is not None else ())
             + (("illegal_actions",) if config.action_mask == "auto" else ())
         )
-        self.venv = make_host_envs(
-            env, 1 if config.ray is not None else config.num_envs, config.vec, config.max_episode_steps, config.hide_obs
-        )
         if not isinstance(env, str) and config.env == DEFAULT_ENV:  # name the run after the env, not the default
-            config = config.replace(env=env_label(env, getattr(self.venv, "envs", [None])[0]))
+            label = vector_env_label(env) if is_vector_env(env) else None
+            config = config.replace(env=label or env_label(env, getattr(self.venv, "envs", [None])[0]))
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
@@ -216,6 +231,8 @@ class HostDriver:
             source = RayRollouts(config, self.spec, self.env)
         else:
             source = Collector(config, self.spec, self.venv, self.network, self.rng, seed=config.seed)
+            masks = getattr(self.venv, "mask_source", None)  # (read at the reset; recorded with the policy)
+            self.spec = dataclasses.replace(self.spec, action_mask=masks if source.masked else None)
         self.source = source
         return HostState(self._init(config.seed, source.first_obs()), 0)
 
@@ -223,10 +240,19 @@ class HostDriver:
         learner, update = state
         source = self.source
         assert source is not None, "init() makes the rollout source"
-        pending, episodes = [], {name: np.full(n, np.nan, np.float32) for name in EPISODE_METRICS}
+        pending: list[dict] = []
+        episodes = {name: np.full(n, np.nan, np.float32) for name in EPISODE_METRICS}
         restarts, illegal = np.zeros(n, np.float32), np.zeros(n, np.float32)
         for i in range(n):
-            rollout, returns, lengths, illegal[i] = source.collect(learner.params, learner.obs_stats)
+            try:
+                rollout, returns, lengths, illegal[i] = source.collect(learner.params, learner.obs_stats)
+            except UserCodeError as err:  # the env raised: the loop checkpoints the i updates done before it
+                err.completed = (
+                    HostState(learner, update + i),
+                    self._pending(pending, episodes, restarts, illegal, i),
+                    i,
+                )
+                raise
             check_finite_rollout(rollout, update + i)
             learner, metrics = self._learn(learner, rollout, update + i, self.hyper)
             pending.append(metrics)  # fetched with the chunk: no wait per update
@@ -234,11 +260,16 @@ class HostDriver:
             episodes["episode_return"][i] = np.mean(returns) if returns else np.nan
             episodes["episode_length"][i] = np.mean(lengths) if lengths else np.nan
             restarts[i] = getattr(source, "restarts", 0)
+        return HostState(learner, update + n), self._pending(pending, episodes, restarts, illegal, n)
+
+    def _pending(self, pending: list, episodes: dict, restarts, illegal, n: int) -> HostPending:
+        """What there is to fetch of the chunk's first n updates."""
+        episodes = {name: values[:n] for name, values in episodes.items()}
         if self.config.ray is not None:
-            episodes["worker_restarts"] = restarts
+            episodes["worker_restarts"] = restarts[:n]
         if self.config.action_mask == "auto":
-            episodes["illegal_actions"] = illegal  # actions a mask forbade: 0 whenever the env offers masks
-        return HostState(learner, update + n), HostPending(pending, episodes)
+            episodes["illegal_actions"] = illegal[:n]  # actions a mask forbade: 0 whenever the env offers masks
+        return HostPending(pending[:n], episodes)
 
     def fetch(self, pending: HostPending, n: int) -> dict[str, np.ndarray]:
         learner_metrics = jax.device_get(pending.learner_metrics)
@@ -252,6 +283,9 @@ class HostDriver:
 
     def restore(self, state: HostState, checkpoint: Checkpoint) -> HostState:
         """The learner exactly as saved; the envs from a fresh reset (episodes in progress are lost)."""
+        saved = checkpoint.meta["config"].get("num_envs")
+        if saved != self.config.num_envs:  # (a vector env of another size than the run's)
+            raise ConfigError(f"this run steps {saved} envs: resume it with a vector env of {saved} (num_envs)")
         learner = HostLearner(*restore_state(checkpoint, {"learner": tuple(state.learner)})["learner"])
         self.rng.bit_generator.state = checkpoint.meta["numpy_rng"]
         assert self.source is not None, "init() makes the rollout source"
@@ -261,6 +295,13 @@ class HostDriver:
     def policies(self, state: HostState):
         add_seed_axis = lambda x: np.asarray(x)[None]  # noqa: E731
         return jax.tree_util.tree_map(add_seed_axis, jax.device_get((state.learner.params, state.learner.obs_stats)))
+
+    def with_policies(self, state: HostState, params, obs_stats) -> HostState:
+        """``state`` with these parameters and observation statistics (seed-stacked, as ``policies`` gives them)."""
+        learner = state.learner
+        first = lambda new, old: values_like(new[0], old)  # noqa: E731
+        params, obs_stats = jax.tree_util.tree_map(first, (params, obs_stats), (learner.params, learner.obs_stats))
+        return state._replace(learner=learner._replace(params=params, obs_stats=obs_stats))
 
     def close(self) -> None:
         try:

@@ -22,12 +22,14 @@ from flax import struct
 from jax.sharding import Mesh
 
 from ppox.drivers.distributed import fsdp_shardings, rows_sharding
-from ppox.errors import ConfigError
+from ppox.errors import ConfigError, UserCodeError, as_users
 from ppox.language.hf import LanguageModel
 from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
+from ppox.language.reward_model import RewardModel
 from ppox.language.run_config import LMRunConfig, check_run_memory, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
 from ppox.storage.checkpoint import Checkpoint, restore_state
+from ppox.storage.trackers import SAMPLES, completion_samples
 
 LM_METRICS = (
     "episode_return",
@@ -48,12 +50,18 @@ LM_METRICS = (
 
 class RewardError(ConfigError):
     """The reward failed the run: it called sys.exit, returned what is not one finite number per completion,
-    or took longer than ``reward_timeout``. The run stops; its checkpoints stay."""
+    or took longer than ``reward_timeout``. The run stops; its checkpoints stay, and the last completed update
+    is checkpointed (``completed``, as on a ``UserCodeError``)."""
+
+    completed: tuple | None = None
 
 
-def call_reward(reward: Callable, prompts: list, completions: list, timeout: float | None) -> Any:
+def call_reward(
+    reward: Callable, prompts: list, completions: list, timeout: float | None, name: str | None = "the reward"
+) -> Any:
     """``reward(prompts, completions)``; with ``timeout`` (seconds) it runs in a daemon thread, abandoned
-    (RewardError) when it has not returned by then. SystemExit from the reward is a RewardError too."""
+    (RewardError) when it has not returned by then. SystemExit from the reward is a RewardError too; any other
+    error it raises is a UserCodeError naming it (``name``; None: ppox's own reward model, raised as it is)."""
     if timeout is None:
         outcome = _outcome(reward, prompts, completions)
     else:
@@ -70,7 +78,7 @@ def call_reward(reward: Callable, prompts: list, completions: list, timeout: flo
     if isinstance(error, SystemExit):
         raise RewardError(f"the reward called sys.exit({error.code!r}) instead of returning its scores")
     if error is not None:
-        raise error
+        raise error if name is None or not isinstance(error, Exception) else as_users(error, name)
     return value
 
 
@@ -79,6 +87,13 @@ def _outcome(reward: Callable, prompts: list, completions: list) -> tuple[Any, B
         return reward(prompts, completions), None
     except (Exception, SystemExit) as err:  # noqa: BLE001  (raised again by the caller, in its thread)
         return None, err
+
+
+def reward_name(config: LMRunConfig, reward: Any) -> str:
+    """The reward as the user named it: --reward 'module:function', else the function's module and name."""
+    if config.reward:
+        return config.reward
+    return f"{getattr(reward, '__module__', None) or '?'}:{getattr(reward, '__qualname__', type(reward).__qualname__)}"
 
 
 def checked_scores(got: Any, count: int) -> np.ndarray:
@@ -185,6 +200,7 @@ class LMDriver:
             config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k, config.top_p
         )
         self.sample = make_sampler(model.config, sampling)
+        self.samples: list[dict] = []  # a few completions of the last update, for trackers (SAMPLES)
 
     def init(self) -> LMState:
         return self.place(initial_state(self.config, self.model, self.critic))
@@ -199,11 +215,20 @@ class LMDriver:
         return jnp.asarray(batch) if self.mesh is None else jax.device_put(batch, self.rows)
 
     def run(self, state: LMState, n: int):
-        rows = []
+        rows: list[dict] = []
         for _ in range(n):
-            state, row = self.one_update(state)
+            try:
+                state, row = self.one_update(state)
+            except (UserCodeError, RewardError) as err:  # the reward failed: the loop checkpoints the updates before
+                err.completed = (state, self.pending(rows), len(rows))
+                raise
             rows.append(row)
-        return state, {k: np.array([[row[k] for row in rows]], np.float64) for k in LM_METRICS}
+        return state, self.pending(rows)
+
+    def pending(self, rows: list[dict]) -> dict:
+        """The metrics of the updates in ``rows`` [1, n], and the completions of the last, for trackers (SAMPLES)."""
+        metrics: dict = {k: np.array([[row[k] for row in rows]], np.float64) for k in LM_METRICS}
+        return {**metrics, SAMPLES: self.samples}
 
     def fetch(self, pending, n: int) -> dict[str, np.ndarray]:
         return pending
@@ -222,8 +247,11 @@ class LMDriver:
         """The reward of each completion, checked: one finite number per completion, within --reward-timeout."""
         task = self.task
         prompts, completions = task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask)
-        got = call_reward(task.reward, prompts, completions, self.config.reward_timeout)
-        return checked_scores(got, len(rows))
+        name = None if isinstance(task.reward, RewardModel) else f"the reward {reward_name(self.config, task.reward)}"
+        got = call_reward(task.reward, prompts, completions, self.config.reward_timeout, name)
+        got = checked_scores(got, len(rows))
+        self.samples = completion_samples(prompts, completions, got, self.config.samples_per_prompt)
+        return got
 
     def one_update(self, state: LMState) -> tuple[LMState, dict]:
         config, tick = self.config, time.perf_counter()

@@ -7,6 +7,8 @@ under --distributed jax.distributed.initialize() must come first.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -34,6 +36,8 @@ def make_jax_env(env_id: str, max_episode_steps: int | None = None, hide_obs: tu
     if max_episode_steps is not None:
         params = params.replace(max_steps_in_episode=max_episode_steps)
     spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))
+    if hasattr(env, "action_mask"):  # (a game's legal moves, recorded with the policy)
+        spec = dataclasses.replace(spec, action_mask="state")
     return env, params, spec
 
 

@@ -9,9 +9,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import gymnasium as gym
 import numpy as np
 
 from ppox.errors import ConfigError
+
+ATARI_FRAME_SKIP = 4  # frames per step of ppox's Atari games, whatever the id registers (ppox.envs.atari.FRAME_SKIP)
+
+MASK_SOURCES = ("method", "info", "obs", "state")  # where an env offers its action masks (EnvSpec.action_mask)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +39,8 @@ class EnvSpec:
     action_start: tuple[int, ...] | None = None
     obs_space: str | None = None  # JSON description of a Gymnasium observation space that is encoded (one-hot,
     # flattened, uint8 scaled) into obs_shape; None: observations are used as they are
+    action_mask: str | None = None  # where the env offered legal-action masks in training (ppox.envs.masks):
+    # "method", "info", "obs", or "state" (a JAX env's action_mask(state)); None: nowhere, or not recorded
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -77,6 +84,7 @@ class EnvSpec:
             action_shape=tup(data.get("action_shape")),
             action_start=tup(data.get("action_start")),
             obs_space=data.get("obs_space") if isinstance(data.get("obs_space"), str) else None,
+            action_mask=data.get("action_mask") if data.get("action_mask") in MASK_SOURCES else None,
         )
 
 
@@ -137,3 +145,17 @@ def to_env_action(spec: EnvSpec, actions, xp=np):
     if spec.action_kind == "multi_discrete" and spec.action_shape is not None:
         actions = actions.reshape(batch + tuple(spec.action_shape))
     return actions
+
+
+def episode_step_limit(env_id: str, max_episode_steps: int | None = None) -> int | None:
+    """The most steps an episode of ``env_id`` lasts: ``max_episode_steps`` where given, else the time limit
+    Gymnasium registers for the id (an Atari game's: its frame cap over ppox's frame skip); None where unknown
+    (an entry point, an env object's label, an id that Gymnasium does not know, or one without a limit)."""
+    if max_episode_steps is not None or ":" in env_id:
+        return max_episode_steps
+    try:
+        registered = gym.spec(env_id)
+    except gym.error.Error:
+        return None
+    frames = registered.kwargs.get("max_num_frames_per_episode")
+    return frames // ATARI_FRAME_SKIP if isinstance(frames, int) and frames > 0 else registered.max_episode_steps

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 
+from ppox.experiments.intervals import MIN_SEEDS, bootstrap_band
 from ppox.utils.files import atomic_write_bytes
 
 matplotlib.use("Agg")  # no display needed; before pyplot is imported
@@ -31,6 +33,16 @@ PANELS = {
     "clip_fraction": ("clip fraction", "fraction of samples"),
     "explained_variance": ("explained variance", "1 - Var[G - V] / Var[G]"),
 }
+LM_PANELS = {  # columns only LM runs write
+    "kl_ref": ("KL to the reference", "KL(pi || pi_ref), nats"),
+    "eos_fraction": ("completions that end", "fraction ending in end-of-sequence"),
+}
+LM_NAMES = {"episode_return": ("score", "reward per completion")}  # what a panel shows for LM runs
+NOT_SHOWN = {  # settings a legend leaves out: what names the run, and what does not change its curves
+    *("kind", "env", "model", "run_dir", "run_name", "save", "progress", "tensorboard", "track"),
+    *("checkpoint_every", "keep_checkpoints"),
+}
+BAND_RESAMPLES = 1000  # (a drawn band; a report's numbers take intervals.RESAMPLES)
 
 
 def pyplot():
@@ -124,12 +136,9 @@ def read_run(run: Path) -> dict[str, np.ndarray]:
 
 
 def band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds (axis 0) and its 95% confidence band (normal approximation: 1.96 standard errors)."""
-    with np.errstate(invalid="ignore"), quiet_nan_warnings():
-        mean = np.nanmean(curves, axis=0)
-        n = np.maximum(np.sum(np.isfinite(curves), axis=0), 1)
-        half = 1.96 * np.nanstd(curves, axis=0, ddof=1 if curves.shape[0] > 1 else 0) / np.sqrt(n)
-    return mean, mean - half, mean + half
+    """Mean over seeds (axis 0) and its 95% percentile-bootstrap band (``intervals.bootstrap_band``: within the
+    seeds' range; NaN where fewer than 3 seeds have a value)."""
+    return bootstrap_band(curves, BAND_RESAMPLES)
 
 
 @contextlib.contextmanager
@@ -141,39 +150,124 @@ def quiet_nan_warnings():
 
 
 def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
-    """Every panel of PANELS for each run, overlaid, against env steps; written to ``out`` (.png, .svg).
-    A multi-seed run is drawn as its mean over seeds with a 95% band."""
-    plt = pyplot()
-    data = [read_run(r) for r in runs]
-    labels = labels or [Path(r).name for r in runs]
-    cols = 4
-    rows = math.ceil(len(PANELS) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
-    for ax, (name, (title, unit)) in zip(axes.ravel(), PANELS.items()):
-        for d, label in zip(data, labels):
-            if name in d:
-                mean, lo, hi = band(d[name])
-                seeds = d[name].shape[0]
-                (line,) = ax.plot(
-                    d["global_step"],
-                    mean,
-                    lw=1.2,
-                    label=label if seeds == 1 else f"{label} (mean of {seeds} seeds, 95% band)",
-                )
-                if seeds > 1:
-                    ax.fill_between(d["global_step"], lo, hi, color=line.get_color(), alpha=0.2)
-        ax.set_title(title)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(unit)
-    for ax in axes.ravel()[len(PANELS) :]:
-        ax.axis("off")
-    handles, names = axes.ravel()[0].get_legend_handles_labels()
-    spare = axes.ravel()[len(PANELS)] if len(PANELS) < axes.size else None
-    (spare or fig).legend(handles, names, loc="center" if spare else "lower right", fontsize=8)
-    fig.tight_layout()
+    """``draw_runs`` written to ``out`` (.png, .svg); the paths written."""
+    fig = draw_runs(runs, labels)
     paths = _save(fig, out)
     plt.close(fig)
     return paths
+
+
+def draw_runs(runs: list[Path], labels: list[str] | None = None):
+    """The figure of each panel (PANELS, then LM_PANELS) that some run has values for, the runs overlaid
+    against env steps (completions for LM runs); a multi-seed run is its mean over seeds with a 95% band.
+    Each run is labelled by its env and the settings that differ among the plotted runs of its kind."""
+    data = [read_run(r) for r in runs]
+    settings = [read_settings(r) for r in runs]
+    kinds = ["lm" if s.get("kind") == "lm" or "kl_ref" in d else "rl" for s, d in zip(settings, data)]
+    labels = labels or run_labels(runs, settings, kinds)
+    names = [n for n in {**PANELS, **LM_PANELS} if any(n in d and np.isfinite(d[n]).any() for d in data)]
+    cols, rows = 4, max(1, math.ceil(len(names) / 4))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, name in zip(axes, names):
+        drawn = [i for i, d in enumerate(data) if name in d]
+        panel_kinds = {kinds[i] for i in drawn}
+        title, unit = _panel_names(name, panel_kinds)
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.set_xlabel("completions" if panel_kinds == {"lm"} else "environment steps")
+        lm_ax = ax.twiny() if panel_kinds == {"rl", "lm"} else ax  # (completions on a second x axis, on top)
+        if lm_ax is not ax:
+            lm_ax.set_xlabel("completions (LM runs)")
+        for i in drawn:
+            _draw_run(lm_ax if kinds[i] == "lm" else ax, data[i][name], data[i]["global_step"], labels[i], f"C{i % 10}")
+    for ax in axes[len(names) :]:
+        ax.axis("off")
+    shown: dict = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            shown.setdefault(label, handle)
+    spare = axes[len(names)] if len(names) < axes.size else None
+    (spare or fig).legend(list(shown.values()), list(shown), loc="center" if spare else "lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_run(ax, values: np.ndarray, steps: np.ndarray, label: str, color: str) -> None:
+    """One run's curve on ``ax``: its mean over seeds, with the 95% band where it has 3 seeds or more."""
+    mean, low, high = band(values)
+    seeds = values.shape[0]
+    if seeds >= MIN_SEEDS:
+        label = f"{label} (mean of {seeds} seeds, 95% band)"
+    elif seeds > 1:
+        label = f"{label} (mean of {seeds} seeds; too few for a band)"
+    ax.plot(steps, mean, lw=1.2, label=label, color=color)
+    if seeds >= MIN_SEEDS:
+        with quiet_nan_warnings():
+            ax.fill_between(steps, low, high, color=color, alpha=0.2)
+
+
+def _panel_names(name: str, kinds: set) -> tuple[str, str]:
+    """(title, y label) of a panel: PANELS' names, LM_PANELS' names, LM_NAMES where only LM runs are drawn,
+    both where RL and LM runs share it."""
+    rl = {**PANELS, **LM_PANELS}[name]
+    lm = LM_NAMES.get(name, rl)
+    if kinds == {"lm"}:
+        return lm
+    return rl if "lm" not in kinds or lm == rl else (f"{rl[0]}; LM: {lm[0]}", f"{rl[1]}; LM: {lm[0]}")
+
+
+def read_settings(run) -> dict:
+    """RUN/config.json (beside a metrics.csv given as a file) as a dict; {} where there is none or it is not a
+    JSON object."""
+    path = Path(run) / "config.json" if Path(run).is_dir() else Path(run).parent / "config.json"
+    try:
+        if path.stat().st_size > 1_000_000:
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_labels(runs: list[Path], settings: list[dict], kinds: list[str]) -> list[str]:
+    """Each run's legend text: its env (lm-MODEL for an LM run; the folder name without config.json) and the
+    settings, as flags, whose values differ among the plotted runs of its kind; the folder name is added to
+    labels that are still alike."""
+    labels = []
+    for i, config in enumerate(settings):
+        peers = [s for s, kind in zip(settings, kinds) if kind == kinds[i] and s]
+        keys = [k for k in config if k not in NOT_SHOWN and len({_text(s.get(k)) for s in peers}) > 1]
+        name = _run_name(config, Path(runs[i]))
+        labels.append(" ".join([name] + [_setting(k, config[k]) for k in keys]))
+    return [
+        f"{label} ({_folder(Path(run)).name})" if labels.count(label) > 1 else label for label, run in zip(labels, runs)
+    ]
+
+
+def _run_name(config: dict, run: Path) -> str:
+    if config.get("kind") == "lm" and isinstance(config.get("model"), str):
+        return "lm-" + (config["model"].rstrip("/").split("/")[-1] or "model")
+    return config["env"] if isinstance(config.get("env"), str) else _folder(run).name
+
+
+def _folder(run: Path) -> Path:
+    return run if run.is_dir() else run.parent
+
+
+def _setting(key: str, value) -> str:
+    """A setting as its flag: --learning-rate 0.001, --norm-obs / --no-norm-obs, --hidden-sizes 64x64."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else "--no-" + key.replace("_", "-")
+    return f"{flag} {_text(value)}"
+
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return "x".join(map(_text, value))
+    text = "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 32 else "..." + text[-29:]
 
 
 def plot_study(study, folder: Path) -> None:

@@ -8,6 +8,7 @@ transformers reads such a folder as the causal LM it came from; the head is ppox
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import functools
 import json
@@ -56,12 +57,13 @@ def _step(config: LMConfig, optimizer, params, opt_state, batch):
 
 def json_lines(path, flag: str) -> list[tuple[int, Any]]:
     """(line number, JSON value) of each non-blank line of a JSONL file; ConfigError (one line) naming the
-    file, and the line, when it cannot be read, is not UTF-8 or holds no JSON value (nesting too deep, an
-    integer of more than 4300 digits)."""
+    file, and the line, when it cannot be read, is not UTF-8 (a byte-order mark at its start is allowed) or is
+    no valid JSON (``strict_json``; also nesting too deep, an integer of more than 4300 digits)."""
     try:
         data = Path(path).read_bytes()
     except OSError as err:
         raise ConfigError(f"{flag} {path}: {err.strerror or err}") from None
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -71,11 +73,27 @@ def json_lines(path, flag: str) -> list[tuple[int, Any]]:
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
             try:
-                rows.append((number, json.loads(line)))
+                rows.append((number, strict_json(line)))
             except (ValueError, RecursionError) as err:
                 reason = str(err).splitlines()[0][:100]
-                raise ConfigError(f"{flag} {path}, line {number}: not a JSON value ({reason})") from None
+                raise ConfigError(f"{flag} {path}, line {number}: not a JSON value (invalid JSON: {reason})") from None
     return rows
+
+
+def strict_json(text: str) -> Any:
+    """The JSON value of ``text``; ValueError where it is no standard JSON, including what Python's reader lets
+    through: NaN, Infinity and -Infinity, and an escape of half a UTF-16 surrogate pair (no character)."""
+    value = json.loads(text, parse_constant=_refuse_constant)
+    if "\\u" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("an escape in \\ud800-\\udfff without its pair is half a character") from None
+    return value
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON (write a number, or null)")
 
 
 def read_pairs(path) -> list[tuple[str, str, str]]:

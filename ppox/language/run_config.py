@@ -17,6 +17,7 @@ from ppox.language.advantages import KL_ESTIMATORS, LM_ADVANTAGES, KLEstimatorNa
 from ppox.language.config import LMConfig, check_memory, parameter_count, shown
 
 DType = Literal["float32", "bfloat16"]
+TrackerName = Literal["wandb", "mlflow"]  # as Config.track: ppox.storage.trackers.TRACKERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +65,7 @@ class LMRunConfig:
     run_name: str | None = None
     save: bool = True
     tensorboard: bool = True
-    track: tuple[Literal["wandb", "mlflow"], ...] = ()  # experiment trackers besides TensorBoard (TRACKERS)
+    track: tuple[TrackerName, ...] = ()  # experiment trackers besides TensorBoard (TRACKERS)
     progress: bool = False
     checkpoint_every: int = 50  # updates; 0: only at the end
     keep_checkpoints: int = 3
@@ -78,6 +79,10 @@ class LMRunConfig:
         """The seed, the float settings and the reward's timeout (checked first)."""
         return [
             (not 0 <= self.seed < 2**31, f"--seed {shown(self.seed)}: a whole number in [0, 2^31)"),
+            (
+                not isinstance(self.track, tuple) or not set(self.track) <= set(typing.get_args(TrackerName)),
+                f"--track {self.track!r}: a tuple, each one of {', '.join(typing.get_args(TrackerName))}",
+            ),
             (
                 self.reward_timeout is not None and not 0 < self.reward_timeout < math.inf,
                 f"--reward-timeout {self.reward_timeout}: a finite number of seconds > 0",
@@ -183,7 +188,7 @@ class LMRunConfig:
         if not isinstance(data, dict):
             raise ConfigError("an LM run config must be a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
-        data = {k: v for k, v in data.items() if k != "kind"}
+        data = {k: tuple(v) if k == "track" and isinstance(v, list) else v for k, v in data.items() if k != "kind"}
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ConfigError(f"unknown LM run settings {unknown}")

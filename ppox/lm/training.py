@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
-import re
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,20 +21,23 @@ import numpy as np
 
 from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LM_METRICS, LMDriver, RewardError, TextTask, ids_task, initial_state
-from ppox.errors import CheckpointError, ConfigError, RunWriteError
+from ppox.errors import CheckpointError, ConfigError, RunWriteError, UserCodeError
 from ppox.language.hf import LanguageModel, load, pad_id, read_config, save
 from ppox.language.models import params_dtype
 from ppox.language.reward_model import RewardModel, json_lines, load_reward_model
 from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
+from ppox.lm.prompts import given_prompts
+from ppox.run.callbacks import Callbacks, started_callbacks
 from ppox.run.loop import Outcome, Start, run_loop
 from ppox.storage.checkpoint import list_checkpoints, read_newest_checkpoint, restore_state
 from ppox.storage.runfolder import RunLock, discard_if_empty, make_run_path
 from ppox.storage.runlog import RunLog
 from ppox.utils.files import atomic_write_text
+from ppox.utils.imports import import_attribute
+from ppox.utils.naming import named
 
 MODEL_DIR = "model"
-REWARD_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")  # package.module:function
 
 
 @dataclasses.dataclass
@@ -47,7 +49,8 @@ class LMTrainResult:
     metrics: dict[str, np.ndarray]
     wall_time: float
     run_path: Path | None
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by a signal: resume_lm continues it
+    stopped_by: str | None = None  # why a callback (a stopping rule) ended the run early: it is finished
 
 
 def read_prompts(path) -> list[str]:
@@ -64,19 +67,9 @@ def read_prompts(path) -> list[str]:
 
 
 def import_reward(spec: str) -> Callable:
-    """The function named 'module:function' (importing the module runs its code); ConfigError (one line) for
-    a name of another form, or a module that does not import."""
-    if not REWARD_SPEC.match(spec):
-        raise ConfigError(f"--reward {spec}: write it module:function (a module that Python can import)")
-    module, _, name = spec.partition(":")
-    try:
-        function = getattr(importlib.import_module(module), name)
-    except (Exception, SystemExit) as err:  # noqa: BLE001  (the module's own code may raise anything)
-        reason = (str(err).splitlines() or [""])[0][:200]
-        raise ConfigError(f"--reward {spec}: cannot import it ({type(err).__name__}: {reason})") from None
-    if not callable(function):
-        raise ConfigError(f"--reward {spec}: not a function")
-    return function
+    """The function named 'module:function', found from the current folder too (importing the module runs its
+    code); ConfigError (one line) for a name of another form, a module that does not import, or no function."""
+    return import_attribute(spec, what="--reward")
 
 
 def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> TextTask:
@@ -84,7 +77,7 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     folder = Path(config.model)
     if prompts is None and not config.prompts:
         raise ConfigError("lm: give the prompts: --prompts FILE.jsonl (or prompts= in Python)")
-    prompts = read_prompts(config.prompts) if prompts is None else list(prompts)
+    prompts = read_prompts(config.prompts) if prompts is None else given_prompts(prompts)
     if reward is None and config.reward_model is not None:
         reward = load_reward_model(config.reward_model)
     elif reward is None:
@@ -136,7 +129,7 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
 
 
 def train_lm(
-    config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None, **settings
+    config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None, callbacks=(), **settings
 ) -> LMTrainResult:
     """PPO on the model ``config.model`` (a Hugging Face folder); ``ppox.lm.train``.
 
@@ -148,6 +141,8 @@ def train_lm(
             config's JSONL file.
         reward: ``reward(prompts, completions) -> list[float]``, one score per completion. Default: the
             config's reward model, or its 'module:function'.
+        callbacks: ``ppox.Callback`` objects that see each update (``episode_return``: the mean score) and may
+            stop the run, which then is finished (``stopped_by``; ``ppox.run.callbacks``).
         **settings: LMRunConfig fields that make the config (without ``config``) or change it.
 
     Returns:
@@ -158,16 +153,20 @@ def train_lm(
     Raises:
         ConfigError: bad settings, no prompts, no reward, a prompt without tokens, an update that needs more
             memory than the machine has, or a reward that fails (``RewardError``).
+        UserCodeError: the reward or a callback raised (its exception is the ``__cause__``), once the last
+            completed update is checkpointed.
     """
     config = LMRunConfig(**settings) if config is None else config.replace(**settings)
+    prompts = None if prompts is None else given_prompts(prompts)  # (before the model loads)
     mesh = lm_mesh(config)
     check_run_name(config)
     check_run_memory(config, read_config(Path(config.model))[0], prompt_tokens=1)  # (before the model loads)
     model = load(Path(config.model), config.dtype)
     driver = make_driver(config, model, make_task(config, model, prompts, reward), mesh)
+    hooks = started_callbacks(callbacks, config)
     run_path = make_run_path(config) if config.save else None
     try:
-        return run(driver, run_path, Start())
+        return run(driver, run_path, Start(), callbacks=hooks)
     except BaseException:
         discard_if_empty(run_path)
         raise
@@ -181,6 +180,15 @@ def check_run_name(config: LMRunConfig) -> None:
             f"--run-name {config.run_name}: {path} already holds a run; choose another name, or "
             f"continue that run with: ppox lm train --resume {path}"
         )
+
+
+def resume_command(config: LMRunConfig, run_path: Path | None) -> str:
+    """The command that continues this run, with its --reward 'module:function' (a resume must repeat it). (A run
+    given its prompts or reward in Python continues in Python: ``ppox.lm.resume(RUN, prompts=..., reward=...)``.)"""
+    if run_path is None:
+        return "(nothing was saved)"
+    reward = ["--reward", config.reward] if config.reward else []
+    return shlex.join(["ppox", "lm", "train", "--resume", str(run_path), *reward])
 
 
 def resume_lm(
@@ -201,14 +209,18 @@ def resume_lm(
     config = LMRunConfig.from_dict(checkpoint.meta["config"])
     if reward_timeout is not None:
         config = config.replace(reward_timeout=reward_timeout)
-    if checkpoint.update >= config.num_updates:
-        if completed(Path(run_path), config.num_updates) or not config.save:
-            raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
+    stopped_by = checkpoint.meta.get("stopped_by")  # (a stopping rule ended it: finished, as at its planned end)
+    if checkpoint.update >= config.num_updates or stopped_by:
+        if completed(Path(run_path), checkpoint.update) or not config.save:
+            why = f": stopped early by {stopped_by}" if stopped_by else ""
+            raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates{why})")
         return finish(config, checkpoint, Path(run_path))
     if reward is None and config.reward is not None and not trust_run_config:
         raise ConfigError(
             f"{run_path} names the reward {config.reward!r}: importing it runs its code; repeat it "
-            "(--reward) or pass --trust-run-config"
+            + named(
+                f"(--reward {config.reward}) or pass --trust-run-config", "(reward=...) or pass trust_run_config=True"
+            )
         )
     mesh = lm_mesh(config)
     check_run_memory(config, read_config(Path(config.model))[0], prompt_tokens=1)
@@ -225,8 +237,9 @@ def finish(config: LMRunConfig, checkpoint, run_path: Path) -> LMTrainResult:
     state = restore_state(checkpoint, initial_state(config, model))
     start = Start.from_checkpoint(checkpoint, LM_METRICS)
     lock = RunLock(run_path)
+    outcome = Outcome(state, start.metrics, False, start.wall_time, checkpoint.meta.get("stopped_by"))
     try:
-        return finished(config, model, Outcome(state, start.metrics, False, start.wall_time), run_path)
+        return finished(config, model, outcome, run_path)
     finally:
         lock.release()
 
@@ -240,40 +253,45 @@ def completed(run_path: Path, updates: int) -> bool:
     return isinstance(summary, dict) and summary.get("updates") == updates and summary.get("interrupted") is False
 
 
-def run(driver: LMDriver, run_path: Path | None, start: Start, state: Any = None) -> LMTrainResult:
+def run(
+    driver: LMDriver, run_path: Path | None, start: Start, state: Any = None, callbacks: Callbacks | None = None
+) -> LMTrainResult:
     """The run loop with a run log; then RUN/model and summary.json. A reward that fails or a write that
     fails (a full disk) stops the run with the hint to resume it from the checkpoints it has."""
     state = driver.init() if state is None else state
     log = RunLog(driver.config, run_path, resume_from=start.update or None, names=driver.metric_names)
     try:
         try:
-            outcome = run_loop(driver, state, log, run_path, start)
+            outcome = run_loop(driver, state, log, run_path, start, callbacks)
         except BaseException:
             with contextlib.suppress(OSError):  # (the error on its way says more than a write error would)
                 log.close()
             raise
         log.close()
         return finished(driver.config, driver.model, outcome, run_path)
+    except UserCodeError as err:
+        err.resume = resume_command(driver.config, run_path) if err.saved else None
+        raise
     except (RunWriteError, RewardError) as err:
         if run_path is None or not list_checkpoints(run_path):
             raise
         hint = "once the problem is fixed" if isinstance(err, RunWriteError) else "with a reward that works"
-        raise type(err)(
-            f"{err}; the checkpoints written before are kept: {hint}, continue with: ppox lm train --resume {run_path}"
-        ) from None
+        command = resume_command(driver.config, run_path)
+        raise type(err)(f"{err}; the checkpoints written before are kept: {hint}, continue with: {command}") from None
 
 
 def finished(config: LMRunConfig, model: LanguageModel, outcome: Outcome, run_path: Path | None) -> LMTrainResult:
     """The LMTrainResult of a run's outcome; RUN/model and then summary.json written."""
     trained = dataclasses.replace(model, params=jax.device_get(outcome.state.params["policy"]))
-    result = LMTrainResult(config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted)
+    result = LMTrainResult(
+        config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted, outcome.stopped_by
+    )
+    done = f"after {outcome.metrics['episode_return'].shape[1]} of {config.updates} updates"
     if outcome.interrupted:
-        print(
-            f"ppox: stopped after {outcome.metrics['episode_return'].shape[1]} of {config.updates} updates;"
-            f" to continue: ppox lm train --resume {run_path}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"ppox: stopped {done}; to continue: {resume_command(config, run_path)}", file=sys.stderr, flush=True)
+    if outcome.stopped_by:
+        where = "nothing was saved" if run_path is None else f"its checkpoint and model are in {run_path}"
+        print(f"ppox: stopped early {done}: {outcome.stopped_by}; the run is finished ({where})", file=sys.stderr)
     if run_path is not None:
         save(run_path / MODEL_DIR, trained, tokenizer_from=Path(config.model))
         atomic_write_text(run_path / "summary.json", json.dumps(lm_summary(result), indent=2))
@@ -291,5 +309,6 @@ def lm_summary(result: LMTrainResult) -> dict:
         "kl_ref_last": float(m["kl_ref"][0, -tail:].mean()),
         "wall_time_s": round(result.wall_time, 3),
         "interrupted": result.interrupted,
+        "stopped_by": result.stopped_by,
         "run_path": None if result.run_path is None else str(result.run_path),
     }

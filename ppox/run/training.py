@@ -7,7 +7,9 @@ knows an environment or a compiled program is a driver (``ppox.drivers``).
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +19,19 @@ import numpy as np
 from ppox.acting.policy import POLICY_FILE, Policy
 from ppox.agent.metrics import final_return
 from ppox.config.config import Config
-from ppox.config.trust import confirm_file_config
 from ppox.drivers.distributed import init_distributed
-from ppox.drivers.fused import FusedDriver
-from ppox.drivers.host import HostDriver
-from ppox.envs.registry import check_env_id, driver_for
+from ppox.envs.registry import is_entry_point
 from ppox.envs.spec import EnvSpec
-from ppox.errors import CheckpointError, RunWriteError
-from ppox.run.loop import Outcome, Start, run_loop
-from ppox.storage.checkpoint import Checkpoint, load_policy_file, newest_usable, save_policy
+from ppox.errors import CheckpointError, RunWriteError, UserCodeError
+from ppox.run.callbacks import Callback, Callbacks, started_callbacks
+from ppox.run.init_from import start_from
+from ppox.run.loop import Outcome, Start, finished_early, run_loop
+from ppox.run.starting import make_driver, restored
+from ppox.storage.checkpoint import newest_usable, save_policy
 from ppox.storage.runfolder import discard_if_empty, make_run_path, take_run
 from ppox.storage.runlog import RunLog, write_summary
 from ppox.utils import signals
+from ppox.utils.naming import named
 
 __all__ = ["TrainResult", "init_distributed", "resume", "summary", "train"]
 
@@ -45,6 +48,7 @@ class TrainResult:
     wall_time: float  # seconds, compilation included
     run_path: Path | None
     interrupted: bool = False  # stopped early by SIGINT/SIGTERM; ppox.resume(run_path) continues it
+    stopped_by: str | None = None  # why a callback (a stopping rule) ended the run early; it is finished
 
     def final_return(self, fraction: float = 0.1) -> np.ndarray:
         """Per seed: mean return of the episodes finished in the last ``fraction`` of updates."""
@@ -60,26 +64,35 @@ class TrainResult:
         )
 
 
-def train(config: Config | None = None, *, env: Any = None, **overrides) -> TrainResult:
+def train(
+    config: Config | None = None, *, env: Any = None, callbacks: Sequence[Callback] = (), **overrides
+) -> TrainResult:
     """Train PPO as ``config`` says.
 
     SIGINT (Ctrl-C) or SIGTERM finishes the work in flight, saves a checkpoint and returns the
-    result so far with ``interrupted=True``; ``ppox.resume(result.run_path)`` continues the run.
+    result so far with ``interrupted=True``; ``ppox.resume(result.run_path)`` continues the run. A callback
+    that stops the run (``stop_at_return``, ``ppox.StopOnReturn``, ...) saves a checkpoint and the policy and
+    returns the result with ``stopped_by`` saying why: the run is finished (``resume`` does not continue it).
+    An error in the user's code (the env, a callback) raises ``UserCodeError`` once the last completed update
+    is checkpointed: ``ppox.resume`` continues from it.
 
     Args:
         config: the run's configuration. Default: ``Config.preset(env)`` with ``overrides``.
         env: an env id (the same as ``env=`` in the config), or a Gymnasium env instance or a function
             returning a new env: those train on the host driver, and ``config.env`` only names the run.
+        callbacks: ``ppox.Callback`` objects that see each update and evaluation and may stop the run
+            (``ppox.run.callbacks``).
         **overrides: Config fields that replace the config's (or the preset's) values.
 
     Returns:
         A ``TrainResult``: the config, the env spec, the seed-stacked parameters and observation
         statistics (leading axis [seeds]), ``metrics[name]`` as NumPy arrays [seeds, num_updates], the
         wall time in seconds (compilation included), the run folder (None when ``config.save`` is off),
-        and ``interrupted``.
+        ``interrupted`` and ``stopped_by``.
 
     Raises:
-        ConfigError: the config, an override or the env id is invalid (before any work starts).
+        ConfigError: the config, an override, the env id or a callback is invalid (before any work starts).
+        UserCodeError: the env or a callback raised (its exception is the ``__cause__``).
     """
     if isinstance(env, str):
         overrides, env = {**overrides, "env": env}, None
@@ -91,11 +104,12 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
     driver = make_driver(config, env)
     run_path = None
     try:
+        hooks = started_callbacks(callbacks, driver.config)
         run_path = make_run_path(driver.config) if driver.config.save else None
         say_rounding(driver.config)
         cancel = signals.on_hard_exit(lambda: discard_if_empty(run_path))
         try:
-            return _run(driver, run_path, start)
+            return _run(driver, run_path, start, callbacks=hooks)
         finally:
             cancel()
     except BaseException:
@@ -103,6 +117,19 @@ def train(config: Config | None = None, *, env: Any = None, **overrides) -> Trai
         raise
     finally:
         driver.close()
+
+
+def resume_command(driver, run_path: Path | None) -> str:
+    """The command that continues this run: with the entry point or Ray address its files name (which a resume
+    must repeat); a run of an env object or factory continues in Python, given that env again."""
+    config = driver.config
+    if run_path is None:
+        return "(nothing was saved)"
+    if not isinstance(getattr(driver, "env", ""), str):
+        return f"ppox.resume({str(run_path)!r}, env=...) with the env the run was started with"
+    env = ["--env", config.env] if is_entry_point(config.env) else []
+    ray = ["--ray", config.ray] if config.ray not in (None, "local") else []
+    return shlex.join(["ppox", "train", "--resume", str(run_path), *env, *ray])
 
 
 def say_rounding(config: Config) -> None:
@@ -116,12 +143,24 @@ def say_rounding(config: Config) -> None:
         )
 
 
-def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_config: bool = False) -> TrainResult:
-    """Continue an interrupted run from its newest loadable checkpoint to its planned end.
+def resume(
+    run_path,
+    env: Any = None,
+    *,
+    ray: str | None = None,
+    trust_run_config: bool = False,
+    total_timesteps: int | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Continue a run from its newest loadable checkpoint to its planned end or, with ``total_timesteps``, to a
+    new end (a finished run too).
 
-    The fused driver continues exactly: the result is bit-identical to an uninterrupted run. The
-    host driver restores the learner (parameters, optimiser, statistics, random state) exactly and
-    starts the environments afresh (episodes in progress at the interruption are lost).
+    To the same end, the fused driver continues exactly (bit-identical to an uninterrupted run); the host
+    driver restores the learner exactly and starts the envs afresh (episodes in progress are lost). A new end
+    keeps the whole state: from then on the run is one planned to that end (config.json, checkpoints, policy
+    file and summary say so; metrics.csv goes on), its annealed learning rate lr * (1 - i / new num_updates)
+    from update i on, as SB3's ``learn(reset_num_timesteps=False)`` does (so not bit-identical to a run planned
+    to that end from the start).
 
     A file is not trusted to run code or dial hosts: an entry point ('module:Class') or a Ray address in
     the checkpoint's config is used only if ``env`` / ``ray`` repeat it, or with ``trust_run_config``.
@@ -132,58 +171,43 @@ def resume(run_path, env: Any = None, *, ray: str | None = None, trust_run_confi
             the entry point the checkpoint names, repeated.
         ray: the Ray address the checkpoint names, repeated.
         trust_run_config: use the checkpoint's entry point and Ray address without their being repeated.
+        total_timesteps: a new end in env steps per seed, past the checkpoint's; None: the run's own end.
+        progress: show a progress bar (None: as the run did).
 
     Returns:
         A ``TrainResult`` of the whole run (as ``ppox.train`` returns), its metrics from the first
         update on.
 
     Raises:
-        CheckpointError: no loadable checkpoint, a language-model run, or a run that already finished.
-        ConfigError: the checkpoint names code or a host that was not repeated or trusted.
+        CheckpointError: no loadable checkpoint, a language-model run, or a finished run and no new end.
+        ConfigError: the checkpoint names code or a host not repeated or trusted; an end not past the updates done.
     """
-    checkpoint, driver, state = newest_usable(run_path, lambda c: _restored(c, run_path, env, ray, trust_run_config))
+    changes = {k: v for k, v in (("total_timesteps", total_timesteps), ("progress", progress)) if v is not None}
+    checkpoint, driver, state = newest_usable(
+        run_path, lambda c: restored(c, run_path, env, ray, trust_run_config, changes)
+    )
     if driver is None:
         if checkpoint.meta["driver"] == "lm":
             raise CheckpointError(
                 f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}"
             )
-        raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates)")
+        stopped = finished_early(checkpoint, changes)  # (a stopping rule ended it: it is finished)
+        how = f"stopped early by {stopped}" if stopped else f"{checkpoint.update} of {checkpoint.update} updates"
+        raise CheckpointError(
+            f"{run_path}: the run already finished ({how}); to train "
+            f"it further, give a new end: {named('--total-timesteps N', 'total_timesteps=N')} above "
+            f"{checkpoint.meta.get('global_step', 0):,}"
+        )
     try:
         start = Start.from_checkpoint(checkpoint, driver.metric_names)
         path = Path(run_path) if driver.config.save else None
-        if checkpoint.update >= driver.config.num_updates:
+        if checkpoint.update >= driver.config.num_updates or finished_early(checkpoint, changes):
             return _write_lost_policy(driver, path, start, state, checkpoint.path)
+        if "total_timesteps" in changes:
+            say_rounding(driver.config)
         return _run(driver, path, start, state)
     finally:
         driver.close()
-
-
-def _restored(checkpoint: Checkpoint, run_path, env: Any, ray: str | None, trust: bool) -> tuple:
-    """(checkpoint, driver, state restored from it), or (checkpoint, None, None) where there is nothing to run:
-    a language-model run, or one that finished and has its policy. CheckpointError where the checkpoint does
-    not fit its own config (``newest_usable`` then tries the one before)."""
-    if checkpoint.meta["driver"] == "lm":
-        return checkpoint, None, None
-    config = Config.from_dict(checkpoint.meta["config"])
-    confirm_file_config(config, checkpoint.path, env, ray, trust)
-    if checkpoint.update >= config.num_updates and _has_policy(run_path):
-        return checkpoint, None, None
-    # (an env id: the config's; distributed: every process reads the checkpoint, on a shared file system)
-    driver = _new_driver(checkpoint.meta["driver"], config, None if isinstance(env, str) else env)
-    try:
-        return checkpoint, driver, driver.restore(driver.init(), checkpoint)  # type: ignore[arg-type]
-    except BaseException:
-        driver.close()
-        raise
-
-
-def _has_policy(run_path) -> bool:
-    """Whether the run folder holds a readable policy file."""
-    try:
-        load_policy_file(Path(run_path) / POLICY_FILE)
-    except CheckpointError:
-        return False
-    return True
 
 
 def _write_lost_policy(driver, run_path: Path | None, start: Start, state, checkpoint: Path) -> TrainResult:
@@ -198,43 +222,27 @@ def _write_lost_policy(driver, run_path: Path | None, start: Start, state, check
             print(f"ppox: {run_path} had finished without its policy file: written from {checkpoint}", file=sys.stderr)
 
 
-def make_driver(config: Config, env: Any = None):
-    """The driver for this config: host for an env object or factory, else as ``driver_for`` says."""
-    if env is None:
-        check_env_id(config.env)  # (a Config lets a name pass that may label an env object)
-    return _new_driver(driver_for(config.env, config.driver, config.ray, env_object=env is not None), config, env)
-
-
-def _new_driver(kind: str, config: Config, env: Any) -> HostDriver | FusedDriver:
-    if kind == "host":
-        return HostDriver(config, env if env is not None else config.env)
-    return FusedDriver(_for_this_process(config))
-
-
-def _for_this_process(config: Config) -> Config:
-    """Under --distributed, join the processes; all but process 0 train without writing (one run folder)."""
-    if not config.distributed:
-        return config
-    init_distributed()
-    return config if jax.process_index() == 0 else config.replace(save=False, progress=False)
-
-
-def _run(driver, run_path: Path | None, start: Start, state=None) -> TrainResult:
-    """Run the loop with a run log; then save the policy and the summary, and say how to resume."""
-    state = driver.init() if state is None else state
+def _run(driver, run_path: Path | None, start: Start, state=None, callbacks: Callbacks | None = None) -> TrainResult:
+    """Run the loop with a run log; then save the policy and the summary, and say how to resume.
+    ``callbacks``: default, the config's stopping rule (a resumed run's)."""
+    state = start_from(driver, driver.init()) if state is None else state  # (--init-from: the source's policy)
+    callbacks = started_callbacks((), driver.config) if callbacks is None else callbacks
     log = RunLog(driver.config, run_path, resume_from=start.update if start.update else None)
     try:
         try:
-            outcome = run_loop(driver, state, log, run_path, start)
+            outcome = run_loop(driver, state, log, run_path, start, callbacks)
         except BaseException:
             _close_quietly(log)
             raise
         log.close(release=False)  # (the lock is held until the policy and the summary are written)
         return _save_result(driver, run_path, outcome)
+    except UserCodeError as err:
+        err.resume = resume_command(driver, run_path) if err.saved else None
+        raise
     except RunWriteError as err:
         raise RunWriteError(
             f"{err}; the checkpoints written before are kept: once the problem is fixed, continue "
-            f"with: ppox train --resume {run_path}"
+            f"with: {resume_command(driver, run_path)}"
         ) from None
     finally:
         log.release()
@@ -253,14 +261,13 @@ def _save_result(driver, run_path: Path | None, outcome: Outcome) -> TrainResult
     result = TrainResult(
         driver.config, driver.spec, params, obs_stats, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted
     )
+    result.stopped_by = outcome.stopped_by
+    done = f"after {result.metrics['episode_return'].shape[1]} of {result.config.num_updates} updates"
     if result.interrupted:
-        where = f"ppox train --resume {run_path}" if run_path is not None else "(nothing was saved)"
-        print(
-            f"ppox: stopped after {result.metrics['episode_return'].shape[1]} of {result.config.num_updates} "
-            f"updates; to continue: {where}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"ppox: stopped {done}; to continue: {resume_command(driver, run_path)}", file=sys.stderr, flush=True)
+    if result.stopped_by:
+        where = "nothing was saved" if run_path is None else f"its checkpoint and policy are in {run_path}"
+        print(f"ppox: stopped early {done}: {result.stopped_by}; the run is finished ({where})", file=sys.stderr)
     if run_path is not None:
         save_policy(
             run_path / POLICY_FILE,
@@ -289,6 +296,7 @@ def summary(result: TrainResult) -> dict:
         "final_return_per_seed": [round(float(x), 3) if ok else None for x, ok in zip(finals, ended)],
         "final_return_mean": round(float(finals[ended].mean()), 3) if ended.any() else None,
         "interrupted": result.interrupted,
+        "stopped_by": result.stopped_by,
         **{
             name: int(total(result.metrics[name]))
             for name, total in (("worker_restarts", np.nanmax), ("illegal_actions", np.nansum))

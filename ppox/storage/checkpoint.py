@@ -255,7 +255,8 @@ def restore_state(checkpoint: Checkpoint, template) -> Any:
             raise CheckpointError(
                 f"{path}: {name} is {value.dtype}{list(value.shape)}, this run needs {want.dtype}{list(want.shape)}"
             )
-        restored.append(jnp.asarray(value))
+        # (as the template's array where it is one: its weak type kept, a program compiled for it takes the result)
+        restored.append(leaf.at[...].set(value) if isinstance(leaf, jax.Array) else jnp.asarray(value))
     extra = sorted(set(k for k in arrays if k.startswith("state")) - set(names))
     if extra:
         raise CheckpointError(f"{path}: checkpoint holds arrays this run does not have ({extra[:3]}...)")

@@ -1,12 +1,14 @@
-"""A run's record: the run folder, the metrics CSV, TensorBoard event files, the progress bar."""
+"""A run's record: the run folder, the metrics CSV, the trackers (TensorBoard, W&B, MLflow), the progress bar."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ from ppox.agent.metrics import METRIC_NAMES as METRICS  # the CSV's metric colum
 from ppox.agent.metrics import weighted_return
 from ppox.errors import RunWriteError
 from ppox.storage.runfolder import AnyRunConfig, RunLock, run_key, take_run
-from ppox.storage.trackers import open_trackers
+from ppox.storage.trackers import check_trackers, close_tracker, open_trackers
 from ppox.utils.files import atomic_write_bytes, atomic_write_text
 
 
@@ -39,6 +41,8 @@ class RunLog:
         """``resume_from``: a resumed run's first update; metrics.csv keeps the rows before it and appends.
         ``names``: the metric columns (a driver's ``metric_names``; every one has episode_return and _count)."""
         self.config, self.path = config, path
+        if path is not None:
+            check_trackers(config)  # (a tracker's library missing: a ConfigError before the folder is taken)
         held = path is not None and run_key(path) in RunLock.held  # (a new run's, claimed with its folder)
         self.lock = take_run(path) if path is not None else None
         try:
@@ -61,14 +65,16 @@ class RunLog:
         if self.files is not None:
             self.files.flush()
 
-    def close(self, release: bool = True) -> None:
+    def close(self, release: bool = True, failed: bool | None = None) -> None:
         """Finish writing everything queued, then close the files; raises a write error not yet reported.
-        ``release``: give up the run's lock too (else ``release()`` does, once the run's last files are written)."""
+        ``release``: give up the run's lock too (else ``release()`` does, once the run's last files are written).
+        ``failed``: the run ends with an error (trackers record it); None: so when called while an exception is
+        being handled and not every update was written."""
         try:
             if self.progress is not None:
                 self.progress.stop()
             if self.files is not None:
-                self.files.close()
+                self.files.close(failed)
         finally:
             if release:
                 self.release()
@@ -121,7 +127,7 @@ class ProgressBar:
 
 class RunFiles:
     """config.json (atomic), metrics.csv and the config's trackers (``ppox.storage.trackers``: TensorBoard
-    event files), all written by one thread."""
+    event files, W&B, MLflow), all written by one thread."""
 
     def __init__(self, config: AnyRunConfig, path: Path, resume_from: int | None, names=METRICS):
         self.config, self.path, self.start, self.names = config, path, time.perf_counter(), names
@@ -133,7 +139,12 @@ class RunFiles:
         self.csv = csv.writer(self.csv_file)
         if resume_from is None:
             self.csv.writerow(header)
-        self.trackers = open_trackers(config, path, names)
+        try:
+            self.trackers = open_trackers(config, path, names)
+        except BaseException:
+            self.csv_file.close()
+            raise
+        self.written = resume_from or 0  # updates queued so far
         self.queue: queue.Queue = queue.Queue()
         self.error: Exception | None = None
         self.worker = threading.Thread(target=self._drain, name="ppox-run-files", daemon=True)
@@ -148,20 +159,29 @@ class RunFiles:
 
     def put(self, metrics, first_update: int, steps_per_second: float) -> None:
         self._raise_error()
+        self.written = first_update + metrics["episode_return"].shape[1]
         self.queue.put((metrics, first_update, steps_per_second, time.perf_counter() - self.start))
 
     def flush(self) -> None:
         self.queue.join()
         self._raise_error()
 
-    def close(self) -> None:
+    def close(self, failed: bool | None = None) -> None:
+        """Drain the queue, then close metrics.csv and every tracker (each, whatever the others raise)."""
         self.queue.put(None)
         self.worker.join()
-        for file in [self.csv_file, *self.trackers]:
+        if failed is None:
+            failed = sys.exc_info()[0] is not None and self.written < self.config.num_updates
+        closers = [self.csv_file.close, *(functools.partial(close_tracker, t, failed) for t in self.trackers)]
+        for close in closers:
             try:
-                file.close()
+                close()
+            except RunWriteError as err:
+                self.error = self.error or err
             except OSError as err:
                 self.error = self.error or RunWriteError.of(self.path, err)
+            except Exception as err:  # noqa: BLE001  (a bug: raised once every file is closed)
+                self.error = self.error or err
         self._raise_error()
 
     def _raise_error(self) -> None:

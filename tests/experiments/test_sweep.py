@@ -12,7 +12,7 @@ from ppox.cli.flags import split_flags
 from ppox.config.config import Config, ConfigError
 from ppox.experiments.sweep import Display, run_fused, run_sweep
 from ppox.experiments.sweep_folder import Plan, done_path
-from ppox.experiments.sweep_report import interval, write_report
+from ppox.experiments.sweep_report import write_report
 from ppox.experiments.sweep_space import combinations, parse_space
 
 SHORT = {"total_timesteps": "5120", "env": "CartPole-v1"}  # 10 updates of 512 steps
@@ -145,12 +145,6 @@ def test_cli_errors_exit_2_before_any_work(tmp_path, capsys):
     assert "add --random N" in err[0] and "--seeds must be an integer >= 1" in err[1]
     assert "sweep.json (no such file); give the folder of a sweep" in err[2]
     assert not (tmp_path / "x").exists()
-
-
-def test_interval_is_a_t_interval():
-    mean, low, high = interval([1.0, 2.0, 3.0, 4.0])
-    assert mean == 2.5 and high - mean == pytest.approx(3.182 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-4)
-    assert np.isnan(interval([5.0])[1]) and np.isnan(interval([None])[0])
 
 
 def test_a_host_sweep_runs_each_member_as_a_process(tmp_path):

@@ -185,7 +185,7 @@ def test_a_ray_address_in_a_checkpoint_is_not_dialled_without_confirmation(tmp_p
                                     run_name="ray", driver="host"))
     for checkpoint in list_checkpoints(result.run_path):
         _rewrite_config(checkpoint, ray="10.0.0.1:6379", total_timesteps=8192)
-    with pytest.raises(ConfigError, match="Ray cluster at '10.0.0.1:6379'.*--ray 10.0.0.1:6379"):
+    with pytest.raises(ConfigError, match="Ray cluster at '10.0.0.1:6379'.*ray='10.0.0.1:6379'"):
         ppox.resume(result.run_path)
 
 
