@@ -1,26 +1,33 @@
 """Every GPU figure the docs promise, in one run of a few minutes (docs/gpu.md says what each one means).
 
     python benchmarks/gpu.py                  # on a GPU: writes benchmarks/results/gpu.json (about 8 minutes at most)
-    python benchmarks/gpu.py --smoke          # tiny sizes, a CPU in about a minute: writes /tmp/ppox_gpu_smoke.json
+    python benchmarks/gpu.py --smoke          # tiny sizes, a CPU in 1-3 minutes: writes /tmp/ppox_gpu_smoke.json
     python benchmarks/gpu.py --list           # the plan, without running it
     python benchmarks/gpu.py --only lm,atari  # the items whose id contains one of these words
+    python benchmarks/gpu.py --report benchmarks/results/gpu.json   # docs/gpu.md's Results rows from a record
 
 Items, in the order they run (the first ones matter most, so a short budget keeps them):
 
-- fused CartPole-v1 and Breakout-MinAtar (their presets) at --num-envs 2048, 8192, 32768, 65536: ``ppox.train`` of
-  --updates updates; steady steps/s from the run log's per-chunk wall times (metrics.csv) after the first chunk,
-  the update program's compile time apart;
-- Atari host driver (ALE/Breakout-v5's preset: 8 envs, ale-py's vector env, the jitted CNN actor), if ale-py is
-  installed; the same measure;
+- Brax: a placeholder (no Brax family in ppox.envs yet): no figure;
+- fused CartPole-v1 and Breakout-MinAtar (their presets) at --num-envs 2048 and 65536 first, then 8192 and 32768:
+  ``ppox.train`` of --updates updates; steady steps/s from the run log's per-chunk wall times (metrics.csv) after
+  the first chunk, the update program's compile time apart;
 - LM sampling tokens/s (``ppox.lm.make_sampler``; the 10.1M-parameter GPT-2 shape of benchmarks/lm_throughput.py,
   random weights, batches 1, 32, 256) and tokens/s of whole PPO updates (``ppox.lm.train``, the model of
   benchmarks/lm_ppo_throughput.py, 64 prompts per update);
-- Brax: a placeholder (no Brax family in ppox.envs yet): no figure.
+- Atari host driver (ALE/Breakout-v5's preset: 8 envs, ale-py's vector env, the jitted CNN actor), if ale-py is
+  installed; the same measure;
+- a fused sweep of CartPole-v1 (16 members: 4 learning rates x 4 seeds) with --members vmap and with map
+  (docs/sweeps.md: "on a GPU, vmap is where the speed is");
+- Atari with EnvPool on the host and the fused driver (docs/pixels.md: the fused driver's saving grows on a GPU),
+  if envpool is installed (it has no wheel for Python 3.12: on the device image it is skipped).
 
 Each item runs in its own process (a timeout per item; JAX's memory of one item is freed before the next) and
 never fails the run: an error, a timeout or a skip is recorded for that item and the run goes on. The JSON is
-written again after every item, so a run cut short keeps what it measured. --budget-s: items that no longer fit
-are skipped. Outside a GPU (without --smoke) the default output goes to /tmp, never to benchmarks/results.
+written again before and after every item (the item in flight is marked "running"), so a run cut short keeps
+what it measured; SIGTERM (``timeout``) or Ctrl-C ends the item in flight, records it as "cut" and writes the
+JSON. --budget-s: items that no longer fit are skipped. Outside a GPU (without --smoke) the default output goes to
+/tmp, never to benchmarks/results.
 """
 
 from __future__ import annotations
@@ -29,12 +36,15 @@ import argparse
 import csv
 import json
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,6 +53,8 @@ sys.path.insert(0, str(ROOT))
 RESULTS = HERE / "results" / "gpu.json"
 SMOKE_OUT = Path(tempfile.gettempdir()) / "ppox_gpu_smoke.json"
 CPU_OUT = Path(tempfile.gettempdir()) / "ppox_gpu_on_cpu.json"
+GPU_PLATFORMS = ("gpu", "cuda", "rocm")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")  # "ppox.errors.ConfigError: ..."
 FUSED_ENVS = ("CartPole-v1", "Breakout-MinAtar")
 ATARI = "ALE/Breakout-v5"
 # benchmarks/lm_throughput.py's model: GPT-2's vocabulary (tied), 6 layers, width 160, 5 heads: 10.1M parameters
@@ -51,15 +63,16 @@ GPT2_TINY = {**GPT2_10M, "vocab_size": 512, "n_embd": 64, "n_layer": 2, "n_head"
 
 
 def plan(args) -> list[dict]:
-    """The items, most important first: the smallest size of each fused env, the LM and Atari figures, then the
-    larger sizes."""
-    sizes = (64,) if args.smoke else (2048, 8192, 32768, 65536)
+    """The items, most important first: the promised figures (fused at the smallest and largest sizes, the LM
+    figures, Atari, then the middle sizes), then the figures that test the docs' other GPU expectations."""
+    sizes = (64,) if args.smoke else (2048, 65536, 8192, 32768)
     updates = args.updates or (4 if args.smoke else 20)
+    tiny = {"num_steps": 16} if args.smoke else {}
     fused = [
         {
             "id": f"fused {env} {n}",
             "kind": "train",
-            "params": {"env": env, "driver": "fused", "num_envs": n, "updates": updates},
+            "params": {"env": env, "driver": "fused", "num_envs": n, "updates": updates, **tiny},
         }
         for n in sizes
         for env in FUSED_ENVS
@@ -70,6 +83,14 @@ def plan(args) -> list[dict]:
         "kind": "train",
         "params": {"env": ATARI, "driver": "host", "updates": 3 if args.smoke else 8, **small},
     }
+    envpool = [
+        {
+            "id": f"{driver} {ATARI} envpool",
+            "kind": "train",
+            "params": {"env": ATARI, "driver": driver, "vec": "envpool", "updates": 3 if args.smoke else 8, **small},
+        }
+        for driver in ("host", "fused")
+    ]
     model = GPT2_TINY if args.smoke else GPT2_10M
     sample = {
         "id": "lm sample",
@@ -93,8 +114,23 @@ def plan(args) -> list[dict]:
             "updates": 3 if args.smoke else 4,
         },
     }
-    brax = {"id": "brax", "kind": "brax", "params": {}}
-    items = fused[:2] + [sample, ppo, atari] + fused[2:] + [brax]
+    sweeps = [
+        {
+            "id": f"sweep CartPole-v1 {members}",
+            "kind": "sweep",
+            "params": {
+                "env": "CartPole-v1",
+                "members": members,
+                "learning_rates": [3e-4, 1e-3] if args.smoke else [1e-4, 3e-4, 1e-3, 3e-3],
+                "seeds": 2 if args.smoke else 4,
+                "updates": 4 if args.smoke else 40,
+                **tiny,
+            },
+        }
+        for members in ("vmap", "map")
+    ]
+    brax: dict[str, Any] = {"id": "brax", "kind": "brax", "params": {}}
+    items: list[dict[str, Any]] = [brax] + fused[:4] + [sample, ppo, atari] + fused[4:] + sweeps + envpool
     if args.only:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
         items = [item for item in items if any(w.lower() in item["id"].lower() for w in words)]
@@ -112,7 +148,7 @@ def measure_device(_: dict) -> dict:
     import jax
 
     device = jax.devices()[0]
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in ("jax", "jaxlib", "flax", "optax", "gymnax", "gymnasium", "numpy", "ale-py"):
         try:
             versions[name] = md.version(name)
@@ -179,11 +215,13 @@ def measure_train(p: dict) -> dict:
     """ppox.train of ``p["updates"]`` updates of the env's preset (num_envs and the rest overridden by ``p``)."""
     import importlib.util
 
-    if p["driver"] == "host" and importlib.util.find_spec("ale_py") is None:
-        return {"status": "skipped", "note": "ale-py is not installed (pip install 'ppox[atari]')"}
+    overrides = {k: p[k] for k in ("num_envs", "num_steps", "num_minibatches", "vec") if k in p}
+    vec = overrides.get("vec") or ("ale" if p["env"].startswith("ALE/") else None)  # (the Atari presets' --vec)
+    needs = {"ale": ("ale_py", "atari"), "envpool": ("envpool", "envpool")}.get(vec or "")
+    if needs is not None and importlib.util.find_spec(needs[0]) is None:
+        return {"status": "skipped", "note": f"{needs[0]} is not installed (pip install 'ppox[{needs[1]}]')"}
     import ppox
 
-    overrides = {k: p[k] for k in ("num_envs", "num_steps", "num_minibatches") if k in p}
     base = ppox.Config.preset(p["env"], **overrides)
     updates, batch = p["updates"], base.batch_size
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,6 +241,7 @@ def measure_train(p: dict) -> dict:
             rows = list(csv.DictReader(f))
     out = {
         "status": "ok",
+        "vec": config.vec,
         "num_envs": config.num_envs,
         "num_steps": config.num_steps,
         "batch": batch,
@@ -304,6 +343,59 @@ def measure_lm_ppo(p: dict) -> dict:
     }
 
 
+def measure_sweep(p: dict) -> dict:
+    """A fused sweep's members (learning rates x seeds of one preset) in one program, as ``ppox sweep`` runs a batch
+    (``ppox.experiments.sweep.run_members``), with ``--members`` vmap or map: steady member-steps/s between the
+    first chunk (compilation) and the last."""
+    import ppox
+    from ppox.config.config import static_config
+    from ppox.experiments.sweep import run_members
+
+    overrides = {k: p[k] for k in ("num_envs", "num_steps") if k in p}
+    base = ppox.Config.preset(p["env"], **overrides)
+    base = base.replace(total_timesteps=p["updates"] * base.batch_size, tensorboard=False, progress=False)
+    configs = [base.replace(learning_rate=lr, seed=s) for lr in p["learning_rates"] for s in range(p["seeds"])]
+
+    class Quiet:  # (the sweep's progress display)
+        def advance(self, n: int) -> None:
+            pass
+
+    class Never:  # (its signal flag)
+        requested = False
+
+    marks: list[tuple[float, int]] = []
+    tick = time.perf_counter()
+    _, wall = run_members(
+        static_config(base.replace(seeds=1)),
+        configs,
+        p["members"],
+        Quiet(),
+        Never(),
+        lambda _, done: marks.append((time.perf_counter() - tick, done)),
+    )
+    members, batch = len(configs), base.batch_size
+    out = {
+        "status": "ok",
+        "members": members,
+        "mode": p["members"],
+        "batch": batch,
+        "updates": p["updates"],
+        "call_s": round(wall, 3),
+        "first_chunk_s": round(marks[0][0], 3),
+        "first_chunk_updates": marks[0][1],
+        "chunks": len(marks),
+    }
+    if len(marks) >= 2:
+        (t0, d0), (t1, d1) = marks[0], marks[-1]
+        per_update = (t1 - t0) / (d1 - d0)
+        out.update(
+            steady_s_per_update=round(per_update, 5),
+            steady_member_steps_per_s=round(members * batch / per_update, 1),
+            compile_s=round(marks[0][0] - d0 * per_update, 3),
+        )
+    return out
+
+
 def measure_brax(_: dict) -> dict:
     from ppox.envs.families import FAMILIES
 
@@ -317,6 +409,7 @@ MEASURES = {
     "train": measure_train,
     "lm_sample": measure_lm_sample,
     "lm_ppo": measure_lm_ppo,
+    "sweep": measure_sweep,
     "brax": measure_brax,
 }
 
@@ -359,10 +452,11 @@ def run_item(item: dict, timeout: float, env: dict) -> dict:
     results = [line[len("RESULT ") :] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not results:
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        raised = [ln for ln in lines if EXCEPTION_LINE.match(ln)]  # (not JAX's note on its filtered frames)
         return {
             "status": "error",
             "seconds": seconds,
-            "error": lines[-1] if lines else f"exit {done.returncode}",
+            "error": (raised or lines or [f"exit {done.returncode}"])[-1][:500],
             "stderr_tail": "\n".join(lines[-15:]),
         }
     return {**json.loads(results[-1]), "seconds": seconds}
@@ -391,11 +485,11 @@ def table_rows(entry: dict) -> list[tuple[str, str, str, str]]:
         return [(name, r.get("status", "?"), "", str(r.get("note") or r.get("error") or "")[:90])]
     mem = size(r.get("peak_bytes_in_use"))
     if entry["kind"] == "train":
-        figure = f"{r['steady_steps_per_s']:,.0f} steps/s" if "steady_steps_per_s" in r else r.get("note", "")
+        rate = f"{r['steady_steps_per_s']:,.0f} steps/s" if "steady_steps_per_s" in r else r.get("note", "")
         return [
             (
                 name,
-                figure,
+                rate,
                 f"{r['compile_s']:.1f} s" if "compile_s" in r else "",
                 f"end to end {r['end_to_end_steps_per_s']:,.0f}/s, {r['updates']} x {r['batch']:,} steps {mem}",
             )
@@ -420,33 +514,178 @@ def table_rows(entry: dict) -> list[tuple[str, str, str, str]]:
                 f"{r['prompts_per_update']} x {r['new']} tokens per update {mem}",
             )
         ]
+    if entry["kind"] == "sweep":
+        rate = r.get("steady_member_steps_per_s")
+        return [
+            (
+                name,
+                f"{rate:,.0f} member-steps/s" if rate else "",
+                f"{r['compile_s']:.1f} s" if "compile_s" in r else "",
+                f"{r['members']} members x {r['updates']} x {r['batch']:,} steps {mem}",
+            )
+        ]
     return [(name, "ok", "", "")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --report: the rows of docs/gpu.md's Results tables, from a record.
+
+
+def figure(result: dict | None) -> str:
+    """One item's figure as docs/gpu.md's Results tables show it: steady rate (compile s), or its status."""
+    if not result:
+        return "not run"
+    if result.get("status") not in ("ok", "partial"):
+        return str(result.get("status"))
+    for key in ("steady_steps_per_s", "steady_member_steps_per_s"):
+        if result.get(key):
+            compile_s = result.get("compile_s")
+            return f"{result[key]:,.0f}" + (f" ({compile_s:.0f} s)" if compile_s is not None else "")
+    return str(result.get("note") or "no steady figure")
+
+
+def report(record: dict) -> str:
+    """docs/gpu.md's two Results tables, filled from ``record`` (a gpu.json)."""
+    found = {entry["id"]: entry["result"] for entry in record["items"]}
+    device = record.get("device") or {}
+    versions = device.get("versions") or {}
+    lines = [
+        f"{device.get('device_kind')} ({device.get('platform')}; nvidia-smi: {device.get('nvidia_smi')}), jax "
+        f"{versions.get('jax')}, jaxlib {versions.get('jaxlib')}, flax {versions.get('flax')}; {record.get('started')}"
+        + ("; SMOKE RUN ON TINY SIZES: NOT A RESULT" if record.get("smoke") else ""),
+        "",
+    ]
+    sizes = sorted({int(i.rsplit(" ", 1)[1]) for i in found if i.startswith("fused ") and i[-1].isdigit()})
+    lines += [
+        "| figure | " + " | ".join(f"{n:,} envs" for n in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for env in FUSED_ENVS:
+        cells = [figure(found.get(f"fused {env} {n}")) for n in sizes]
+        lines.append(f"| fused {env}, steady steps/s (compile s) | " + " | ".join(cells) + " |")
+    sample = found.get("lm sample") or {}
+    rates = [f"{b['tokens_per_s']:,.0f}" if "tokens_per_s" in b else "error" for b in sample.get("batches", [])]
+    batches = " / ".join(str(b["batch"]) for b in sample.get("batches", []))
+    ppo = found.get("lm ppo") or {}
+    brax = found.get("brax") or {}
+    atari = found.get(f"host {ATARI}") or {}
+    sweep = found.get("sweep CartPole-v1 vmap") or found.get("sweep CartPole-v1 map") or {}
+    model = f"{sample['parameters'] / 1e6:.1f}M" if sample.get("parameters") else "10.1M"
+    lines += [
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| Atari host ({ATARI}, {atari.get('num_envs', 8)} envs), steady steps/s (compile s) | "
+        f"{figure(atari or None)} |",
+        f"| LM sampling, {model} GPT-2 shape, tokens/s at batch {batches or '1 / 32 / 256'} | "
+        + (" / ".join(rates) if rates else figure(sample or None))
+        + " |",
+        f"| LM PPO update, {ppo.get('prompts_per_update', 64)} x {ppo.get('new', 32)} tokens, tokens/s "
+        f"(first update s) | "
+        + (
+            f"{ppo['steady_tokens_per_s']:,.0f} ({ppo['first_update_s']:.0f} s)"
+            if ppo.get("steady_tokens_per_s")
+            else figure(ppo or None)
+        )
+        + " |",
+        f"| fused sweep, CartPole-v1, {sweep.get('members', 16)} members, member-steps/s (compile s): vmap / map | "
+        f"{figure(found.get('sweep CartPole-v1 vmap'))} / {figure(found.get('sweep CartPole-v1 map'))} |",
+        f"| {ATARI} with EnvPool, steady steps/s: host / fused | "
+        f"{figure(found.get(f'host {ATARI} envpool'))} / {figure(found.get(f'fused {ATARI} envpool'))} |",
+        f"| Brax | {brax.get('note') or figure(brax or None)} |",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The parent: runs each item in a child process, records, prints the table.
+
+
+class Cut(Exception):
+    """SIGTERM (``timeout``) while an item runs: it is ended, recorded as cut, and the record written."""
+
+
+def on_sigterm(signum, _frame) -> None:
+    raise Cut("SIGTERM")
+
+
+def run_all(items, args, record: dict, out: Path, budget: float, item_timeout: float, env: dict, start: float) -> None:
+    """Run the items in order, writing the record before and after each (record["out"]: where it goes). Raises Cut
+    (SIGTERM) or KeyboardInterrupt once the item in flight is recorded as cut."""
+    record["out"], cut = str(out), None
+    for item in items:
+        elapsed = time.perf_counter() - start
+        left = budget - elapsed
+        print(f"[{elapsed:6.1f} s] {item['id']} ...", flush=True)
+        entry: dict[str, Any] = {**item, "result": {"status": "running", "started_s": round(elapsed, 1)}}
+        if item["kind"] != "device":  # (the device item says where the record goes: nothing is written before it)
+            record["items"].append(entry)
+            write(Path(record["out"]), record)  # (a run cut off now says which item was in flight)
+        result: dict[str, Any]
+        try:
+            if item["kind"] != "device" and left < (5 if args.smoke else 20):
+                result = {"status": "skipped", "note": f"budget: {left:.0f} s of --budget-s {budget:.0f} left"}
+            else:
+                result = run_item(item, max(10.0, min(item_timeout, left)), env)
+        except (Cut, KeyboardInterrupt) as err:  # (subprocess.run has ended the item's process)
+            cut = str(err) or type(err).__name__
+            result = {
+                "status": "cut",
+                "seconds": round(time.perf_counter() - start - elapsed, 1),
+                "error": f"{cut} after {time.perf_counter() - start:.0f} s of the run",
+            }
+        entry["result"] = result
+        if item["kind"] == "device":
+            record["device"] = result
+            if result.get("platform") not in GPU_PLATFORMS and not args.smoke and args.out is None:
+                record["out"] = str(CPU_OUT)
+                print(f"JAX sees no GPU ({result.get('platform')}): writing {CPU_OUT}, not {RESULTS}", flush=True)
+            print(
+                f"    {result.get('device_kind')} ({result.get('platform')}), jax "
+                f"{(result.get('versions') or {}).get('jax')}",
+                flush=True,
+            )
+        else:
+            status = result.get("status")
+            print(
+                f"    {status} in {result.get('seconds', 0):.1f} s"
+                + (f": {result.get('error') or result.get('note')}" if status != "ok" else ""),
+                flush=True,
+            )
+        record["elapsed_s"] = round(time.perf_counter() - start, 1)
+        write(Path(record["out"]), record)
+        if cut:
+            raise Cut(cut)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script on a CPU (~1 minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the script on a CPU (1-3 minutes)")
     parser.add_argument(
-        "--budget-s", type=float, default=None, help="seconds for the whole run (default 480; smoke 240)"
+        "--budget-s", type=float, default=None, help="seconds for the whole run (default 480; smoke 360)"
     )
     parser.add_argument(
-        "--item-timeout-s", type=float, default=None, help="most seconds per item (default 180; smoke 90)"
+        "--item-timeout-s", type=float, default=None, help="most seconds per item (default 180; smoke 120)"
     )
     parser.add_argument("--updates", type=int, default=None, help="updates per fused run (default 20; smoke 4)")
     parser.add_argument("--only", default="", help="comma list: run only the items whose id contains one of these")
     parser.add_argument("--out", type=Path, default=None, help="JSON written (default: results/gpu.json on a GPU)")
     parser.add_argument("--list", action="store_true", help="print the plan and stop")
+    parser.add_argument("--report", type=Path, help="print docs/gpu.md's Results rows from this JSON and stop")
     parser.add_argument("--item", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.item:
         return child(json.loads(args.item))
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return
     items = plan(args)
     if args.list:
         for item in items:
             print(f"{item['id']:32s} {json.dumps(item['params'])}")
         return
-    budget = args.budget_s or (240.0 if args.smoke else 480.0)
-    item_timeout = args.item_timeout_s or (90.0 if args.smoke else 180.0)
+    budget = args.budget_s or (360.0 if args.smoke else 480.0)
+    item_timeout = args.item_timeout_s or (120.0 if args.smoke else 180.0)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -458,43 +697,29 @@ def main() -> None:
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.90")  # 65536 MinAtar envs: see docs/gpu.md
     start = time.perf_counter()
     out = args.out or (SMOKE_OUT if args.smoke else RESULTS)
-    record = {
+    record: dict = {
         "what": "benchmarks/gpu.py" + (" --smoke: a check of the script, not a result" if args.smoke else ""),
         "smoke": args.smoke,
         "argv": sys.argv[1:],
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "budget_s": budget,
+        "finished": False,
         "device": None,
         "items": [],
     }
-    for item in items:
-        elapsed = time.perf_counter() - start
-        left = budget - elapsed
-        print(f"[{elapsed:6.1f} s] {item['id']} ...", flush=True)
-        if item["kind"] != "device" and left < (5 if args.smoke else 20):
-            result = {"status": "skipped", "note": f"budget: {left:.0f} s of --budget-s {budget:.0f} left"}
-        else:
-            result = run_item(item, max(10.0, min(item_timeout, left)), env)
-        if item["kind"] == "device":
-            record["device"] = result
-            if result.get("platform") not in ("gpu", "cuda", "rocm") and not args.smoke and args.out is None:
-                out = CPU_OUT
-                print(f"JAX sees no GPU ({result.get('platform')}): writing {out}, not {RESULTS}", flush=True)
-            print(
-                f"    {result.get('device_kind')} ({result.get('platform')}), jax "
-                f"{(result.get('versions') or {}).get('jax')}",
-                flush=True,
-            )
-        else:
-            record["items"].append({**item, "result": result})
-            status = result.get("status")
-            print(
-                f"    {status} in {result.get('seconds', 0):.1f} s"
-                + (f": {result.get('error') or result.get('note')}" if status != "ok" else ""),
-                flush=True,
-            )
-        record["elapsed_s"] = round(time.perf_counter() - start, 1)
-        write(out, record)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    cut = None
+    try:
+        run_all(items, args, record, out, budget, item_timeout, env, start)
+    except (Cut, KeyboardInterrupt) as err:  # (the record as last written: every finished item, the one in flight)
+        cut = str(err) or type(err).__name__
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    out = Path(record.pop("out"))
+    if (record["device"] or {}).get("platform") not in GPU_PLATFORMS and not args.smoke and args.out is None:
+        out = CPU_OUT  # (never benchmarks/results without a GPU)
+    record["finished"] = cut is None
+    record["elapsed_s"] = round(time.perf_counter() - start, 1)
+    write(out, record)
     device = record["device"] or {}
     print(
         f"\n{device.get('device_kind')} ({device.get('platform')}), jax {(device.get('versions') or {}).get('jax')}"
@@ -506,7 +731,7 @@ def main() -> None:
     widths = [max(len(line[i]) for line in lines) for i in range(3)]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line[:3], widths)) + "  " + line[3])
-    print(f"\n{record['elapsed_s']:.0f} s in all; written to {out}")
+    print(f"\n{record['elapsed_s']:.0f} s in all" + (f", cut by {cut}" if cut else "") + f"; written to {out}")
 
 
 if __name__ == "__main__":
