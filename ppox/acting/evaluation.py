@@ -21,8 +21,9 @@ from ppox.envs.gym_make import env_label
 from ppox.envs.gym_wrappers import HideObservation
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.masks import mask_source, read_mask
-from ppox.envs.registry import check_env_id
+from ppox.envs.registry import check_env_id, is_entry_point, is_jax_env
 from ppox.envs.spec import EnvSpec
+from ppox.envs.user_jax import is_jax_object, register_object, resolve_entry_point
 from ppox.errors import CheckpointError, ConfigError
 from ppox.utils.naming import named
 
@@ -59,11 +60,16 @@ def evaluate(
         env, trust_env = None, True  # the policy's own env, confirmed
     if env is None and policy.source is not None:
         confirm_file_config(policy.config, policy.source, trust=trust_env, uses_ray=False, trust_argument="trust_env")
+    if is_jax_object(env):  # (your own JAX env, kept under the name the run gave it)
+        register_object(env, policy.config.env)
+        env = None
+    elif env is None and is_entry_point(policy.config.env):
+        resolve_entry_point(policy.config.env)  # (confirmed: it may make a JAX env)
     if env is None:
         _check_rebuildable(policy.config.env)
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
-    if env is None and family_for(name, "single") is None:  # a JAX-native env only
+    if env is None and (family_for(name, "single") is None or is_jax_env(name)):  # a JAX-native env only
         if video_folder is not None and len(policy.spec.obs_shape) != 3:
             raise ConfigError(
                 f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "

@@ -12,6 +12,7 @@ import reprlib
 import types
 import typing
 
+from ppox.envs.families import is_unresolved_entry_point
 from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
 from ppox.errors import ConfigError
 from ppox.utils.naming import with_fields
@@ -198,10 +199,12 @@ def _validate_placement(c) -> None:
         f"--num-envs {c.num_envs} must divide by --devices {c.devices} (each device steps an equal share)",
     )
     check_env_id(c.env, strict=False)  # (a name close to no id may label an env object; train checks it)
-    fused = driver_for(c.env, c.driver, c.ray) == "fused"
+    # (an entry point not yet imported may make a JAX env: the driver is checked again where the run starts)
+    maybe = is_unresolved_entry_point(c.env) and c.ray is None and c.driver != "host"
+    fused = driver_for(c.env, c.driver, c.ray) == "fused" or maybe
     if c.driver == "fused":
         need(
-            is_jax_env(c.env) or (is_atari_id(c.env) and c.vec == "envpool"),
+            is_jax_env(c.env) or maybe or (is_atari_id(c.env) and c.vec == "envpool"),
             f"--driver fused needs a JAX-native env, or an Atari id with --vec envpool (EnvPool's XLA steps); "
             f"{c.env!r} is not one (use --driver host)",
         )

@@ -86,6 +86,22 @@ def is_task_id(env_id: str) -> bool:
     return env_id in TASK_IDS
 
 
+# JAX envs of the user's by the name a run gives them: objects given from Python, and entry points found to
+# make one (None: an entry point found to be a Gymnasium env). Filled by ppox.envs.user_jax where a run starts.
+USER_JAX_ENVS: dict[str, Any] = {}
+
+
+def is_user_jax_env(env_id: str) -> bool:
+    """A JAX env of the user's that this process was given, or found behind an entry point."""
+    return USER_JAX_ENVS.get(env_id) is not None
+
+
+def is_unresolved_entry_point(env_id: str) -> bool:
+    """An entry point not yet imported: it may make a JAX env (fused driver) or a Gymnasium one (host);
+    importing it runs its code, so it is imported where a run starts, not where a config is checked."""
+    return is_entry_point(env_id) and env_id not in USER_JAX_ENVS
+
+
 def is_gymnasium_env(env_id: str) -> bool:
     """A registered Gymnasium id or a 'package.module:Class' entry point."""
     return is_entry_point(env_id) or env_id in gym.registry
@@ -160,6 +176,12 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("Atari (host driver; any ALE/Name-v5 or NameNoFrameskip-v4), with presets", ATARI_IDS),),
         extra="atari",
         needs=("ale_py",),
+    ),
+    Family(  # your own JAX env: an object given from Python, or an entry point that makes one (docs/jax-envs.md)
+        "user-jax",
+        is_user_jax_env,
+        "ppox.envs.user_jax",
+        fused="make",
     ),
     Family(  # the last family also takes what no family claims: env objects, ids registered on first make
         "gymnasium",

@@ -14,7 +14,8 @@ from ppox.config.trust import confirm_file_config
 from ppox.drivers.distributed import init_distributed
 from ppox.drivers.fused import FusedDriver
 from ppox.drivers.host import HostDriver
-from ppox.envs.registry import check_env_id, driver_for
+from ppox.envs.registry import check_env_id, driver_for, is_entry_point
+from ppox.envs.user_jax import is_jax_object, register_object, resolve_entry_point
 from ppox.errors import CheckpointError, ConfigError
 from ppox.run.init_from import check as check_init_from
 from ppox.run.loop import finished_early
@@ -26,6 +27,7 @@ def make_driver(config: Config, env: Any = None) -> HostDriver | FusedDriver:
     """The driver for this config: host for an env object or factory, else as ``driver_for`` says. With
     --init-from, the source's policy is checked against the driver's env and network here, before the run
     folder exists (ConfigError naming the mismatch)."""
+    config, env = with_jax_env(config, env)
     if env is None:
         check_env_id(config.env)  # (a Config lets a name pass that may label an env object)
     driver = new_driver(driver_for(config.env, config.driver, config.ray, env_object=env is not None), config, env)
@@ -36,6 +38,19 @@ def make_driver(config: Config, env: Any = None) -> HostDriver | FusedDriver:
         driver.close()
         raise
     return driver
+
+
+def with_jax_env(config: Config, env: Any) -> tuple[Config, Any]:
+    """(config, env) where a JAX env decides the driver: a JAX env object kept under its name (the config's env
+    from then on, ``env`` None), or an entry point imported to see what it makes; the config validated again."""
+    if is_jax_object(env):
+        if config.driver == "host":
+            raise ConfigError("a JAX env object runs on the fused driver; drop driver='host'")
+        return config.replace(env=register_object(env)), None
+    if env is None and is_entry_point(config.env) and config.driver != "host" and config.ray is None:
+        resolve_entry_point(config.env)
+        return config.replace(), None  # (its checks again, now that the driver is known)
+    return config, env
 
 
 def new_driver(kind: str, config: Config, env: Any) -> HostDriver | FusedDriver:
@@ -59,8 +74,12 @@ def restored(checkpoint: Checkpoint, run_path, env: Any, ray: str | None, trust:
     (``newest_usable`` then tries the one before); ConfigError where a new end is not past the updates done."""
     if checkpoint.meta["driver"] == "lm":
         return checkpoint, None, None
+    if is_jax_object(env):  # (kept under the run's name for the env before its config is read)
+        register_object(env, str(checkpoint.meta["config"].get("env")))
     config = Config.from_dict(checkpoint.meta["config"])
     confirm_file_config(config, checkpoint.path, env, ray, trust)
+    if checkpoint.meta["driver"] == "fused" and is_entry_point(config.env):
+        resolve_entry_point(config.env)  # (confirmed: repeated or trusted)
     if changes:
         config = with_changes(config, checkpoint.update, changes)
     if (checkpoint.update >= config.num_updates or finished_early(checkpoint, changes)) and has_policy(run_path):
