@@ -39,8 +39,8 @@ def pytest_xdist_auto_num_workers(config):
 
 
 def pytest_collection_modifyitems(items):
-    """The slow tests first, so that pytest-xdist shares them out between its workers from the start."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow and long tests first, so that pytest-xdist shares them out between its workers from the start."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(name) for name in ("slow", "long")))
 
 
 @pytest.fixture(autouse=True, scope="module")

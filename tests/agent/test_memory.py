@@ -185,7 +185,7 @@ def test_loaded_recurrent_policy_acts_with_state_and_evaluates(tmp_path):
     assert same is None and np.ndim(actions) == 0
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.learning
 def test_recurrent_ppo_solves_velocity_hidden_cartpole_where_memoryless_cannot():
     """CartPoleNoVel-v1 (position and angle only), fused driver, 150k steps: GRU PPO passes 300, memoryless
@@ -197,7 +197,7 @@ def test_recurrent_ppo_solves_velocity_hidden_cartpole_where_memoryless_cannot()
     assert memoryless < 100, memoryless
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.learning
 def test_recurrent_ppo_learns_repeat_previous():
     """RepeatPrevious-v0 (name the symbol shown 3 steps ago): memoryless PPO is stuck at chance (0.25)."""
@@ -206,6 +206,7 @@ def test_recurrent_ppo_learns_repeat_previous():
     assert ppox.train(config.replace(memory="none")).final_return()[0] < 0.35
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_host_recurrent_ppo_learns_with_hidden_velocities():
     """The same task on the host driver through the Gymnasium HideObservation wrapper, 100k steps."""

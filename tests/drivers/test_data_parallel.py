@@ -27,7 +27,7 @@ assert learned.final_return()[0] >= 150, learned.final_return()
 """
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.learning
 def test_two_devices_match_one_and_learn():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(ROOT),

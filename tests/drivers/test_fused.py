@@ -90,7 +90,7 @@ def test_default_cartpole_solves():
     assert result.final_return()[0] >= 475
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.learning
 def test_cleanrl_cartpole_eight_vmapped_seeds_all_solve():
     config = Config(env="CartPole-v1", total_timesteps=500_000, num_envs=4, num_steps=128, update_epochs=4,

@@ -22,7 +22,7 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_two_workers_learn_cartpole(local_ray):
     result = ppox.train(ppox.Config(env="CartPole-v1", ray="local", workers=2, total_timesteps=60_000,
                                     save=False, progress=False))
@@ -30,7 +30,7 @@ def test_two_workers_learn_cartpole(local_ray):
     assert result.metrics["worker_restarts"][0, -1] == 0
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_recurrent_policy_trains_on_ray_workers(local_ray):
     """Each worker keeps its envs' carries; their start carries and episode starts join the learner's batch."""
     config = ppox.Config(env="CartPole-v1", hide_obs=(1, 3), memory="gru", memory_size=8, num_envs=4, num_steps=32,
@@ -39,7 +39,7 @@ def test_recurrent_policy_trains_on_ray_workers(local_ray):
     assert np.isfinite(result.metrics["value_loss"]).all() and result.metrics["episode_count"].sum() > 0
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_killed_worker_is_replaced_and_training_goes_on(local_ray, tmp_path):
     from tests import toy_envs
 

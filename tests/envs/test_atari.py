@@ -146,7 +146,7 @@ def test_evaluation_env_plays_whole_games():
     env.close()
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_tiny_atari_run_keeps_uint8_and_records_a_video(tmp_path):
     config = ppox.Config.preset("ALE/Breakout-v5", total_timesteps=128, num_envs=2, num_steps=64,
                                 run_dir=str(tmp_path), run_name="b", progress=False, checkpoint_every=0)

@@ -10,9 +10,11 @@ from ppox.cli import main
 from ppox.experiments.plots import clipped_objective
 
 
+@pytest.mark.long
 def test_ladder_report_has_every_rung_from_every_seed(tmp_path, capsys):
-    """The README's ladder command as its test runs it, not marked slow: where it runs after that test, it loads
-    the eight compiled rungs from the session's compilation cache (where the two overlap, both compile)."""
+    """The README's ladder command as its test runs it, in the long tier beside that test: where it runs after
+    it, it loads the eight compiled rungs from the session's compilation cache (where the two overlap, both
+    compile)."""
     out = tmp_path / "report"
     code = main(["ladder", "--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "2048", "--no-progress",
                  "--out", str(out)])

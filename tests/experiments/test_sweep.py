@@ -160,7 +160,7 @@ def test_a_host_sweep_runs_each_member_as_a_process(tmp_path):
     write_report(tmp_path / "sw")
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_ctrl_c_stops_a_sweep_and_the_same_command_resumes_it(tmp_path):
     """A real SIGINT to `ppox sweep`: the configurations that finished stay; the rerun does only the rest."""
     import os
@@ -189,7 +189,7 @@ def test_ctrl_c_stops_a_sweep_and_the_same_command_resumes_it(tmp_path):
     assert all(done_path(out, i).exists() for i in range(4))
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_host_members_as_ray_tasks(tmp_path):
     pytest.importorskip("ray")
     import ray

@@ -58,7 +58,7 @@ def test_lm_without_a_command_prints_usage(capsys):
     assert "reward-model" in capsys.readouterr().out
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_reward_model_learns_a_preference_and_rewards_a_ppo_run(tmp_path, prompts, capsys):
     """Pairs that differ only in the last word ("yes" preferred to "no"): held-out accuracy 1 after 3 epochs;
     the saved folder scores a "yes" completion higher, and `lm train --reward-model` runs on it."""

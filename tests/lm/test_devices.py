@@ -72,7 +72,7 @@ print("resumed ok")
 """
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_two_forced_cpu_devices_give_the_one_device_result():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(ROOT),
            "PPOX_CACHE_DIR": ""}

@@ -103,7 +103,7 @@ def test_two_live_writers_of_one_run_are_refused(tmp_path):
     RunLock(tmp_path / "r").release()  # free again
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_kill_9_right_after_a_checkpoint_loses_no_metrics_row(tmp_path):
     """The rows up to a checkpoint are on disk before the checkpoint file exists."""
     run = tmp_path / "k"

@@ -95,7 +95,7 @@ def test_readme_quickstart_names_real_extras_and_every_command_is_tested():
     assert len(PPOX_COMMANDS) >= 18
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("command", PPOX_COMMANDS, ids=[c.split("  ")[0] for c in PPOX_COMMANDS])
 def test_readme_quickstart_command_runs(command, readme_folder):
     """Each `ppox` line of the Quickstart, in its own test so that the suite's workers share them out."""

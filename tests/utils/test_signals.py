@@ -33,7 +33,7 @@ def test_a_signal_before_training_stops_at_once_and_leaves_no_folder(tmp_path, w
     assert not any(tmp_path.iterdir()), "no empty run folder is left"
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_a_second_signal_inside_a_long_compiled_update_stops_at_once(tmp_path):
     # one update of 256 x 4096 steps takes seconds: the second signal arrives while XLA runs it
     proc = ppox_cli("train", "--num-envs", "256", "--num-steps", "4096", "--total-timesteps", str(256 * 4096 * 40),
@@ -54,7 +54,7 @@ def test_a_second_signal_inside_a_long_compiled_update_stops_at_once(tmp_path):
     assert "again: stopping at once" in err
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_sigterm_stops_the_ladder_with_a_report_of_the_rungs_that_finished(tmp_path):
     out = tmp_path / "ladder"
     proc = ppox_cli("ladder", "--env", "CartPole-v1", "--seeds", "2", "--total-timesteps", "200704",
