@@ -106,7 +106,9 @@ def ppox_train(steps: int) -> dict:
 
 
 SB3_CODE = """
-import sys, time, statistics, gymnasium as gym, ale_py
+import sys, time, statistics, gymnasium as gym, ale_py, torch
+if {threads}:
+    torch.set_num_threads({threads})
 gym.register_envs(ale_py)
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -133,8 +135,9 @@ print("SB3", {steps} / (end - start), {n} * {t} / statistics.median(gaps))
 """
 
 
-def sb3(steps: int) -> dict | None:
-    """SB3's steps per second, end to end and in the steady state, or None without its bench env."""
+def sb3(steps: int, threads: int = 0) -> dict | None:
+    """SB3's steps per second, end to end and in the steady state, or None without its bench env; torch on
+    ``threads`` threads (0: torch's default, one per core)."""
     if not SB3_PYTHON.exists():
         return None
     import ale_py
@@ -146,7 +149,8 @@ def sb3(steps: int) -> dict | None:
                  "opencv_python_headless-*.dist-info"):
         for path in site.glob(name):
             (extra / path.name).symlink_to(path)
-    code = SB3_CODE.format(env=ENV_ID, n=NUM_ENVS, t=NUM_STEPS, mb=NUM_ENVS * NUM_STEPS // 4, steps=steps)
+    code = SB3_CODE.format(env=ENV_ID, n=NUM_ENVS, t=NUM_STEPS, mb=NUM_ENVS * NUM_STEPS // 4, steps=steps,
+                           threads=threads)
     out = subprocess.run([str(SB3_PYTHON), "-c", code], capture_output=True, text=True, timeout=1800,
                          env={**os.environ, "PYTHONPATH": str(extra)})
     lines = [line for line in out.stdout.splitlines() if line.startswith("SB3")]
@@ -203,7 +207,7 @@ def env_rows(steps: int, repeats: int) -> None:
                                "load_average": os.getloadavg()}, indent=2))
 
 
-def side_by_side(steps: int, repeats: int, with_sb3: bool) -> dict:
+def side_by_side(steps: int, repeats: int, with_sb3: bool, sb3_threads: int = 0) -> dict:
     """ppox and SB3 on the same work, alternated ``repeats`` times; medians of each figure."""
     import statistics
 
@@ -211,7 +215,7 @@ def side_by_side(steps: int, repeats: int, with_sb3: bool) -> dict:
     for _ in range(repeats):
         runs["ppox"].append(ppox_train(steps))
         print(f"ppox: {runs['ppox'][-1]}", flush=True)
-        if with_sb3 and (result := sb3(steps)) is not None:
+        if with_sb3 and (result := sb3(steps, sb3_threads)) is not None:
             runs["sb3"].append(result)
             print(f"SB3: {result}", flush=True)
     medians = {name: {key: statistics.median(r[key] for r in rs) for key in ("end_to_end", "steady")}
@@ -244,6 +248,9 @@ def main() -> None:
     parser.add_argument("--only-drivers", action="store_true",
                         help="just training through ale, EnvPool and EnvPool on the fused driver (atari_drivers.json)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sb3-threads", type=int, default=0,
+                        help="torch threads for SB3 (torch.set_num_threads; 0: torch's default, one per core)")
+    parser.add_argument("--out", default="atari.json", help="file name under benchmarks/results/")
     args = parser.parse_args()
     if args.only_drivers:
         driver_rows(args.steps, args.repeats)
@@ -257,10 +264,11 @@ def main() -> None:
     print(f"ppox parts: {results}", flush=True)
     results["split_per_update_s"] = {"env": NUM_STEPS * NUM_ENVS / results["env_ale"],
                                      "act": NUM_STEPS * results["act_s"], "learn": results["learn_s"]}
-    results.update(side_by_side(args.steps, args.repeats, not args.no_sb3), steps=args.steps,
+    results.update(side_by_side(args.steps, args.repeats, not args.no_sb3, args.sb3_threads), steps=args.steps,
+                   sb3_threads=args.sb3_threads,
                    command=" ".join(["benchmarks/atari.py"] + sys.argv[1:]), load_average=os.getloadavg())
     report(results)
-    out = HERE / "results" / "atari.json"
+    out = HERE / "results" / args.out
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
 
