@@ -42,6 +42,10 @@ JAX_ENV_IDS = (
 # ppox's own JAX-native tasks (ppox.envs.jax_tasks): memory tasks and pgx games (pip install "ppox[pgx]")
 TASK_IDS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "RepeatPrevious-v0", "TicTacToe-pgx", "ConnectFour-pgx")
 GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed with ppox's
+# JAX worlds of other packages that ppox trains on and tests (any id of theirs runs, with the prefix)
+NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
+JUMANJI_IDS = ("Jumanji-Game2048-v1", "Jumanji-Knapsack-v1")  # "Jumanji-" + a jumanji id
+XMINIGRID_IDS = ("XLand-MiniGrid-Empty-6x6", "XLand-MiniGrid-DoorKey-5x5")  # "XLand-" + an xminigrid id
 # Atari games that ppox trains on and tests (any ALE/Name-v5 or NameNoFrameskip-v4 runs)
 ATARI_IDS = tuple(
     f"ALE/{game}-v5"
@@ -176,6 +180,33 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("Atari (host driver; any ALE/Name-v5 or NameNoFrameskip-v4), with presets", ATARI_IDS),),
         extra="atari",
         needs=("ale_py",),
+    ),
+    Family(
+        "navix",
+        lambda env_id: env_id.startswith("Navix-"),
+        "ppox.envs.navix",
+        fused="make",
+        sections=(Section("navix gridworlds (fused driver; any Navix-* id)", NAVIX_IDS),),
+        extra="navix",
+        needs=("navix",),
+    ),
+    Family(
+        "jumanji",
+        lambda env_id: env_id.startswith("Jumanji-"),
+        "ppox.envs.jumanji",
+        fused="make",
+        sections=(Section("Jumanji (fused driver, legal-action masks; Jumanji- + any jumanji id)", JUMANJI_IDS),),
+        extra="jumanji",
+        needs=("jumanji",),
+    ),
+    Family(
+        "xminigrid",
+        lambda env_id: env_id.startswith("XLand-"),
+        "ppox.envs.xminigrid",
+        fused="make",
+        sections=(Section("XLand-MiniGrid (fused driver; XLand- + any xminigrid id)", XMINIGRID_IDS),),
+        extra="xminigrid",
+        needs=("xminigrid",),
     ),
     Family(  # your own JAX env: an object given from Python, or an entry point that makes one (docs/jax-envs.md)
         "user-jax",

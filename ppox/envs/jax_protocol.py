@@ -96,6 +96,10 @@ class PureParams:
     max_steps_in_episode: int = DEFAULT_STEP_LIMIT
 
 
+def is_typed_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def flat_obs(obs) -> jax.Array:
     """An observation as the network takes it: one array as float32 (its shape kept), or a dict or other
     pytree of arrays flattened and joined in key order."""
@@ -113,6 +117,8 @@ class PureEnv:
         self.env, self.what = env, what
         limit = getattr(env, "max_episode_steps", None)
         self.default_params = PureParams(int(limit) if limit else DEFAULT_STEP_LIMIT)
+        self.key_impls: list[str | None] = []  # per leaf of the env's state: a typed PRNG key's implementation
+        jax.eval_shape(self.read_key_impls, jax.random.PRNGKey(0))
         obs, _ = jax.eval_shape(self.reset_env, jax.random.PRNGKey(0), self.default_params)
         self.obs_shape = tuple(obs.shape)
         jax.eval_shape(self.first_step, jax.random.PRNGKey(0))  # (a step of the wrong form is said now)
@@ -124,15 +130,30 @@ class PureEnv:
         kind = jnp.float32 if type(space).__name__ == "Box" else jnp.int32
         return self.step_env(key, state, jnp.zeros(tuple(getattr(space, "shape", ()) or ()), kind), self.default_params)
 
+    def read_key_impls(self, key):
+        """Note which leaves of the env's state are typed PRNG keys (``jax.random.key``), and their kind."""
+        leaves = jax.tree_util.tree_leaves(self.env.reset(key)[1])
+        self.key_impls = [jax.random.key_impl(x) if is_typed_key(x) else None for x in leaves]
+
+    def stored(self, inner) -> Any:
+        """The env's state with its typed PRNG keys as their uint32 data: arrays a checkpoint can hold."""
+        return jax.tree_util.tree_map(lambda x: jax.random.key_data(x) if is_typed_key(x) else x, inner)
+
+    def restored(self, inner) -> Any:
+        """The env's state with its typed PRNG keys made again from their data."""
+        leaves, tree = jax.tree_util.tree_flatten(inner)
+        keys = [x if i is None else jax.random.wrap_key_data(x, impl=i) for x, i in zip(leaves, self.key_impls)]
+        return jax.tree_util.tree_unflatten(tree, keys)
+
     def reset_env(self, key, params):
         obs, inner = self.env.reset(key)
-        return flat_obs(obs), PureState(inner, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+        return flat_obs(obs), PureState(self.stored(inner), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
 
     def reset(self, key, params=None):
         return self.reset_env(key, params)
 
     def step_env(self, key, state: PureState, action, params):
-        out = self.env.step(key, state.inner, action)
+        out = self.env.step(key, self.restored(state.inner), action)
         if not isinstance(out, tuple) or len(out) not in (5, 6):
             got = f"{len(out)} values" if isinstance(out, tuple) else f"a {type(out).__name__}"
             raise ConfigError(
@@ -140,7 +161,7 @@ class PureEnv:
                 "terminated, truncated) (a sixth, info, is ignored)"
             )
         obs, inner, reward, terminated, truncated = out[:5]
-        state = PureState(inner, state.time + 1, jnp.asarray(truncated, bool))
+        state = PureState(self.stored(inner), state.time + 1, jnp.asarray(truncated, bool))
         return flat_obs(obs), state, jnp.asarray(reward, jnp.float32), jnp.asarray(terminated, bool), {}
 
     def is_truncated(self, state: PureState, params):
@@ -161,4 +182,4 @@ class MaskedPureEnv(PureEnv):
     """A pure JAX env with ``action_mask(state)``: its legal actions, applied by ppox's masked PPO."""
 
     def action_mask(self, state: PureState):
-        return self.env.action_mask(state.inner)
+        return self.env.action_mask(self.restored(state.inner))
