@@ -159,6 +159,13 @@ class Config:
     seeds: int = 1
     """Independent seeds trained together in one compiled, vmapped run."""
 
+    prng_impl: Literal["threefry2x32", "rbg", "unsafe_rbg"] = "threefry2x32"
+    """Fused driver: JAX's random-number generator for the run's keys. threefry2x32: JAX's default, the same
+    streams on every JAX version and backend. rbg, unsafe_rbg: XLA's RngBitGenerator, far fewer operations per draw
+    (faster rollouts on a CPU); a seed still gives a bit-identical run and resume on one machine and JAX version,
+    but the streams may change across JAX versions and backends, and unsafe_rbg splits keys with weaker
+    statistical guarantees (docs/results.md). Part of the compiled program."""
+
     driver: Literal["auto", "fused", "host"] = "auto"
     """fused: the whole run in one jitted function (JAX-native envs). host: a Python loop over a Gymnasium
     vector env (any env). auto: fused where the env is JAX-native, else host."""

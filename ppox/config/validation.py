@@ -214,6 +214,11 @@ def _validate_placement(c) -> None:
             "--vec envpool --driver fused steps one EnvPool pool, which cannot be vmapped or split: use --seeds 1 "
             "(one process per seed) and one device, or the host driver",
         )
+    need(
+        fused or c.prng_impl == "threefry2x32",
+        f"--prng-impl {c.prng_impl} chooses the fused driver's random-number generator; {c.env!r} runs on the "
+        "host driver, which keeps JAX's default: drop --prng-impl (or use a JAX-native env)",
+    )
     if c.seeds > 1:
         need(
             fused,

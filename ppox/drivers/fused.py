@@ -18,6 +18,7 @@ from ppox.config.config import Config, static_config
 from ppox.drivers.base import any_length, max_chunk, values_like
 from ppox.drivers.distributed import device_mesh, runner_shardings
 from ppox.drivers.fused_program import Fused, Runner, build, make_chunk_runner
+from ppox.drivers.keys import key_words, seed_key
 from ppox.envs.registry import uses_envpool
 from ppox.errors import ConfigError
 from ppox.storage.checkpoint import Checkpoint, restore_state
@@ -65,7 +66,8 @@ def compile_program(config: Config, members: str | None = None, pool_seed: int =
     if config.devices == 1:
         return Compiled(fused, jax.jit(init), jax.jit(run_seeds, donate_argnums=0), chunk, None)
     mesh = device_mesh(config.devices)
-    shardings = runner_shardings(jax.eval_shape(init, jax.ShapeDtypeStruct((config.seeds, 2), jnp.uint32)), mesh)
+    keys = jax.ShapeDtypeStruct((config.seeds, key_words(config.prng_impl)), jnp.uint32)
+    shardings = runner_shardings(jax.eval_shape(init, keys), mesh)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     gather = jax.jit(lambda r: r, out_shardings=replicated) if config.distributed else None
     return Compiled(
@@ -95,7 +97,7 @@ class FusedDriver:
         self.chunk = self.compiled.chunk
 
     def init(self) -> Runner:
-        keys = jnp.stack([jax.random.PRNGKey(self.config.seed + i) for i in range(self.config.seeds)])
+        keys = jnp.stack([seed_key(self.config.seed + i, self.config.prng_impl) for i in range(self.config.seeds)])
         if self.compiled.fused.pool is not None:
             self.compiled.fused.pool.reset()  # (init receives the first frames)
         return self.compiled.init(keys)

@@ -24,6 +24,7 @@ from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.base import check_env_memory
+from ppox.drivers.keys import typed_key
 from ppox.envs.families import family_for, load_maker
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.spec import EnvSpec, to_env_action
@@ -41,7 +42,7 @@ class Runner:
     reward_scaler: RewardScaler
     episode_return: jax.Array  # raw return so far of each env's current episode
     episode_length: jax.Array
-    key: jax.Array
+    key: jax.Array  # the uint32 words of a key of config.prng_impl (threefry2x32: 2 words, rbg: 4)
     update_index: jax.Array
     carry: Any = None  # recurrent policy: each env's carry before its next step
     starts: jax.Array | None = None  # recurrent policy: obs begins an episode (the carry is zeroed first)
@@ -89,7 +90,7 @@ class Fused(NamedTuple):
     def init(self, key) -> Runner:
         """The runner at update 0: fresh parameters, optimiser, envs and statistics."""
         config, num_envs = self.config, self.config.num_envs
-        key, k_params, k_env = jax.random.split(key, 3)
+        key, k_params, k_env = jax.random.split(typed_key(key, config.prng_impl), 3)
         if self.pool is not None:  # (the host restarted the games: this receives their first frames)
             obs, env_state = self.pool.first()
         else:
@@ -107,11 +108,15 @@ class Fused(NamedTuple):
             reward_scaler=RewardScaler.create(num_envs),
             episode_return=jnp.zeros(num_envs),
             episode_length=jnp.zeros(num_envs, jnp.int32),
-            key=key,
+            key=jax.random.key_data(key),
             update_index=jnp.zeros((), jnp.int32),
             carry=carry,
             starts=None if carry is None else jnp.ones(num_envs, bool),
         )
+
+    def key_of(self, runner: Runner) -> jax.Array:
+        """The runner's key (kept as its uint32 words, as checkpoints hold it) as a key of ``config.prng_impl``."""
+        return jax.random.wrap_key_data(runner.key, impl=self.config.prng_impl)
 
     def rollout_step(self, runner: Runner, keys, hyper: Hyper) -> tuple[Runner, Transition]:
         """One vector step: act, step the envs (autoreset), update the statistics and episode counters."""
@@ -196,10 +201,11 @@ class Fused(NamedTuple):
         """
         steps = self.config.num_steps
         hyper = Hyper.from_config(self.config) if hyper is None else hyper
-        key, act_key, env_key = jax.random.split(runner.key, 3)
+        key, act_key, env_key = jax.random.split(self.key_of(runner), 3)
         act_keys = jax.random.split(act_key, steps)
         env_keys = jax.random.split(env_key, (steps, self.config.num_envs, 2))
-        return jax.lax.scan(lambda r, k: self.rollout_step(r, k, hyper), runner.replace(key=key), (act_keys, env_keys))
+        runner = runner.replace(key=jax.random.key_data(key))
+        return jax.lax.scan(lambda r, k: self.rollout_step(r, k, hyper), runner, (act_keys, env_keys))
 
     def update_step(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, dict]:
         """One PPO iteration: collect a rollout, compute advantages, run the update."""
@@ -226,7 +232,7 @@ class Fused(NamedTuple):
             memory=memory,
             hyper=hyper,
         )
-        key, k_update = jax.random.split(runner.key)
+        key, k_update = jax.random.split(self.key_of(runner))
         params, opt_state, update_metrics = ppo_update(
             runner.params,
             runner.opt_state,
@@ -245,7 +251,9 @@ class Fused(NamedTuple):
             "episode_count": count.astype(jnp.float32),
             **update_metrics._asdict(),
         }
-        runner = runner.replace(params=params, opt_state=opt_state, key=key, update_index=runner.update_index + 1)
+        runner = runner.replace(
+            params=params, opt_state=opt_state, key=jax.random.key_data(key), update_index=runner.update_index + 1
+        )
         return runner, metrics
 
 
@@ -271,7 +279,8 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
 
 def make_train(config: Config):
     """train(key, hyper=None) -> (final Runner, metrics with a leading [num_updates] axis); jit and vmap freely
-    (over keys, and over a Hyper of arrays: every value of those runs in one compiled program)."""
+    (over keys, and over a Hyper of arrays: every value of those runs in one compiled program). ``key``: a
+    ``jax.random.PRNGKey`` (threefry2x32), or ``jax.random.key(seed, impl=config.prng_impl)``."""
     fused = build(config)
 
     def train(key, hyper: Hyper | None = None):

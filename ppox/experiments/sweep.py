@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ppox.agent.learner import Hyper
 from ppox.config.config import Config, static_config
 from ppox.drivers.fused import compile_program
+from ppox.drivers.keys import key_words, seed_key
 from ppox.envs.registry import driver_for
 from ppox.experiments.sweep_folder import (
     KEPT,
@@ -116,7 +117,7 @@ def batch_size(static: Config) -> int:
     """Members per program call: as many as MEMORY_BUDGET holds (runner + rollout of each, x4 for working
     memory), at most 256."""
     compiled = compile_program(static, "vmap")
-    runner = jax.eval_shape(compiled.fused.init, jax.ShapeDtypeStruct((2,), jnp.uint32))
+    runner = jax.eval_shape(compiled.fused.init, jax.ShapeDtypeStruct((key_words(static.prng_impl),), jnp.uint32))
     runner_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(runner))
     obs = int(np.prod(compiled.fused.spec.obs_shape))
     rollout_bytes = static.batch_size * (3 * obs + 16) * 4
@@ -136,7 +137,7 @@ def run_members(static: Config, configs: list[Config], mode: str, display, stop,
     returned True. The next chunk is queued before this one's metrics are fetched."""
     start = time.perf_counter()
     compiled = compile_program(static, mode)
-    keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
+    keys = jnp.stack([seed_key(c.seed, static.prng_impl) for c in configs])
     hyper = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[Hyper.from_config(c, jnp.float32) for c in configs])
     runner, done, chunks, halt = compiled.init(keys), 0, [], False
     n = min(compiled.chunk, static.num_updates)
