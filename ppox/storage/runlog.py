@@ -106,7 +106,8 @@ class ProgressBar:
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             transient=False,
-        )
+            refresh_per_second=1,  # its figures change once a chunk, its clock once a second (rich's default 10
+        )  # redraws a second took 14 ms of CPU a second on a terminal, beside the training: docs/results.md)
         self.task = self.bar.add_task(
             f"{config.env} x{config.seeds}",
             total=config.num_updates * config.batch_size,
