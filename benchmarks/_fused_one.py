@@ -51,6 +51,7 @@ def run_train(config) -> float:
 
 def run_make_train(config) -> float:
     import jax
+
     import ppox
 
     impl = getattr(config, "prng_impl", "threefry2x32")
