@@ -1,7 +1,7 @@
 """XLand-MiniGrid's gridworlds in JAX (pip install "ppox[xminigrid]"), on the fused driver: the pure JAX env
 protocol of ``ppox.envs.jax_protocol`` over xminigrid's ``reset(params, key)`` / ``step(params, timestep,
-action)``. ids are "XLand-" + an xminigrid id (XLand-MiniGrid-Empty-6x6); its own XLand ids run as they are
-where their env parameters need no ruleset of the benchmarks (which xminigrid downloads).
+action)``. ids are "XLand-" + an xminigrid id (XLand-MiniGrid-Empty-6x6). Its XLand ids (XLand-MiniGrid-R1-9x9)
+are refused in one line: their tasks are rulesets of xminigrid's benchmarks, downloaded, which ppox does not load.
 
 The observation is the agent's view (tile and colour per cell) as float32; reaching the goal terminates with
 xminigrid's reward, 1 - 0.9 * steps / max_steps; its time limit truncates.
@@ -44,4 +44,10 @@ def make(env_id: str):
     if name not in ids:
         raise ConfigError(f"--env {env_id}: not an xminigrid id (XLand- + one of xminigrid.registered_environments())")
     env, params = xminigrid.make(name)
+    ruleset = getattr(params, "ruleset", None)
+    if ruleset is not None and not ruleset.goal.any():
+        raise ConfigError(
+            f"--env {env_id}: an XLand task needs a ruleset of xminigrid's benchmarks (xminigrid.load_benchmark "
+            "downloads them), which ppox does not load: its default has no goal to reach"
+        )
     return as_gymnax(XMiniGridTask(env, params), f"--env {env_id}")
