@@ -51,3 +51,13 @@ def test_a_gymnasium_entry_point_stays_on_the_host_driver():
     with pytest.raises(ConfigError, match="--seeds 2: several seeds in one run need the fused driver"):
         ppox.train(config.replace(seeds=2))
     assert USER_JAX_ENVS["tests.toy_envs:Countdown"] is None
+
+
+def test_a_run_of_an_env_object_resumes_and_evaluates_with_the_object(tmp_path):
+    env = GymnaxSayWhatYouSee()
+    config = {**FAST, "save": True, "run_dir": str(tmp_path), "run_name": "r"}
+    first = ppox.train(env=env, total_timesteps=1024, **config)
+    resumed = ppox.resume(first.run_path, env=env, total_timesteps=2048)
+    np.testing.assert_array_equal(resumed.metrics["policy_loss"][:, :2], first.metrics["policy_loss"])
+    assert resumed.metrics["policy_loss"].shape == (1, 4)
+    assert ppox.evaluate(ppox.load(first.run_path), env=env, episodes=3).shape == (3,)
