@@ -69,7 +69,8 @@ def resolve_entry_point(spec: str) -> bool:
     module = import_user_module(module_name, "--env", spec)
     target = getattr(module, attr, None)
     made = made_by(target, spec)
-    if made is not None and not isinstance(made, str) and looks_like_jax_env(made) and not is_vector_env(made):
+    jax_env = not isinstance(made, (str, gym.Env)) and not is_vector_env(made) and looks_like_jax_env(made)
+    if made is not None and jax_env:
         as_gymnax(made, f"--env {spec}")
         USER_JAX_ENVS[spec] = made
         return True

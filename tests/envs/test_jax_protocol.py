@@ -61,3 +61,11 @@ def test_a_run_of_an_env_object_resumes_and_evaluates_with_the_object(tmp_path):
     np.testing.assert_array_equal(resumed.metrics["policy_loss"][:, :2], first.metrics["policy_loss"])
     assert resumed.metrics["policy_loss"].shape == (1, 4)
     assert ppox.evaluate(ppox.load(first.run_path), env=env, episodes=3).shape == (3,)
+
+
+def test_an_entry_point_making_a_gymnasium_env_stays_on_the_host_driver():
+    config = ppox.Config(env="tests.toy_envs:countdown", save=False, progress=False)
+    assert driver_for(config.env) == "host"
+    with pytest.raises(ConfigError, match="--seeds 2: several seeds in one run need the fused driver"):
+        ppox.train(config.replace(seeds=2))
+    assert USER_JAX_ENVS["tests.toy_envs:countdown"] is None  # (its factory called once, the env closed)
