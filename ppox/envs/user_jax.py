@@ -81,14 +81,20 @@ def resolve_entry_point(spec: str) -> bool:
 
 
 def made_by(target: Any, spec: str) -> Any:
-    """What an entry point's attribute gives: itself (an env object), an instance of a class that is not a
-    Gymnasium env class, or a function's result; None for a Gymnasium class (the host driver makes those)."""
-    if target is None or (inspect.isclass(target) and issubclass(target, gym.Env)):
-        return None
-    if not (inspect.isclass(target) or inspect.isfunction(target)):
-        return target
-    try:
-        return target()
-    except Exception as err:  # noqa: BLE001  (the user's code may raise anything)
-        reason = (str(err).splitlines() or [""])[0][:200]
-        raise ConfigError(f"--env {spec}: calling it raised {type(err).__name__}: {reason}") from err
+    """What an entry point's attribute gives: itself (an object), an instance of a class written as a JAX env,
+    or a Python function's result; None for any other class, and for a function that raises (the host driver
+    calls it again and says what went wrong, as for any Gymnasium factory)."""
+    if inspect.isclass(target):
+        if not looks_like_jax_env(target) or issubclass(target, gym.Env):
+            return None
+        try:
+            return target()
+        except Exception as err:  # noqa: BLE001  (the user's code may raise anything)
+            reason = (str(err).splitlines() or [""])[0][:200]
+            raise ConfigError(f"--env {spec}: {target.__name__}() raised {type(err).__name__}: {reason}") from err
+    if inspect.isfunction(target):
+        try:
+            return target()
+        except Exception:  # noqa: BLE001
+            return None
+    return target
