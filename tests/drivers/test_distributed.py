@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ppox
 from tests.helpers import ROOT
@@ -21,6 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long
 def test_two_processes_train_one_model_and_write_one_run_folder(tmp_path):
     port = free_port()
     procs = []

@@ -64,6 +64,7 @@ def test_a_loaded_policy_takes_a_mask():
     assert policy.act(obs, mask=np.array([1, 0, 0, 0], bool)) == 0
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_taxi_learns_faster_with_masks_and_never_acts_illegally():
     config = ppox.Config(env="Taxi-v4", total_timesteps=49152, num_envs=8, save=False, progress=False)
@@ -93,6 +94,7 @@ def test_fused_driver_takes_masks_from_the_env_state():
     assert not off.masked and off.collect(off.init(jax.random.PRNGKey(0)))[1].mask is None
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_masked_tictactoe_beats_a_random_opponent():
     """100k steps against a random opponent: masked PPO wins clearly more than it loses (mean return > 0.3);

@@ -24,6 +24,7 @@ def test_grid_frame_colours_each_object_kind():
     assert not np.array_equal(picture[0, 0], picture[10, 10])  # kinds differ; the last channel is on top
 
 
+@pytest.mark.long
 def test_cnn_on_minatar_trains_and_records_video(tmp_path, capsys):
     pytest.importorskip("moviepy")
     args = ["train", "--env", "Breakout-MinAtar", "--network", "cnn", "--total-timesteps", "1024", "--num-envs", "8",
