@@ -47,6 +47,17 @@ def measure(case: str, env: str, steps: int, seed: int, trees: dict[str, Path]) 
     return {"wall_s": result["wall_s"], "cpu_s": result["cpu_s"], "process_wall_s": process_wall, "process_cpu_s": cpu}
 
 
+def write(args, trees: dict[str, Path], samples: dict[str, list[dict]], loads: list[float]) -> dict:
+    """benchmarks/results/OUT with the measurements so far and their medians (cases measured at least once)."""
+    medians = {c: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for c, runs in samples.items() if runs}
+    out = {"env": args.env, "steps": args.steps, "repeats": args.repeats, "command": " ".join(sys.argv),
+           "complete": all(len(runs) == args.repeats for runs in samples.values()),
+           "trees": {k: str(v) for k, v in trees.items()}, "machine": f"{platform.processor() or platform.machine()}, "
+           f"{os.cpu_count()} cores", "load_average_at_starts": loads, "samples": samples, "medians": medians}
+    (HERE / "results" / args.out).write_text(json.dumps(out, indent=1))
+    return medians
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="Breakout-MinAtar")
@@ -58,18 +69,14 @@ def main():
     args = p.parse_args()
     trees = {"after": HERE.parent, **({"before": args.before.resolve()} if args.before else {})}
     samples: dict[str, list[dict]] = {c: [] for c in args.cases}
-    loads = []
+    loads: list[float] = []
     for r in range(args.repeats):
         order = args.cases[r % len(args.cases):] + args.cases[: r % len(args.cases)]
         for case in order if r % 2 == 0 else order[::-1]:
             loads.append(os.getloadavg()[0])
             samples[case].append(measure(case, args.env, args.steps, r, trees))
             print(f"repeat {r + 1} {case}: {samples[case][-1]}", file=sys.stderr, flush=True)
-    medians = {c: {k: statistics.median(s[k] for s in runs) for k in runs[0]} for c, runs in samples.items()}
-    out = {"env": args.env, "steps": args.steps, "repeats": args.repeats, "command": " ".join(sys.argv),
-           "trees": {k: str(v) for k, v in trees.items()}, "machine": f"{platform.processor() or platform.machine()}, "
-           f"{os.cpu_count()} cores", "load_average_at_starts": loads, "samples": samples, "medians": medians}
-    (HERE / "results" / args.out).write_text(json.dumps(out, indent=1))
+            medians = write(args, trees, samples, loads)  # (after every measurement: a stopped series keeps its part)
     base = medians.get("make_train", {}).get("wall_s")
     for c, m in medians.items():
         ratio = f"  / make_train {m['wall_s'] / base:.3f}" if base else ""
