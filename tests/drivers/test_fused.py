@@ -100,12 +100,14 @@ def test_cleanrl_cartpole_eight_vmapped_seeds_all_solve():
     assert finals.shape == (8,) and (finals >= 475).all(), finals
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_acrobot_preset_reaches_minus_100():
     result = ppox.train(Config.preset("Acrobot-v1", seeds=2, save=False, progress=False))
     assert (result.final_return() >= -100).all(), result.final_return()
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_pendulum_preset_learns():
     result = ppox.train(Config.preset("Pendulum-v1", seeds=2, save=False, progress=False))

@@ -137,6 +137,7 @@ def test_run_folder_checkpoints_and_an_exact_resume(walker, tmp_path):
         ppox.lm.resume(run, prompts=rw.start_prompts(GRAPH), reward=REWARD)
 
 
+@pytest.mark.long
 def test_ppo_learns_shortest_paths_on_randomwalks(walker, tmp_path):
     """Seeded: the pretrained walker reaches a fraction ~0.3 of the optimum; 25 PPO updates take it past 0.85.
     (At learning rate 1e-3 seed 0 peaked at 0.94 and fell back to about 0.8 on one machine; 5e-4 reached
