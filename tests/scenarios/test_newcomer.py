@@ -24,12 +24,14 @@ def test_a_loaded_policy_acts_on_what_the_env_returns(tmp_path, env_id):
     result = ppox.train(ppox.Config(env=env_id, **QUICK, run_dir=str(tmp_path), run_name="r"))
     policy = ppox.load(result.run_path)
     env = gym.make(env_id)
-    obs, _ = env.reset(seed=0)
-    action = policy.act(obs)  # one observation, as the env returns it
+    obs, info = env.reset(seed=0)
+    masks = {"info": info} if policy.masked else {}  # (Taxi-v4 trains with its info["action_mask"])
+    action = policy.act(obs, **masks)  # one observation, as the env returns it
     assert env.action_space.contains(action)
     env.step(action)
     batch = tuple(np.array([o, o]) for o in obs) if isinstance(obs, tuple) else np.array([obs, obs])
-    np.testing.assert_array_equal(policy.act(batch), [action, action])
+    batch_masks = {"mask": np.array([info["action_mask"]] * 2)} if policy.masked else {}
+    np.testing.assert_array_equal(policy.act(batch, **batch_masks), [action, action])
     assert np.shape(policy.value(obs)) == ()
     assert len(ppox.evaluate(policy, episodes=2)) == 2
 
