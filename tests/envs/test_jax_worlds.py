@@ -48,7 +48,7 @@ def test_jumanji_game2048_learns_with_masks():
     assert last_return(result, 10) > 1250, result.metrics["episode_return"][0, -10:]
 
 
-@pytest.mark.slow  # (navix's and xminigrid's programs take their time to compile)
+@pytest.mark.long  # (navix's and xminigrid's programs take their time to compile)
 @pytest.mark.parametrize("env_id", [NAVIX_IDS[1], JUMANJI_IDS[1], XMINIGRID_IDS[1]])
 def test_a_second_task_trains_two_seeds_and_resumes(env_id, tmp_path):
     pytest.importorskip({"N": "navix", "J": "jumanji", "X": "xminigrid"}[env_id[0]])
