@@ -69,7 +69,7 @@ def evaluate(
         _check_rebuildable(policy.config.env)
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
-    if env is None and (family_for(name, "single") is None or is_jax_env(name)):  # a JAX-native env only
+    if env is None and (family_for(name, "single") is None or (is_entry_point(name) and is_jax_env(name))):  # JAX only
         if video_folder is not None and len(policy.spec.obs_shape) != 3:
             raise ConfigError(
                 f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "
