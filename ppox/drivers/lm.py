@@ -273,9 +273,17 @@ class LMDriver:
             self.split(out.mask),
             self.split(scores.astype(np.float32)),
             state.kl_coef,
+            self.split(ended),
         )
         params, opt_state, losses = ppo_epochs(
-            config, self.model.config, state.params, state.opt_state, batch, epoch_key, rows=self.rows
+            config,
+            self.model.config,
+            state.params,
+            state.opt_state,
+            batch,
+            epoch_key,
+            rows=self.rows,
+            kl_coef=state.kl_coef,
         )
         kl_ref = float(stats["kl_ref"])
         row = {

@@ -122,6 +122,15 @@ def grpo_advantages(scores: jax.Array, scale: bool = True, eps: float = 1e-6) ->
     return centred / (scores.std(axis=-1, keepdims=True) + eps)
 
 
+def scaled_grpo_advantages(scores: jax.Array, scale: str = "group", eps: float = 1e-6) -> jax.Array:
+    """GRPO's advantages for ``scores`` [prompts, k] under --scale-rewards: (r_i - mean_group r) divided by
+    the group's std + eps ("group", ``grpo_advantages``), by the std of every score of the batch + eps
+    ("batch"), or by nothing ("none", Dr. GRPO). Population standard deviations."""
+    if scale == "batch":
+        return (scores - scores.mean(axis=-1, keepdims=True)) / (scores.std() + eps)
+    return grpo_advantages(scores, scale=scale == "group", eps=eps)
+
+
 # ----------------------------------------------------------------------------- the --advantage registry
 
 
@@ -131,6 +140,7 @@ class LMAdvantageParams(NamedTuple):
     gamma: float
     gae_lambda: float
     samples_per_prompt: int  # k: a batch's completions are [prompts, k] in order
+    scale_rewards: str = "group"  # grpo's divisor: "group", "batch" or "none" (scaled_grpo_advantages)
 
 
 class LMAdvantage(NamedTuple):
@@ -153,7 +163,13 @@ def per_completion(group_advantages, rewards: jax.Array, mask: jax.Array, k: int
 LM_ADVANTAGES: dict[str, LMAdvantage] = {
     "gae": LMAdvantage(lambda r, v, m, p: response_gae(r, v, m, p.gamma, p.gae_lambda), True, 1),
     "rloo": LMAdvantage(lambda r, v, m, p: per_completion(rloo_advantages, r, m, p.samples_per_prompt), False, 2),
-    "grpo": LMAdvantage(lambda r, v, m, p: per_completion(grpo_advantages, r, m, p.samples_per_prompt), False, 2),
+    "grpo": LMAdvantage(
+        lambda r, v, m, p: per_completion(
+            lambda s: scaled_grpo_advantages(s, p.scale_rewards), r, m, p.samples_per_prompt
+        ),
+        False,
+        2,
+    ),
 }
 """--advantage name -> variant: gae (per-token GAE with a critic), rloo or grpo (k completions per prompt
 compared, no critic). ``LMRunConfig``'s choices, its checks and ``ppox.language.ppo`` read it."""

@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding
 
-from ppox.core.losses import clipped_surrogate, value_loss
+from ppox.core.losses import value_loss
 from ppox.language.advantages import LMAdvantageParams, kl_penalized_rewards, masked_mean, masked_whiten
 from ppox.language.config import LMConfig
+from ppox.language.losses import LossInputs, k3
 from ppox.language.models import forward, hidden_states
 from ppox.language.run_config import LMRunConfig
 
@@ -34,6 +35,9 @@ class Rollout(NamedTuple):
     old_values: jax.Array  # V_old(prefix before y_t); 0 without a critic
     advantages: jax.Array
     returns: jax.Array  # value targets A + V
+    ref_logprobs: jax.Array  # log pi_ref,T(y_t | ...) (for the KL in the loss)
+    loss_mask: jax.Array  # the tokens the policy loss counts: ``mask``, less truncated completions' under
+    # --mask-truncated
 
 
 def init_value_head(config: LMConfig, policy_params: dict, key: jax.Array) -> dict:
@@ -85,39 +89,57 @@ def prepare(
     mask,
     scores,
     kl_coef,
+    ended=None,
 ):
-    """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score,
-    (scaled to unit variance over the response tokens, mean kept, when ``whiten_rewards``), then the
-    advantages of the --advantage variant (``LM_ADVANTAGES``: GAE (gamma, lambda) with the critic, or RLOO/GRPO
-    on the sequence return sum_t r_t), whitened over the response tokens when ``whiten_advantages``."""
+    """(Rollout, stats): old log-probs, the reference's, values, r_t = -beta kl_t + [last] score (with
+    --kl-in loss: r_t = [last] score, the KL going to the loss instead), (scaled to unit variance over the
+    response tokens, mean kept, when ``whiten_rewards``), then the advantages of the --advantage variant
+    (``LM_ADVANTAGES``: GAE (gamma, lambda) with the critic, or RLOO/GRPO on the sequence return sum_t r_t),
+    whitened over the response tokens when ``whiten_advantages``. ``ended`` [B] bool: which completions
+    ended with an end-of-sequence token (with --mask-truncated the others get no policy loss; None: all).
+    stats: kl_ref, the mean per-completion sum of the --kl-estimator's kl_t (k1 by default), and the
+    non-score reward -beta sum_t kl_t (0 with --kl-in loss)."""
     mask = mask.astype(bool)
     old, _ = response_logprobs(model, params["policy"], prompt, prompt_mask, tokens, mask, config.temperature)
     ref, _ = response_logprobs(model, ref_params, prompt, prompt_mask, tokens, mask, config.temperature)
-    rewards, kl = kl_penalized_rewards(scores, old, ref, mask, kl_coef, config.kl_estimator)
+    reward_beta = kl_coef if config.kl_in == "reward" else jnp.zeros_like(kl_coef)
+    rewards, kl = kl_penalized_rewards(scores, old, ref, mask, reward_beta, config.kl_estimator)
     if config.whiten_rewards:
         rewards = masked_whiten(rewards, mask, shift_mean=False)
     if config.uses_critic:
         values = response_values(model, params["critic"], prompt, prompt_mask, tokens, mask)
     else:
         values = jnp.zeros_like(rewards)
-    settings = LMAdvantageParams(config.gamma, config.gae_lambda, config.samples_per_prompt)
+    settings = LMAdvantageParams(config.gamma, config.gae_lambda, config.samples_per_prompt, config.scale_rewards)
     advantages, returns = config.variant.estimate(rewards, values, mask, settings)
     if config.whiten_advantages:
         advantages = masked_whiten(advantages, mask)
-    stats = {"kl_ref": kl.sum(-1).mean(), "non_score_reward": -(kl_coef * kl).sum(-1).mean()}
-    return Rollout(prompt, prompt_mask, tokens, mask, old, values, advantages, returns), stats
+    stats = {"kl_ref": kl.sum(-1).mean(), "non_score_reward": -(reward_beta * kl).sum(-1).mean()}
+    keep = mask if ended is None or not config.mask_truncated else mask & ended.astype(bool)[:, None]
+    return Rollout(prompt, prompt_mask, tokens, mask, old, values, advantages, returns, ref, keep), stats
 
 
-def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollout):
-    """-mean_t L_clip + c1 mean_t 0.5 L_V - c2 mean_t H over the minibatch's response tokens, and its
-    diagnostics (approx KL E[(r - 1) - log r], clip fraction, entropy)."""
+def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollout, kl_coef=0.0):
+    """L_policy + c1 mean_t 0.5 L_V - c2 mean_t H over the minibatch's response tokens, and its diagnostics
+    (approx KL E[(r - 1) - log r], clip fraction, entropy). L_policy is the --loss variant's
+    (``ppox.language.losses.LM_LOSSES``) over ``loss_mask``, with beta k3_t in it under --kl-in loss
+    (beta: ``kl_coef``)."""
     mask = batch.mask
     logprobs, entropy = response_logprobs(
         model, params["policy"], batch.prompt, batch.prompt_mask, batch.tokens, mask, config.temperature
     )
-    policy_loss = -masked_mean(
-        clipped_surrogate(logprobs, batch.old_logprobs, batch.advantages, config.clip_coef), mask
+    kl = kl_coef * k3(logprobs, batch.ref_logprobs) if config.kl_in == "loss" else jnp.zeros_like(logprobs)
+    inputs = LossInputs(
+        logprobs,
+        batch.old_logprobs,
+        batch.advantages,
+        batch.loss_mask,
+        jnp.where(batch.loss_mask, kl, 0.0),
+        config.clip_coef,
+        config.clip_high,
+        config.max_new_tokens,
     )
+    policy_loss, clip_fraction = config.loss_variant.loss(inputs)
     v_loss = jnp.zeros(())
     if config.uses_critic:
         values = response_values(model, params["critic"], batch.prompt, batch.prompt_mask, batch.tokens, mask)
@@ -129,7 +151,7 @@ def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollou
         "value_loss": v_loss,
         "entropy": mean_entropy,
         "approx_kl": masked_mean(jnp.expm1(log_ratio) - log_ratio, mask),
-        "clip_fraction": masked_mean((jnp.abs(jnp.exp(log_ratio) - 1) > config.clip_coef).astype(jnp.float32), mask),
+        "clip_fraction": clip_fraction,
     }
     return policy_loss + config.vf_coef * v_loss - config.ent_coef * mean_entropy, stats
 
@@ -149,10 +171,12 @@ def ppo_epochs(
     batch: Rollout,
     key: jax.Array,
     rows: NamedSharding | None = None,
+    kl_coef=0.0,
 ):
     """(params, opt_state, mean stats): ``epochs`` passes over the rollout in ``minibatches`` shuffled
     minibatches of whole completions, one Adam step each, as one scan. ``rows``: how each minibatch is
-    split across devices (its completions; default: as XLA chooses)."""
+    split across devices (its completions; default: as XLA chooses). ``kl_coef``: beta of the KL in the
+    loss (--kl-in loss)."""
     optimizer = make_optimizer(config)
     size, m = batch.tokens.shape[0], config.minibatches
     orders = jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, config.epochs))
@@ -163,7 +187,8 @@ def ppo_epochs(
         minibatch = jax.tree.map(lambda x: x[idx], batch)
         if rows is not None:
             minibatch = jax.lax.with_sharding_constraint(minibatch, rows)
-        grads, stats = jax.grad(functools.partial(token_loss, config, model), has_aux=True)(params, minibatch)
+        loss = functools.partial(token_loss, config, model, kl_coef=kl_coef)
+        grads, stats = jax.grad(loss, has_aux=True)(params, minibatch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), stats
 

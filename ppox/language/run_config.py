@@ -15,9 +15,12 @@ from typing import Literal
 from ppox.errors import ConfigError, closest
 from ppox.language.advantages import KL_ESTIMATORS, LM_ADVANTAGES, KLEstimatorName, LMAdvantage, LMAdvantageName
 from ppox.language.config import LMConfig, check_memory, parameter_count, shown
+from ppox.language.losses import KL_PLACES, LM_LOSSES, REWARD_SCALES, LMLoss, LMLossName
 
 DType = Literal["float32", "bfloat16"]
 TrackerName = Literal["wandb", "mlflow"]  # as Config.track: ppox.storage.trackers.TRACKERS
+KLPlace = Literal["reward", "loss"]  # KL_PLACES
+RewardScale = Literal["group", "batch", "none"]  # REWARD_SCALES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +48,12 @@ class LMRunConfig:
     max_grad_norm: float | None = 1.0
     epochs: int = 4
     minibatches: int = 1
-    clip_coef: float = 0.2
+    clip_coef: float = 0.2  # eps_low: the ratio is clipped to [1 - clip_coef, 1 + clip_coef_high]
+    clip_coef_high: float | None = None  # eps_high (clip-higher, DAPO: 0.28); None: clip_coef
+    loss: LMLossName = "token"  # token (DAPO), sequence (GRPO), dr_grpo, gspo: ppox.language.losses.LM_LOSSES
+    kl_in: KLPlace = "reward"  # the KL to the reference: -beta k1_t in the reward, or +beta k3_t in the loss (TRL)
+    scale_rewards: RewardScale = "group"  # --advantage grpo divides by the group's std, the batch's, or none
+    mask_truncated: bool = False  # completions that hit --max-new-tokens without an end token get no policy loss
     vf_clip_coef: float | None = 0.2
     vf_coef: float = 0.1
     ent_coef: float = 0.0
@@ -137,6 +145,7 @@ class LMRunConfig:
             (not self.temperature > 0, f"temperature {self.temperature}: must be > 0"),
             (not self.learning_rate > 0, f"learning_rate {self.learning_rate}: must be > 0"),
             (not 0 < self.clip_coef < 1, f"clip_coef {self.clip_coef}: in (0, 1)"),
+            *self._loss_problems(),
             (not (0 <= self.gamma <= 1 and 0 <= self.gae_lambda <= 1), "gamma and gae_lambda lie in [0, 1]"),
             (self.kl_coef < 0, f"kl_coef {self.kl_coef}: must be >= 0"),
             (self.kl_target is not None and not self.kl_target > 0, f"kl_target {self.kl_target}: must be > 0"),
@@ -147,6 +156,35 @@ class LMRunConfig:
             ),
             (self.dtype not in typing.get_args(DType), f"dtype {self.dtype}: {' or '.join(typing.get_args(DType))}"),
             (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
+        ]
+
+    def _loss_problems(self):
+        """The --loss variant, clip-higher, --kl-in and --scale-rewards."""
+        hint = closest(self.loss, LM_LOSSES)
+        variant, gae = LM_LOSSES.get(self.loss), LM_ADVANTAGES["gae"]
+        return [
+            (
+                variant is None,
+                f"--loss {self.loss}: one of {', '.join(LM_LOSSES)}" + (f" (did you mean {hint[0]}?)" if hint else ""),
+            ),
+            (
+                variant is not None and variant.sequence_level and LM_ADVANTAGES.get(self.advantage, gae).uses_critic,
+                f"--loss {self.loss} gives each completion one ratio and one advantage: use --advantage grpo or rloo "
+                f"(not {self.advantage}, whose advantages differ from token to token)",
+            ),
+            (
+                self.clip_coef_high is not None and not self.clip_coef_high > 0,
+                f"--clip-coef-high {self.clip_coef_high}: must be > 0 (or left out: --clip-coef)",
+            ),
+            (self.kl_in not in KL_PLACES, f"--kl-in {self.kl_in}: one of {', '.join(KL_PLACES)}"),
+            (
+                self.scale_rewards not in REWARD_SCALES,
+                f"--scale-rewards {self.scale_rewards}: one of {', '.join(REWARD_SCALES)}",
+            ),
+            (
+                self.scale_rewards != "group" and self.advantage != "grpo",
+                f"--scale-rewards {self.scale_rewards} sets grpo's divisor: it needs --advantage grpo",
+            ),
         ]
 
     def numbers(self, names: bool = False) -> list:
@@ -171,6 +209,16 @@ class LMRunConfig:
     def variant(self) -> LMAdvantage:
         """The --advantage variant, from ``LM_ADVANTAGES``."""
         return LM_ADVANTAGES[self.advantage]
+
+    @property
+    def loss_variant(self) -> LMLoss:
+        """The --loss variant, from ``LM_LOSSES``."""
+        return LM_LOSSES[self.loss]
+
+    @property
+    def clip_high(self) -> float:
+        """eps_high: --clip-coef-high, else --clip-coef."""
+        return self.clip_coef if self.clip_coef_high is None else self.clip_coef_high
 
     @property
     def minibatch_size(self) -> int:
