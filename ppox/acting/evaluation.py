@@ -14,6 +14,7 @@ import numpy as np
 
 from ppox.acting.policy import Policy
 from ppox.config.trust import confirm_file_config
+from ppox.envs.action_repeat import with_action_repeat
 from ppox.envs.contract import check_reset, check_spaces, step_problem
 from ppox.envs.families import family_for, make_eval_env
 from ppox.envs.gym_envs import ObsEncoder, batch_of_one, spec_from_spaces
@@ -204,6 +205,7 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
     """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
     env, params, spec = make_jax_env(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
+    env = with_action_repeat(env, policy.config.action_repeat)
     check_fits(policy, spec, policy.config.env)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))

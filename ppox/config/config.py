@@ -114,6 +114,14 @@ class Config:
     norm_reward: bool = False
     """Scale rewards by the running std of the discounted return, clipped to +-10."""
 
+    reward_scale: float = 1.0
+    """Multiply every reward the agent learns from by this constant (Brax's reward_scaling), before --norm-reward;
+    the logged returns stay the env's own."""
+
+    action_repeat: int = 1
+    """Fused driver: hold each action for this many env steps, summing their rewards (Brax's action_repeat). An
+    episode's time limit still counts env steps; --total-timesteps and --num-steps count the policy's steps."""
+
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the actor and of the critic."""
 

@@ -156,6 +156,47 @@ PRESETS["RepeatPrevious-v0"] = {
     "ent_coef": 0.0,
 }
 PRESETS["PendulumNoVel-v1"] = {**PRESETS["Pendulum-v1"], "memory": "gru", "num_minibatches": 4}
+# Brax (fused, pip install "ppox[brax]"): Brax's published PPO settings (the train_fn of its training notebook), mapped
+# to ppox's fields (docs/jax-envs.md, Brax): unroll_length * batch_size * num_minibatches env steps per update are
+# num_envs envs x num_steps; num_updates_per_batch -> update_epochs; discounting -> gamma; entropy_cost -> ent_coef;
+# reward_scaling -> reward_scale; normalize_observations -> norm_obs; num_timesteps / action_repeat -> total_timesteps
+# (ppox counts the policy's steps). Brax's PPO: clip 0.3, GAE 0.95, no value clip, no gradient clip, a constant
+# learning rate, value loss 0.5 * 0.5 (V - G)^2 (vf_coef 0.25 on ppox's (V - G)^2). Brax publishes SAC, not PPO,
+# for hopper and walker2d: their presets take ant's PPO settings.
+def _brax(steps, envs, batch, unroll, minibatches, epochs, lr, entropy, gamma, reward_scale, repeat=1) -> dict:
+    return {
+        "total_timesteps": steps // repeat,
+        "num_envs": envs,
+        "num_steps": unroll * batch * minibatches // envs,
+        "num_minibatches": minibatches,
+        "update_epochs": epochs,
+        "learning_rate": lr,
+        "anneal_lr": False,
+        "ent_coef": entropy,
+        "gamma": gamma,
+        "gae_lambda": 0.95,
+        "clip_coef": 0.3,
+        "vf_clip_coef": None,
+        "max_grad_norm": None,
+        "vf_coef": 0.25,
+        "norm_obs": True,
+        "reward_scale": float(reward_scale),
+        "action_repeat": repeat,
+        "checkpoint_every": 5_000_000,
+    }
+
+
+BRAX_PRESETS = {
+    "ant": _brax(50_000_000, 4096, 2048, 5, 32, 4, 3e-4, 1e-2, 0.97, 10),
+    "humanoid": _brax(50_000_000, 2048, 1024, 10, 32, 8, 3e-4, 1e-3, 0.97, 0.1),
+    "halfcheetah": _brax(50_000_000, 2048, 512, 20, 32, 8, 3e-4, 1e-3, 0.95, 1),
+    "inverted_pendulum": _brax(2_000_000, 2048, 1024, 5, 32, 4, 3e-4, 1e-2, 0.97, 10),
+    "reacher": _brax(50_000_000, 2048, 256, 50, 32, 8, 3e-4, 1e-3, 0.95, 5, repeat=4),
+}
+BRAX_PRESETS["hopper"] = BRAX_PRESETS["walker2d"] = BRAX_PRESETS["ant"]
+for _name, _preset in BRAX_PRESETS.items():
+    for _id in (f"brax/{_name}", f"brax/{_name}/positional", f"brax/{_name}/generalized", f"brax/{_name}/spring"):
+        PRESETS[_id] = _preset
 # pgx games against a random opponent, masks from the game's legal_action_mask (pip install "ppox[pgx]")
 PRESETS["TicTacToe-pgx"] = {"total_timesteps": 200_000}
 PRESETS["ConnectFour-pgx"] = {"total_timesteps": 1_000_000, "num_envs": 16, "hidden_sizes": (128, 128)}

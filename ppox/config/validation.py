@@ -140,6 +140,11 @@ def _validate_algorithm(c) -> None:
         need(_finite(value) and value >= 0, f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
     need(_finite(c.log_std_init), f"--log-std-init must be a finite number, got {c.log_std_init!r}")
     need(
+        _finite(c.reward_scale) and c.reward_scale > 0,
+        f"--reward-scale must be a positive number (1: rewards as the env gives them), got {c.reward_scale!r}",
+    )
+    need(c.action_repeat >= 1, f"--action-repeat must be a positive integer (1: none), got {c.action_repeat!r}")
+    need(
         len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
         f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}",
     )
@@ -218,6 +223,11 @@ def _validate_placement(c) -> None:
         fused or c.prng_impl == "threefry2x32",
         f"--prng-impl {c.prng_impl} chooses the fused driver's random-number generator; {c.env!r} runs on the "
         "host driver, which keeps JAX's default: drop --prng-impl (or use a JAX-native env)",
+    )
+    need(
+        fused or c.action_repeat == 1,
+        f"--action-repeat {c.action_repeat} holds actions inside the fused driver's JAX envs; {c.env!r} runs on the "
+        "host driver: drop --action-repeat (or wrap the Gymnasium env in a frame-skip wrapper of your own)",
     )
     if c.seeds > 1:
         need(

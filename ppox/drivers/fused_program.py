@@ -25,6 +25,7 @@ from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers.base import check_env_memory
 from ppox.drivers.keys import typed_key
+from ppox.envs.action_repeat import with_action_repeat
 from ppox.envs.families import family_for, load_maker
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.spec import EnvSpec, to_env_action
@@ -135,9 +136,9 @@ class Fused(NamedTuple):
         stats = (
             update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
         )
-        scaler, train_reward = runner.reward_scaler, reward
+        scaler, train_reward = runner.reward_scaler, reward * config.reward_scale
         if config.norm_reward:
-            scaler, train_reward = scale_reward(scaler, reward, done, hyper.gamma)
+            scaler, train_reward = scale_reward(scaler, train_reward, done, hyper.gamma)
         ep_return = runner.episode_return + game_reward
         ep_length = runner.episode_length + 1
         transition = Transition(
@@ -266,6 +267,7 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
         return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None, pool)
     env, env_params, spec = make_jax_env(config.env, config.max_episode_steps, config.hide_obs)
     check_env_memory(config, spec)  # with this env's observations, before the runner is made
+    env = with_action_repeat(env, config.action_repeat)
     return Fused(
         config,
         spec,

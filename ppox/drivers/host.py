@@ -129,7 +129,7 @@ def make_learn(config: Config, network, optimizer):
             values_next = bootstrap_values(network, learner.params, next_in, values, rollout.truncated)
         else:
             values_next = next_values(network, learner.params, next_in, carries)
-        scaler, rewards = learner.reward_scaler, jnp.asarray(rollout.rewards)
+        scaler, rewards = learner.reward_scaler, jnp.asarray(rollout.rewards) * config.reward_scale
         if config.norm_reward:
             done = jnp.logical_or(rollout.terminated, rollout.truncated)
             scaler, rewards = jax.lax.scan(

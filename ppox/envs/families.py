@@ -46,6 +46,9 @@ GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed wit
 NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
 JUMANJI_IDS = ("Jumanji-Game2048-v1", "Jumanji-Knapsack-v1")  # "Jumanji-" + a jumanji id
 XMINIGRID_IDS = ("XLand-MiniGrid-Empty-6x6", "XLand-MiniGrid-DoorKey-5x5")  # "XLand-" + an xminigrid id
+# Brax's locomotion worlds with presets (brax/NAME: the positional backend; brax/NAME/BACKEND for another)
+BRAX_NAMES = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "inverted_pendulum", "reacher")
+BRAX_IDS = tuple(f"brax/{name}" for name in BRAX_NAMES)
 # Atari games that ppox trains on and tests (any ALE/Name-v5 or NameNoFrameskip-v4 runs)
 ATARI_IDS = tuple(
     f"ALE/{game}-v5"
@@ -187,6 +190,15 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("XLand-MiniGrid (fused driver; XLand- + any xminigrid id)", XMINIGRID_IDS),),
         extra="xminigrid",
         needs=("xminigrid",),
+    ),
+    Family(
+        "brax",
+        lambda env_id: env_id.startswith("brax/"),
+        "ppox.envs.brax",
+        fused="make",
+        sections=(Section("Brax (fused driver; brax/NAME, or brax/NAME/BACKEND), with presets", BRAX_IDS),),
+        extra="brax",
+        needs=("brax",),
     ),
     Family(  # EnvPool's Atari stepped from the compiled program: --vec envpool --driver fused
         "envpool",
