@@ -1,10 +1,12 @@
 """What ppox needs to know of a Hugging Face language model, read from its config.json.
 
 Two families: ``gpt2`` (learned positions, LayerNorm with bias, fused qkv, GELU MLP) and ``llama``
-(Llama 2/3, Qwen2/2.5 and their kin: rotary positions, RMSNorm, grouped-query attention, gated SiLU MLP,
-optional qkv bias). A configuration ppox cannot reproduce exactly is refused with a message, never
-approximated; so is a value of the wrong type, sign or size (at most MAX_LAYERS layers, MAX_SIZE for any
-dimension), before anything is built. ``check_memory`` compares what a setting needs with the machine.
+(Llama 2/3, Qwen2/2.5, Qwen3, Mistral, Gemma 2/3 and their kin: rotary positions, RMSNorm, grouped-query
+attention, gated MLP, optional qkv bias; Qwen3's and Gemma 3's per-head q/k norms, sliding-window layers,
+and Gemma's (1 + w) norms, sandwich norms, embedding scale, query scalar and logit softcaps as flags).
+A configuration ppox cannot reproduce exactly is refused with a message, never approximated; so is a
+value of the wrong type, sign or size (at most MAX_LAYERS layers, MAX_SIZE for any dimension), before
+anything is built. ``check_memory`` compares what a setting needs with the machine.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import jax
 
 from ppox.errors import CheckpointError, ConfigError
 
-LLAMA_TYPES = {"llama": False, "qwen2": True}  # model_type -> q/k/v projections have a bias
+# model_type -> q/k/v projections have a bias (whatever attention_bias says)
+LLAMA_TYPES = {"llama": False, "qwen2": True, "qwen3": False, "mistral": False, "gemma2": False, "gemma3_text": False}
+GEMMA_TYPES = ("gemma2", "gemma3_text")
 ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh", "gelu", "relu", "silu", "swish")
 
 
@@ -46,6 +50,15 @@ class LMConfig:
     mlp_bias: bool = False
     rope_theta: float = 10000.0
     rope_scaling: tuple = ()  # ("llama3", factor, low_freq_factor, high_freq_factor, original_max_positions)
+    # or ("linear", factor)
+    qk_norm: bool = False  # RMSNorm over each head's query and key before the rotation (Qwen3, Gemma 3)
+    sliding_window: int = 0  # a query in slot t sees slots > t - window on the sliding layers (0: none)
+    sliding_layers: tuple = ()  # per layer: True where attention is windowed (empty: none is)
+    local_rope_theta: float = 0.0  # the sliding layers' rotary base, unscaled (Gemma 3; 0: as the others)
+    gemma: bool = False  # (1 + w) RMSNorm, embeddings scaled by sqrt(hidden), sandwich norms around attn and MLP
+    query_scalar: float = 0.0  # scores are q k / sqrt(query_scalar) (Gemma's query_pre_attn_scalar; 0: head_dim)
+    attn_softcap: float = 0.0  # scores -> c tanh(scores / c) before the mask (Gemma 2; 0: none)
+    final_softcap: float = 0.0  # logits -> c tanh(logits / c) (Gemma 2; 0: none)
 
     @property
     def group_size(self) -> int:
@@ -177,49 +190,115 @@ def _gpt2(hf: dict, where: str) -> LMConfig:
 
 def _llama(hf: dict, where: str) -> LMConfig:
     model_type = hf["model_type"]
-    if flag(hf, "use_sliding_window", where, False):
-        raise CheckpointError(f"{where}: sliding-window attention is not supported")
     if hf.get("pretraining_tp") not in (None, 1):
         raise CheckpointError(f"{where}: pretraining_tp != 1 is not supported")
+    if flag(hf, "use_bidirectional_attention", where, False):
+        raise CheckpointError(f"{where}: bidirectional attention (an embedding model, no causal LM) is not supported")
     hidden, heads = whole(hf, "hidden_size", where), whole(hf, "num_attention_heads", where)
-    theta, scaling = _rope(hf, where)
+    layers = whole(hf, "num_hidden_layers", where, most=MAX_LAYERS)
+    gemma = model_type in GEMMA_TYPES
+    (theta, scaling), local_theta = _rope(hf, where, model_type)
     attention_bias = flag(hf, "attention_bias", where, False)
+    window, sliding = _sliding(hf, where, model_type, layers)
+    act_key, act = ("hidden_activation", "gelu_pytorch_tanh") if gemma else ("hidden_act", "silu")
+    activation = word(hf, act_key, where, act)
     return _checked(
         LMConfig(
             family="llama",
             model_type=model_type,
             vocab_size=whole(hf, "vocab_size", where),
             hidden_size=hidden,
-            num_layers=whole(hf, "num_hidden_layers", where, most=MAX_LAYERS),
+            num_layers=layers,
             num_heads=heads,
             num_kv_heads=whole(hf, "num_key_value_heads", where, heads),
             head_dim=whole(hf, "head_dim", where, max(hidden // heads, 1)),
             intermediate_size=whole(hf, "intermediate_size", where),
             max_positions=whole(hf, "max_position_embeddings", where, 2048),
             norm_eps=positive(hf, "rms_norm_eps", where, 1e-6, below=1.0),
-            activation=word(hf, "hidden_act", where, "silu"),
-            tie_embeddings=flag(hf, "tie_word_embeddings", where, False),
+            activation=activation,
+            tie_embeddings=flag(hf, "tie_word_embeddings", where, gemma),
             qkv_bias=LLAMA_TYPES[model_type] or attention_bias,
             out_bias=attention_bias,
             mlp_bias=flag(hf, "mlp_bias", where, False),
             rope_theta=theta,
             rope_scaling=scaling,
+            qk_norm=model_type in ("qwen3", "gemma3_text"),
+            sliding_window=window,
+            sliding_layers=sliding,
+            local_rope_theta=local_theta,
+            gemma=gemma,
+            query_scalar=positive(hf, "query_pre_attn_scalar", where, 256.0) if gemma else 0.0,
+            attn_softcap=_softcap(hf, "attn_logit_softcapping", where, 50.0 if model_type == "gemma2" else 0.0),
+            final_softcap=_softcap(hf, "final_logit_softcapping", where, 30.0 if model_type == "gemma2" else 0.0),
         ),
         where,
     )
 
 
-def _rope(hf: dict, where: str) -> tuple[float, tuple]:
-    """(theta, scaling) from transformers 5's rope_parameters or the older rope_theta + rope_scaling."""
+def _softcap(hf: dict, key: str, where: str, default: float) -> float:
+    """A softcap: ``default`` (transformers' for the model type) where absent, 0 (none) where null."""
+    if key not in hf:
+        return default
+    return positive(hf, key, where, 0.0)
+
+
+def _sliding(hf: dict, where: str, model_type: str, layers: int) -> tuple[int, tuple]:
+    """(window, per-layer sliding flags) as transformers reads them: Mistral windows every layer when
+    sliding_window is set; Qwen2/3 only with use_sliding_window, from layer max_window_layers on; Gemma 2
+    every other layer from the first, Gemma 3 five in six (sliding_window_pattern); layer_types, where given,
+    says which layers slide."""
+    if model_type == "llama":
+        return 0, ()
+    window = whole(hf, "sliding_window", where, 4096 if model_type in GEMMA_TYPES else 0)
+    if model_type in ("qwen2", "qwen3") and not flag(hf, "use_sliding_window", where, False):
+        window = 0
+    if not window:
+        return 0, ()
+    if model_type == "mistral":  # (transformers' Mistral ignores layer_types)
+        return window, (True,) * layers
+    types = hf.get("layer_types")
+    if types is None:
+        if model_type in GEMMA_TYPES:
+            pattern = 2 if model_type == "gemma2" else whole(hf, "sliding_window_pattern", where, 6)
+            types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
+        else:
+            start = whole(hf, "max_window_layers", where, 28)
+            types = ["sliding_attention" if i >= start else "full_attention" for i in range(layers)]
+    kinds = ("sliding_attention", "full_attention")
+    if not (isinstance(types, list) and len(types) == layers and all(t in kinds for t in types)):
+        raise CheckpointError(f"{where}: layer_types must list {layers} of {' or '.join(kinds)}")
+    return window, tuple(t == "sliding_attention" for t in types)
+
+
+def _rope(hf: dict, where: str, model_type: str = "llama") -> tuple[tuple[float, tuple], float]:
+    """((theta, scaling), the sliding layers' theta or 0) from transformers 5's rope_parameters (for Gemma 3,
+    one entry per layer type) or the older rope_theta + rope_scaling (+ rope_local_base_freq)."""
     params: dict = {}
     for key in ("rope_scaling", "rope_parameters"):
         if not isinstance(hf.get(key) or {}, dict):
             raise CheckpointError(f"{where}: {key} is {shown(hf[key])}: it must be a JSON object or null")
         params.update(hf.get(key) or {})
-    theta = positive(params, "rope_theta", where, positive(hf, "rope_theta", where, 10000.0))
+    if model_type != "gemma3_text":
+        return _rope_entry(params, where, positive(hf, "rope_theta", where, 10000.0)), 0.0
+    full, local = params.get("full_attention"), params.get("sliding_attention")
+    if full is None and local is None:  # the older form: scaling for the global layers only
+        full, local = params, {}
+    if not (isinstance(full, dict) and isinstance(local, dict)):
+        raise CheckpointError(f"{where}: rope_parameters' full_attention and sliding_attention must be objects")
+    local_theta, local_scaling = _rope_entry(local, where, positive(hf, "rope_local_base_freq", where, 10000.0))
+    if local_scaling:
+        raise CheckpointError(f"{where}: rotary scaling on Gemma 3's sliding layers is not supported")
+    return _rope_entry(full, where, positive(hf, "rope_theta", where, 1_000_000.0)), local_theta
+
+
+def _rope_entry(params: dict, where: str, default_theta: float) -> tuple[float, tuple]:
+    """(theta, scaling) of one rope_parameters object: default, linear or llama3."""
+    theta = positive(params, "rope_theta", where, default_theta)
     kind = word(params, "rope_type", where, word(params, "type", where, "default"))
     if kind == "default":
         return theta, ()
+    if kind == "linear":
+        return theta, ("linear", positive(params, "factor", where, 1.0))
     if kind == "llama3":
         keys = ("factor", "low_freq_factor", "high_freq_factor")
         factors = tuple(positive(params, k, where, math.nan) for k in keys)
@@ -227,7 +306,7 @@ def _rope(hf: dict, where: str) -> tuple[float, tuple]:
         if any(math.isnan(f) for f in factors):
             raise CheckpointError(f"{where}: llama3 rope_parameters need {', '.join(keys)}")
         return theta, ("llama3", *factors, float(length))
-    raise CheckpointError(f"{where}: rope_type {kind!r} is not supported (default and llama3 are)")
+    raise CheckpointError(f"{where}: rope_type {kind!r} is not supported (default, linear and llama3 are)")
 
 
 def _checked(config: LMConfig, where: str) -> LMConfig:
@@ -262,8 +341,10 @@ def parameter_count(config: LMConfig) -> int:
             + (0 if config.tie_embeddings else v * d)
         )
     attention = d * (q + 2 * kv) + q * d + (q + 2 * kv if config.qkv_bias else 0) + (d if config.out_bias else 0)
+    attention += 2 * config.head_dim if config.qk_norm else 0
     mlp = 3 * d * f + (2 * f + d if config.mlp_bias else 0)
-    return v * d + config.num_layers * (attention + mlp + 2 * d) + d + (0 if config.tie_embeddings else v * d)
+    norms = (4 if config.gemma else 2) * d
+    return v * d + config.num_layers * (attention + mlp + norms) + d + (0 if config.tie_embeddings else v * d)
 
 
 def machine_memory() -> int:

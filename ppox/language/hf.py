@@ -188,15 +188,9 @@ def to_hf(config: LMConfig) -> dict[str, Any]:
             "activation_function": config.activation,
             "tie_word_embeddings": config.tie_embeddings,
         }
-    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
-    if config.rope_scaling:
-        keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
-        rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}
-        rope["original_max_position_embeddings"] = int(rope["original_max_position_embeddings"])
-    architecture = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
     entries = {
         "model_type": config.model_type,
-        "architectures": [architecture[config.model_type]],
+        "architectures": [ARCHITECTURES[config.model_type]],
         "vocab_size": config.vocab_size,
         "hidden_size": config.hidden_size,
         "num_hidden_layers": config.num_layers,
@@ -206,11 +200,57 @@ def to_hf(config: LMConfig) -> dict[str, Any]:
         "intermediate_size": config.intermediate_size,
         "max_position_embeddings": config.max_positions,
         "rms_norm_eps": config.norm_eps,
-        "hidden_act": config.activation,
+        "hidden_activation" if config.gemma else "hidden_act": config.activation,
         "tie_word_embeddings": config.tie_embeddings,
-        "rope_parameters": rope,
+        "rope_parameters": rope_entries(config),
         "mlp_bias": config.mlp_bias,
+        **sliding_entries(config),
     }
     if config.model_type != "qwen2":
         entries["attention_bias"] = config.qkv_bias
+    if config.gemma:
+        scalar = config.query_scalar  # (an int where it is whole: transformers' config class checks the type)
+        entries["query_pre_attn_scalar"] = int(scalar) if scalar.is_integer() else scalar
+        entries["attn_logit_softcapping"] = config.attn_softcap or None
+        entries["final_logit_softcapping"] = config.final_softcap or None
+    return entries
+
+
+ARCHITECTURES = {
+    "llama": "LlamaForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "gemma3_text": "Gemma3ForCausalLM",
+}
+
+
+def rope_entries(config: LMConfig) -> dict[str, Any]:
+    """config.json's rope_parameters (transformers 5's form; Gemma 3's has one entry per layer type)."""
+    rope: dict[str, Any] = {"rope_type": "default", "rope_theta": config.rope_theta}
+    if config.rope_scaling and config.rope_scaling[0] == "linear":
+        rope = {"rope_type": "linear", "factor": config.rope_scaling[1], "rope_theta": config.rope_theta}
+    elif config.rope_scaling:
+        keys = ("rope_type", "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        rope = {**dict(zip(keys, config.rope_scaling)), "rope_theta": config.rope_theta}
+        rope["original_max_position_embeddings"] = int(rope["original_max_position_embeddings"])
+    if config.model_type != "gemma3_text":
+        return rope
+    local = {"rope_type": "default", "rope_theta": config.local_rope_theta or config.rope_theta}
+    return {"full_attention": rope, "sliding_attention": local}
+
+
+def sliding_entries(config: LMConfig) -> dict[str, Any]:
+    """config.json's sliding_window (null: none), layer_types and, for Qwen, use_sliding_window."""
+    if config.model_type == "llama":
+        return {}
+    window = config.sliding_window or None
+    sliding = config.sliding_layers or (False,) * config.num_layers
+    types = ["sliding_attention" if s else "full_attention" for s in sliding]
+    entries: dict[str, Any] = {"sliding_window": window}
+    if config.model_type in ("qwen2", "qwen3"):
+        entries["use_sliding_window"] = window is not None
+    if config.model_type != "mistral":
+        entries["layer_types"] = types
     return entries

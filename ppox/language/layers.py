@@ -63,15 +63,20 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """y = weight * x / sqrt(mean(x^2) + eps), the mean in float32."""
+    """y = weight * x / sqrt(mean(x^2) + eps), the mean in float32. ``plus_one`` (Gemma): y = (1 + weight) *
+    x / sqrt(mean(x^2) + eps), all in float32, then rounded to x's dtype (weight starts at 0)."""
 
     eps: float
+    plus_one: bool = False
 
     @nn.compact
     def __call__(self, x):
-        weight = self.param("weight", nn.initializers.ones, (x.shape[-1],))
+        init = nn.initializers.zeros if self.plus_one else nn.initializers.ones
+        weight = self.param("weight", init, (x.shape[-1],))
         x32 = x.astype(jnp.float32)
         y = x32 * jax.lax.rsqrt(jnp.square(x32).mean(-1, keepdims=True) + self.eps)
+        if self.plus_one:
+            return (y * (1.0 + weight.astype(jnp.float32))).astype(x.dtype)
         return weight * y.astype(weight.dtype)
 
 
@@ -102,15 +107,34 @@ def write(cache: jax.Array, new: jax.Array, start) -> jax.Array:
     return jax.lax.dynamic_update_slice(cache, new.astype(cache.dtype), (0, start, 0, 0))
 
 
-def attend(q: jax.Array, keys: jax.Array, values: jax.Array, valid: jax.Array, start) -> jax.Array:
+def attend(
+    q: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    valid: jax.Array,
+    start,
+    window: int = 0,
+    scale: float = 0.0,
+    softcap: float = 0.0,
+) -> jax.Array:
     """Causal attention softmax(q k^T / sqrt(d) + mask) v over the cache, grouped-query: query head h reads
     key/value head h // (heads / kv_heads). q: [B, T, heads, d] for slots start .. start + T - 1;
-    keys, values: [B, S, kv_heads, d]; valid: [B, S]. Returns [B, T, heads * d]."""
+    keys, values: [B, S, kv_heads, d]; valid: [B, S]. Returns [B, T, heads * d].
+
+    ``window`` > 0: the query in slot t sees only slots s > t - window (sliding-window attention; the valid
+    slots of a row are consecutive, so this is a window of positions too). ``scale`` > 0 replaces
+    1 / sqrt(d); ``softcap`` c > 0 maps the scores to c tanh(scores / c) before the mask."""
     batch, steps, heads, dim = q.shape
     slots, kv_heads = keys.shape[1], keys.shape[2]
     q = q.reshape(batch, steps, kv_heads, heads // kv_heads, dim)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32) / math.sqrt(dim)
-    causal = jnp.arange(slots)[None, :] <= (start + jnp.arange(steps))[:, None]
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32)
+    scores = scores * (scale if scale > 0 else 1.0 / math.sqrt(dim))
+    if softcap > 0:
+        scores = softcap * jnp.tanh(scores / softcap)
+    query_slots = (start + jnp.arange(steps))[:, None]
+    causal = jnp.arange(slots)[None, :] <= query_slots
+    if window > 0:
+        causal = causal & (jnp.arange(slots)[None, :] > query_slots - window)
     allowed = causal[None] & valid[:, None, :]
     scores = jnp.where(allowed[:, None, None], scores, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(scores, axis=-1).astype(values.dtype)

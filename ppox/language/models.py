@@ -1,4 +1,5 @@
-"""Decoder-only language models in flax.linen: GPT-2 and the Llama family (Llama 2/3, Qwen2/2.5).
+"""Decoder-only language models in flax.linen: GPT-2 and the Llama family (Llama 2/3, Qwen2/2.5, Qwen3,
+Mistral, Gemma 2/3).
 
 Parameters are named after Hugging Face's tensors (``h_3/c_attn/kernel`` is ``transformer.h.3.attn.c_attn.weight``,
 ``layers_0/q_proj/kernel`` is ``model.layers.0.self_attn.q_proj.weight`` transposed), so that loading and
@@ -8,6 +9,7 @@ prefill) and one step of generation: tokens go into cache slots ``start .. start
 
 from __future__ import annotations
 
+import functools
 import math
 
 import flax.linen as nn
@@ -29,16 +31,22 @@ from ppox.language.layers import (
 )
 
 
-def rope_frequencies(config: LMConfig):
-    """Inverse frequencies of the rotary embedding, theta^(-2i/d) for i < d/2, with Llama 3's rescaling.
+def rope_frequencies(config: LMConfig, local: bool = False):
+    """Inverse frequencies of the rotary embedding, theta^(-2i/d) for i < d/2, with linear or Llama 3's
+    rescaling; ``local``: those of a sliding layer where the config gives them their own base (Gemma 3: no
+    scaling there).
 
-    Llama 3: wavelengths 2 pi / f longer than L / low_freq_factor are divided by ``factor``, shorter than
-    L / high_freq_factor are kept, and in between blend linearly in s = (L / wavelength - low) / (high - low),
-    with L the original context length."""
+    Linear: every f is divided by ``factor``. Llama 3: wavelengths 2 pi / f longer than L / low_freq_factor
+    are divided by ``factor``, shorter than L / high_freq_factor are kept, and in between blend linearly in
+    s = (L / wavelength - low) / (high - low), with L the original context length."""
     d = config.head_dim
+    if local and config.local_rope_theta:
+        return [config.local_rope_theta ** (-2 * i / d) for i in range(d // 2)]
     freqs = [config.rope_theta ** (-2 * i / d) for i in range(d // 2)]
     if not config.rope_scaling:
         return freqs
+    if config.rope_scaling[0] == "linear":
+        return [f / config.rope_scaling[1] for f in freqs]
     _, factor, low, high, length = config.rope_scaling
     scaled = []
     for f in freqs:
@@ -74,25 +82,40 @@ class GPT2Block(nn.Module):
 
 
 class LlamaBlock(nn.Module):
-    """x + o_proj(attention(rope(q), rope(k), v)), then + down_proj(silu(gate_proj(x)) * up_proj(x))."""
+    """x + o_proj(attention(rope(q), rope(k), v)), then + down_proj(act(gate_proj(x)) * up_proj(x)), each
+    branch after an RMSNorm. Qwen3 and Gemma 3 normalise each head's q and k before the rotation; Gemma
+    normalises each branch's output too (post_attention_layernorm, post_feedforward_layernorm)."""
 
     config: LMConfig
+    index: int = 0
 
     @nn.compact
     def __call__(self, x, positions, keys, values, valid, start):
         c = self.config
-        h = RMSNorm(c.norm_eps, name="input_layernorm")(x)
+        norm = functools.partial(RMSNorm, c.norm_eps, c.gemma)
+        h = norm(name="input_layernorm")(x)
         shape = x.shape[:2]
         q = dense(c.num_heads * c.head_dim, "q_proj", c.qkv_bias)(h).reshape(*shape, c.num_heads, c.head_dim)
         k = dense(c.num_kv_heads * c.head_dim, "k_proj", c.qkv_bias)(h).reshape(*shape, c.num_kv_heads, c.head_dim)
         v = dense(c.num_kv_heads * c.head_dim, "v_proj", c.qkv_bias)(h).reshape(*shape, c.num_kv_heads, c.head_dim)
-        freqs = tuple(rope_frequencies(c))
+        if c.qk_norm:
+            q, k = norm(name="q_norm")(q), norm(name="k_norm")(k)
+        sliding = bool(c.sliding_layers) and c.sliding_layers[self.index]
+        freqs = tuple(rope_frequencies(c, local=sliding))
         q, k = rotary(q, positions, freqs), rotary(k, positions, freqs)
         keys, values = write(keys, k, start), write(values, v, start)
-        x = x + dense(c.hidden_size, "o_proj", c.out_bias)(attend(q, keys, values, valid, start))
-        h = RMSNorm(c.norm_eps, name="post_attention_layernorm")(x)
+        scale = c.query_scalar**-0.5 if c.query_scalar else 0.0
+        window = c.sliding_window if sliding else 0
+        out = attend(q, keys, values, valid, start, window=window, scale=scale, softcap=c.attn_softcap)
+        out = dense(c.hidden_size, "o_proj", c.out_bias)(out)
+        if c.gemma:
+            out = norm(name="post_attention_layernorm")(out)
+        x = x + out
+        h = norm(name="pre_feedforward_layernorm" if c.gemma else "post_attention_layernorm")(x)
         gate = ACTIVATIONS[c.activation](dense(c.intermediate_size, "gate_proj", c.mlp_bias)(h))
         h = dense(c.hidden_size, "down_proj", c.mlp_bias)(gate * dense(c.intermediate_size, "up_proj", c.mlp_bias)(h))
+        if c.gemma:
+            h = norm(name="post_feedforward_layernorm")(h)
         return x + h, keys, values
 
 
@@ -111,22 +134,27 @@ class CausalLM(nn.Module):
         init = nn.initializers.normal(0.02)
         embedding = self.param("wte" if gpt2 else "embed_tokens", init, (c.vocab_size, c.hidden_size))
         x = jnp.take(embedding, tokens, axis=0)
+        if c.gemma:  # (the scale rounded to the parameters' dtype first, as transformers does)
+            x = x * jnp.asarray(math.sqrt(c.hidden_size), embedding.dtype)
         if gpt2:
             x = x + jnp.take(self.param("wpe", init, (c.max_positions, c.hidden_size)), positions, axis=0)
-        block, name = (GPT2Block, "h") if gpt2 else (LlamaBlock, "layers")
         keys, values = [], []
         for i in range(c.num_layers):
-            x, k, v = block(c, name=f"{name}_{i}")(x, positions, cache.keys[i], cache.values[i], cache.valid, start)
+            layer = GPT2Block(c, name=f"h_{i}") if gpt2 else LlamaBlock(c, i, name=f"layers_{i}")
+            x, k, v = layer(x, positions, cache.keys[i], cache.values[i], cache.valid, start)
             keys.append(k)
             values.append(v)
-        x = LayerNorm(c.norm_eps, name="ln_f")(x) if gpt2 else RMSNorm(c.norm_eps, name="norm")(x)
+        x = LayerNorm(c.norm_eps, name="ln_f")(x) if gpt2 else RMSNorm(c.norm_eps, c.gemma, name="norm")(x)
         if self.hidden:
             return x.astype(jnp.float32), KVCache(tuple(keys), tuple(values), cache.valid)
         if c.tie_embeddings:
             logits = x @ embedding.T.astype(x.dtype)
         else:
             logits = dense(c.vocab_size, "lm_head", False)(x)
-        return logits.astype(jnp.float32), KVCache(tuple(keys), tuple(values), cache.valid)
+        logits = logits.astype(jnp.float32)
+        if c.final_softcap:
+            logits = c.final_softcap * jnp.tanh(logits / c.final_softcap)
+        return logits, KVCache(tuple(keys), tuple(values), cache.valid)
 
 
 def new_cache(config: LMConfig, valid: jax.Array, dtype=jnp.float32) -> KVCache:

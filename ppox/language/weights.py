@@ -48,7 +48,9 @@ GPT2_BLOCK = {
 LLAMA_BLOCK = {
     "input_layernorm": "input_layernorm",
     "post_attention_layernorm": "post_attention_layernorm",
-    **{p: f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")},
+    "pre_feedforward_layernorm": "pre_feedforward_layernorm",  # (Gemma's sandwich norms)
+    "post_feedforward_layernorm": "post_feedforward_layernorm",
+    **{p: f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")},
     **{p: f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")},
 }
 
@@ -103,6 +105,10 @@ def param_shapes(config: LMConfig) -> dict[tuple[str, ...], tuple[int, ...]]:
             **{k: s for n in ("gate_proj", "up_proj") for k, s in linear(n, d, f, config.mlp_bias).items()},
             **linear("down_proj", f, d, config.mlp_bias),
         }
+        if config.qk_norm:
+            block.update({("q_norm", "weight"): (config.head_dim,), ("k_norm", "weight"): (config.head_dim,)})
+        if config.gemma:
+            block.update({(n, "weight"): (d,) for n in ("pre_feedforward_layernorm", "post_feedforward_layernorm")})
     if not config.tie_embeddings:
         top[("lm_head", "kernel")] = (d, v)
     prefix = "h" if config.family == "gpt2" else "layers"
