@@ -37,10 +37,16 @@ class TextTokenizer:
     eos_ids: tuple[int, ...]
     where: str = "tokenizer.json"
 
-    def encode(self, texts: list[str], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def encode(
+        self, texts: list[str], length: int | None = None, add_special_tokens: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids [B, L] int32, mask [B, L] bool), left-padded with ``pad_id`` to ``length`` (default: the
-        longest); a longer text keeps its last ``length`` tokens."""
-        encoded = rust_call(lambda: self.tokenizer.encode_batch(list(texts)), f"{self.where}: encoding text")
+        longest); a longer text keeps its last ``length`` tokens. ``add_special_tokens=False`` for text a chat
+        template wrote (it holds its special tokens already)."""
+        encoded = rust_call(
+            lambda: self.tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens),
+            f"{self.where}: encoding text",
+        )
         rows = [e.ids for e in encoded]
         length = max((len(r) for r in rows), default=0) if length is None else length
         ids = np.full((len(rows), length), self.pad_id, np.int32)
