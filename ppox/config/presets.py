@@ -200,3 +200,48 @@ for _name, _preset in BRAX_PRESETS.items():
 # pgx games against a random opponent, masks from the game's legal_action_mask (pip install "ppox[pgx]")
 PRESETS["TicTacToe-pgx"] = {"total_timesteps": 200_000}
 PRESETS["ConnectFour-pgx"] = {"total_timesteps": 1_000_000, "num_envs": 16, "hidden_sizes": (128, 128)}
+# Craftax (fused, pip install "ppox[craftax]"): the Craftax baselines' PPO-RNN defaults (Craftax_Baselines
+# ppo_rnn.py: 1024 envs x 64 steps, 4 epochs x 8 minibatches, lr 2e-4 annealed, gamma 0.99, GAE 0.8, clip 0.2 on
+# ratio and value, entropy 0.01, gradient norm 1.0, 1e9 steps; a 512-unit ReLU layer, then a 512-unit GRU shared by
+# actor and critic). vf_coef 0.25 is their 0.5 on the halved value loss 0.5 (V - G)^2. Their heads add two 512-unit
+# layers after the GRU; ppox's heads are linear (docs/jax-envs.md). The pixel ids take the CNN torso.
+for _craftax in (
+    "Craftax-Classic-Symbolic-v1",
+    "Craftax-Symbolic-v1",
+    "Craftax-Classic-Pixels-v1",
+    "Craftax-Pixels-v1",
+):
+    PRESETS[_craftax] = {
+        "total_timesteps": 1_000_000_000,
+        "num_envs": 1024,
+        "num_steps": 64,
+        "update_epochs": 4,
+        "num_minibatches": 8,
+        "learning_rate": 2e-4,
+        "gamma": 0.99,
+        "gae_lambda": 0.8,
+        "clip_coef": 0.2,
+        "vf_clip_coef": 0.2,
+        "ent_coef": 0.01,
+        "vf_coef": 0.25,
+        "max_grad_norm": 1.0,
+        "memory": "gru",
+        "memory_size": 512,
+        "hidden_sizes": (512,),
+        "activation": "relu",
+        "shared_trunk": True,
+        "checkpoint_every": 10_000_000,
+    }
+# PettingZoo (host driver, pip install "ppox[pettingzoo]"): every agent of every game is a row, so num_envs counts
+# agents (8 games of simple_spread's 3); one policy for all (IPPO with parameter sharing). Settings measured here:
+# 96k agent steps take the per-agent return from a random policy's -26.0 to about -21 (tests/envs/test_pettingzoo.py).
+PRESETS["pettingzoo/mpe2.simple_spread_v3"] = {
+    "total_timesteps": 1_000_000,
+    "num_envs": 24,
+    "num_steps": 50,
+    "update_epochs": 4,
+    "num_minibatches": 2,
+    "learning_rate": 3e-3,
+    "ent_coef": 0.01,
+    "norm_obs": True,
+}

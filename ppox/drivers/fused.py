@@ -83,7 +83,7 @@ class FusedDriver:
     """The driver protocol (``ppox.drivers.base``) over a compiled fused program."""
 
     name = "fused"
-    metric_names = METRIC_NAMES
+    metric_names: tuple[str, ...] = METRIC_NAMES
     dispatch_ahead = True  # run() only queues the work on the device
     compiled_chunks = True
     eval_env = None
@@ -94,6 +94,7 @@ class FusedDriver:
         self.compiled = compile_program(any_length(static_config(config)), None, pool_seed)
         self.hyper = Hyper.from_config(config, jnp.float32)
         self.spec = self.compiled.fused.spec
+        self.metric_names = self.compiled.fused.metric_names  # (with the env's own: ppox.envs.episode_metrics)
         self.chunk = self.compiled.chunk
 
     def init(self) -> Runner:

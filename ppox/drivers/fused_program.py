@@ -26,8 +26,10 @@ from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, upda
 from ppox.drivers.base import check_env_memory
 from ppox.drivers.keys import typed_key
 from ppox.envs.action_repeat import with_action_repeat
+from ppox.envs.episode_metrics import extra_metric_names, update_means
 from ppox.envs.families import family_for, load_maker
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
+from ppox.envs.optimistic_reset import batched_step
 from ppox.envs.spec import EnvSpec, to_env_action
 
 
@@ -69,6 +71,7 @@ class Transition(NamedTuple):
     start: jax.Array | None = None  # recurrent: obs begins an episode
     carry: Any = None  # recurrent: the carry after this step (V of the next observation is one step on)
     mask: jax.Array | None = None  # legal actions where the env has action_mask(state) (e.g. pgx games)
+    episode_values: Any = None  # the env's per-episode values (ppox.envs.episode_metrics; {} for most envs)
 
 
 class Fused(NamedTuple):
@@ -82,6 +85,11 @@ class Fused(NamedTuple):
     env_params: Any
     env_step: Callable | None  # vmapped make_autoreset_step (None with a pool)
     pool: Any = None  # instead of env: EnvPool's Atari games (ppox.envs.envpool_xla), stepped from here
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """metrics.csv's columns: METRIC_NAMES, then an env's own (such as Craftax's achievements)."""
+        return METRIC_NAMES + extra_metric_names(self.env)
 
     @property
     def masked(self) -> bool:
@@ -129,9 +137,8 @@ class Fused(NamedTuple):
             self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask, memory=memory
         )
         # the env gets the clipped action, the batch the sampled one
-        env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over = self.step_envs(
-            env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp)
-        )
+        stepped = self.step_envs(env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
+        env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over = stepped[:8]
         done = jnp.logical_or(terminated, truncated)
         stats = (
             update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
@@ -155,6 +162,7 @@ class Fused(NamedTuple):
             start=runner.starts,
             carry=acted.carry,
             mask=mask,
+            episode_values=stepped[8] if len(stepped) > 8 else {},
         )
         if runner.carry is not None:
             runner = runner.replace(carry=acted.carry, starts=done)
@@ -183,7 +191,7 @@ class Fused(NamedTuple):
                 stepped.truncated,
                 stepped.game_over,
             )
-        next_obs, env_state, reward, terminated, truncated, final_obs = self.env_step(keys, env_state, action)
+        next_obs, env_state, reward, terminated, truncated, final_obs, values = self.env_step(keys, env_state, action)
         return (
             env_state,
             next_obs,
@@ -193,6 +201,7 @@ class Fused(NamedTuple):
             terminated,
             truncated,
             jnp.logical_or(terminated, truncated),
+            values,  # (one-agent envs: their per-episode values, ppox.envs.episode_metrics)
         )
 
     def collect(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, Transition]:
@@ -246,11 +255,13 @@ class Fused(NamedTuple):
             hyper=hyper,
         )
         count = (traj.finished_length > 0).sum()  # the episodes that ended (whole games for Atari)
+        episode_return = jnp.where(count > 0, traj.finished_return.sum() / jnp.maximum(count, 1), jnp.nan)
         metrics = {
-            "episode_return": jnp.where(count > 0, traj.finished_return.sum() / jnp.maximum(count, 1), jnp.nan),
+            "episode_return": episode_return,
             "episode_length": jnp.where(count > 0, traj.finished_length.sum() / jnp.maximum(count, 1), jnp.nan),
             "episode_count": count.astype(jnp.float32),
             **update_metrics._asdict(),
+            **update_means(self.env, traj.episode_values, traj.finished_length > 0, episode_return),
         }
         runner = runner.replace(
             params=params, opt_state=opt_state, key=jax.random.key_data(key), update_index=runner.update_index + 1
@@ -275,7 +286,7 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
         make_optimizer(config),
         env,
         env_params,
-        jax.vmap(make_autoreset_step(env, env_params)),
+        batched_step(env, env_params, config.num_envs, make_autoreset_step(env, env_params, with_episode_values=True)),
     )
 
 
@@ -296,7 +307,7 @@ def make_chunk_runner(fused: Fused, chunk: int):
     """run(runner, n, hyper) -> (runner, metrics[chunk]): n <= chunk updates (n and hyper traced: one compilation)."""
 
     def run(runner, n, hyper: Hyper):
-        buffer = {name: jnp.full((chunk,), jnp.nan, jnp.float32) for name in METRIC_NAMES}
+        buffer = {name: jnp.full((chunk,), jnp.nan, jnp.float32) for name in fused.metric_names}
 
         def body(i, carry):
             runner, buffer = carry

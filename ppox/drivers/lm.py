@@ -10,6 +10,7 @@ the mean response length in tokens.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -89,6 +90,16 @@ def _outcome(reward: Callable, prompts: list, completions: list) -> tuple[Any, B
         return None, err
 
 
+def with_columns(reward: Callable, task: TextTask, rows: np.ndarray) -> Callable:
+    """``reward`` with the extra columns of the prompts ``rows`` (one value per completion) as keyword
+    arguments, as TRL passes a data set's columns; as it is when there are none, and for ppox's reward models
+    (which read the text only)."""
+    if task.columns is None or isinstance(reward, RewardModel):
+        return reward
+    columns = task.columns(rows)
+    return functools.partial(reward, **columns) if columns else reward
+
+
 def reward_name(config: LMRunConfig, reward: Any) -> str:
     """The reward as the user named it: --reward 'module:function', else the function's module and name."""
     if config.reward:
@@ -125,6 +136,7 @@ class TextTask(NamedTuple):
     reward: Callable[[list, list], Any]
     pad_id: int
     eos_ids: tuple[int, ...]
+    columns: Callable[[np.ndarray], dict] | None = None  # prompt rows -> the extra columns the reward gets
 
 
 def ids_task(ids_rows: list, pad_id: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +260,7 @@ class LMDriver:
         task = self.task
         prompts, completions = task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask)
         name = None if isinstance(task.reward, RewardModel) else f"the reward {reward_name(self.config, task.reward)}"
-        got = call_reward(task.reward, prompts, completions, self.config.reward_timeout, name)
+        got = call_reward(with_columns(task.reward, task, rows), prompts, completions, self.config.reward_timeout, name)
         got = checked_scores(got, len(rows))
         self.samples = completion_samples(prompts, completions, got, self.config.samples_per_prompt)
         return got

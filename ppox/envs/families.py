@@ -46,6 +46,8 @@ GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed wit
 NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
 JUMANJI_IDS = ("Jumanji-Game2048-v1", "Jumanji-Knapsack-v1")  # "Jumanji-" + a jumanji id
 XMINIGRID_IDS = ("XLand-MiniGrid-Empty-6x6", "XLand-MiniGrid-DoorKey-5x5")  # "XLand-" + an xminigrid id
+# Craftax's four envs (symbolic: an MLP torso; pixels: the CNN torso), their presets with --memory gru
+CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1")
 # Brax's locomotion worlds with presets (brax/NAME: the positional backend; brax/NAME/BACKEND for another)
 BRAX_NAMES = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "inverted_pendulum", "reacher")
 BRAX_IDS = tuple(f"brax/{name}" for name in BRAX_NAMES)
@@ -190,6 +192,15 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("XLand-MiniGrid (fused driver; XLand- + any xminigrid id)", XMINIGRID_IDS),),
         extra="xminigrid",
         needs=("xminigrid",),
+    ),
+    Family(  # Craftax: achievement rates and the Crafter score as metrics (ppox.envs.episode_metrics)
+        "craftax",
+        lambda env_id: env_id.startswith("Craftax-"),
+        "ppox.envs.craftax",
+        fused="make",
+        sections=(Section("Craftax (fused driver; achievements and score as metrics), with presets", CRAFTAX_IDS),),
+        extra="craftax",
+        needs=("craftax",),
     ),
     Family(
         "brax",

@@ -12,6 +12,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ppox.envs.episode_metrics import step_values
 from ppox.envs.families import family_for, load_maker
 from ppox.envs.gymnax_import import import_gymnax
 from ppox.envs.jax_tasks import HiddenObservation
@@ -44,8 +45,9 @@ def make_jax_env(env_id: str, max_episode_steps: int | None = None, hide_obs: tu
 make_gymnax = make_jax_env  # (its name from when gymnax was the only JAX-native family)
 
 
-def make_autoreset_step(env, env_params):
-    """step(keys [2], state, action) -> (obs, state, reward, terminated, truncated, final_obs).
+def make_autoreset_step(env, env_params, with_episode_values: bool = False):
+    """step(keys [2], state, action) -> (obs, state, reward, terminated, truncated, final_obs), then, with
+    ``with_episode_values``, the env's per-episode values at this step (``ppox.envs.episode_metrics``).
 
     gymnax's own ``step`` with the two keys it would split supplied by the caller, so that a
     rollout can draw all its keys in one call: step_env, the time-limit check, and a reset
@@ -54,12 +56,13 @@ def make_autoreset_step(env, env_params):
     """
 
     def step(keys, state, action):
-        obs_st, state_st, reward, terminated, _ = env.step_env(keys[0], state, action, env_params)
+        obs_st, state_st, reward, terminated, info = env.step_env(keys[0], state, action, env_params)
         truncated = jnp.logical_and(env.is_truncated(state_st, env_params), jnp.logical_not(terminated))
         done = jnp.logical_or(terminated, truncated)
         obs_re, state_re = env.reset_env(keys[1], env_params)
         state = jax.tree_util.tree_map(lambda r, s: jax.lax.select(done, r, s), state_re, state_st)
         obs = jax.lax.select(done, obs_re, obs_st)
-        return obs, state, reward, terminated.astype(bool), truncated.astype(bool), obs_st
+        out = obs, state, reward, terminated.astype(bool), truncated.astype(bool), obs_st
+        return out + (step_values(env, state_st, info),) if with_episode_values else out
 
     return step

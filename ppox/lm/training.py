@@ -27,6 +27,7 @@ from ppox.language.models import params_dtype
 from ppox.language.reward_model import RewardModel, json_lines, load_reward_model
 from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
+from ppox.lm.data import read_prompt_set
 from ppox.lm.prompts import given_prompts
 from ppox.run.callbacks import Callbacks, started_callbacks
 from ppox.run.loop import Outcome, Start, run_loop
@@ -77,7 +78,8 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     folder = Path(config.model)
     if prompts is None and not config.prompts:
         raise ConfigError("lm: give the prompts: --prompts FILE.jsonl (or prompts= in Python)")
-    prompts = read_prompts(config.prompts) if prompts is None else given_prompts(prompts)
+    data = read_prompt_set(config.prompts, prompts, folder)  # (rows: JSONL, Parquet, datasets; conversations)
+    prompts = data.texts if data is not None else given_prompts(prompts)
     if reward is None and config.reward_model is not None:
         reward = load_reward_model(config.reward_model)
     elif reward is None:
@@ -89,11 +91,12 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
     pad = model.hf_config.get("pad_token_id")
     if (folder / "tokenizer.json").is_file() and prompts and isinstance(prompts[0], str):
         tok = load_tokenizer(folder, pad_id=pad_id(model))
-        ids, mask = tok.encode(prompts, None)
+        ids, mask = tok.encode(prompts, None, add_special_tokens=not (data and data.chat))
         ids, mask = ids[:, -config.max_prompt_tokens :], mask[:, -config.max_prompt_tokens :]
         if not mask.any(-1).all():
             raise ConfigError(f"prompt {int(np.argmin(mask.any(-1)))} has no tokens: every prompt needs at least one")
-        return TextTask(ids, mask, tok.decode, reward, tok.pad_id, model.eos_ids)
+        columns = data.columns_of if data is not None and data.columns else None
+        return TextTask(ids, mask, tok.decode, reward, tok.pad_id, model.eos_ids, columns)
     if prompts and isinstance(prompts[0], str):
         raise ConfigError(f"{folder} has no tokenizer.json: give the prompts as lists of token ids")
     if pad is None:

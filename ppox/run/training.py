@@ -227,7 +227,8 @@ def _run(driver, run_path: Path | None, start: Start, state=None, callbacks: Cal
     ``callbacks``: default, the config's stopping rule (a resumed run's)."""
     state = start_from(driver, driver.init()) if state is None else state  # (--init-from: the source's policy)
     callbacks = started_callbacks((), driver.config) if callbacks is None else callbacks
-    log = RunLog(driver.config, run_path, resume_from=start.update if start.update else None)
+    resume_from = start.update if start.update else None
+    log = RunLog(driver.config, run_path, resume_from=resume_from, names=driver.metric_names)
     try:
         try:
             outcome = run_loop(driver, state, log, run_path, start, callbacks)
