@@ -47,6 +47,12 @@ def is_jax_env(env_id: str) -> bool:
     return family is not None and not family.pool
 
 
+def is_open_id(env_id: str) -> bool:
+    """An id of a family that takes any id it claims (PettingZoo's modules), whose package is installed."""
+    family = family_for(env_id)
+    return family is not None and family.open_ids and missing_module(family) is None
+
+
 def known_env_ids() -> list[str]:
     """The ids ``ppox envs`` lists (the JAX-native ones first), then the Gymnasium registry's."""
     return list(dict.fromkeys([i for section in listing() for i in section.ids] + gymnasium_ids()))
@@ -102,7 +108,7 @@ def check_env_id(env_id: str, strict: bool = True) -> None:
     """Raise ConfigError, naming at most three close ids, if ``env_id`` is neither known (after importing
     the packages that would register it) nor an entry point. ``strict=False`` lets a name pass that is
     close to no known id: the label of an env given as an object from Python."""
-    if is_entry_point(env_id) or env_id in gymnasium_ids() or is_jax_env(env_id):
+    if is_entry_point(env_id) or env_id in gymnasium_ids() or is_jax_env(env_id) or is_open_id(env_id):
         return
     if len(env_id) > 200:  # (no id is that long: said at once, not after comparing it with every id)
         if strict:
