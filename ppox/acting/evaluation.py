@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import colorsys
 import ctypes.util
+import functools
 import os
 import sys
 from pathlib import Path
@@ -204,9 +205,12 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
 
 def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
     """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
-    env, params, spec = make_jax_env(policy.config.env, policy.config.max_episode_steps, policy.config.hide_obs)
-    env = with_action_repeat(env, policy.config.action_repeat)
+    c = policy.config
+    env, params, spec = make_jax_env(c.env, c.max_episode_steps, c.hide_obs, c.agent_id, c.critic)
     check_fits(policy, spec, policy.config.env)
+    if hasattr(env, "stacked_agents"):
+        return _evaluate_agents(policy, env, params, episodes, deterministic, seed), None
+    env = with_action_repeat(env, policy.config.action_repeat)
     step = jax.vmap(make_autoreset_step(env, params))
     horizon = int(getattr(params, "max_steps_in_episode", 10_000))
     masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")
@@ -236,6 +240,42 @@ def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool
 
     total, seen = jax.device_get(run(jax.random.PRNGKey(seed)))
     return np.asarray(total), seen
+
+
+def _evaluate_agents(policy: Policy, env, params, episodes: int, deterministic: bool, seed: int) -> np.ndarray:
+    """Team returns (every agent's reward summed) of ``episodes`` whole episodes of a multi-agent env
+    (ppox.envs.jaxmarl), all at once: every agent a row of the policy, as in training."""
+    agents, horizon = env.stacked_agents, int(params.max_steps_in_episode)
+    step = jax.vmap(functools.partial(env.autoreset_step, params=params))
+    masked = policy.config.action_mask == "auto" and hasattr(env, "action_mask")
+
+    def body(carry):
+        obs, state, total, alive, memory, key, t = carry
+        key, act_key, env_key = jax.random.split(key, 3)
+        rows = obs.reshape((-1,) + obs.shape[2:])
+        mask = jax.vmap(env.action_mask)(state).reshape(rows.shape[0], -1) if masked else None
+        if policy.recurrent:
+            action, memory = policy.act_jax(rows, act_key, deterministic, memory, mask)
+        else:
+            action = policy.act_jax(rows, act_key, deterministic, mask=mask)
+        out = step(jax.random.split(env_key, (episodes, 2)), state, action.reshape(episodes, agents))
+        total = total + jnp.where(alive, out[2].sum(-1), 0.0)
+        return out[0], out[1], total, alive & ~out[6][:, 0], memory, key, t + 1
+
+    @jax.jit
+    def run(key):
+        key, reset_key = jax.random.split(key)
+        obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, episodes), params)
+        memory = policy.initial_state(episodes * agents)
+        init = (obs, state, jnp.zeros(episodes), jnp.ones(episodes, bool), memory, key, jnp.zeros((), jnp.int32))
+        # (until every episode ended: every agent done, the env's own limit, or the run's cap)
+        final = jax.lax.while_loop(lambda c: c[3].any() & (c[6] < horizon), body, init)
+        return final[2], final[3]
+
+    total, alive = jax.device_get(run(jax.random.PRNGKey(seed)))
+    if alive.any():
+        print(f"ppox: {int(alive.sum())} of {episodes} episodes were cut at {horizon:,} steps", file=sys.stderr)
+    return np.asarray(total)
 
 
 def grid_frame(obs: np.ndarray, scale: int = 16) -> np.ndarray:

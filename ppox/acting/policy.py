@@ -14,6 +14,7 @@ import numpy as np
 from flax import traverse_util
 from gymnasium import spaces
 
+from ppox.acting.agents import agent_masks, agent_rows, by_agent
 from ppox.agent.agent import act, init_params, initial_carry, is_recurrent, make_network
 from ppox.config.config import Config
 from ppox.core.normalize import RunningMeanStd
@@ -109,7 +110,8 @@ class Policy:
 
         Args:
             obs: one observation as the env returns it, or a batch of them (a list, or an array
-                [batch, *obs_shape]).
+                [batch, *obs_shape]); a multi-agent policy (JaxMARL) takes a dict agent -> observation (and
+                ``mask`` agent -> legal actions) and returns a dict agent -> action.
             state: the recurrent state: ``initial_state(n)`` at an episode's start, then what the last
                 call returned. A recurrent policy needs it; a memoryless one passes it through.
             deterministic: the distribution's mode (the default, as for ``ppox eval`` and
@@ -130,6 +132,10 @@ class Policy:
             ValueError: sampling without a ``key``, a recurrent policy called without ``state``, a policy
                 trained with action masks called without them, or observations of the wrong shape.
         """
+        if self.spec.agents and isinstance(obs, dict):  # (rows of one shared network, as in training)
+            rows, one = agent_rows(self.spec, self.config, obs)
+            out = self.act(rows, state, deterministic=deterministic, key=key, mask=agent_masks(self.spec, mask))
+            return by_agent(self.spec, out, one) if state is NO_STATE else (by_agent(self.spec, out[0], one), out[1])
         batch, single = self.observations(obs)
         mask = self.legal_actions(obs, mask, info, env)
         if mask is not None:

@@ -27,6 +27,8 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorC
     image = len(spec.obs_shape) == 3
     if config.network == "cnn" and not image:
         raise ConfigError(f"--network cnn needs image observations (HxWxC); this env's are shaped {spec.obs_shape}")
+    if spec.actor_obs and (config.shared_trunk or image):
+        raise ConfigError("--critic world_state gives the critic its own input: flat observations, no --shared-trunk")
     memory: dict[str, Any] = (
         {} if config.memory == "none" else {"memory": config.memory, "memory_size": config.memory_size}
     )
@@ -41,6 +43,7 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorC
         shared_trunk=config.shared_trunk,
         log_std_init=config.log_std_init,
         weight_init=config.weight_init,
+        actor_obs=spec.actor_obs,
     )
 
 

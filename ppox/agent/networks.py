@@ -149,6 +149,8 @@ def _torsos(module: nn.Module, obs, names: tuple[str, str]):
     else:
         obs = obs.astype(jnp.float32) / 255.0 if obs.dtype == jnp.uint8 else obs
         actor_x = critic_x = obs.reshape(lead + (-1,))
+        if module.actor_obs:  # a centralised critic (MAPPO): the actor's features first, the critic's after
+            actor_x, critic_x = actor_x[..., : module.actor_obs], actor_x[..., module.actor_obs :]
     actor = MLP(module.hidden_sizes, module.activation, module.weight_init, name=f"actor_trunk{names[0]}")(actor_x)
     critic = (
         actor
@@ -193,6 +195,7 @@ class ActorCritic(nn.Module):
     log_std_init: float = 0.0
     cnn: bool = False
     weight_init: str = "orthogonal"
+    actor_obs: int = 0  # > 0: the actor reads obs[..., :actor_obs], the critic the rest (flat observations)
 
     @nn.compact
     def __call__(self, obs):
@@ -288,6 +291,7 @@ class RecurrentActorCritic(nn.Module):
     log_std_init: float = 0.0
     cnn: bool = False
     weight_init: str = "orthogonal"
+    actor_obs: int = 0  # > 0: the actor reads obs[..., :actor_obs], the critic the rest (flat observations)
     memory: str = "gru"
     memory_size: int = 128
 

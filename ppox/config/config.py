@@ -152,6 +152,15 @@ class Config:
     shared_trunk: bool = False
     """Share the hidden layers between actor and critic (default: two separate networks)."""
 
+    critic: Literal["local", "world_state"] = "local"
+    """Multi-agent envs (JaxMARL; docs/multi-agent.md): the critic's input. local: each agent's own observation,
+    as the actor's (IPPO); world_state: the env's world state (MAPPO's centralised critic), the actor still on
+    the agent's own observation."""
+
+    agent_id: bool = False
+    """Multi-agent envs: append a one-hot agent index to each agent's observation (one shared network tells
+    the agents apart)."""
+
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 

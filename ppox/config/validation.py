@@ -12,7 +12,7 @@ import reprlib
 import types
 import typing
 
-from ppox.envs.families import is_unresolved_entry_point
+from ppox.envs.families import family_for, is_unresolved_entry_point
 from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
 from ppox.errors import ConfigError
 from ppox.utils.naming import with_fields
@@ -28,6 +28,7 @@ def validate(c) -> None:
         _validate_algorithm(c)
         _validate_run(c)
         _validate_placement(c)
+        _validate_agents(c)
         check_memory_need(c)
     except ConfigError as err:
         err.args = (with_fields(str(err), {f.name for f in dataclasses.fields(c)}),)
@@ -149,6 +150,27 @@ def _validate_algorithm(c) -> None:
         f"--hidden-sizes must be one or more positive integers, got {c.hidden_sizes!r}",
     )
     _validate_memory(c)
+
+
+def _validate_agents(c) -> None:
+    """--critic and --agent-id: multi-agent envs (JaxMARL) only; the centralised critic needs its own trunk."""
+    need(c.critic in ("local", "world_state"), f"--critic must be local or world_state, got {c.critic!r}")
+    need(isinstance(c.agent_id, bool), f"--agent-id must be true or false, got {c.agent_id!r}")
+    family = family_for(c.env, "fused")
+    if c.critic != "local" or c.agent_id:
+        need(
+            family is not None and family.name == "jaxmarl",
+            f"--critic {c.critic} / --agent-id are for multi-agent envs (JaxMARL ids, `ppox envs`); {c.env!r} has "
+            "one agent: drop them",
+        )
+    need(
+        c.critic == "local" or not c.shared_trunk,
+        "--critic world_state gives the critic its own input: drop --shared-trunk",
+    )
+    need(
+        family is None or family.name != "jaxmarl" or c.action_repeat == 1,
+        f"--action-repeat {c.action_repeat}: not for multi-agent envs (JaxMARL); drop it",
+    )
 
 
 def _validate_memory(c) -> None:

@@ -23,6 +23,7 @@ from ppox.agent.metrics import METRIC_NAMES
 from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
+from ppox.drivers import agents as stacking
 from ppox.drivers.base import check_env_memory
 from ppox.drivers.keys import typed_key
 from ppox.envs.action_repeat import with_action_repeat
@@ -85,11 +86,17 @@ class Fused(NamedTuple):
     env_params: Any
     env_step: Callable | None  # vmapped make_autoreset_step (None with a pool)
     pool: Any = None  # instead of env: EnvPool's Atari games (ppox.envs.envpool_xla), stepped from here
+    learner: Config | None = None  # the update's view of a multi-agent run: a row per agent (``learner_config``)
+
+    @property
+    def agents(self) -> int:  # (a multi-agent env's, stacked as rows of the batch: ppox.drivers.agents)
+        return stacking.agent_count(self.env)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        """metrics.csv's columns: METRIC_NAMES, then an env's own (such as Craftax's achievements)."""
-        return METRIC_NAMES + extra_metric_names(self.env)
+        """metrics.csv's columns: METRIC_NAMES, an env's own (such as Craftax's achievements), and a multi-agent
+        env's team return and each agent's return."""
+        return METRIC_NAMES + extra_metric_names(self.env) + stacking.agent_metric_names(self.env)
 
     @property
     def masked(self) -> bool:
@@ -105,22 +112,24 @@ class Fused(NamedTuple):
         else:
             reset = jax.vmap(self.env.reset, in_axes=(0, None))
             obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
+            obs = stacking.fold(obs, self.agents)
+        rows = obs.shape[0]  # num_envs, or num_envs * agents
         stats = update_stats(RunningMeanStd.create(self.spec.obs_shape), jnp.asarray(obs, jnp.float32))
         params = init_params(self.network, k_params, prepare_obs(config, stats, obs[:1]))
-        carry = initial_carry(self.network, num_envs)
+        carry = initial_carry(self.network, rows)
         return Runner(
             params=params,
             opt_state=init_opt_state(self.optimizer, params),
             env_state=env_state,
             obs=obs,
             obs_stats=stats,
-            reward_scaler=RewardScaler.create(num_envs),
-            episode_return=jnp.zeros(num_envs),
-            episode_length=jnp.zeros(num_envs, jnp.int32),
+            reward_scaler=RewardScaler.create(rows),
+            episode_return=jnp.zeros(rows),
+            episode_length=jnp.zeros(rows, jnp.int32),
             key=jax.random.key_data(key),
             update_index=jnp.zeros((), jnp.int32),
             carry=carry,
-            starts=None if carry is None else jnp.ones(num_envs, bool),
+            starts=None if carry is None else jnp.ones(rows, bool),
         )
 
     def key_of(self, runner: Runner) -> jax.Array:
@@ -132,7 +141,7 @@ class Fused(NamedTuple):
         config = self.config
         act_key, env_keys = keys
         memory = None if runner.carry is None else (runner.carry, runner.starts)
-        mask = jax.vmap(self.env.action_mask)(runner.env_state) if self.masked else None
+        mask = stacking.fold(jax.vmap(self.env.action_mask)(runner.env_state), self.agents) if self.masked else None
         acted = act(
             self.network, config, runner.params, runner.obs_stats, runner.obs, act_key, mask=mask, memory=memory
         )
@@ -191,6 +200,8 @@ class Fused(NamedTuple):
                 stepped.truncated,
                 stepped.game_over,
             )
+        if self.agents:
+            return stacking.step_rows(self.env_step, self.agents, keys, env_state, action)
         next_obs, env_state, reward, terminated, truncated, final_obs, values = self.env_step(keys, env_state, action)
         return (
             env_state,
@@ -229,7 +240,7 @@ class Fused(NamedTuple):
         if first_carry is not None:
             memory = (first_carry, traj.start)
         batch = batch_from_rollout(
-            config,
+            self.learner or config,
             traj.obs,
             traj.action,
             traj.log_prob,
@@ -251,7 +262,7 @@ class Fused(NamedTuple):
             runner.update_index,
             apply_fn=self.network.apply,
             optimizer=self.optimizer,
-            config=config,
+            config=self.learner or config,
             hyper=hyper,
         )
         count = (traj.finished_length > 0).sum()  # the episodes that ended (whole games for Atari)
@@ -261,6 +272,7 @@ class Fused(NamedTuple):
             "episode_length": jnp.where(count > 0, traj.finished_length.sum() / jnp.maximum(count, 1), jnp.nan),
             "episode_count": count.astype(jnp.float32),
             **update_metrics._asdict(),
+            **stacking.agent_metrics(self.env, traj.finished_return, traj.finished_length),
             **update_means(self.env, traj.episode_values, traj.finished_length > 0, episode_return),
         }
         runner = runner.replace(
@@ -276,9 +288,12 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
     if family is not None and family.pool:
         pool = load_maker(family, "fused")(config.env, config.num_envs, config.max_episode_steps, pool_seed)
         return Fused(config, pool.spec, make_network(config, pool.spec), make_optimizer(config), None, None, None, pool)
-    env, env_params, spec = make_jax_env(config.env, config.max_episode_steps, config.hide_obs)
+    env, env_params, spec = make_jax_env(
+        config.env, config.max_episode_steps, config.hide_obs, config.agent_id, config.critic
+    )
     check_env_memory(config, spec)  # with this env's observations, before the runner is made
     env = with_action_repeat(env, config.action_repeat)
+    step = stacking.stacked_step(env, env_params) or make_autoreset_step(env, env_params, with_episode_values=True)
     return Fused(
         config,
         spec,
@@ -286,7 +301,8 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
         make_optimizer(config),
         env,
         env_params,
-        batched_step(env, env_params, config.num_envs, make_autoreset_step(env, env_params, with_episode_values=True)),
+        batched_step(env, env_params, config.num_envs, step),  # (vmapped, or optimistic resets)
+        learner=stacking.learner_config(config, env),
     )
 
 

@@ -46,6 +46,9 @@ GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed wit
 NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
 JUMANJI_IDS = ("Jumanji-Game2048-v1", "Jumanji-Knapsack-v1")  # "Jumanji-" + a jumanji id
 XMINIGRID_IDS = ("XLand-MiniGrid-Empty-6x6", "XLand-MiniGrid-DoorKey-5x5")  # "XLand-" + an xminigrid id
+# JaxMARL's multi-agent envs (agents stacked on the batch axis; any JaxMARL id, or SMAX- + a SMAX map)
+JAXMARL_IDS = ("MPE_simple_spread_v3", "MPE_simple_reference_v3")
+JAXMARL_OTHERS = ("hanabi", "overcooked", "switch_riddle", "coin_game")  # JaxMARL's ids without a prefix
 # Craftax's four envs (symbolic: an MLP torso; pixels: the CNN torso), their presets with --memory gru
 CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1")
 # Brax's locomotion worlds with presets (brax/NAME: the positional backend; brax/NAME/BACKEND for another)
@@ -93,6 +96,10 @@ def is_gymnax_id(env_id: str) -> bool:
 
 def is_task_id(env_id: str) -> bool:
     return env_id in TASK_IDS
+
+
+def is_jaxmarl_id(env_id: str) -> bool:
+    return env_id.startswith(("MPE_", "SMAX-")) or env_id in JAXMARL_OTHERS
 
 
 # JAX envs of the user's by the name a run gives them: objects given from Python, and entry points found to
@@ -210,6 +217,15 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("Brax (fused driver; brax/NAME, or brax/NAME/BACKEND), with presets", BRAX_IDS),),
         extra="brax",
         needs=("brax",),
+    ),
+    Family(  # JaxMARL: IPPO and MAPPO, agents stacked on the batch axis (docs/multi-agent.md)
+        "jaxmarl",
+        is_jaxmarl_id,
+        "ppox.envs.jaxmarl",
+        fused="make",
+        sections=(Section("JaxMARL multi-agent (fused driver; IPPO, MAPPO with --critic world_state)", JAXMARL_IDS),),
+        extra="marl",
+        needs=("jaxmarl",),
     ),
     Family(  # EnvPool's Atari stepped from the compiled program: --vec envpool --driver fused
         "envpool",

@@ -25,13 +25,26 @@ def gymnax_make(env_id: str):
     return import_gymnax().make(env_id)
 
 
-def make_jax_env(env_id: str, max_episode_steps: int | None = None, hide_obs: tuple[int, ...] = ()):
+def make_jax_env(
+    env_id: str,
+    max_episode_steps: int | None = None,
+    hide_obs: tuple[int, ...] = (),
+    agent_id: bool = False,
+    critic: str = "local",
+):
     """(env, env_params, spec) of a JAX-native id, made by its family; ``max_episode_steps`` replaces the
-    env's time limit, ``hide_obs`` removes observation entries."""
+    env's time limit, ``hide_obs`` removes observation entries; a multi-agent env (``stacked_agents``, ppox.envs.
+    jaxmarl) takes ``agent_id`` (one-hot agent index in each row) and ``critic`` ("world_state": MAPPO)."""
     family = family_for(env_id, "fused")
     if family is None or family.pool:
         raise ConfigError(f"--env {env_id}: not a JAX-native env (`ppox envs` lists them); use --driver host")
     env, params = load_maker(family, "fused")(env_id)
+    if hasattr(env, "stacked_agents"):
+        if hide_obs:
+            raise ConfigError(f"--env {env_id}: --hide-obs is not for multi-agent envs (their rows are stacked)")
+        env = env.configured(agent_id, critic)
+    elif agent_id or critic != "local":
+        raise ConfigError(f"--env {env_id}: --agent-id and --critic world_state are for multi-agent envs (JaxMARL)")
     if hide_obs:
         env = HiddenObservation(env, tuple(hide_obs))
     if max_episode_steps is not None:
@@ -39,6 +52,8 @@ def make_jax_env(env_id: str, max_episode_steps: int | None = None, hide_obs: tu
     spec = spec_from_action_space(env.observation_space(params).shape, env.action_space(params))
     if hasattr(env, "action_mask"):  # (a game's legal moves, recorded with the policy)
         spec = dataclasses.replace(spec, action_mask="state")
+    if hasattr(env, "stacked_agents"):
+        spec = dataclasses.replace(spec, actor_obs=env.actor_obs, agents=env.agents)
     return env, params, spec
 
 

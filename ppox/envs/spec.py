@@ -41,6 +41,9 @@ class EnvSpec:
     # flattened, uint8 scaled) into obs_shape; None: observations are used as they are
     action_mask: str | None = None  # where the env offered legal-action masks in training (ppox.envs.masks):
     # "method", "info", "obs", or "state" (a JAX env's action_mask(state)); None: nowhere, or not recorded
+    actor_obs: int = 0  # > 0: the actor reads the first actor_obs features, the critic the rest (MAPPO's
+    # centralised critic on a world state); 0: both read the whole observation
+    agents: tuple[str, ...] = ()  # a multi-agent env's agents, stacked on the batch axis in this order
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -85,6 +88,8 @@ class EnvSpec:
             action_start=tup(data.get("action_start")),
             obs_space=data.get("obs_space") if isinstance(data.get("obs_space"), str) else None,
             action_mask=data.get("action_mask") if data.get("action_mask") in MASK_SOURCES else None,
+            actor_obs=data["actor_obs"] if isinstance(data.get("actor_obs"), int) else 0,
+            agents=tuple(str(a) for a in data["agents"]) if isinstance(data.get("agents"), list) else (),
         )
 
 

@@ -21,6 +21,7 @@ from ppox.language.advantages import LMAdvantageParams, kl_penalized_rewards, ma
 from ppox.language.config import LMConfig
 from ppox.language.losses import LossInputs, k3
 from ppox.language.models import forward, hidden_states
+from ppox.language.precision import accumulated, float32_master
 from ppox.language.run_config import LMRunConfig
 
 
@@ -157,9 +158,15 @@ def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollou
 
 
 def make_optimizer(config: LMRunConfig) -> optax.GradientTransformation:
-    """Adam after global-norm clipping, over the policy and the critic together."""
+    """Adam after global-norm clipping, over the policy and the critic together; stepped on the mean gradient
+    of --grad-accum-steps minibatches, and for bfloat16 parameters on a float32 master copy unless
+    --optimizer-dtype params (``ppox.language.precision``)."""
     adam = optax.adam(config.learning_rate, eps=config.adam_eps)
-    return adam if config.max_grad_norm is None else optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+    if config.max_grad_norm is not None:
+        adam = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+    optimizer = accumulated(adam, config.grad_accum_steps)
+    master = config.dtype == "bfloat16" and config.optimizer_dtype == "float32"
+    return float32_master(optimizer) if master else optimizer
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1), static_argnames=("rows",))

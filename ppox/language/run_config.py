@@ -18,6 +18,7 @@ from ppox.language.config import LMConfig, check_memory, parameter_count, shown
 from ppox.language.losses import KL_PLACES, LM_LOSSES, REWARD_SCALES, LMLoss, LMLossName
 
 DType = Literal["float32", "bfloat16"]
+OptimizerDType = Literal["float32", "params"]
 TrackerName = Literal["wandb", "mlflow"]  # as Config.track: ppox.storage.trackers.TRACKERS
 KLPlace = Literal["reward", "loss"]  # KL_PLACES
 RewardScale = Literal["group", "batch", "none"]  # REWARD_SCALES
@@ -48,6 +49,7 @@ class LMRunConfig:
     max_grad_norm: float | None = 1.0
     epochs: int = 4
     minibatches: int = 1
+    grad_accum_steps: int = 1  # minibatches whose mean gradient makes one Adam step (accumulation); divides them
     clip_coef: float = 0.2  # eps_low: the ratio is clipped to [1 - clip_coef, 1 + clip_coef_high]
     clip_coef_high: float | None = None  # eps_high (clip-higher, DAPO: 0.28); None: clip_coef
     loss: LMLossName = "token"  # token (DAPO), sequence (GRPO), dr_grpo, gspo: ppox.language.losses.LM_LOSSES
@@ -67,6 +69,8 @@ class LMRunConfig:
     whiten_advantages: bool = True
     whiten_rewards: bool = False  # scale the per-token rewards to unit variance over the batch (mean kept)
     dtype: DType = "float32"  # of the parameters and activations
+    optimizer_dtype: OptimizerDType = "float32"  # with bfloat16: a float32 master copy and Adam moments (mixed
+    # precision, ppox.language.precision), or "params": all in the parameters' dtype (less memory)
     devices: int = 1  # split each batch of completions across this many local devices (parameters FSDP-sharded)
     seed: int = 0
     run_dir: str = "runs"
@@ -132,6 +136,15 @@ class LMRunConfig:
                 f"{batch} completions per update do not split into {self.minibatches} minibatches",
             ),
             (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
+            (
+                self.grad_accum_steps < 1 or m % max(self.grad_accum_steps, 1),
+                f"--grad-accum-steps {self.grad_accum_steps}: >= 1 and dividing --minibatches {self.minibatches} "
+                "(each Adam step averages the gradients of that many minibatches)",
+            ),
+            (
+                self.optimizer_dtype not in typing.get_args(OptimizerDType),
+                f"--optimizer-dtype {self.optimizer_dtype}: {' or '.join(typing.get_args(OptimizerDType))}",
+            ),
             (
                 self.prompts_per_update % n,
                 f"--prompts-per-update {self.prompts_per_update} must divide by --devices {self.devices}",
@@ -266,7 +279,8 @@ def check_run_memory(config: LMRunConfig, model: LMConfig, prompt_tokens: int) -
     cache and the logits of a full pass over the batch (float32), split across ``devices``."""
     width = 2 if config.dtype == "bfloat16" else 4
     count = parameter_count(model)
-    weights = count * width * (5 + (4 if config.uses_critic else 0))
+    adam = 12 if config.dtype == "bfloat16" and config.optimizer_dtype == "float32" else 2 * width  # (+ master)
+    weights = count * (3 * width + adam + ((2 * width + adam) if config.uses_critic else 0))
     rows, tokens = config.batch_size, prompt_tokens + config.max_new_tokens
     cache = 2 * model.num_layers * rows * tokens * model.num_kv_heads * model.head_dim * width
     logits = rows * tokens * model.vocab_size * 4
