@@ -16,8 +16,10 @@ USAGE = """usage: ppox lm COMMAND [ARGS]
 
 commands:
   train         PPO on a language model: ppox lm train --model DIR --prompts FILE.jsonl --reward module:function
-                [--advantage gae|rloo|grpo] [--reward-timeout SECONDS] ...;
-                ppox lm train --resume RUN [--reward module:function] [--reward-timeout SECONDS]
+                [--reward module:function ...] [--reward-model DIR] [--reward-weights W ...]
+                [--advantage gae|rloo|grpo] [--loss token|sequence|dr_grpo|gspo] [--kl-in reward|loss]
+                [--reward-timeout SECONDS] ...;
+                ppox lm train --resume RUN [--reward module:function ...] [--reward-timeout SECONDS]
   sample        completions: ppox lm sample --model DIR --prompts FILE.jsonl
   reward-model  train a reward model on preference pairs: ppox lm reward-model --model DIR --pairs FILE.jsonl
                 --out NEW_DIR [--overwrite]
@@ -50,6 +52,8 @@ def train(args: list[str]) -> int:
 
     if given(args, "resume"):
         return resume(args)
+    specs, args = reward_flags(args)
+    args = args + (["--reward", *specs] if specs else [])
     try:
         config = parse_flags(LMRunConfig, args, "ppox lm train", description="PPO on a language model (RLHF).")
     except ConfigError as err:
@@ -57,11 +61,32 @@ def train(args: list[str]) -> int:
     return run_reported("lm train", functools.partial(train_lm, config), report)
 
 
+def reward_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the values of every --reward, in order; the other args): --reward a:f --reward b:g gives two rewards
+    (as --reward a:f b:g does)."""
+    specs: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        flag, has_value, value = args[i].partition("=")
+        i += 1
+        if flag != "--reward":
+            rest.append(args[i - 1])
+        elif has_value:
+            specs.append(value)
+        else:
+            while i < len(args) and not args[i].startswith("--"):
+                specs.append(args[i])
+                i += 1
+    return specs, rest
+
+
 def resume(args: list[str]) -> int:
     """ppox lm train --resume RUN [--reward module:function] [--reward-timeout S] [--trust-run-config]: continue
     a run."""
     from ppox.lm.training import import_reward, resume_lm
 
+    specs, args = reward_flags(args)
     try:
         opts, rest = scan(args, RESUME_OPTIONS.get)
     except FlagError:  # (--resume or --reward without its value: the same message as any other misuse)
@@ -81,7 +106,7 @@ def resume(args: list[str]) -> int:
         return fail("lm train", f"--reward-timeout {timeout}: a finite number of seconds > 0")
 
     def start() -> Any:  # (a reward that does not import is a one-line error too)
-        reward = import_reward(text(opts, "reward", "")) if "reward" in opts else None
+        reward = [import_reward(spec) for spec in specs] or None
         trust = "trust-run-config" in opts
         return resume_lm(text(opts, "resume", ""), reward=reward, trust_run_config=trust, reward_timeout=seconds)
 

@@ -11,7 +11,6 @@ the mean response length in tokens.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -23,14 +22,15 @@ from flax import struct
 from jax.sharding import Mesh
 
 from ppox.drivers.distributed import fsdp_shardings, rows_sharding
-from ppox.errors import ConfigError, UserCodeError, as_users
+from ppox.errors import ConfigError, UserCodeError
 from ppox.language.hf import LanguageModel
 from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
 from ppox.language.reward_model import RewardModel
+from ppox.language.rewards import RewardError, Rewards, call_reward, checked_scores, weighted_total
 from ppox.language.run_config import LMRunConfig, check_run_memory, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
 from ppox.storage.checkpoint import Checkpoint, restore_state
-from ppox.storage.trackers import SAMPLES, completion_samples
+from ppox.storage.trackers import SAMPLES, UPDATE_CLOCKS, completion_samples
 
 LM_METRICS = (
     "episode_return",
@@ -49,47 +49,6 @@ LM_METRICS = (
 )
 
 
-class RewardError(ConfigError):
-    """The reward failed the run: it called sys.exit, returned what is not one finite number per completion,
-    or took longer than ``reward_timeout``. The run stops; its checkpoints stay, and the last completed update
-    is checkpointed (``completed``, as on a ``UserCodeError``)."""
-
-    completed: tuple | None = None
-
-
-def call_reward(
-    reward: Callable, prompts: list, completions: list, timeout: float | None, name: str | None = "the reward"
-) -> Any:
-    """``reward(prompts, completions)``; with ``timeout`` (seconds) it runs in a daemon thread, abandoned
-    (RewardError) when it has not returned by then. SystemExit from the reward is a RewardError too; any other
-    error it raises is a UserCodeError naming it (``name``; None: ppox's own reward model, raised as it is)."""
-    if timeout is None:
-        outcome = _outcome(reward, prompts, completions)
-    else:
-        box: list = []
-        thread = threading.Thread(
-            target=lambda: box.append(_outcome(reward, prompts, completions)), name="ppox-reward", daemon=True
-        )
-        thread.start()
-        thread.join(timeout)
-        if not box:
-            raise RewardError(f"the reward did not return within --reward-timeout {timeout:g} s")
-        outcome = box[0]
-    value, error = outcome
-    if isinstance(error, SystemExit):
-        raise RewardError(f"the reward called sys.exit({error.code!r}) instead of returning its scores")
-    if error is not None:
-        raise error if name is None or not isinstance(error, Exception) else as_users(error, name)
-    return value
-
-
-def _outcome(reward: Callable, prompts: list, completions: list) -> tuple[Any, BaseException | None]:
-    try:
-        return reward(prompts, completions), None
-    except (Exception, SystemExit) as err:  # noqa: BLE001  (raised again by the caller, in its thread)
-        return None, err
-
-
 def with_columns(reward: Callable, task: TextTask, rows: np.ndarray) -> Callable:
     """``reward`` with the extra columns of the prompts ``rows`` (one value per completion) as keyword
     arguments, as TRL passes a data set's columns; as it is when there are none, and for ppox's reward models
@@ -100,40 +59,24 @@ def with_columns(reward: Callable, task: TextTask, rows: np.ndarray) -> Callable
     return functools.partial(reward, **columns) if columns else reward
 
 
-def reward_name(config: LMRunConfig, reward: Any) -> str:
-    """The reward as the user named it: --reward 'module:function', else the function's module and name."""
-    if config.reward:
-        return config.reward
+def reward_name(config: LMRunConfig, reward: Any, index: int = 0) -> str:
+    """The reward as the user named it: its --reward 'module:function' (the ``index``-th), else the function's
+    module and name."""
+    if index < len(config.reward):
+        return config.reward[index]
     return f"{getattr(reward, '__module__', None) or '?'}:{getattr(reward, '__qualname__', type(reward).__qualname__)}"
-
-
-def checked_scores(got: Any, count: int) -> np.ndarray:
-    """The reward's return value as ``count`` finite float64 scores; RewardError saying what it was otherwise."""
-    try:
-        scores = np.asarray(got)
-    except (ValueError, TypeError):
-        scores = np.asarray(None)
-    if scores.dtype.kind not in "biuf":
-        kind = type(got).__name__ if scores.ndim == 0 else f"{type(next(iter(got), None)).__name__} values"
-        raise RewardError(f"the reward returned {kind}: return a list of {count} numbers, one per completion")
-    scores = scores.astype(np.float64).reshape(-1)
-    if scores.shape != (count,):
-        raise RewardError(f"the reward returned {scores.shape[0]} values for {count} completions")
-    if not np.all(np.isfinite(scores)):
-        raise RewardError("the reward returned a NaN or infinite score")
-    return scores
 
 
 class TextTask(NamedTuple):
     """What the LM driver trains on: left-padded prompts, how completions are shown to the reward, and it.
 
-    ``reward(prompts, completions) -> list[float]`` receives what ``show`` makes of the ids: strings when
-    there is a tokenizer, else lists of token ids."""
+    Each of ``reward``'s functions, ``f(prompts, completions) -> list[float]``, receives what ``show`` makes of
+    the ids: strings when there is a tokenizer, else lists of token ids; the score is their weighted sum."""
 
     ids: np.ndarray  # [prompts, P] int32
     mask: np.ndarray  # [prompts, P] bool
     show: Callable[[np.ndarray, np.ndarray], list]  # (ids [B, T], mask) -> B texts (or id lists)
-    reward: Callable[[list, list], Any]
+    reward: Rewards
     pad_id: int
     eos_ids: tuple[int, ...]
     columns: Callable[[np.ndarray], dict] | None = None  # prompt rows -> the extra columns the reward gets
@@ -212,7 +155,10 @@ class LMDriver:
             config.max_new_tokens, task.eos_ids, task.pad_id, config.temperature, config.top_k, config.top_p
         )
         self.sample = make_sampler(model.config, sampling)
-        self.samples: list[dict] = []  # a few completions of the last update, for trackers (SAMPLES)
+        self.samples: list[dict] = []  # a few completions of each update of the chunk --samples-every picks
+        self.last_samples: list[dict] = []  # those of the last update
+        self.metric_names = LM_METRICS + task.reward.metric_names  # (rewards/<name> of several rewards)
+        self.components: dict[str, float] = {}  # the last update's mean score of each reward, by metric name
 
     def init(self) -> LMState:
         return self.place(initial_state(self.config, self.model, self.critic))
@@ -228,6 +174,7 @@ class LMDriver:
 
     def run(self, state: LMState, n: int):
         rows: list[dict] = []
+        self.samples = []
         for _ in range(n):
             try:
                 state, row = self.one_update(state)
@@ -238,9 +185,11 @@ class LMDriver:
         return state, self.pending(rows)
 
     def pending(self, rows: list[dict]) -> dict:
-        """The metrics of the updates in ``rows`` [1, n], and the completions of the last, for trackers (SAMPLES)."""
-        metrics: dict = {k: np.array([[row[k] for row in rows]], np.float64) for k in LM_METRICS}
-        return {**metrics, SAMPLES: self.samples}
+        """The metrics of the updates in ``rows`` [1, n], when each ended (UPDATE_CLOCKS), and the sample
+        completions of those of them that --samples-every picks, for the run folder and trackers (SAMPLES)."""
+        metrics: dict = {k: np.array([[row[k] for row in rows]], np.float64) for k in self.metric_names}
+        clocks = np.array([row["clock"] for row in rows], np.float64)
+        return {**metrics, SAMPLES: self.samples, UPDATE_CLOCKS: clocks}
 
     def fetch(self, pending, n: int) -> dict[str, np.ndarray]:
         return pending
@@ -257,12 +206,21 @@ class LMDriver:
 
     def scores(self, rows: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """The reward of each completion, checked: one finite number per completion, within --reward-timeout."""
-        task = self.task
+        task, parts = self.task, []
         prompts, completions = task.show(task.ids[rows], task.mask[rows]), task.show(tokens, mask)
-        name = None if isinstance(task.reward, RewardModel) else f"the reward {reward_name(self.config, task.reward)}"
-        got = call_reward(with_columns(task.reward, task, rows), prompts, completions, self.config.reward_timeout, name)
-        got = checked_scores(got, len(rows))
-        self.samples = completion_samples(prompts, completions, got, self.config.samples_per_prompt)
+        for i, (part, function) in enumerate(zip(task.reward.names, task.reward.functions)):
+            name = None if isinstance(function, RewardModel) else f"the reward {reward_name(self.config, function, i)}"
+            fn = with_columns(function, task, rows)
+            got = call_reward(fn, prompts, completions, self.config.reward_timeout, name)
+            who = "the reward" if len(task.reward.names) == 1 else f"the reward {part}"
+            parts.append(checked_scores(got, len(rows), who))
+        self.components = {m: float(p.mean()) for m, p in zip(task.reward.metric_names, parts)}
+        got = weighted_total(parts, task.reward.weights)
+        k = self.config.samples_per_prompt
+        self.last_samples = completion_samples(prompts, completions, got, k)
+        if len(parts) > 1:  # each reward's score of the sample too
+            for i, sample in enumerate(self.last_samples):
+                sample["rewards"] = {name: float(p[i * k]) for name, p in zip(task.reward.names, parts)}
         return got
 
     def one_update(self, state: LMState) -> tuple[LMState, dict]:
@@ -308,7 +266,12 @@ class LMDriver:
             "non_score_reward": float(stats["non_score_reward"]),
             "eos_fraction": float(ended.mean()),
             "tokens_per_second": float(mask.sum() / (time.perf_counter() - tick)),
+            **self.components,
         }
+        every = config.samples_every
+        if every and (int(state.update) + 1) % every == 0:
+            self.samples = self.samples + [{"update": int(state.update), **x} for x in self.last_samples]
+        row["clock"] = time.perf_counter()
         kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
         return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
 

@@ -37,6 +37,7 @@ LM_PANELS = {  # columns only LM runs write
     "kl_ref": ("KL to the reference", "KL(pi || pi_ref), nats"),
     "eos_fraction": ("completions that end", "fraction ending in end-of-sequence"),
 }
+REWARD_PREFIX = "rewards/"  # an LM run's columns of each of several rewards (ppox.language.rewards)
 LM_NAMES = {"episode_return": ("score", "reward per completion")}  # what a panel shows for LM runs
 NOT_SHOWN = {  # settings a legend leaves out: what names the run, and what does not change its curves
     *("kind", "env", "model", "run_dir", "run_name", "save", "progress", "tensorboard", "track"),
@@ -165,7 +166,8 @@ def draw_runs(runs: list[Path], labels: list[str] | None = None):
     settings = [read_settings(r) for r in runs]
     kinds = ["lm" if s.get("kind") == "lm" or "kl_ref" in d else "rl" for s, d in zip(settings, data)]
     labels = labels or run_labels(runs, settings, kinds)
-    names = [n for n in {**PANELS, **LM_PANELS} if any(n in d and np.isfinite(d[n]).any() for d in data)]
+    components = sorted({n for d in data for n in d if n.startswith(REWARD_PREFIX)})  # (an LM run's several rewards)
+    names = [n for n in [*PANELS, *LM_PANELS, *components] if any(n in d and np.isfinite(d[n]).any() for d in data)]
     cols, rows = 4, max(1, math.ceil(len(names) / 4))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
     axes = np.atleast_1d(axes).ravel()
@@ -210,6 +212,8 @@ def _draw_run(ax, values: np.ndarray, steps: np.ndarray, label: str, color: str)
 def _panel_names(name: str, kinds: set) -> tuple[str, str]:
     """(title, y label) of a panel: PANELS' names, LM_PANELS' names, LM_NAMES where only LM runs are drawn,
     both where RL and LM runs share it."""
+    if name.startswith(REWARD_PREFIX):
+        return f"reward {name[len(REWARD_PREFIX) :]}", "mean score per completion"
     rl = {**PANELS, **LM_PANELS}[name]
     lm = LM_NAMES.get(name, rl)
     if kinds == {"lm"}:

@@ -56,7 +56,7 @@ def kl_penalized_rewards(
     logprobs: jax.Array,
     ref_logprobs: jax.Array,
     mask: jax.Array,
-    kl_coef: float,
+    kl_coef: float | jax.Array,
     estimator: str = "k1",
 ) -> tuple[jax.Array, jax.Array]:
     """(rewards [B, N], kl [B, N]): r_t = -beta kl_t + [t is the last token] score, 0 outside ``mask``.

@@ -30,9 +30,12 @@ class LMRunConfig:
     ``prompts_per_update`` prompts, scores them, and takes ``epochs`` x ``minibatches`` gradient steps."""
 
     model: str  # Hugging Face folder of the policy (also the reference and the critic's trunk)
-    prompts: str = ""  # JSONL file, one {"prompt": ...} per line ("" when prompts are given in Python)
-    reward: str | None = None  # 'module:function', reward(prompts, completions) -> list[float]
-    reward_model: str | None = None  # folder saved by `ppox lm reward-model`
+    prompts: str = ""  # JSONL, Parquet or datasets folder of {"prompt"} or {"messages"} rows (ppox.lm.data)
+    eval_prompts: str = ""  # held-out prompts (same formats), scored greedily every --eval-every updates
+    eval_every: int = 0  # updates between scorings of --eval-prompts (eval/reward; 0: none)
+    reward: tuple[str, ...] = ()  # 'module:function' each, reward(prompts, completions) -> list[float]
+    reward_model: str | None = None  # folder saved by `ppox lm reward-model` (a reward beside the functions)
+    reward_weights: tuple[float, ...] = ()  # one per reward (each --reward, then the model): score = weighted sum
     reward_timeout: float | None = None  # seconds a reward call may take; past it the run stops (None: no limit)
     critic_from_reward_model: bool = False  # start the critic as the reward model (trunk and head)
     advantage: LMAdvantageName = "gae"  # gae (critic), rloo or grpo (k samples per prompt, no critic): LM_ADVANTAGES
@@ -79,10 +82,15 @@ class LMRunConfig:
     tensorboard: bool = True
     track: tuple[TrackerName, ...] = ()  # experiment trackers besides TensorBoard (TRACKERS)
     progress: bool = False
+    samples_every: int = 1  # updates between sample completions in RUN/samples.jsonl, TensorBoard, trackers (0: none)
     checkpoint_every: int = 50  # updates; 0: only at the end
     keep_checkpoints: int = 3
 
     def __post_init__(self):
+        if isinstance(self.reward, str) or self.reward is None:  # (one 'module:function', as before several)
+            object.__setattr__(self, "reward", () if self.reward is None else (self.reward,))
+        object.__setattr__(self, "reward", tuple(self.reward))
+        object.__setattr__(self, "reward_weights", tuple(self.reward_weights))
         for bad, message in [*self._value_problems(), *self._problems()]:
             if bad:
                 raise ConfigError(f"lm: {message}")
@@ -116,12 +124,11 @@ class LMRunConfig:
                 f"--advantage {self.advantage}: one of {', '.join(LM_ADVANTAGES)}"
                 + (f" (did you mean {hint[0]}?)" if hint else ""),
             ),
-            (self.reward is not None and self.reward_model is not None, "give --reward or --reward-model, not both"),
+            *self._reward_problems(),
             (
                 self.critic_from_reward_model and (self.reward_model is None or not variant.uses_critic),
                 "--critic-from-reward-model needs --reward-model and an --advantage with a critic (gae)",
             ),
-            (self.reward is not None and ":" not in self.reward, f"--reward {self.reward}: write it module:function"),
             (
                 k < variant.min_samples,
                 f"--advantage {self.advantage} compares the k completions of a "
@@ -136,6 +143,11 @@ class LMRunConfig:
                 f"{batch} completions per update do not split into {self.minibatches} minibatches",
             ),
             (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
+            (
+                self.eval_every < 0 or bool(self.eval_prompts) != (self.eval_every > 0),
+                f"--eval-prompts {self.eval_prompts or '(none)'} --eval-every {self.eval_every}: give both "
+                "(a file and a number of updates > 0) or neither",
+            ),
             (
                 self.grad_accum_steps < 1 or m % max(self.grad_accum_steps, 1),
                 f"--grad-accum-steps {self.grad_accum_steps}: >= 1 and dividing --minibatches {self.minibatches} "
@@ -169,6 +181,24 @@ class LMRunConfig:
             ),
             (self.dtype not in typing.get_args(DType), f"dtype {self.dtype}: {' or '.join(typing.get_args(DType))}"),
             (self.checkpoint_every < 0 or self.keep_checkpoints < 1, "checkpoint_every >= 0, keep_checkpoints >= 1"),
+            (self.samples_every < 0, f"--samples-every {self.samples_every}: >= 0 (0: no sample completions)"),
+        ]
+
+    def _reward_problems(self):
+        """The --reward specs and the --reward-weights (counted where every reward is in the config)."""
+        count = len(self.reward) + (self.reward_model is not None)
+        weights = self.reward_weights
+        return [
+            *[(":" not in spec, f"--reward {spec}: write it module:function") for spec in self.reward],
+            (
+                not all(isinstance(w, (int, float)) and math.isfinite(w) for w in weights),
+                f"--reward-weights {' '.join(map(str, weights))}: finite numbers",
+            ),
+            (
+                bool(weights) and bool(self.reward) and len(weights) != count,
+                f"--reward-weights: {len(weights)} weights for {count} rewards; give one per reward, in order "
+                "(each --reward, then --reward-model)",
+            ),
         ]
 
     def _loss_problems(self):
@@ -202,7 +232,11 @@ class LMRunConfig:
 
     def numbers(self, names: bool = False) -> list:
         """The float settings that are given (their values, or the flags of those that are not finite)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if "float" in str(f.type)}
+        values = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if "float" in str(f.type) and "tuple" not in str(f.type)
+        }
         given = {k: v for k, v in values.items() if v is not None}
         bad = ["--" + k.replace("_", "-") for k, v in given.items() if not math.isfinite(v)]
         return bad if names else list(given.values())
@@ -249,7 +283,11 @@ class LMRunConfig:
         if not isinstance(data, dict):
             raise ConfigError("an LM run config must be a JSON object")
         fields = {f.name for f in dataclasses.fields(cls)}
-        data = {k: tuple(v) if k == "track" and isinstance(v, list) else v for k, v in data.items() if k != "kind"}
+        data = {
+            k: tuple(v) if k in ("track", "reward", "reward_weights") and isinstance(v, list) else v
+            for k, v in data.items()
+            if k != "kind"
+        }
         unknown = sorted(set(data) - fields)
         if unknown:
             raise ConfigError(f"unknown LM run settings {unknown}")

@@ -21,13 +21,15 @@ import numpy as np
 
 from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LM_METRICS, LMDriver, RewardError, TextTask, ids_task, initial_state
+from ppox.drivers.lm_eval import driver_class
 from ppox.errors import CheckpointError, ConfigError, RunWriteError, UserCodeError
 from ppox.language.hf import LanguageModel, load, pad_id, read_config, save
 from ppox.language.models import params_dtype
 from ppox.language.reward_model import RewardModel, json_lines, load_reward_model
+from ppox.language.rewards import reward_components
 from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
-from ppox.lm.data import read_prompt_set
+from ppox.lm.data import held_out, read_prompt_set
 from ppox.lm.prompts import given_prompts
 from ppox.run.callbacks import Callbacks, started_callbacks
 from ppox.run.loop import Outcome, Start, run_loop
@@ -80,14 +82,7 @@ def make_task(config: LMRunConfig, model: LanguageModel, prompts, reward) -> Tex
         raise ConfigError("lm: give the prompts: --prompts FILE.jsonl (or prompts= in Python)")
     data = read_prompt_set(config.prompts, prompts, folder)  # (rows: JSONL, Parquet, datasets; conversations)
     prompts = data.texts if data is not None else given_prompts(prompts)
-    if reward is None and config.reward_model is not None:
-        reward = load_reward_model(config.reward_model)
-    elif reward is None:
-        if config.reward is None:
-            raise ConfigError(
-                "lm: give a reward: --reward module:function or --reward-model DIR (or reward= in Python)"
-            )
-        reward = import_reward(config.reward)
+    reward = reward_components(config, reward)
     pad = model.hf_config.get("pad_token_id")
     if (folder / "tokenizer.json").is_file() and prompts and isinstance(prompts[0], str):
         tok = load_tokenizer(folder, pad_id=pad_id(model))
@@ -116,8 +111,9 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
     """The LM driver; with ``critic_from_reward_model`` its critic starts as the reward model, which must
     have the policy's architecture and dtype."""
     if not config.critic_from_reward_model:
-        return LMDriver(config, model, task, mesh=mesh)
-    rm = task.reward if isinstance(task.reward, RewardModel) else load_reward_model(config.reward_model)
+        return driver_class(config)(config, model, task, mesh=mesh, **held_out(config, model, task))
+    models = [f for f in task.reward.functions if isinstance(f, RewardModel)]
+    rm = models[0] if models else load_reward_model(config.reward_model)
     same = (
         rm.model.config == model.config
         and jax.tree.structure(rm.model.params) == jax.tree.structure(model.params)  # type: ignore[operator]
@@ -128,11 +124,12 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
             f"--critic-from-reward-model: {config.reward_model} is not shaped as {config.model} "
             "(the critic is the policy's architecture); drop the flag"
         )
-    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head}, mesh=mesh)
+    critic = {"trunk": rm.model.params, "head": rm.head}
+    return driver_class(config)(config, model, task, critic=critic, mesh=mesh, **held_out(config, model, task))
 
 
 def train_lm(
-    config: LMRunConfig | None = None, *, prompts=None, reward: Callable | None = None, callbacks=(), **settings
+    config: LMRunConfig | None = None, *, prompts=None, reward=None, callbacks=(), **settings
 ) -> LMTrainResult:
     """PPO on the model ``config.model`` (a Hugging Face folder); ``ppox.lm.train``.
 
@@ -142,8 +139,10 @@ def train_lm(
         config: the run's settings. Default: ``LMRunConfig(**settings)``.
         prompts: texts, or lists of token ids for a model folder without tokenizer.json. Default: the
             config's JSONL file.
-        reward: ``reward(prompts, completions) -> list[float]``, one score per completion. Default: the
-            config's reward model, or its 'module:function'.
+        reward: ``reward(prompts, completions) -> list[float]``, one score per completion; or several, as a
+            list of such functions or a dict name -> function (``reward_weights=`` weighs them; each is logged
+            as rewards/<name>). Default: the config's 'module:function's. A --reward-model in the config is
+            added to them.
         callbacks: ``ppox.Callback`` objects that see each update (``episode_return``: the mean score) and may
             stop the run, which then is finished (``stopped_by``; ``ppox.run.callbacks``).
         **settings: LMRunConfig fields that make the config (without ``config``) or change it.
@@ -190,7 +189,7 @@ def resume_command(config: LMRunConfig, run_path: Path | None) -> str:
     given its prompts or reward in Python continues in Python: ``ppox.lm.resume(RUN, prompts=..., reward=...)``.)"""
     if run_path is None:
         return "(nothing was saved)"
-    reward = ["--reward", config.reward] if config.reward else []
+    reward = [arg for spec in config.reward for arg in ("--reward", spec)]
     return shlex.join(["ppox", "lm", "train", "--resume", str(run_path), *reward])
 
 
@@ -198,7 +197,7 @@ def resume_lm(
     run_path,
     *,
     prompts=None,
-    reward: Callable | None = None,
+    reward=None,
     trust_run_config: bool = False,
     reward_timeout: float | None = None,
 ) -> LMTrainResult:
@@ -218,12 +217,11 @@ def resume_lm(
             why = f": stopped early by {stopped_by}" if stopped_by else ""
             raise CheckpointError(f"{run_path}: the run already finished ({checkpoint.update} updates{why})")
         return finish(config, checkpoint, Path(run_path))
-    if reward is None and config.reward is not None and not trust_run_config:
+    if reward is None and config.reward and not trust_run_config:
+        specs = " ".join(config.reward)
         raise ConfigError(
-            f"{run_path} names the reward {config.reward!r}: importing it runs its code; repeat it "
-            + named(
-                f"(--reward {config.reward}) or pass --trust-run-config", "(reward=...) or pass trust_run_config=True"
-            )
+            f"{run_path} names the reward {specs!r}: importing it runs its code; repeat it "
+            + named(f"(--reward {specs}) or pass --trust-run-config", "(reward=...) or pass trust_run_config=True")
         )
     mesh = lm_mesh(config)
     check_run_memory(config, read_config(Path(config.model))[0], prompt_tokens=1)

@@ -26,7 +26,7 @@ from ppox.agent.metrics import METRIC_NAMES as METRICS  # the CSV's metric colum
 from ppox.agent.metrics import weighted_return
 from ppox.errors import RunWriteError
 from ppox.storage.runfolder import AnyRunConfig, RunLock, run_key, take_run
-from ppox.storage.trackers import check_trackers, close_tracker, open_trackers
+from ppox.storage.trackers import SAMPLES, SAMPLES_FILE, UPDATE_CLOCKS, check_trackers, close_tracker, open_trackers
 from ppox.utils.files import atomic_write_bytes, atomic_write_text
 
 
@@ -136,6 +136,7 @@ class RunFiles:
         header = ["update", "global_step", "seed", *names, "steps_per_second", "wall_time"]
         if resume_from is not None:
             _keep_rows_before(path / "metrics.csv", header, resume_from)
+            _keep_samples_before(path / SAMPLES_FILE, resume_from)
         self.csv_file = self._open(path / "metrics.csv", "a" if resume_from is not None else "w")
         self.csv = csv.writer(self.csv_file)
         if resume_from is None:
@@ -210,9 +211,14 @@ class RunFiles:
                 self.queue.task_done()
 
     def _write_rows(self, metrics, first_update: int, steps_per_second: float, wall: float) -> None:
+        """metrics.csv rows; wall_time: seconds since this session's start when each update ended, where the
+        driver says (UPDATE_CLOCKS), else when the chunk was queued. Then the chunk's SAMPLES, if any."""
         n, batch = metrics["episode_return"].shape[1], self.config.batch_size
+        clocks = metrics.get(UPDATE_CLOCKS)
         try:
             for j in range(n):
+                if clocks is not None:
+                    wall = float(clocks[j]) - self.start
                 for s in range(self.config.seeds):
                     values = [metrics[m][s, j].item() for m in self.names]
                     self.csv.writerow(
@@ -229,6 +235,17 @@ class RunFiles:
             os.fsync(self.csv_file.fileno())
         except OSError as err:
             raise RunWriteError.of(self.path / "metrics.csv", err) from None
+        if metrics.get(SAMPLES):
+            self._write_samples(metrics[SAMPLES], first_update + n - 1)
+
+    def _write_samples(self, samples: list[dict], update: int) -> None:
+        """Append the samples to RUN/samples.jsonl: {"update", "prompt", "completion", "reward", ...} each."""
+        try:
+            with open(self.path / SAMPLES_FILE, "a") as f:
+                for sample in samples:
+                    f.write(json.dumps({"update": update, **sample}) + "\n")
+        except OSError as err:
+            raise RunWriteError.of(self.path / SAMPLES_FILE, err) from None
 
 
 def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
@@ -245,6 +262,22 @@ def _keep_rows_before(path: Path, header: list[str], first_update: int) -> None:
     writer.writerow(header)
     writer.writerows(r for r in rows if r and r[0].isdigit() and int(r[0]) < first_update)
     atomic_write_bytes(path, out.getvalue().encode())
+
+
+def _keep_samples_before(path: Path, first_update: int) -> None:
+    """Rewrite RUN/samples.jsonl (atomically, where it exists) with only the samples of updates before
+    ``first_update`` (as ``_keep_rows_before``)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            update = json.loads(line).get("update")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(update, int) and update < first_update:
+            kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
 
 
 def append_evaluation(run_path: Path, update: int, global_step: int, returns: list[float], first_seed: int) -> None:

@@ -13,9 +13,18 @@ import numpy as np
 from tensorboardX.event_file_writer import EventsWriter
 from tensorboardX.proto.event_pb2 import Event
 from tensorboardX.proto.summary_pb2 import Summary
+from tensorboardX.summary import text
 
 from ppox.config.config import Config
 from ppox.errors import RunWriteError
+
+SAMPLES = "completion_samples"  # trackers.SAMPLES (this module lies below trackers: tested equal)
+
+
+def chart_name(metric: str) -> str:
+    """charts/episode_*, a name with its own section as it is (rewards/<name>), losses/the rest: as
+    ``trackers.chart_name`` (tested equal)."""
+    return metric if "/" in metric else f"{'charts' if metric.startswith('episode') else 'losses'}/{metric}"
 
 
 class TensorBoardTracker:
@@ -32,6 +41,9 @@ class TensorBoardTracker:
                     events.write_event(
                         Event(wall_time=time.time(), step=(first_update + j + 1) * batch, summary=summary)
                     )
+                if _samples(metrics) and s == 0:  # an LM run's sample completions, as a text table
+                    step = (first_update + n) * batch
+                    events.write_event(Event(wall_time=time.time(), step=step, summary=samples_text(_samples(metrics))))
                 events.flush()
             except OSError as err:
                 raise RunWriteError.of(events.path, err) from None
@@ -41,12 +53,26 @@ class TensorBoardTracker:
             events.close()
 
 
+def _samples(metrics: dict) -> list[dict]:
+    """An LM run chunk's sample completions (SAMPLES), [] where it has none."""
+    return list(metrics.get(SAMPLES) or [])
+
+
 def _summary(metrics: dict[str, np.ndarray], names: tuple[str, ...], seed: int, update: int, steps_per_second: float):
-    values = {
-        f"{'charts' if m.startswith('episode') else 'losses'}/{m}": metrics[m][seed, update].item() for m in names
-    }
+    values = {chart_name(m): metrics[m][seed, update].item() for m in names}
     values["charts/steps_per_second"] = steps_per_second
     return Summary(value=[Summary.Value(tag=tag, simple_value=v) for tag, v in values.items() if math.isfinite(v)])
+
+
+def samples_text(samples: list[dict]) -> Summary:
+    """TensorBoard's text summary "samples": a Markdown table of update, prompt, completion and reward."""
+    cell = lambda value: str(value).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| update | prompt | completion | reward |", "|---|---|---|---|"]
+    lines += [
+        f"| {x.get('update', '')} | {cell(x['prompt'])} | {cell(x['completion'])} | {x['reward']:.4g} |"
+        for x in samples
+    ]
+    return text("samples", "\n".join(lines))
 
 
 class _EventFile(EventsWriter):

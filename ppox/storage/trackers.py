@@ -35,6 +35,8 @@ TRACKERS = {
 }
 EXTRAS = {"wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}  # tracker: (module it imports, pip extra)
 SAMPLES = "completion_samples"  # a chunk's key for an LM run's sample completions: [{prompt, completion, reward}]
+SAMPLES_FILE = "samples.jsonl"  # RUN/samples.jsonl: every chunk's SAMPLES, one JSON object per completion
+UPDATE_CLOCKS = "update_clocks"  # a chunk's key for when each of its updates ended (time.perf_counter), where known
 SAMPLES_PER_UPDATE = 4  # completions kept of each chunk's last update (of distinct prompts)
 SAMPLE_ROWS = 1024  # at most this many kept for a run's table: past it, every other row is dropped
 SAMPLE_COLUMNS = ("update", "prompt", "completion", "reward")
@@ -91,7 +93,10 @@ def open_trackers(config: AnyRunConfig, path: Path, names: tuple[str, ...]) -> l
 
 
 def chart_name(metric: str) -> str:
-    """The name a metric has in every tracker, as in TensorBoard: charts/episode_*, losses/the rest."""
+    """The name a metric has in every tracker, as in TensorBoard: charts/episode_*, a name with its own
+    section as it is (an LM run's rewards/<name>), losses/the rest."""
+    if "/" in metric:
+        return metric
     return f"{'charts' if metric.startswith('episode') else 'losses'}/{metric}"
 
 
@@ -135,10 +140,10 @@ def completion_samples(prompts: list, completions: list, rewards, per_prompt: in
 
 
 def keep_samples(rows: list[list], metrics: dict, update: int) -> None:
-    """Append a chunk's SAMPLES (if any) to ``rows`` as [update, prompt, completion, reward], thinned to
-    SAMPLE_ROWS spread over the run."""
+    """Append a chunk's SAMPLES (if any) to ``rows`` as [update, prompt, completion, reward] (a sample's own
+    "update", else ``update``), thinned to SAMPLE_ROWS spread over the run."""
     for sample in metrics.get(SAMPLES) or ():
-        rows.append([update, sample["prompt"], sample["completion"], sample["reward"]])
+        rows.append([sample.get("update", update), sample["prompt"], sample["completion"], sample["reward"]])
     if len(rows) > SAMPLE_ROWS:
         rows[:] = rows[::2]
 
