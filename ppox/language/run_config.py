@@ -31,6 +31,8 @@ class LMRunConfig:
 
     model: str  # Hugging Face folder of the policy (also the reference and the critic's trunk)
     prompts: str = ""  # JSONL, Parquet or datasets folder of {"prompt"} or {"messages"} rows (ppox.lm.data)
+    eval_prompts: str = ""  # held-out prompts (same formats), scored greedily every --eval-every updates
+    eval_every: int = 0  # updates between scorings of --eval-prompts (eval/reward; 0: none)
     reward: tuple[str, ...] = ()  # 'module:function' each, reward(prompts, completions) -> list[float]
     reward_model: str | None = None  # folder saved by `ppox lm reward-model` (a reward beside the functions)
     reward_weights: tuple[float, ...] = ()  # one per reward (each --reward, then the model): score = weighted sum
@@ -141,6 +143,11 @@ class LMRunConfig:
                 f"{batch} completions per update do not split into {self.minibatches} minibatches",
             ),
             (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
+            (
+                self.eval_every < 0 or bool(self.eval_prompts) != (self.eval_every > 0),
+                f"--eval-prompts {self.eval_prompts or '(none)'} --eval-every {self.eval_every}: give both "
+                "(a file and a number of updates > 0) or neither",
+            ),
             (
                 self.grad_accum_steps < 1 or m % max(self.grad_accum_steps, 1),
                 f"--grad-accum-steps {self.grad_accum_steps}: >= 1 and dividing --minibatches {self.minibatches} "

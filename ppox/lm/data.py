@@ -134,3 +134,25 @@ def read_prompt_set(prompts_file: str, prompts: Any, tokenizer_folder: Path) -> 
     if prompts is None:
         return prompt_set(read_rows(prompts_file), folder, f"--prompts {prompts_file}")
     return as_prompt_set(prompts, folder)
+
+
+def held_out(config, model, task) -> dict:
+    """{"eval_task": the --eval-prompts set as a TextTask with the run's reward} for a run that has one, else
+    {} (keyword arguments of ``ppox.drivers.lm_eval.driver_class``'s driver)."""
+    if not config.eval_prompts:
+        return {}
+    from ppox.drivers.lm import TextTask
+    from ppox.language.hf import pad_id
+    from ppox.language.tokenizer import load_tokenizer
+
+    folder = Path(config.model)
+    if not (folder / "tokenizer.json").is_file():
+        raise ConfigError(f"--eval-prompts: {folder} has no tokenizer.json (held-out prompts are text)")
+    data = prompt_set(read_rows(config.eval_prompts, "--eval-prompts"), folder, f"--eval-prompts {config.eval_prompts}")
+    tok = load_tokenizer(folder, pad_id=pad_id(model))
+    ids, mask = tok.encode(data.texts, None, add_special_tokens=not data.chat)
+    ids, mask = ids[:, -config.max_prompt_tokens :], mask[:, -config.max_prompt_tokens :]
+    if not mask.any(-1).all():
+        raise ConfigError(f"--eval-prompts: prompt {int(mask.any(-1).argmin())} has no tokens")
+    columns = data.columns_of if data.columns else None
+    return {"eval_task": TextTask(ids, mask, tok.decode, task.reward, tok.pad_id, model.eos_ids, columns)}

@@ -21,6 +21,7 @@ import numpy as np
 
 from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LM_METRICS, LMDriver, RewardError, TextTask, ids_task, initial_state
+from ppox.drivers.lm_eval import driver_class
 from ppox.errors import CheckpointError, ConfigError, RunWriteError, UserCodeError
 from ppox.language.hf import LanguageModel, load, pad_id, read_config, save
 from ppox.language.models import params_dtype
@@ -28,7 +29,7 @@ from ppox.language.reward_model import RewardModel, json_lines, load_reward_mode
 from ppox.language.rewards import reward_components
 from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
-from ppox.lm.data import read_prompt_set
+from ppox.lm.data import held_out, read_prompt_set
 from ppox.lm.prompts import given_prompts
 from ppox.run.callbacks import Callbacks, started_callbacks
 from ppox.run.loop import Outcome, Start, run_loop
@@ -110,7 +111,7 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
     """The LM driver; with ``critic_from_reward_model`` its critic starts as the reward model, which must
     have the policy's architecture and dtype."""
     if not config.critic_from_reward_model:
-        return LMDriver(config, model, task, mesh=mesh)
+        return driver_class(config)(config, model, task, mesh=mesh, **held_out(config, model, task))
     models = [f for f in task.reward.functions if isinstance(f, RewardModel)]
     rm = models[0] if models else load_reward_model(config.reward_model)
     same = (
@@ -123,7 +124,8 @@ def make_driver(config: LMRunConfig, model: LanguageModel, task: TextTask, mesh=
             f"--critic-from-reward-model: {config.reward_model} is not shaped as {config.model} "
             "(the critic is the policy's architecture); drop the flag"
         )
-    return LMDriver(config, model, task, critic={"trunk": rm.model.params, "head": rm.head}, mesh=mesh)
+    critic = {"trunk": rm.model.params, "head": rm.head}
+    return driver_class(config)(config, model, task, critic=critic, mesh=mesh, **held_out(config, model, task))
 
 
 def train_lm(

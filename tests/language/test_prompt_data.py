@@ -64,6 +64,7 @@ def test_bad_rows_are_one_line_errors(rows, words):
         prompt_set(rows, None)
 
 
+@pytest.mark.long  # (one compiled update: 30-40 s on the loaded 2-core machine)
 def test_the_reward_gets_each_completions_columns(tmp_path):
     """One update on the tiny Qwen2 with a ChatML template: the reward receives answer= and level=, one value
     per completion, those of the prompt each completion answers (k = 2 completions per prompt)."""
@@ -93,3 +94,36 @@ def test_the_reward_gets_each_completions_columns(tmp_path):
     assert answer == [ROWS[i]["answer"] for i in picked] and level == [ROWS[i]["level"] for i in picked]
     assert task.show(task.ids[picked], task.mask[picked]) == prompts
     assert row["episode_return"] == pytest.approx(2.0)  # (the mean level: each prompt twice)
+
+
+@pytest.mark.long  # (two compiled updates and a greedy pass: 38 s on the loaded 2-core machine)
+def test_held_out_prompts_are_scored_every_n_updates(tmp_path):
+    """--eval-prompts with --eval-every 2: after update 1 eval/reward is NaN (not measured), after update 2 it
+    is the mean score of one greedy completion of each held-out prompt, which the reward received with the
+    held-out rows' columns; a held-out set without --eval-every is a one-line error."""
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps({"prompt": r["prompt"]}) for r in ROWS))
+    held = [{"prompt": "the dog sat", "weight": 0.5}, {"prompt": "a cat ran", "weight": 2.0}]
+    (tmp_path / "held.jsonl").write_text("\n".join(json.dumps(r) for r in held))
+    calls = []
+
+    def reward(prompts, completions, **columns):
+        calls.append((list(prompts), columns))
+        weights = columns.get("weight", [1.0] * len(completions))
+        return [len(c) * weights[i] for i, c in enumerate(completions)]
+
+    with pytest.raises(ConfigError, match="--eval-prompts .* --eval-every 0: give both"):
+        LMRunConfig(model=str(LM / "qwen2"), eval_prompts=str(tmp_path / "held.jsonl"))
+    settings = LMRunConfig(model=str(LM / "qwen2"), prompts=str(tmp_path / "train.jsonl"), prompts_per_update=2,
+                           max_new_tokens=3, epochs=1, save=False, eval_prompts=str(tmp_path / "held.jsonl"),
+                           eval_every=2, advantage="rloo", samples_per_prompt=2)
+    model = load(LM / "qwen2")
+    driver = make_driver(settings, model, make_task(settings, model, None, reward))
+    assert driver.metric_names[-2:] == ("eval/reward", "eval/length")
+    state, first = driver.one_update(driver.init())
+    assert np.isnan(first["eval/reward"]) and len(calls) == 1
+    state, second = driver.one_update(state)
+    assert len(calls) == 3 and calls[2][0] == ["the dog sat", "a cat ran"]
+    assert calls[2][1] == {"weight": [0.5, 2.0]} and calls[1][1] == {}
+    pending = driver.pending([first, second])
+    assert np.isnan(pending["eval/reward"][0, 0]) and pending["eval/reward"][0, 1] == second["eval/reward"]
+    assert second["eval/reward"] >= 0 and 1 <= second["eval/length"] <= 3
