@@ -115,3 +115,40 @@ def test_a_reward_weights_count_given_in_python_is_checked_before_the_run(tiny, 
                       reward=PATHS)
     with pytest.raises(ConfigError, match="reward x: int is not a function"):
         ppox.lm.train(**settings(tiny, tmp_path), prompts=rw.start_prompts(GRAPH), reward={"x": 3})
+
+
+def test_mask_truncated_and_the_kl_in_the_loss_reach_the_update(tiny):
+    """prepare: --mask-truncated takes the completions that did not end out of the loss mask (only them);
+    token_loss: with --kl-in loss the token loss grows by beta times the token mean of k3 against the
+    reference's log-probs, and the reward carries no KL."""
+    import jax
+    import jax.numpy as jnp
+
+    from ppox.language.hf import load
+    from ppox.language.losses import k3
+    from ppox.language.ppo import prepare, token_loss
+    from ppox.language.sampling import Sampling, make_sampler
+
+    model = load(tiny)
+    out = make_sampler(model.config, Sampling(6, model.eos_ids, GRAPH.pad_id, temperature=1.0))(
+        model.params, jnp.arange(1, 9)[:, None] % GRAPH.nodes, jnp.ones((8, 1), bool), jax.random.PRNGKey(0))
+    ended = jnp.asarray([True, False] * 4)
+    params, beta = {"policy": model.params, "critic": None}, jnp.float32(0.3)
+    scores = jnp.linspace(0, 1, 8, dtype=jnp.float32)
+    args = (model.config, params, model.params, jnp.arange(1, 9)[:, None] % GRAPH.nodes, jnp.ones((8, 1), bool),
+            out.tokens, out.mask, scores, beta, ended)
+    base = LMRunConfig(model="m", advantage="grpo", samples_per_prompt=2, temperature=1.0)
+    kept, _ = prepare(base, *args)
+    masked, _ = prepare(base.replace(mask_truncated=True), *args)
+    np.testing.assert_array_equal(kept.loss_mask, out.mask)
+    np.testing.assert_array_equal(masked.loss_mask, np.asarray(out.mask) & np.asarray(ended)[:, None])
+    in_loss, stats = prepare(base.replace(kl_in="loss"), *args)
+    assert float(stats["non_score_reward"]) == 0.0
+    rng = np.random.default_rng(0)
+    batch = in_loss._replace(ref_logprobs=in_loss.old_logprobs + jnp.asarray(rng.normal(0, 0.3, out.mask.shape),
+                                                                              jnp.float32))
+    with_kl, _ = token_loss(base.replace(kl_in="loss"), model.config, params, batch, kl_coef=beta)
+    without, _ = token_loss(base, model.config, params, batch, kl_coef=beta)
+    mask = np.asarray(out.mask)
+    expected = 0.3 * (np.asarray(k3(batch.old_logprobs, batch.ref_logprobs)) * mask).sum() / mask.sum()
+    assert float(with_kl) - float(without) == pytest.approx(expected, rel=1e-4)
