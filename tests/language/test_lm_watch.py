@@ -152,3 +152,16 @@ def test_mask_truncated_and_the_kl_in_the_loss_reach_the_update(tiny):
     mask = np.asarray(out.mask)
     expected = 0.3 * (np.asarray(k3(batch.old_logprobs, batch.ref_logprobs)) * mask).sum() / mask.sum()
     assert float(with_kl) - float(without) == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_resumed_run_drops_the_samples_after_its_checkpoint(tmp_path):
+    """As metrics.csv's rows: the samples of updates at or after the update a run resumes from are written again."""
+    from ppox.storage.runlog import _keep_samples_before
+
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"update": u, "prompt": "p", "completion": "c", "reward": 0.0}) + "\n"
+                            for u in (0, 1, 2, 3)) + "not json\n")
+    _keep_samples_before(path, 2)
+    assert [json.loads(line)["update"] for line in path.read_text().splitlines()] == [0, 1]
+    _keep_samples_before(tmp_path / "none.jsonl", 2)  # (no file: nothing to do)
+    assert not (tmp_path / "none.jsonl").exists()
