@@ -8,7 +8,8 @@
 
 Items, in the order they run (the first ones matter most, so a short budget keeps them):
 
-- Brax: a placeholder (no Brax family in ppox.envs yet): no figure;
+- Brax: brax/ant at Brax's published PPO scale, ppox's fused driver against Brax's own ppo.train on the same GPU
+  (benchmarks/brax_side_by_side.py; skipped in --smoke);
 - fused CartPole-v1 and Breakout-MinAtar (their presets) at --num-envs 2048 and 65536 first, then 8192 and 32768:
   ``ppox.train`` of --updates updates; steady steps/s from the run log's per-chunk wall times (metrics.csv) after
   the first chunk, the update program's compile time apart;
@@ -129,7 +130,15 @@ def plan(args) -> list[dict]:
         }
         for members in ("vmap", "map")
     ]
-    brax: dict[str, Any] = {"id": "brax", "kind": "brax", "params": {}}
+    # Brax's Ant at Brax's published scale, ppox against Brax's own PPO (benchmarks/brax_side_by_side.py); on a CPU
+    # smoke run it is skipped (each of the two programs takes minutes to compile on 2 cores)
+    # (two programs to compile and two evaluations: its own timeout)
+    brax: dict[str, Any] = {
+        "id": "brax",
+        "kind": "brax",
+        "params": {"smoke": bool(args.smoke), "updates": 20},
+        "timeout_s": 420.0,
+    }
     items: list[dict[str, Any]] = [brax] + fused[:4] + [sample, ppo, atari] + fused[4:] + sweeps + envpool
     if args.only:
         words = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -396,12 +405,31 @@ def measure_sweep(p: dict) -> dict:
     return out
 
 
-def measure_brax(_: dict) -> dict:
-    from ppox.envs.families import FAMILIES
+def measure_brax(p: dict) -> dict:
+    """brax/ant (positional) at Brax's published PPO scale (4096 envs, unroll 5, batch 2048 x 32 minibatches, 4
+    epochs), ``updates`` updates: ppox's fused driver, then Brax's ppo.train with the same settings and networks
+    (benchmarks/brax_side_by_side.py): steps/s after the first chunk (ppox) or training epoch (Brax), with and
+    without compilation, and each one's final stochastic evaluation return."""
+    if p.get("smoke"):
+        return {"status": "skipped", "note": "smoke: Brax's programs take minutes to compile on a CPU"}
+    import importlib.util
 
-    if any("brax" in str(getattr(f, "name", "")).lower() for f in FAMILIES):
-        return {"status": "not_yet", "note": "a Brax family exists now, but this script has no item for it: add one"}
-    return {"status": "not_yet", "note": "not yet: no Brax family in ppox.envs.families"}
+    if importlib.util.find_spec("brax") is None:
+        return {"status": "skipped", "note": 'Brax is not installed: pip install "ppox[brax]"'}
+    import brax_side_by_side as side  # (benchmarks/, this script's folder, is first on sys.path)
+
+    scale = side.SCALES["published"]
+    steps = side.steps_per_update(scale) * p["updates"]
+    ppox_run, brax_run = side.run_ppox(steps, 0, scale), side.run_brax(steps, 0, scale)
+    return {
+        "status": "ok",
+        "steps": steps,
+        "ppox": ppox_run,
+        "brax": brax_run,
+        "steady_steps_per_s": round(ppox_run["sps_without_compile"], 1),
+        "brax_steady_steps_per_s": round(brax_run["sps_without_compile"], 1),
+        "ratio": round(ppox_run["sps_without_compile"] / brax_run["sps_without_compile"], 3),
+    }
 
 
 MEASURES = {
@@ -592,7 +620,14 @@ def report(record: dict) -> str:
         f"{figure(found.get('sweep CartPole-v1 vmap'))} / {figure(found.get('sweep CartPole-v1 map'))} |",
         f"| {ATARI} with EnvPool, steady steps/s: host / fused | "
         f"{figure(found.get(f'host {ATARI} envpool'))} / {figure(found.get(f'fused {ATARI} envpool'))} |",
-        f"| Brax | {brax.get('note') or figure(brax or None)} |",
+        "| Brax ant, published scale, steady steps/s: ppox / Brax's PPO (ratio); eval return: ppox / Brax | "
+        + (
+            f"{brax['steady_steps_per_s']:,.0f} / {brax['brax_steady_steps_per_s']:,.0f} ({brax['ratio']:.2f}x); "
+            f"{brax['ppox']['eval_return']:,.0f} / {brax['brax']['eval_return']:,.0f}"
+            if brax.get("status") == "ok"
+            else brax.get("note") or figure(brax or None)
+        )
+        + " |",
     ]
     return "\n".join(lines)
 
@@ -626,7 +661,7 @@ def run_all(items, args, record: dict, out: Path, budget: float, item_timeout: f
             if item["kind"] != "device" and left < (5 if args.smoke else 20):
                 result = {"status": "skipped", "note": f"budget: {left:.0f} s of --budget-s {budget:.0f} left"}
             else:
-                result = run_item(item, max(10.0, min(item_timeout, left)), env)
+                result = run_item(item, max(10.0, min(item.get("timeout_s", item_timeout), left)), env)
         except (Cut, KeyboardInterrupt) as err:  # (subprocess.run has ended the item's process)
             cut = str(err) or type(err).__name__
             result = {

@@ -72,6 +72,11 @@ def evaluate(
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
     if env is None and (family_for(name, "single") is None or (is_entry_point(name) and is_jax_env(name))):  # JAX only
+        if video_folder is not None and name.startswith("brax/"):
+            raise ConfigError(
+                f"{named('--video', 'video_folder')}: ppox does not film Brax worlds (Brax's renderer needs "
+                f"pytinyrenderer, which ppox does not install); evaluate {name} without --video"
+            )
         if video_folder is not None and len(policy.spec.obs_shape) != 3:
             raise ConfigError(
                 f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "

@@ -115,12 +115,10 @@ class Config:
     """Scale rewards by the running std of the discounted return, clipped to +-10."""
 
     reward_scale: float = 1.0
-    """Multiply every reward the agent learns from by this constant (Brax's reward_scaling), before --norm-reward;
-    the logged returns stay the env's own."""
+    """Multiply the rewards learned from by this (Brax's reward_scaling; before --norm-reward; logged returns raw)."""
 
     action_repeat: int = 1
-    """Fused driver: hold each action for this many env steps, summing their rewards (Brax's action_repeat). An
-    episode's time limit still counts env steps; --total-timesteps and --num-steps count the policy's steps."""
+    """Fused driver: hold each action for this many env steps, rewards summed (Brax's; time limits count env steps)."""
 
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the actor and of the critic."""

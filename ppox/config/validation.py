@@ -140,10 +140,7 @@ def _validate_algorithm(c) -> None:
         value = getattr(c, name)
         need(_finite(value) and value >= 0, f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
     need(_finite(c.log_std_init), f"--log-std-init must be a finite number, got {c.log_std_init!r}")
-    need(
-        _finite(c.reward_scale) and c.reward_scale > 0,
-        f"--reward-scale must be a positive number (1: rewards as the env gives them), got {c.reward_scale!r}",
-    )
+    need(_finite(c.reward_scale) and c.reward_scale > 0, f"--reward-scale must be above 0, got {c.reward_scale!r}")
     need(c.action_repeat >= 1, f"--action-repeat must be a positive integer (1: none), got {c.action_repeat!r}")
     need(
         len(c.hidden_sizes) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden_sizes),
@@ -246,11 +243,7 @@ def _validate_placement(c) -> None:
         f"--prng-impl {c.prng_impl} chooses the fused driver's random-number generator; {c.env!r} runs on the "
         "host driver, which keeps JAX's default: drop --prng-impl (or use a JAX-native env)",
     )
-    need(
-        fused or c.action_repeat == 1,
-        f"--action-repeat {c.action_repeat} holds actions inside the fused driver's JAX envs; {c.env!r} runs on the "
-        "host driver: drop --action-repeat (or wrap the Gymnasium env in a frame-skip wrapper of your own)",
-    )
+    need(fused or c.action_repeat == 1, f"--action-repeat needs the fused driver (a JAX env); drop it for {c.env!r}")
     if c.seeds > 1:
         need(
             fused,
