@@ -11,7 +11,7 @@ from tests.helpers import ROOT
 
 PACKAGE = ROOT / "ppox"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-OPTIONAL = {"ray", "moviepy", "pgx", "tokenizers", "ale_py", "envpool", "optuna"}  # extras: imported where used, with a message naming the extra
+OPTIONAL = {"ray", "moviepy", "pgx", "tokenizers", "ale_py", "envpool", "optuna", "jinja2", "pyarrow"}  # extras: imported where used, with a message naming the extra
 # importing gymnax starts JAX's backend, which jax.distributed.initialize() (--distributed) must precede
 BACKEND_STARTING = {"gymnax"}
 

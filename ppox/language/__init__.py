@@ -18,8 +18,9 @@ from ppox.language.advantages import (
     rloo_advantages,
     token_kl,
 )
-from ppox.language.config import LMConfig, from_hf, parameter_count
+from ppox.language.config import LMConfig, parameter_count
 from ppox.language.hf import LanguageModel, load, read_config, save, to_hf
+from ppox.language.hf_config import from_hf
 from ppox.language.models import CausalLM, forward, init_params
 from ppox.language.sampling import Generation, Sampling, make_sampler, sequence_logprobs
 from ppox.language.tokenizer import TextTokenizer, load_tokenizer

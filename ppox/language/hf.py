@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from ppox.errors import CheckpointError, ConfigError
-from ppox.language.config import LMConfig, check_memory, from_hf, parameter_count, read_json, shown
+from ppox.language.config import LMConfig, check_memory, parameter_count, read_json, shown
+from ppox.language.hf_config import from_hf
 from ppox.language.models import params_dtype
 from ppox.language.weights import (
     DTYPE_NAMES,

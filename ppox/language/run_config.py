@@ -16,9 +16,9 @@ from ppox.errors import ConfigError, closest
 from ppox.language.advantages import KL_ESTIMATORS, LM_ADVANTAGES, KLEstimatorName, LMAdvantage, LMAdvantageName
 from ppox.language.config import LMConfig, check_memory, parameter_count, shown
 from ppox.language.losses import KL_PLACES, LM_LOSSES, REWARD_SCALES, LMLoss, LMLossName
+from ppox.language.run_checks import OptimizerDType, training_problems
 
 DType = Literal["float32", "bfloat16"]
-OptimizerDType = Literal["float32", "params"]
 TrackerName = Literal["wandb", "mlflow"]  # as Config.track: ppox.storage.trackers.TRACKERS
 KLPlace = Literal["reward", "loss"]  # KL_PLACES
 RewardScale = Literal["group", "batch", "none"]  # REWARD_SCALES
@@ -143,20 +143,7 @@ class LMRunConfig:
                 f"{batch} completions per update do not split into {self.minibatches} minibatches",
             ),
             (self.devices < 1, f"--devices {self.devices}: must be >= 1"),
-            (
-                self.eval_every < 0 or bool(self.eval_prompts) != (self.eval_every > 0),
-                f"--eval-prompts {self.eval_prompts or '(none)'} --eval-every {self.eval_every}: give both "
-                "(a file and a number of updates > 0) or neither",
-            ),
-            (
-                self.grad_accum_steps < 1 or m % max(self.grad_accum_steps, 1),
-                f"--grad-accum-steps {self.grad_accum_steps}: >= 1 and dividing --minibatches {self.minibatches} "
-                "(each Adam step averages the gradients of that many minibatches)",
-            ),
-            (
-                self.optimizer_dtype not in typing.get_args(OptimizerDType),
-                f"--optimizer-dtype {self.optimizer_dtype}: {' or '.join(typing.get_args(OptimizerDType))}",
-            ),
+            *training_problems(self),
             (
                 self.prompts_per_update % n,
                 f"--prompts-per-update {self.prompts_per_update} must divide by --devices {self.devices}",

@@ -17,10 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ppox.drivers.lm import TextTask
 from ppox.errors import ConfigError
 from ppox.language.chat import check_messages, load_chat_template
 from ppox.language.config import shown
+from ppox.language.hf import pad_id
 from ppox.language.reward_model import json_lines
+from ppox.language.tokenizer import load_tokenizer
 
 PROMPT_KEYS = ("prompt", "messages")
 
@@ -141,10 +144,6 @@ def held_out(config, model, task) -> dict:
     {} (keyword arguments of ``ppox.drivers.lm_eval.driver_class``'s driver)."""
     if not config.eval_prompts:
         return {}
-    from ppox.drivers.lm import TextTask
-    from ppox.language.hf import pad_id
-    from ppox.language.tokenizer import load_tokenizer
-
     folder = Path(config.model)
     if not (folder / "tokenizer.json").is_file():
         raise ConfigError(f"--eval-prompts: {folder} has no tokenizer.json (held-out prompts are text)")
