@@ -133,7 +133,7 @@ class LMSample:
     model: str
     """A Hugging Face model folder with tokenizer.json (a run's RUN/model too)."""
     prompts: str
-    """JSONL file, one {"prompt": "..."} per line."""
+    """JSONL, Parquet or datasets folder of {"prompt": "..."} or {"messages": [...]} rows (chat templated)."""
     max_new_tokens: int = 64
     temperature: float = 0.7
     top_k: int = 0
@@ -150,10 +150,14 @@ def sample(args: list[str]) -> int:
 
     opts = parse_flags(LMSample, args, "ppox lm sample")
     import ppox.lm
-    from ppox.lm.training import read_prompts
+    from ppox.lm.data import read_rows
 
     try:
-        prompts = read_prompts(opts.prompts)
+        rows = read_rows(opts.prompts)
+        prompts = [row.get("messages", row.get("prompt")) for row in rows]
+        bad = next((i for i, p in enumerate(prompts) if not isinstance(p, (str, list))), None)
+        if bad is not None:
+            raise ConfigError(f'--prompts {opts.prompts}: row {bad} has no "prompt" text or "messages" list')
         completions = ppox.lm.sample(
             opts.model,
             prompts,

@@ -20,12 +20,14 @@ def complete(
     batch: int = 8,
     seed: int = 0,
     max_prompt_tokens: int = 256,
+    add_special_tokens: bool = True,
 ) -> list[str]:
     """One completion per prompt; prompts are left-padded to the longest (kept to their last
     ``max_prompt_tokens`` tokens), in batches of at most ``batch`` (never more than the prompts: the last
     batch is padded with copies, so that one program serves all). The memory a batch needs (its key/value
-    cache and the prompt's logits) is checked against the machine's first."""
-    ids, mask = tok.encode(prompts, None)
+    cache and the prompt's logits) is checked against the machine's first. ``add_special_tokens=False`` for
+    text a chat template wrote."""
+    ids, mask = tok.encode(prompts, None, add_special_tokens)
     ids, mask = ids[:, -max_prompt_tokens:], mask[:, -max_prompt_tokens:]
     batch = max(1, min(batch, len(prompts)))
     c, width = model.config, np.dtype(params_dtype(model.params)).itemsize

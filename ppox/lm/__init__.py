@@ -40,6 +40,7 @@ from ppox.language import (
     to_hf,
     token_kl,
 )
+from ppox.language.chat import load_chat_template
 from ppox.language.config import shown
 from ppox.language.generate import complete
 from ppox.language.hf import pad_id
@@ -52,7 +53,7 @@ from ppox.lm.training import train_lm as train
 
 def sample(
     model: str | Path | LanguageModel,
-    prompts: list[str],
+    prompts: list,
     *,
     tokenizer_from: str | Path | None = None,
     max_new_tokens: int = 64,
@@ -67,7 +68,8 @@ def sample(
 
     Args:
         model: a model folder (with tokenizer.json), or a loaded ``LanguageModel``.
-        prompts: the prompt texts.
+        prompts: the prompt texts, or conversations (lists of {"role", "content"} messages) rendered with the
+            tokenizer folder's chat template, ending with the generation prompt.
         tokenizer_from: the folder with tokenizer.json, needed when ``model`` is a loaded model.
         max_new_tokens: at most this many tokens per completion.
         temperature: the logits are divided by it before sampling.
@@ -93,7 +95,12 @@ def sample(
     folder = Path(tokenizer_from)
     tok = load_tokenizer(folder, pad_id=pad_id(model))
     sampling = Sampling(max_new_tokens, model.eos_ids, tok.pad_id, temperature, top_k, top_p, greedy)
-    return complete(model, tok, list(prompts), sampling, max(1, batch_size), seed)
+    prompts = list(prompts)
+    chat = bool(prompts) and isinstance(prompts[0], list)
+    if chat:
+        template = load_chat_template(folder)
+        prompts = [template.render(messages, add_generation_prompt=True) for messages in prompts]
+    return complete(model, tok, prompts, sampling, max(1, batch_size), seed, add_special_tokens=not chat)
 
 
 __all__ = [

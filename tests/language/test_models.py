@@ -87,7 +87,7 @@ def test_sharded_save_writes_an_index_and_loads_back(tmp_path):
     np.testing.assert_array_equal(logits_of(load(tmp_path / "m"), ref), logits_of(model, ref))
 
 
-@pytest.mark.parametrize("name", ["gpt2", "llama"])
+@pytest.mark.parametrize("name", ["gpt2", "llama", "qwen3", "gemma2"])
 def test_bfloat16_loads_saves_and_stays_close(name, tmp_path):
     """bfloat16 parameters compute in bfloat16 (norms and softmax in float32): close to float32, and saved as BF16."""
     model = load(FIXTURES / name, dtype="bfloat16")

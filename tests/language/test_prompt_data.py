@@ -127,3 +127,23 @@ def test_held_out_prompts_are_scored_every_n_updates(tmp_path):
     pending = driver.pending([first, second])
     assert np.isnan(pending["eval/reward"][0, 0]) and pending["eval/reward"][0, 1] == second["eval/reward"]
     assert second["eval/reward"] >= 0 and 1 <= second["eval/length"] <= 3
+
+
+def test_lm_sample_renders_conversations_with_the_chat_template(tmp_path, capsys):
+    """`ppox lm sample` on {"messages": ...} rows: each conversation is rendered by the folder's template (the
+    greedy completion equals that of the rendered text given as a prompt) and printed with its messages."""
+    import ppox.lm
+    from ppox.cli import main
+
+    folder = tmp_path / "qwen2"
+    shutil.copytree(LM / "qwen2", folder)
+    short = "{% for m in messages %}{{ m.role[0] }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}a:{% endif %}"
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": short, "eos_token": "<eos>"}))
+    messages = [[{"role": "user", "content": "the cat"}], [{"role": "user", "content": "a dog ran"}]]
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps({"messages": m}) for m in messages))
+    assert main(["lm", "sample", "--model", str(folder), "--prompts", str(tmp_path / "p.jsonl"), "--greedy",
+                 "--max-new-tokens", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["prompt"] for line in lines] == messages
+    rendered = [load_chat_template(folder).render(m) for m in messages]
+    assert [line["completion"] for line in lines] == ppox.lm.sample(folder, rendered, greedy=True, max_new_tokens=3)
