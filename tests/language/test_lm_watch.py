@@ -165,3 +165,17 @@ def test_a_resumed_run_drops_the_samples_after_its_checkpoint(tmp_path):
     assert [json.loads(line)["update"] for line in path.read_text().splitlines()] == [0, 1]
     _keep_samples_before(tmp_path / "none.jsonl", 2)  # (no file: nothing to do)
     assert not (tmp_path / "none.jsonl").exists()
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--reward", "a:f", "--reward", "b:g", "--reward-weights", "1"], "--reward-weights: 1 weights for 2 rewards"),
+    (["--reward", "a:f", "b:g", "--reward-model", "rm", "--reward-weights", "1", "2"], "2 weights for 3 rewards"),
+    (["--reward", "a:f", "--reward=nocolon"], "--reward nocolon: write it module:function"),
+    (["--reward", "a:f", "--loss", "gspo"], "--loss gspo gives each completion one ratio"),
+])
+def test_the_command_line_refuses_bad_reward_and_loss_combinations_in_one_line(flags, words, capsys):
+    from ppox.cli import main
+
+    assert main(["lm", "train", "--model", "m", "--prompts", "p.jsonl", *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
