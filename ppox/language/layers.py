@@ -80,9 +80,32 @@ class RMSNorm(nn.Module):
         return weight * y.astype(weight.dtype)
 
 
+class Dense(nn.Dense):
+    """nn.Dense, plus a LoRA adapter where its parameters hold one (``ppox.language.lora``): leaves lora_a
+    [in, r], lora_b [r, out] and lora_scale s (= alpha / r; never trained: its gradient is stopped) add
+    s (drop(x) A) B, in float32, to y = x W + b. drop: inverted dropout at rate lora_dropout, only when the
+    call is given a "dropout" key (training); without the leaves, nn.Dense exactly."""
+
+    @nn.compact
+    def __call__(self, inputs):
+        y = super().__call__(inputs)
+        if not self.has_variable("params", "lora_a"):
+            return y
+        a, b = self.get_variable("params", "lora_a"), self.get_variable("params", "lora_b")
+        scale = jax.lax.stop_gradient(self.get_variable("params", "lora_scale")).astype(jnp.float32)
+        x = inputs.astype(jnp.float32)
+        if self.has_rng("dropout") and self.has_variable("params", "lora_dropout"):
+            rate = jax.lax.stop_gradient(self.get_variable("params", "lora_dropout")).astype(jnp.float32)
+            keep = jax.random.uniform(self.make_rng("dropout"), x.shape) >= rate
+            x = jnp.where(keep, x / jnp.maximum(1.0 - rate, 1e-6), 0.0)
+        delta = (x @ a.astype(jnp.float32)) @ b.astype(jnp.float32)
+        return (y.astype(jnp.float32) + scale * delta).astype(y.dtype)
+
+
 def dense(features: int, name: str, bias: bool) -> nn.Dense:
-    """A linear layer y = x W + b whose arithmetic follows its parameters' dtype."""
-    return nn.Dense(
+    """A linear layer y = x W + b whose arithmetic follows its parameters' dtype (with a LoRA adapter where
+    the parameters hold one: ``Dense``)."""
+    return Dense(
         features,
         use_bias=bias,
         dtype=None,

@@ -1,0 +1,142 @@
+"""LoRA adapters in PEFT's format, both directions, against PEFT 0.22's own logits (fixtures made by
+tests/fixtures/lm/make_lora_fixtures.py and save_lora_with_ppox.py; PyTorch is never imported here)."""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from ppox.errors import CheckpointError, ConfigError
+from ppox.language import forward, load
+from ppox.language.lora import (
+    LoRASpec,
+    adapter_paths,
+    init_adapters,
+    load_adapter,
+    merged,
+    save_adapter,
+    targeted,
+    with_adapters,
+)
+from ppox.lm.lora import load_with_adapter, merge_folder
+from tests import helpers
+
+FIXTURES = helpers.FIXTURES / "lm"
+LORA = FIXTURES / "lora"
+MODELS = ["gpt2", "qwen2"]
+
+
+def logits(model, params, ref) -> np.ndarray:
+    ids, mask = jnp.asarray(ref["input_ids"]), jnp.asarray(ref["attention_mask"], bool)
+    return np.asarray(forward(model.config, params, ids, mask))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_an_adapter_peft_saved_gives_pefts_logits(name):
+    """PEFT's adapter (random A and B, r 4, alpha 8; GPT-2's Conv1D with fan_in_fan_out) read by ppox: the logits
+    with it laid over the base, and merged into it, equal PEFT's (and merge_and_unload's) within 1e-4 float32."""
+    model = load(FIXTURES / name)
+    ref = load_file(LORA / f"peft-{name}" / "reference.safetensors")
+    adapters, spec = load_adapter(LORA / f"peft-{name}", model.config)
+    assert (spec.rank, spec.alpha) == (4, 8.0)
+    valid = ref["attention_mask"].astype(bool)
+    base = logits(model, model.params, ref)
+    assert np.abs(base - ref["logits"])[valid].max() > 0.5  # (the adapter matters)
+    np.testing.assert_allclose(logits(model, with_adapters(model.params, adapters), ref)[valid], ref["logits"][valid], atol=1e-4)
+    np.testing.assert_allclose(logits(model, merged(model.params, adapters), ref)[valid], ref["merged_logits"][valid], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_an_adapter_ppox_saved_loads_in_peft_with_the_same_logits(name):
+    """ppox's adapter (A and B drawn, targets named as PEFT matches them) is what save_lora_with_ppox.py writes
+    today (tensors equal), and PEFT's PeftModel.from_pretrained of it gave the logits ppox computes, with the
+    adapter and merged (peft_logits.safetensors, made by make_lora_fixtures.py ppox)."""
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        from save_lora_with_ppox import ppox_adapter
+    finally:
+        sys.path.remove(str(FIXTURES))
+    model, adapters, spec = ppox_adapter(name)
+    folder = LORA / f"ppox-{name}"
+    committed, committed_spec = load_adapter(folder, model.config)
+    assert committed_spec == spec
+    for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(committed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    ref = load_file(FIXTURES / name / "reference.safetensors")
+    peft = load_file(folder / "peft_logits.safetensors")
+    valid = ref["attention_mask"].astype(bool)
+    np.testing.assert_allclose(logits(model, with_adapters(model.params, adapters), ref)[valid], peft["logits"][valid], atol=1e-4)
+    np.testing.assert_allclose(logits(model, merged(model.params, adapters), ref)[valid], peft["merged_logits"][valid], atol=1e-4)
+
+
+def test_save_writes_pefts_names_shapes_and_config(tmp_path):
+    """adapter_config.json's PEFT fields, and tensors base_model.model.<module>.lora_A.weight [r, in] and
+    lora_B.weight [out, r]; read back equal."""
+    model = load(FIXTURES / "gpt2")
+    spec = LoRASpec(3, 6.0, 0.1)
+    adapters = init_adapters(model.config, model.params, spec, jax.random.PRNGKey(0))
+    save_adapter(tmp_path, model.config, adapters, spec, "gpt2-base")
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert {k: config[k] for k in ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "bias", "fan_in_fan_out")} == {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 3, "lora_alpha": 6.0, "lora_dropout": 0.1, "bias": "none",
+        "fan_in_fan_out": True}
+    assert config["target_modules"] == ["c_attn"] and config["base_model_name_or_path"] == "gpt2-base"
+    tensors = load_file(tmp_path / "adapter_model.safetensors")
+    assert tensors["base_model.model.transformer.h.1.attn.c_attn.lora_A.weight"].shape == (3, 32)
+    assert tensors["base_model.model.transformer.h.1.attn.c_attn.lora_B.weight"].shape == (96, 3)
+    assert len(tensors) == 4
+    back, back_spec = load_adapter(tmp_path, model.config)
+    assert back_spec == LoRASpec(3, 6.0, 0.1, ("c_attn",))
+    for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(back)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_new_adapters_start_at_the_base_model_with_pefts_init():
+    """B = 0, so the first forward equals the base's; A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's kaiming-uniform, a
+    = sqrt(5)): its bound and its variance 1 / (3 in) (float64 reference)."""
+    model = load(FIXTURES / "qwen2")
+    spec = LoRASpec(8, 16.0)
+    adapters = init_adapters(model.config, model.params, spec, jax.random.PRNGKey(1))
+    assert sorted(adapter_paths(adapters)) == sorted((f"layers_{i}", p) for i in range(3) for p in ("q_proj", "v_proj"))
+    a = np.concatenate([np.asarray(adapters[f"layers_{i}"]["q_proj"]["lora_a"], np.float64).ravel() for i in range(3)])
+    assert np.abs(a).max() <= 1 / np.sqrt(32) and abs(a.var() - 1 / (3 * 32)) < 0.15 / (3 * 32)
+    ids = jnp.asarray([[5, 6, 7, 8]])
+    mask = jnp.ones_like(ids, bool)
+    np.testing.assert_array_equal(forward(model.config, with_adapters(model.params, adapters), ids, mask),
+                                  forward(model.config, model.params, ids, mask))
+
+
+def test_targets_follow_pefts_suffix_rule_and_unknown_ones_are_one_line_errors():
+    """'c_proj' targets both GPT-2 c_proj layers (attention and MLP), 'mlp.c_proj' only the MLP's; a name no
+    layer has is refused naming the choices."""
+    config = load(FIXTURES / "gpt2").config
+    assert set(targeted(config, ("c_proj",)).values()) == {f"transformer.h.{i}.{m}.c_proj" for i in (0, 1) for m in ("attn", "mlp")}
+    assert set(targeted(config, ("mlp.c_proj",)).values()) == {"transformer.h.0.mlp.c_proj", "transformer.h.1.mlp.c_proj"}
+    with pytest.raises(ConfigError, match="q_proj: no such linear layer.*c_attn"):
+        targeted(config, ("q_proj",))
+
+
+def test_merge_lora_writes_a_full_folder_with_the_adapter_logits(tmp_path):
+    """merge_folder: a Hugging Face folder with W + s A B that ppox loads with the adapter's logits (and
+    transformers with PEFT's merged logits: checked by make_lora_fixtures.py merged); not over a full folder."""
+    out = tmp_path / "merged"
+    merge_folder(LORA / "peft-qwen2", FIXTURES / "qwen2", out)
+    ref = load_file(LORA / "peft-qwen2" / "reference.safetensors")
+    model = load(out)
+    valid = ref["attention_mask"].astype(bool)
+    np.testing.assert_allclose(logits(model, model.params, ref)[valid], ref["merged_logits"][valid], atol=1e-4)
+    assert (out / "tokenizer.json").is_file()
+    with pytest.raises(CheckpointError, match="not empty"):
+        merge_folder(LORA / "peft-qwen2", FIXTURES / "qwen2", out)
+    laid, _ = load_with_adapter(LORA / "peft-qwen2", FIXTURES / "qwen2")
+    np.testing.assert_allclose(logits(laid, laid.params, ref)[valid], ref["logits"][valid], atol=1e-4)
+
+
+def test_an_adapter_for_another_model_is_refused(tmp_path):
+    """A GPT-2 adapter on Qwen2: a one-line CheckpointError before any tensor is used."""
+    with pytest.raises(CheckpointError, match="c_(proj|attn): no such linear layer"):
+        load_with_adapter(LORA / "peft-gpt2", FIXTURES / "qwen2")
