@@ -27,13 +27,13 @@ from mlflow.tracking import MlflowClient
 from ppox.errors import ConfigError, RunWriteError
 from ppox.storage.runfolder import AnyRunConfig
 from ppox.storage.trackers import (
-    SAMPLE_COLUMNS,
     flat_config,
     keep_samples,
     one_line,
     remember_id,
     remembered_id,
     run_plots,
+    sample_columns,
     update_values,
 )
 
@@ -88,7 +88,7 @@ class MlflowTracker:
             logged += [Metric(key, value, now, step) for key, value in values.items()]
         with self._errors():
             self.client.log_batch(self.run_id, metrics=logged)
-        keep_samples(self.samples, metrics, first_update + n - 1)
+        keep_samples(self.samples, metrics, first_update + n - 1, self.names)
 
     def mark_failed(self) -> None:
         self.status = "FAILED"
@@ -100,7 +100,7 @@ class MlflowTracker:
                 for name, plot in run_plots(self.path).items():
                     self.client.log_artifact(self.run_id, str(plot), name.rpartition("/")[0])
                 if self.samples:
-                    table = {"columns": list(SAMPLE_COLUMNS), "data": self.samples}
+                    table = {"columns": sample_columns(self.names), "data": self.samples}
                     self.client.log_dict(self.run_id, table, "samples.json")
             finally:
                 self.client.set_terminated(self.run_id, self.status)

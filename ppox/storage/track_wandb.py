@@ -20,12 +20,12 @@ import wandb
 from ppox.errors import ConfigError, RunWriteError
 from ppox.storage.runfolder import AnyRunConfig
 from ppox.storage.trackers import (
-    SAMPLE_COLUMNS,
     keep_samples,
     one_line,
     remember_id,
     remembered_id,
     run_plots,
+    sample_columns,
     update_values,
 )
 
@@ -61,7 +61,7 @@ class WandbTracker:
                 self.run.log(values, step=(first_update + j + 1) * batch)
         except wandb.Error as err:
             raise RunWriteError(f"--track wandb: could not log to W&B: {one_line(err)}") from None
-        keep_samples(self.samples, metrics, first_update + n - 1)
+        keep_samples(self.samples, metrics, first_update + n - 1, self.names)
 
     def mark_failed(self) -> None:
         self.exit_code = 1
@@ -72,7 +72,9 @@ class WandbTracker:
             try:
                 media = {name: image for name, plot in run_plots(self.path).items() if (image := _image(plot))}
                 if self.samples:
-                    media["samples"] = wandb.Table(columns=list(SAMPLE_COLUMNS), data=self.samples)
+                    media["samples"] = wandb.Table(
+                        columns=list[str | int](sample_columns(self.names)), data=self.samples
+                    )
                 if media:
                     self.run.log(media)
             finally:

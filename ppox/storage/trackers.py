@@ -40,6 +40,7 @@ UPDATE_CLOCKS = "update_clocks"  # a chunk's key for when each of its updates en
 SAMPLES_PER_UPDATE = 4  # completions kept of each chunk's last update (of distinct prompts)
 SAMPLE_ROWS = 1024  # at most this many kept for a run's table: past it, every other row is dropped
 SAMPLE_COLUMNS = ("update", "prompt", "completion", "reward")
+REWARDS_PREFIX = "rewards/"  # an LM run's metric of each of several rewards (ppox.language.rewards)
 IDS_FILE = "trackers.json"  # RUN/trackers.json: each tracker's run id there, so that --resume continues it
 
 
@@ -139,11 +140,20 @@ def completion_samples(prompts: list, completions: list, rewards, per_prompt: in
     ]
 
 
-def keep_samples(rows: list[list], metrics: dict, update: int) -> None:
-    """Append a chunk's SAMPLES (if any) to ``rows`` as [update, prompt, completion, reward] (a sample's own
-    "update", else ``update``), thinned to SAMPLE_ROWS spread over the run."""
+def sample_columns(names) -> list[str]:
+    """The columns of a run's table of sample completions: SAMPLE_COLUMNS, then each of several rewards'
+    score (its metric rewards/<name> among ``names``, the run's metrics)."""
+    return [*SAMPLE_COLUMNS, *(n for n in names if n.startswith(REWARDS_PREFIX))]
+
+
+def keep_samples(rows: list[list], metrics: dict, update: int, names=()) -> None:
+    """Append a chunk's SAMPLES (if any) to ``rows`` as [update, prompt, completion, reward, each reward's
+    score (``sample_columns(names)``)] (a sample's own "update", else ``update``), thinned to SAMPLE_ROWS
+    spread over the run."""
+    parts = [n[len(REWARDS_PREFIX) :] for n in sample_columns(names)[len(SAMPLE_COLUMNS) :]]
     for sample in metrics.get(SAMPLES) or ():
-        rows.append([sample.get("update", update), sample["prompt"], sample["completion"], sample["reward"]])
+        scores = [(sample.get("rewards") or {}).get(part) for part in parts]
+        rows.append([sample.get("update", update), sample["prompt"], sample["completion"], sample["reward"], *scores])
     if len(rows) > SAMPLE_ROWS:
         rows[:] = rows[::2]
 

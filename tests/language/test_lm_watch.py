@@ -179,3 +179,17 @@ def test_the_command_line_refuses_bad_reward_and_loss_combinations_in_one_line(f
     assert main(["lm", "train", "--model", "m", "--prompts", "p.jsonl", *flags]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_trackers_table_has_a_column_per_reward():
+    """W&B's and MLflow's table of sample completions: each of several rewards' score after the four columns."""
+    from ppox.storage.trackers import SAMPLES, keep_samples, sample_columns
+
+    names = ("episode_return", "rewards/paths", "rewards/length")
+    assert sample_columns(names) == ["update", "prompt", "completion", "reward", "rewards/paths", "rewards/length"]
+    assert sample_columns(("episode_return",)) == ["update", "prompt", "completion", "reward"]
+    rows: list = []
+    sample = {"update": 3, "prompt": "p", "completion": "c", "reward": 2.0, "rewards": {"paths": 1.0, "length": 2.0}}
+    keep_samples(rows, {SAMPLES: [sample]}, 5, names)
+    keep_samples(rows, {SAMPLES: [{"prompt": "q", "completion": "d", "reward": 1.5}]}, 5, ("episode_return",))
+    assert rows == [[3, "p", "c", 2.0, 1.0, 2.0], [5, "q", "d", 1.5]]
