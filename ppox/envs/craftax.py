@@ -4,14 +4,17 @@ gymnax-style envs without their own auto-reset (ppox's fused program resets, as 
 Ids are craftax's: Craftax-Classic-Symbolic-v1, Craftax-Symbolic-v1 (flat symbolic observations, an MLP
 torso) and Craftax-Classic-Pixels-v1, Craftax-Pixels-v1 (HxWx3 images, the CNN torso). Dying (and, in
 Craftax, beating the final boss) terminates an episode; craftax's time limit (``max_timesteps``: 10,000
-steps in Classic, 100,000 in Craftax) is a truncation, which ``--max-episode-steps`` replaces.
+steps in Classic, 100,000 in Craftax) is a truncation, which ``--max-episode-steps`` replaces. New episodes come
+from optimistic resets (``ppox.envs.optimistic_reset``): one new world per 16 envs and step, as in Craftax's
+baselines, since generating a world costs far more than a step.
 
 Each run logs, over the episodes that ended in an update (``ppox.envs.episode_metrics``):
 
 - ``achievement/NAME``: the success rate s_i of each achievement, in percent of those episodes;
 - ``score``: the Crafter score of those rates, ``S = exp(mean_i ln(1 + s_i)) - 1`` (s_i in percent, the
   geometric mean with an offset of 1%; Hafner, "Benchmarking the Spectrum of Agent Capabilities", ICLR
-  2022, section 3), which Craftax-Classic's step info also computes (``craftax_classic.envs.common``);
+  2022, section 3). Craftax-Classic's own step info (``craftax_classic.envs.common.compute_score``) applies
+  the formula to each episode's 0/100 values, a different figure; ppox applies it to the rates, as Crafter does;
 - ``return_percent``: the mean episode return as a percentage of the largest return an episode can have
   (every achievement's reward, with no health lost), the figure the Craftax paper reports (Matthews et al.,
   "Craftax: A Lightning-Fast Benchmark for Open-Ended Reinforcement Learning", ICML 2024).
@@ -19,9 +22,12 @@ Each run logs, over the episodes that ended in an update (``ppox.envs.episode_me
 
 from __future__ import annotations
 
+import craftax.craftax.constants as full_constants
+import craftax.craftax_classic.constants as classic_constants
 import jax
 import jax.numpy as jnp
 import numpy as np
+from craftax.craftax_env import make_craftax_env_from_name
 from flax import struct
 
 from ppox.envs.families import CRAFTAX_IDS
@@ -62,19 +68,11 @@ class CraftaxWorld:
     """One craftax env, gymnax-style, with its achievements as per-episode metrics."""
 
     def __init__(self, env_id: str):
-        from craftax.craftax_env import make_craftax_env_from_name
-
         self.env = make_craftax_env_from_name(env_id, False)
         self.classic = "Classic" in env_id
-        if self.classic:
-            from craftax.craftax_classic.constants import Achievement
-
-            rewards = np.ones(len(Achievement))
-        else:
-            from craftax.craftax.constants import ACHIEVEMENT_REWARD_MAP, Achievement
-
-            rewards = np.asarray(ACHIEVEMENT_REWARD_MAP, np.float64)
-        self.achievements = tuple(a.name.lower() for a in sorted(Achievement, key=lambda a: a.value))
+        achievements = classic_constants.Achievement if self.classic else full_constants.Achievement
+        rewards = np.ones(len(achievements)) if self.classic else np.asarray(full_constants.ACHIEVEMENT_REWARD_MAP)
+        self.achievements = tuple(a.name.lower() for a in sorted(achievements, key=lambda a: a.value))
         self.max_return = float(rewards.sum())  # (22 in Classic, 226 in Craftax)
         inner = self.env.default_params
         self.default_params = CraftaxParams(inner, int(inner.max_timesteps))

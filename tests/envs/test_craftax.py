@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import ppox
+from ppox.agent.metrics import final_return
 from ppox.envs import families
 from ppox.envs.episode_metrics import extra_metric_names, update_means
 from ppox.envs.families import CRAFTAX_IDS, listing
@@ -55,9 +56,9 @@ def test_the_crafter_score_against_a_float64_reference():
     assert float(crafter_score(jnp.full(22, 100.0))) == pytest.approx(100)
 
 
-def test_achievements_are_read_where_an_episode_ends_and_averaged_into_rates():
-    """An episode cut by the time limit ends truncated (not terminated) and reports what it unlocked; the update's
-    means count only the steps where an episode ended, and the score and return_percent follow from them."""
+@pytest.mark.long  # (a Craftax step and world generation compile for a minute or two on 2 busy cores)
+def test_achievements_are_read_where_an_episode_ends():
+    """An episode cut by the time limit ends truncated (not terminated) and reports what it unlocked."""
     env, params, _ = make_jax_env(CLASSIC, max_episode_steps=5)
     unlocked = jnp.zeros(22, bool).at[jnp.array([0, 3])].set(True)
     step = make_autoreset_step(env, params, with_episode_values=True)
@@ -72,6 +73,10 @@ def test_achievements_are_read_where_an_episode_ends_and_averaged_into_rates():
     assert float(values["achievement/collect_wood"]) == 100.0 and float(values["achievement/collect_sapling"]) == 100
     assert float(values["achievement/place_table"]) == 0.0
 
+
+def test_achievement_rates_are_means_over_the_episodes_that_ended():
+    """The update's means count only the steps where an episode ended; the score and return_percent follow."""
+    env, _, _ = make_jax_env(CLASSIC)
     # three steps x two envs, episodes ending at two of them: the rates are means over those two
     ended = np.array([[True, False], [False, False], [False, True]])
     per_name = {name: np.zeros((3, 2)) for name in env.episode_metric_names}
@@ -79,8 +84,8 @@ def test_achievements_are_read_where_an_episode_ends_and_averaged_into_rates():
     per_name["achievement/eat_cow"] = np.array([[100.0, 0.0], [0.0, 0.0], [100.0, 0.0]])
     means = update_means(env, {k: jnp.asarray(v, jnp.float32) for k, v in per_name.items()}, jnp.asarray(ended), 4.4)
     rates = np.zeros(22)
-    rates[0], rates[2] = 100.0, 100.0  # collect_wood in both ended episodes, eat_cow in both
-    assert float(means["achievement/collect_wood"]) == 100.0 and float(means["achievement/eat_cow"]) == 100.0
+    rates[0], rates[2] = 100.0, 50.0  # collect_wood in both ended episodes, eat_cow in one of them
+    assert float(means["achievement/collect_wood"]) == 100.0 and float(means["achievement/eat_cow"]) == 50.0
     assert float(means["score"]) == pytest.approx(math.exp(sum(math.log1p(s) for s in rates) / 22) - 1, rel=1e-5)
     assert float(means["return_percent"]) == pytest.approx(100 * 4.4 / 22, rel=1e-6)
     none = update_means(env, {k: jnp.asarray(v, jnp.float32) for k, v in per_name.items()}, jnp.zeros((3, 2), bool), 0)
@@ -121,3 +126,46 @@ def test_optimistic_resets_hand_each_ended_episode_one_of_the_new_starts():
     expected = [1.0, starts[0], 3.0, starts[1], starts[0], 6.0, 7.0, 8.0]
     assert np.asarray(after).tolist() == expected and np.asarray(obs)[:, 0].tolist() == expected
     assert np.asarray(terminated).tolist() == [bool(a) for a in action.tolist()]
+
+
+SMALL = {"memory_size": 32, "hidden_sizes": (32,), "save": False, "progress": False, "seed": 0}
+
+
+@pytest.mark.long  # (compile-bound: a Craftax program compiles for minutes on 2 busy cores)
+def test_two_seeds_log_the_achievements_and_resume_bit_identically(tmp_path):
+    """(A constant learning rate, so that a run resumed to a new end and one trained to it straight are the same.)"""
+    config = {**SMALL, "num_envs": 4, "num_steps": 16, "num_minibatches": 2, "save": True, "run_dir": str(tmp_path)}
+    config["anneal_lr"] = False
+    first = ppox.train(env=CLASSIC, total_timesteps=128, seeds=2, run_name="r", **config)
+    assert first.config.memory == "gru" and first.metrics["episode_return"].shape == (2, 2)
+    assert first.metrics["achievement/collect_wood"].shape == (2, 2) and "score" in first.metrics
+    header = (first.run_path / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"achievement/collect_wood", "achievement/collect_diamond", "score", "return_percent"} <= set(header)
+    resumed = ppox.resume(first.run_path, total_timesteps=256)
+    np.testing.assert_array_equal(resumed.metrics["policy_loss"][:, :2], first.metrics["policy_loss"])
+    straight = ppox.train(env=CLASSIC, total_timesteps=256, seeds=2, run_name="s", **config)
+    for name in ("policy_loss", "value_loss", "episode_return", "achievement/collect_wood"):
+        np.testing.assert_array_equal(resumed.metrics[name], straight.metrics[name])
+
+
+@pytest.mark.long  # (about 20 minutes on 2 cores shared with a dozen other processes; compile-bound)
+@pytest.mark.learning
+def test_craftax_classic_learns_past_a_random_policy():
+    """Craftax-Classic-Symbolic-v1: a uniformly random policy returns 1.40 (std 1.23 over 438 episodes of 64 envs x
+    1,000 steps, mean length 146; Crafter score 1.8). PPO (the preset with an MLP of two 128-unit layers instead of
+    the GRU, 32 envs, lr 1e-3, seed 0) returns 3.0 after 41k steps and 3.84 over the last 10% of 204,800 steps
+    (the mean of the updates' Crafter scores: 3.0)."""
+    result = ppox.train(
+        env=CLASSIC,
+        total_timesteps=204_800,
+        num_envs=32,
+        num_steps=64,
+        num_minibatches=4,
+        learning_rate=1e-3,
+        memory="none",
+        hidden_sizes=(128, 128),
+        save=False,
+        progress=False,
+        seed=0,
+    )
+    assert final_return(result.metrics)[0] > 2.5, result.metrics["episode_return"][0, -10:]
