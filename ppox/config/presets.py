@@ -245,3 +245,9 @@ PRESETS["pettingzoo/mpe2.simple_spread_v3"] = {
     "ent_coef": 0.01,
     "norm_obs": True,
 }
+
+# JaxMARL's MPE (fused, pip install "ppox[marl]"): its IPPO baseline's published settings (baselines/IPPO/config/
+# ippo_ff_mpe.yaml; the rest are ppox's defaults: lr 2.5e-4 annealed, 4 epochs x 4 minibatches, clip 0.2, ent 0.01,
+# 64x64 tanh). Its MAPPO (mappo_homogenous_rnn_mpe.yaml) is these with --critic world_state --memory gru
+# --memory-size 128 --hidden-sizes 128 --learning-rate 2e-3 (docs/multi-agent.md).
+PRESETS["MPE_simple_spread_v3"] = {"total_timesteps": 10_000_000, "num_envs": 16, "num_steps": 128}
