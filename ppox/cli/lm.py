@@ -10,7 +10,7 @@ from typing import Any
 from ppox.cli.flags import FlagError, Option, fail, given, parse_flags, scan, text
 from ppox.cli.running import run_reported
 
-SUMMARY = "language models: ppox lm train | sample | reward-model (ppox lm train --help)"
+SUMMARY = "language models: ppox lm train | sample | reward-model | merge-lora (ppox lm train --help)"
 
 USAGE = """usage: ppox lm COMMAND [ARGS]
 
@@ -23,6 +23,8 @@ commands:
   sample        completions: ppox lm sample --model DIR --prompts FILE.jsonl
   reward-model  train a reward model on preference pairs: ppox lm reward-model --model DIR --pairs FILE.jsonl
                 --out NEW_DIR [--overwrite]
+  merge-lora    a full Hugging Face folder from a LoRA adapter (PEFT's format, e.g. RUN/adapter of a --lora-rank
+                run): ppox lm merge-lora ADAPTER --base DIR --out NEW_DIR [--overwrite]
 """
 
 RESUME_OPTIONS = {
@@ -35,7 +37,7 @@ RESUME_OPTIONS = {
 
 def run(args: list[str]) -> int:
     """ppox lm COMMAND: the subcommand's run, or the usage."""
-    commands = {"train": train, "sample": sample, "reward-model": reward_model}
+    commands = {"train": train, "sample": sample, "reward-model": reward_model, "merge-lora": merge_lora}
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if args else 2
@@ -173,6 +175,39 @@ def sample(args: list[str]) -> int:
         return fail("lm sample", str(err))
     for prompt, completion in zip(prompts, completions):
         print(json.dumps({"prompt": prompt, "completion": completion}))
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class LMMergeLoRA:
+    """Merge a LoRA adapter (PEFT's format) into its base model: a full Hugging Face folder, W + (alpha / r) B A."""
+
+    adapter: str
+    """The adapter folder (adapter_config.json, adapter_model.safetensors); also the first argument."""
+    base: str
+    """The base model's Hugging Face folder."""
+    out: str
+    """The folder to write (a new or empty one)."""
+    overwrite: bool = False
+    """Write into --out even if it holds files."""
+    dtype: str = "float32"
+    """float32 or bfloat16: the merged parameters' dtype."""
+
+
+def merge_lora(args: list[str]) -> int:
+    """ppox lm merge-lora ADAPTER --base DIR --out NEW_DIR: write the merged folder."""
+    from ppox.errors import CheckpointError, ConfigError
+
+    if args and not args[0].startswith("-"):
+        args = ["--adapter", *args]
+    opts = parse_flags(LMMergeLoRA, args, "ppox lm merge-lora")
+    from ppox.lm.lora import merge_folder
+
+    try:
+        spec = merge_folder(opts.adapter, opts.base, opts.out, opts.dtype, opts.overwrite)
+    except (OSError, ConfigError, CheckpointError) as err:
+        return fail("lm merge-lora", str(err))
+    print(f"merged {opts.adapter} (r {spec.rank}, alpha {spec.alpha:g}) into {opts.base} -> {opts.out}")
     return 0
 
 

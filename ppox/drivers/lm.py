@@ -24,9 +24,11 @@ from jax.sharding import Mesh
 from ppox.drivers.distributed import fsdp_shardings, rows_sharding
 from ppox.errors import ConfigError, UserCodeError
 from ppox.language.hf import LanguageModel
-from ppox.language.ppo import init_value_head, make_optimizer, ppo_epochs, prepare
+from ppox.language.lora import init_adapters
+from ppox.language.ppo import init_value_head, make_optimizer, policy_params, ppo_epochs, prepare
 from ppox.language.reward_model import RewardModel
 from ppox.language.rewards import RewardError, Rewards, call_reward, checked_scores, weighted_total
+from ppox.language.run_checks import lora_spec
 from ppox.language.run_config import LMRunConfig, check_run_memory, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
 from ppox.storage.checkpoint import Checkpoint, restore_state
@@ -106,7 +108,12 @@ def initial_state(config: LMRunConfig, model: LanguageModel, critic: dict | None
     """The state before the first update: the policy (a copy of the model), the critic (``critic``, or a
     copy with a new head) where the variant has one, Adam's state over both, the key and beta."""
     key, head_key = jax.random.split(jax.random.PRNGKey(config.seed))
-    policy = jax.tree.map(jnp.array, model.params)
+    spec = lora_spec(config)  # (LoRA: the adapters are the policy's trained parameters; the base stays frozen)
+    lora_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+    if spec is not None:
+        policy = init_adapters(model.config, model.params, spec, lora_key)
+    else:
+        policy = jax.tree.map(jnp.array, model.params)
     value = init_value_head(model.config, policy, head_key) if config.uses_critic else None
     if value is not None and critic is not None:
         value = jax.tree.map(jnp.array, critic)
@@ -228,7 +235,7 @@ class LMDriver:
         key, sample_key, epoch_key = jax.random.split(state.key, 3)
         rows = self.prompt_rows(int(state.update))
         prompt, prompt_mask = self.split(self.task.ids[rows]), self.split(self.task.mask[rows])
-        out = self.sample(state.params["policy"], prompt, prompt_mask, sample_key)
+        out = self.sample(self.policy_params(state), prompt, prompt_mask, sample_key)
         tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
         ended = (np.isin(tokens, self.task.eos_ids) & mask).any(-1)
         scores = self.scores(rows, tokens, mask) - config.missing_eos_penalty * ~ended
@@ -254,6 +261,7 @@ class LMDriver:
             epoch_key,
             rows=self.rows,
             kl_coef=state.kl_coef,
+            base=self.ref_params if config.lora_rank else None,
         )
         kl_ref = float(stats["kl_ref"])
         row = {
@@ -274,6 +282,10 @@ class LMDriver:
         row["clock"] = time.perf_counter()
         kl_coef = jnp.float32(kl_controller(float(state.kl_coef), kl_ref, config))
         return self.place(LMState(params, opt_state, key, kl_coef, state.update + 1)), row
+
+    def policy_params(self, state: LMState) -> dict:
+        """The policy's parameters (with --lora-rank: the frozen base, held once, with the adapters over it)."""
+        return policy_params(self.config, state.params, self.ref_params)
 
     def checkpoint_state(self, state: LMState) -> tuple[Any, dict]:
         return state, {}

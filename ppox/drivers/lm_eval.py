@@ -53,7 +53,7 @@ class EvalLMDriver(LMDriver):
             rows = np.arange(start, min(start + size, len(task.ids)))
             padded = np.resize(rows, size) if len(rows) < size and len(task.ids) > size else rows
             out = self.eval_sample(
-                state.params["policy"], self.split(task.ids[padded]), self.split(task.mask[padded]), state.key
+                self.policy_params(state), self.split(task.ids[padded]), self.split(task.mask[padded]), state.key
             )
             tokens, mask = np.asarray(out.tokens)[: len(rows)], np.asarray(out.mask)[: len(rows)]
             scores.append(self.eval_scores(rows, tokens, mask))

@@ -126,7 +126,8 @@ def merged(base: dict, adapters: dict) -> dict:
     out = jax.tree.map(lambda x: x, base)
     for path in adapter_paths(adapters):
         leaf, node = _node(adapters, path), _node(out, path)
-        delta = leaf["lora_scale"] * (jnp.asarray(leaf["lora_a"], jnp.float32) @ jnp.asarray(leaf["lora_b"], jnp.float32))
+        a, b = jnp.asarray(leaf["lora_a"], jnp.float32), jnp.asarray(leaf["lora_b"], jnp.float32)
+        delta = leaf["lora_scale"] * (a @ b)
         node["kernel"] = (jnp.asarray(node["kernel"], jnp.float32) + delta).astype(node["kernel"].dtype)
     return out
 
@@ -211,6 +212,7 @@ def load_adapter(folder, config: LMConfig) -> tuple[dict, LoRASpec]:
         a, b = (tensors.get(f"{PREFIX}{name}.lora_{x}.weight") for x in "AB")
         n_in, n_out = weight_table(config)[(*path, "kernel")][2]
         if a is None or b is None or a.shape != (spec.rank, n_in) or b.shape != (n_out, spec.rank):
-            raise CheckpointError(f"{where}: {name}'s lora_A/lora_B are missing or not [{spec.rank}, {n_in}]/[{n_out}, {spec.rank}]")
+            shapes = f"[{spec.rank}, {n_in}] and [{n_out}, {spec.rank}]"
+            raise CheckpointError(f"{where}: {name}'s lora_A and lora_B are missing or not {shapes}")
         _put(adapters, path, _leaves(jnp.asarray(a.T, jnp.float32), jnp.asarray(b.T, jnp.float32), spec))
     return adapters, spec

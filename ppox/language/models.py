@@ -175,10 +175,12 @@ def params_dtype(params: dict):
     return jax.tree.leaves(params)[0].dtype
 
 
-def forward(config: LMConfig, params: dict, tokens: jax.Array, mask: jax.Array) -> jax.Array:
-    """Logits [B, T, vocab] for whole left-padded sequences (no cache kept): position ids from ``mask``."""
+def forward(config: LMConfig, params: dict, tokens: jax.Array, mask: jax.Array, dropout_key=None) -> jax.Array:
+    """Logits [B, T, vocab] for whole left-padded sequences (no cache kept): position ids from ``mask``.
+    ``dropout_key``: the key of the LoRA adapters' dropout (training; ``layers.Dense``)."""
     cache = new_cache(config, mask, params_dtype(params))
-    logits, _ = CausalLM(config).apply({"params": params}, tokens, positions_from_mask(mask), cache, 0)
+    rngs = None if dropout_key is None else {"dropout": dropout_key}
+    logits, _ = CausalLM(config).apply({"params": params}, tokens, positions_from_mask(mask), cache, 0, rngs=rngs)
     return logits
 
 

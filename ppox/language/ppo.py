@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding
 from ppox.core.losses import value_loss
 from ppox.language.advantages import LMAdvantageParams, kl_penalized_rewards, masked_mean, masked_whiten
 from ppox.language.config import LMConfig
+from ppox.language.lora import with_adapters
 from ppox.language.losses import LossInputs, k3
 from ppox.language.models import forward, hidden_states
 from ppox.language.precision import accumulated, float32_master
@@ -67,11 +68,12 @@ def response_values(config: LMConfig, critic: dict, prompt, prompt_mask, tokens,
 
 
 def response_logprobs(
-    config: LMConfig, params: dict, prompt, prompt_mask, tokens, mask, temperature: float
+    config: LMConfig, params: dict, prompt, prompt_mask, tokens, mask, temperature: float, dropout_key=None
 ) -> tuple[jax.Array, jax.Array]:
-    """(log pi_T(y_t | x, y_<t), H[pi_T(. | x, y_<t)]) [B, N] from one forward pass; 0 outside ``mask``."""
+    """(log pi_T(y_t | x, y_<t), H[pi_T(. | x, y_<t)]) [B, N] from one forward pass; 0 outside ``mask``.
+    ``dropout_key``: LoRA dropout's (training)."""
     ids, full = _joined(prompt, prompt_mask, tokens, mask)
-    logits = forward(config, params, ids, full)[:, prompt.shape[1] - 1 : -1] / temperature
+    logits = forward(config, params, ids, full, dropout_key)[:, prompt.shape[1] - 1 : -1] / temperature
     log_p = jax.nn.log_softmax(logits, axis=-1)
     taken = jnp.take_along_axis(log_p, tokens[..., None], axis=-1)[..., 0]
     entropy = -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
@@ -101,7 +103,8 @@ def prepare(
     stats: kl_ref, the mean per-completion sum of the --kl-estimator's kl_t (k1 by default), and the
     non-score reward -beta sum_t kl_t (0 with --kl-in loss)."""
     mask = mask.astype(bool)
-    old, _ = response_logprobs(model, params["policy"], prompt, prompt_mask, tokens, mask, config.temperature)
+    policy = policy_params(config, params, ref_params)
+    old, _ = response_logprobs(model, policy, prompt, prompt_mask, tokens, mask, config.temperature)
     ref, _ = response_logprobs(model, ref_params, prompt, prompt_mask, tokens, mask, config.temperature)
     reward_beta = kl_coef if config.kl_in == "reward" else jnp.zeros_like(kl_coef)
     rewards, kl = kl_penalized_rewards(scores, old, ref, mask, reward_beta, config.kl_estimator)
@@ -120,14 +123,25 @@ def prepare(
     return Rollout(prompt, prompt_mask, tokens, mask, old, values, advantages, returns, ref, keep), stats
 
 
-def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollout, kl_coef=0.0):
+def policy_params(config: LMRunConfig, params: dict, base: dict | None) -> dict:
+    """The policy's parameters: ``params["policy"]``, or with --lora-rank the frozen base with the adapters
+    ``params["policy"]`` laid over it (``lora.with_adapters``: no copy of the base)."""
+    if not config.lora_rank:
+        return params["policy"]
+    if base is None:
+        raise ValueError("--lora-rank: the policy needs the frozen base parameters (base=)")
+    return with_adapters(base, params["policy"])
+
+
+def token_loss(config: LMRunConfig, model: LMConfig, params: dict, batch: Rollout, kl_coef=0.0, base=None, key=None):
     """L_policy + c1 mean_t 0.5 L_V - c2 mean_t H over the minibatch's response tokens, and its diagnostics
     (approx KL E[(r - 1) - log r], clip fraction, entropy). L_policy is the --loss variant's
     (``ppox.language.losses.LM_LOSSES``) over ``loss_mask``, with beta k3_t in it under --kl-in loss
-    (beta: ``kl_coef``)."""
+    (beta: ``kl_coef``). With --lora-rank: ``base``, the frozen parameters; ``key``, LoRA dropout's."""
     mask = batch.mask
+    dropout_key = key if config.lora_dropout > 0 else None
     logprobs, entropy = response_logprobs(
-        model, params["policy"], batch.prompt, batch.prompt_mask, batch.tokens, mask, config.temperature
+        model, policy_params(config, params, base), *batch[:3], mask, config.temperature, dropout_key
     )
     kl = kl_coef * k3(logprobs, batch.ref_logprobs) if config.kl_in == "loss" else jnp.zeros_like(logprobs)
     inputs = LossInputs(
@@ -179,25 +193,29 @@ def ppo_epochs(
     key: jax.Array,
     rows: NamedSharding | None = None,
     kl_coef=0.0,
+    base=None,
 ):
     """(params, opt_state, mean stats): ``epochs`` passes over the rollout in ``minibatches`` shuffled
     minibatches of whole completions, one Adam step each, as one scan. ``rows``: how each minibatch is
     split across devices (its completions; default: as XLA chooses). ``kl_coef``: beta of the KL in the
-    loss (--kl-in loss)."""
+    loss (--kl-in loss). ``base``: with --lora-rank, the frozen parameters the adapters (``params["policy"]``,
+    all that is trained) lie over."""
     optimizer = make_optimizer(config)
     size, m = batch.tokens.shape[0], config.minibatches
     orders = jax.vmap(lambda k: jax.random.permutation(k, size))(jax.random.split(key, config.epochs))
     picks = orders.reshape(config.epochs * m, size // m)
 
-    def step(carry, idx):
+    def step(carry, xs):
         params, opt_state = carry
+        idx, dropout_key = xs
         minibatch = jax.tree.map(lambda x: x[idx], batch)
         if rows is not None:
             minibatch = jax.lax.with_sharding_constraint(minibatch, rows)
-        loss = functools.partial(token_loss, config, model, kl_coef=kl_coef)
+        loss = functools.partial(token_loss, config, model, kl_coef=kl_coef, base=base, key=dropout_key)
         grads, stats = jax.grad(loss, has_aux=True)(params, minibatch)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), stats
 
-    (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), picks)
+    dropout_keys = jax.random.split(jax.random.fold_in(key, 1), len(picks))
+    (params, opt_state), stats = jax.lax.scan(step, (params, opt_state), (picks, dropout_keys))
     return params, opt_state, jax.tree.map(jnp.mean, stats)

@@ -74,6 +74,10 @@ class LMRunConfig:
     dtype: DType = "float32"  # of the parameters and activations
     optimizer_dtype: OptimizerDType = "float32"  # with bfloat16: a float32 master copy and Adam moments (mixed
     # precision, ppox.language.precision), or "params": all in the parameters' dtype (less memory)
+    lora_rank: int = 0  # r > 0: train LoRA adapters only (ppox.language.lora); the reference: the base, adapters off
+    lora_alpha: float = 8.0  # the adapters' scale is alpha / r (PEFT's default alpha: 8)
+    lora_dropout: float = 0.0  # dropout on each adapter's input, in the loss's forward passes only
+    lora_targets: str = ""  # comma-separated layers, as PEFT names them; "": c_attn (GPT-2), q_proj,v_proj (Llama...)
     devices: int = 1  # split each batch of completions across this many local devices (parameters FSDP-sharded)
     seed: int = 0
     run_dir: str = "runs"
@@ -305,7 +309,7 @@ def check_run_memory(config: LMRunConfig, model: LMConfig, prompt_tokens: int) -
     width = 2 if config.dtype == "bfloat16" else 4
     count = parameter_count(model)
     adam = 12 if config.dtype == "bfloat16" and config.optimizer_dtype == "float32" else 2 * width  # (+ master)
-    weights = count * (3 * width + adam + ((2 * width + adam) if config.uses_critic else 0))
+    weights = count * ((width if config.lora_rank else 3 * width + adam) + (2 * width + adam) * config.uses_critic)
     rows, tokens = config.batch_size, prompt_tokens + config.max_new_tokens
     cache = 2 * model.num_layers * rows * tokens * model.num_kv_heads * model.head_dim * width
     logits = rows * tokens * model.vocab_size * 4

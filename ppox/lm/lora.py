@@ -8,7 +8,11 @@ from pathlib import Path
 
 from ppox.errors import CheckpointError
 from ppox.language.hf import LanguageModel, load, save
-from ppox.language.lora import ADAPTER_CONFIG, LoRASpec, load_adapter, merged, with_adapters
+from ppox.language.lora import ADAPTER_CONFIG, LoRASpec, load_adapter, merged, save_adapter, with_adapters
+from ppox.language.run_checks import lora_spec
+
+MODEL_DIR = "model"  # a run's trained policy, a Hugging Face folder
+ADAPTER_DIR = "adapter"  # a --lora-rank run's adapters instead, PEFT's format (merge-lora makes a full folder)
 
 
 def is_adapter(folder) -> bool:
@@ -34,3 +38,18 @@ def merge_folder(adapter, base, out, dtype: str = "float32", overwrite: bool = F
     model, spec = load_with_adapter(adapter, base, dtype, merge=True)
     save(out, model, tokenizer_from=Path(base))
     return spec
+
+
+def trained_model(config, model: LanguageModel, policy: dict) -> LanguageModel:
+    """The trained policy of a run: ``policy``, or with --lora-rank the base with the adapters ``policy`` over it."""
+    return dataclasses.replace(model, params=with_adapters(model.params, policy) if config.lora_rank else policy)
+
+
+def save_policy(run_path: Path, config, model: LanguageModel, trained: LanguageModel, policy: dict) -> None:
+    """RUN/model (a Hugging Face folder), or with --lora-rank RUN/adapter (PEFT's adapter folder, its
+    base_model_name_or_path the run's --model)."""
+    spec = lora_spec(config)
+    if spec is not None:
+        save_adapter(run_path / ADAPTER_DIR, model.config, policy, spec, str(config.model))
+    else:
+        save(run_path / MODEL_DIR, trained, tokenizer_from=Path(config.model))

@@ -23,13 +23,14 @@ from ppox.drivers.distributed import device_mesh
 from ppox.drivers.lm import LM_METRICS, LMDriver, RewardError, TextTask, ids_task, initial_state
 from ppox.drivers.lm_eval import driver_class
 from ppox.errors import CheckpointError, ConfigError, RunWriteError, UserCodeError
-from ppox.language.hf import LanguageModel, load, pad_id, read_config, save
+from ppox.language.hf import LanguageModel, load, pad_id, read_config
 from ppox.language.models import params_dtype
 from ppox.language.reward_model import RewardModel, json_lines, load_reward_model
 from ppox.language.rewards import reward_components
 from ppox.language.run_config import LMRunConfig, check_run_memory
 from ppox.language.tokenizer import load_tokenizer
 from ppox.lm.data import held_out, read_prompt_set
+from ppox.lm.lora import save_policy, trained_model
 from ppox.lm.prompts import given_prompts
 from ppox.run.callbacks import Callbacks, started_callbacks
 from ppox.run.loop import Outcome, Start, run_loop
@@ -39,8 +40,6 @@ from ppox.storage.runlog import RunLog
 from ppox.utils.files import atomic_write_text
 from ppox.utils.imports import import_attribute
 from ppox.utils.naming import named
-
-MODEL_DIR = "model"
 
 
 @dataclasses.dataclass
@@ -282,8 +281,9 @@ def run(
 
 
 def finished(config: LMRunConfig, model: LanguageModel, outcome: Outcome, run_path: Path | None) -> LMTrainResult:
-    """The LMTrainResult of a run's outcome; RUN/model and then summary.json written."""
-    trained = dataclasses.replace(model, params=jax.device_get(outcome.state.params["policy"]))
+    """The LMTrainResult of a run's outcome; RUN/model (--lora-rank: RUN/adapter) and then summary.json written."""
+    policy = jax.device_get(outcome.state.params["policy"])
+    trained = trained_model(config, model, policy)
     result = LMTrainResult(
         config, trained, outcome.metrics, outcome.wall_time, run_path, outcome.interrupted, outcome.stopped_by
     )
@@ -294,7 +294,7 @@ def finished(config: LMRunConfig, model: LanguageModel, outcome: Outcome, run_pa
         where = "nothing was saved" if run_path is None else f"its checkpoint and model are in {run_path}"
         print(f"ppox: stopped early {done}: {outcome.stopped_by}; the run is finished ({where})", file=sys.stderr)
     if run_path is not None:
-        save(run_path / MODEL_DIR, trained, tokenizer_from=Path(config.model))
+        save_policy(run_path, config, model, trained, policy)
         atomic_write_text(run_path / "summary.json", json.dumps(lm_summary(result), indent=2))
     return result
 

@@ -46,8 +46,12 @@ def test_an_adapter_peft_saved_gives_pefts_logits(name):
     valid = ref["attention_mask"].astype(bool)
     base = logits(model, model.params, ref)
     assert np.abs(base - ref["logits"])[valid].max() > 0.5  # (the adapter matters)
-    np.testing.assert_allclose(logits(model, with_adapters(model.params, adapters), ref)[valid], ref["logits"][valid], atol=1e-4)
-    np.testing.assert_allclose(logits(model, merged(model.params, adapters), ref)[valid], ref["merged_logits"][valid], atol=1e-4)
+    np.testing.assert_allclose(
+        logits(model, with_adapters(model.params, adapters), ref)[valid], ref["logits"][valid], atol=1e-4
+    )
+    np.testing.assert_allclose(
+        logits(model, merged(model.params, adapters), ref)[valid], ref["merged_logits"][valid], atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -69,8 +73,12 @@ def test_an_adapter_ppox_saved_loads_in_peft_with_the_same_logits(name):
     ref = load_file(FIXTURES / name / "reference.safetensors")
     peft = load_file(folder / "peft_logits.safetensors")
     valid = ref["attention_mask"].astype(bool)
-    np.testing.assert_allclose(logits(model, with_adapters(model.params, adapters), ref)[valid], peft["logits"][valid], atol=1e-4)
-    np.testing.assert_allclose(logits(model, merged(model.params, adapters), ref)[valid], peft["merged_logits"][valid], atol=1e-4)
+    np.testing.assert_allclose(
+        logits(model, with_adapters(model.params, adapters), ref)[valid], peft["logits"][valid], atol=1e-4
+    )
+    np.testing.assert_allclose(
+        logits(model, merged(model.params, adapters), ref)[valid], peft["merged_logits"][valid], atol=1e-4
+    )
 
 
 def test_save_writes_pefts_names_shapes_and_config(tmp_path):
@@ -81,9 +89,17 @@ def test_save_writes_pefts_names_shapes_and_config(tmp_path):
     adapters = init_adapters(model.config, model.params, spec, jax.random.PRNGKey(0))
     save_adapter(tmp_path, model.config, adapters, spec, "gpt2-base")
     config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert {k: config[k] for k in ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "bias", "fan_in_fan_out")} == {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 3, "lora_alpha": 6.0, "lora_dropout": 0.1, "bias": "none",
-        "fan_in_fan_out": True}
+    assert {
+        k: config[k] for k in ("peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "bias", "fan_in_fan_out")
+    } == {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": 3,
+        "lora_alpha": 6.0,
+        "lora_dropout": 0.1,
+        "bias": "none",
+        "fan_in_fan_out": True,
+    }
     assert config["target_modules"] == ["c_attn"] and config["base_model_name_or_path"] == "gpt2-base"
     tensors = load_file(tmp_path / "adapter_model.safetensors")
     assert tensors["base_model.model.transformer.h.1.attn.c_attn.lora_A.weight"].shape == (3, 32)
@@ -106,16 +122,23 @@ def test_new_adapters_start_at_the_base_model_with_pefts_init():
     assert np.abs(a).max() <= 1 / np.sqrt(32) and abs(a.var() - 1 / (3 * 32)) < 0.15 / (3 * 32)
     ids = jnp.asarray([[5, 6, 7, 8]])
     mask = jnp.ones_like(ids, bool)
-    np.testing.assert_array_equal(forward(model.config, with_adapters(model.params, adapters), ids, mask),
-                                  forward(model.config, model.params, ids, mask))
+    np.testing.assert_array_equal(
+        forward(model.config, with_adapters(model.params, adapters), ids, mask),
+        forward(model.config, model.params, ids, mask),
+    )
 
 
 def test_targets_follow_pefts_suffix_rule_and_unknown_ones_are_one_line_errors():
     """'c_proj' targets both GPT-2 c_proj layers (attention and MLP), 'mlp.c_proj' only the MLP's; a name no
     layer has is refused naming the choices."""
     config = load(FIXTURES / "gpt2").config
-    assert set(targeted(config, ("c_proj",)).values()) == {f"transformer.h.{i}.{m}.c_proj" for i in (0, 1) for m in ("attn", "mlp")}
-    assert set(targeted(config, ("mlp.c_proj",)).values()) == {"transformer.h.0.mlp.c_proj", "transformer.h.1.mlp.c_proj"}
+    assert set(targeted(config, ("c_proj",)).values()) == {
+        f"transformer.h.{i}.{m}.c_proj" for i in (0, 1) for m in ("attn", "mlp")
+    }
+    assert set(targeted(config, ("mlp.c_proj",)).values()) == {
+        "transformer.h.0.mlp.c_proj",
+        "transformer.h.1.mlp.c_proj",
+    }
     with pytest.raises(ConfigError, match="q_proj: no such linear layer.*c_attn"):
         targeted(config, ("q_proj",))
 
@@ -140,3 +163,139 @@ def test_an_adapter_for_another_model_is_refused(tmp_path):
     """A GPT-2 adapter on Qwen2: a one-line CheckpointError before any tensor is used."""
     with pytest.raises(CheckpointError, match="c_(proj|attn): no such linear layer"):
         load_with_adapter(LORA / "peft-gpt2", FIXTURES / "qwen2")
+
+
+def lora_driver(**changes):
+    from ppox.drivers.lm import LMDriver
+    from ppox.language.run_config import LMRunConfig
+    from ppox.lm.training import make_task
+
+    settings = dict(
+        model=str(FIXTURES / "gpt2"),
+        advantage="grpo",
+        samples_per_prompt=2,
+        prompts_per_update=2,
+        max_new_tokens=4,
+        epochs=1,
+        lora_rank=4,
+        learning_rate=0.05,
+        save=False,
+        tensorboard=False,
+        temperature=1.0,
+    )
+    config = LMRunConfig(**{**settings, **changes})
+    model = load(FIXTURES / "gpt2")
+    task = make_task(config, model, ["the cat sat", "a dog ran"], lambda p, c: [float(len(x)) for x in c])
+    return LMDriver(config, model, task), model
+
+
+def leaves_by_path(tree) -> dict:
+    return {tuple(k.key for k in path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@pytest.mark.long  # (50 s and 23 s on a loaded 2-core box, mostly compiling)
+def test_a_lora_run_holds_one_copy_of_the_base_and_trains_only_the_adapters():
+    """--lora-rank: the trained parameters are the adapters (A, B, and the fixed scale and dropout rate), Adam's
+    state covers only them, and the policy the sampler and the loss see is the reference's own arrays (the base,
+    held once) with the adapters beside them. After an update B has moved and the base has not; the reference
+    log-probabilities are the base's, adapters off, and the policy's differ from them."""
+    from ppox.language.ppo import prepare, response_logprobs
+
+    driver, model = lora_driver()
+    state = driver.init()
+    policy = leaves_by_path(state.params["policy"])
+    assert {p[-1] for p in policy} == {"lora_a", "lora_b", "lora_scale", "lora_dropout"}
+    adapter_numbers = sum(x.size for x in policy.values())
+    assert sum(x.size for x in jax.tree.leaves(state.opt_state)) <= 2 * adapter_numbers + 1  # (m, v, the count)
+    full = leaves_by_path(driver.policy_params(state))
+    for path, leaf in leaves_by_path(driver.ref_params).items():
+        assert full[path] is leaf  # the same array, not a copy
+    state, _ = driver.one_update(state)
+    assert all(
+        np.abs(np.asarray(b)).max() > 0 for p, b in leaves_by_path(state.params["policy"]).items() if p[-1] == "lora_b"
+    )
+    for path, leaf in leaves_by_path(driver.ref_params).items():
+        np.testing.assert_array_equal(np.asarray(leaf), np.asarray(leaves_by_path(model.params)[path]))
+    prompt = jnp.asarray(driver.task.ids[:2])
+    prompt_mask = jnp.asarray(driver.task.mask[:2])
+    tokens, mask = jnp.full((2, 3), 5, jnp.int32), jnp.ones((2, 3), bool)
+    rollout, _ = prepare(
+        driver.config,
+        model.config,
+        state.params,
+        driver.ref_params,
+        prompt,
+        prompt_mask,
+        tokens,
+        mask,
+        jnp.zeros(2),
+        jnp.float32(0.0),
+    )
+    base, _ = response_logprobs(model.config, model.params, prompt, prompt_mask, tokens, mask, 1.0)
+    adapted, _ = response_logprobs(
+        model.config, with_adapters(model.params, state.params["policy"]), prompt, prompt_mask, tokens, mask, 1.0
+    )
+    np.testing.assert_allclose(rollout.ref_logprobs, base, atol=1e-6)
+    np.testing.assert_allclose(rollout.old_logprobs, adapted, atol=1e-6)
+    assert np.abs(np.asarray(adapted - base)).max() > 1e-3
+
+
+@pytest.mark.long  # (50 s and 23 s on a loaded 2-core box, mostly compiling)
+def test_lora_dropout_acts_in_the_loss_only():
+    """With --lora-dropout the loss's forward pass draws a mask on each adapter's input (two keys, two losses);
+    sampling and the rollout's log-probabilities have none (the same twice)."""
+    from ppox.language.ppo import token_loss
+
+    driver, model = lora_driver(lora_dropout=0.5)
+    state = driver.init()
+    state, _ = driver.one_update(state)  # (B != 0: the adapters act)
+    prompt, prompt_mask = jnp.asarray(driver.task.ids[:2]), jnp.asarray(driver.task.mask[:2])
+    tokens, mask = jnp.full((2, 3), 5, jnp.int32), jnp.ones((2, 3), bool)
+    from ppox.language.ppo import prepare
+
+    rollout, _ = prepare(
+        driver.config,
+        model.config,
+        state.params,
+        driver.ref_params,
+        prompt,
+        prompt_mask,
+        tokens,
+        mask,
+        jnp.ones(2),
+        jnp.float32(0.0),
+    )
+    again, _ = prepare(
+        driver.config,
+        model.config,
+        state.params,
+        driver.ref_params,
+        prompt,
+        prompt_mask,
+        tokens,
+        mask,
+        jnp.ones(2),
+        jnp.float32(0.0),
+    )
+    np.testing.assert_array_equal(rollout.old_logprobs, again.old_logprobs)
+    losses = [
+        token_loss(
+            driver.config, model.config, state.params, rollout, base=driver.ref_params, key=jax.random.PRNGKey(k)
+        )[1]["entropy"]
+        for k in (0, 1)
+    ]
+    assert abs(float(losses[0]) - float(losses[1])) > 1e-6
+
+
+def test_lora_settings_are_one_line_errors():
+    """A critic (gae) with LoRA, a negative rank, targets without a rank, an unknown target."""
+    from ppox.language.run_config import LMRunConfig
+
+    with pytest.raises(ConfigError, match="critic is a full copy"):
+        LMRunConfig(model="m", lora_rank=4)
+    with pytest.raises(ConfigError, match="--lora-rank -1"):
+        LMRunConfig(model="m", advantage="grpo", samples_per_prompt=2, lora_rank=-1)
+    with pytest.raises(ConfigError, match="need --lora-rank"):
+        LMRunConfig(model="m", lora_targets="q_proj")
+    with pytest.raises(ConfigError, match="no such linear layer"):
+        lora_driver(lora_targets="q_proj")[0].init()
