@@ -28,6 +28,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
+from pettingzoo.utils.conversions import aec_to_parallel
+from pettingzoo.utils.env import AECEnv, ParallelEnv
 
 from ppox.errors import ConfigError
 from ppox.utils.imports import import_user_module
@@ -55,9 +57,6 @@ def game_factory(env: Any) -> Callable[[], Any]:
 
 def as_parallel(game: Any) -> Any:
     """The game as a PettingZoo ParallelEnv (an AEC env converted by PettingZoo's aec_to_parallel)."""
-    from pettingzoo.utils.conversions import aec_to_parallel
-    from pettingzoo.utils.env import AECEnv, ParallelEnv
-
     if isinstance(game, AECEnv):
         return aec_to_parallel(game)
     if not isinstance(game, ParallelEnv):
