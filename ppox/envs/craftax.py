@@ -22,6 +22,8 @@ Each run logs, over the episodes that ended in an update (``ppox.envs.episode_me
 
 from __future__ import annotations
 
+from typing import Any
+
 import craftax.craftax.constants as full_constants
 import craftax.craftax_classic.constants as classic_constants
 import jax
@@ -60,7 +62,7 @@ def restored(state, key):
 
 @struct.dataclass
 class CraftaxParams:
-    inner: object  # craftax's EnvParams
+    inner: Any  # craftax's EnvParams
     max_steps_in_episode: int
 
 

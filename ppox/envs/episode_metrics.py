@@ -48,7 +48,8 @@ def update_means(env: Any, values: dict[str, Any], ended: Any, episode_return: A
         name: jnp.where(count > 0, jnp.where(ended, v, 0.0).sum() / jnp.maximum(count, 1), jnp.nan)
         for name, v in values.items()
     }
-    if hasattr(env, "summary_metrics") and getattr(env, "summary_metric_names", ()):
+    names = tuple(getattr(env, "summary_metric_names", ())) if hasattr(env, "summary_metrics") else ()
+    if names:
         summaries = env.summary_metrics({**means, "episode_return": episode_return})
-        means.update({name: jnp.asarray(summaries[name], jnp.float32) for name in env.summary_metric_names})
+        means.update({name: jnp.asarray(summaries[name], jnp.float32) for name in names})
     return means
