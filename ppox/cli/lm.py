@@ -144,6 +144,8 @@ class LMSample:
     """Take the most likely token at each step."""
     batch_size: int = 8
     seed: int = 0
+    adapter: str = ""
+    """A LoRA adapter folder (PEFT's format, e.g. a --lora-rank run's RUN/adapter) laid over --model, its base."""
 
 
 def sample(args: list[str]) -> int:
@@ -160,9 +162,15 @@ def sample(args: list[str]) -> int:
         bad = next((i for i, p in enumerate(prompts) if not isinstance(p, (str, list))), None)
         if bad is not None:
             raise ConfigError(f'--prompts {opts.prompts}: row {bad} has no "prompt" text or "messages" list')
+        model: Any = opts.model
+        if opts.adapter:
+            from ppox.lm.lora import load_with_adapter
+
+            model = load_with_adapter(opts.adapter, opts.model)[0]
         completions = ppox.lm.sample(
-            opts.model,
+            model,
             prompts,
+            tokenizer_from=opts.model,
             max_new_tokens=opts.max_new_tokens,
             temperature=opts.temperature,
             top_k=opts.top_k,

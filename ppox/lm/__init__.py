@@ -46,6 +46,8 @@ from ppox.language.generate import complete
 from ppox.language.hf import pad_id
 from ppox.language.reward_model import RewardModel, load_reward_model, read_pairs, train_reward_model
 from ppox.language.run_config import LMRunConfig
+from ppox.lm.lora import load_with_adapter
+from ppox.lm.lora import merge_folder as merge_lora
 from ppox.lm.training import LMTrainResult, read_prompts
 from ppox.lm.training import resume_lm as resume
 from ppox.lm.training import train_lm as train
@@ -131,6 +133,8 @@ __all__ = [
     "resume",
     "rloo_advantages",
     "sample",
+    "load_with_adapter",
+    "merge_lora",
     "save",
     "sequence_logprobs",
     "to_hf",

@@ -299,3 +299,108 @@ def test_lora_settings_are_one_line_errors():
         LMRunConfig(model="m", lora_targets="q_proj")
     with pytest.raises(ConfigError, match="no such linear layer"):
         lora_driver(lora_targets="q_proj")[0].init()
+
+
+@pytest.mark.long  # (about 60 s on a loaded 2-core box)
+def test_lm_train_with_lora_then_sample_merge_and_resume(tmp_path, monkeypatch, capsys):
+    """`ppox lm train --lora-rank 4 ...` writes RUN/adapter (PEFT's folder, no RUN/model); `ppox lm sample --adapter`
+    completes with it; `ppox lm merge-lora RUN/adapter --base BASE --out DIR` gives a folder whose logits are the
+    adapted model's; a run resumed from its first checkpoint ends with the same adapters as the whole run."""
+    import ppox.lm
+    from ppox.cli import main
+    from ppox.storage.checkpoint import list_checkpoints
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["the cat", "a dog sat", "policy", "ratio"]))
+    (tmp_path / "my_reward.py").write_text(
+        "def longer(prompts, completions):\n    return [len(c) / 10 for c in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = [
+        "--model",
+        str(FIXTURES / "gpt2"),
+        "--prompts",
+        str(prompts),
+        "--reward",
+        "my_reward:longer",
+        "--updates",
+        "2",
+        "--prompts-per-update",
+        "2",
+        "--samples-per-prompt",
+        "2",
+        "--advantage",
+        "grpo",
+        "--max-new-tokens",
+        "4",
+        "--lora-rank",
+        "4",
+        "--lora-alpha",
+        "8",
+        "--lora-targets",
+        "c_attn,c_fc",
+        "--learning-rate",
+        "0.05",
+        "--checkpoint-every",
+        "1",
+        "--run-dir",
+        str(tmp_path / "runs"),
+        "--no-tensorboard",
+    ]
+    assert main(["lm", "train", *args, "--run-name", "whole"]) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "whole"
+    assert (run / "adapter" / "adapter_model.safetensors").is_file() and not (run / "model").exists()
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert config["target_modules"] == ["c_attn", "c_fc"] and config["r"] == 4
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "lm",
+                "sample",
+                "--model",
+                str(FIXTURES / "gpt2"),
+                "--adapter",
+                str(run / "adapter"),
+                "--prompts",
+                str(prompts),
+                "--max-new-tokens",
+                "3",
+                "--greedy",
+            ]
+        )
+        == 0
+    )
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert (
+        main(["lm", "merge-lora", str(run / "adapter"), "--base", str(FIXTURES / "gpt2"), "--out", str(tmp_path / "m")])
+        == 0
+    )
+    ref = load_file(FIXTURES / "gpt2" / "reference.safetensors")
+    adapted, _ = load_with_adapter(run / "adapter", FIXTURES / "gpt2")
+    full = load(tmp_path / "m")
+    valid = ref["attention_mask"].astype(bool)
+    assert (
+        np.abs(logits(adapted, adapted.params, ref) - logits(adapted, model_params(FIXTURES / "gpt2"), ref))[
+            valid
+        ].max()
+        > 1e-4
+    )
+    np.testing.assert_allclose(
+        logits(full, full.params, ref)[valid], logits(adapted, adapted.params, ref)[valid], atol=1e-4
+    )
+    # resumed: the first update's checkpoint only, then ppox.lm.resume
+    assert main(["lm", "train", *args, "--run-name", "cut"]) == 0
+    cut = tmp_path / "runs" / "cut"
+    for path in list_checkpoints(cut)[1:]:
+        path.unlink()
+    (cut / "summary.json").unlink()
+    ppox.lm.resume(cut, trust_run_config=True)
+    whole, _ = load_adapter(run / "adapter", full.config)
+    again, _ = load_adapter(cut / "adapter", full.config)
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def model_params(folder):
+    return load(folder).params
