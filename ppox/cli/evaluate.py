@@ -66,7 +66,8 @@ def run(args: list[str]) -> int:
         return fail("eval", str(err))
     mode = "deterministic" if opts.deterministic else "stochastic"
     print(
-        f"{policy.config.env}: return {returns.mean():.2f} +- {returns.std():.2f} over {opts.episodes} "
+        f"{policy.config.env}: {'team ' if policy.spec.agents else ''}return {returns.mean():.2f} +- "
+        f"{returns.std():.2f} over {opts.episodes} "
         f"episodes ({mode} policy)" + (f"; videos in {folder / 'videos'}" if opts.video else "")
     )
     return 0
