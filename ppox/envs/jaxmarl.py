@@ -28,6 +28,7 @@ import jaxmarl
 import numpy as np
 from flax import struct
 from jaxmarl.environments.multi_agent_env import MultiAgentEnv
+from jaxmarl.environments.smax import map_name_to_scenario
 
 from ppox.envs.gymnax_import import import_gymnax
 from ppox.errors import ConfigError
@@ -175,8 +176,6 @@ class MaskedAgentStack(AgentStack):
 def make_jaxmarl_env(env_id: str):
     """JaxMARL's env of a ppox id: a JaxMARL id, or "SMAX-" + a map name."""
     if env_id.startswith(SMAX_PREFIX):
-        from jaxmarl.environments.smax import map_name_to_scenario
-
         try:
             scenario = map_name_to_scenario(env_id.removeprefix(SMAX_PREFIX))
         except (KeyError, ValueError):
