@@ -234,7 +234,7 @@ for _craftax in (
     }
 # PettingZoo (host driver, pip install "ppox[pettingzoo]"): every agent of every game is a row, so num_envs counts
 # agents (8 games of simple_spread's 3); one policy for all (IPPO with parameter sharing). Settings measured here:
-# 96k agent steps take the per-agent return from a random policy's -26.0 to about -21 (tests/envs/test_pettingzoo.py).
+# 96k agent steps take the per-agent return from a random policy's -26.4 to about -21 (tests/envs/test_pettingzoo.py).
 PRESETS["pettingzoo/mpe2.simple_spread_v3"] = {
     "total_timesteps": 1_000_000,
     "num_envs": 24,

@@ -154,11 +154,16 @@ def _validate_agents(c) -> None:
     need(c.critic in ("local", "world_state"), f"--critic must be local or world_state, got {c.critic!r}")
     need(isinstance(c.agent_id, bool), f"--agent-id must be true or false, got {c.agent_id!r}")
     family = family_for(c.env, "fused")
-    if c.critic != "local" or c.agent_id:
+    many = getattr(family_for(c.env, "host"), "name", None) == "pettingzoo"  # (rows of agents: --agent-id only)
+    need(
+        not (many and c.critic != "local"),
+        f"--critic {c.critic}: {c.env}'s rows carry each agent's own observation, no world state: drop --critic",
+    )
+    if c.critic != "local" or (c.agent_id and not many):
         need(
             family is not None and family.name == "jaxmarl",
-            f"--critic {c.critic} / --agent-id are for multi-agent envs (JaxMARL ids, `ppox envs`); {c.env!r} has "
-            "one agent: drop them",
+            f"--critic {c.critic} / --agent-id are for multi-agent envs (JaxMARL ids, `ppox envs`; --agent-id also "
+            f"PettingZoo's); {c.env!r} has one agent: drop them",
         )
     need(
         c.critic == "local" or not c.shared_trunk,

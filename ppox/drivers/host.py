@@ -203,7 +203,9 @@ class HostDriver:
             self.eval_env = vector_eval_factory(env)
         else:
             count = 1 if config.ray is not None else config.num_envs
-            self.venv = make_host_envs(env, count, config.vec, config.max_episode_steps, config.hide_obs)
+            self.venv = make_host_envs(
+                env, count, config.vec, config.max_episode_steps, config.hide_obs, config.agent_id
+            )
         self.metric_names = (
             METRIC_NAMES
             + (("worker_restarts",) if config.ray is not None else ())
@@ -215,6 +217,8 @@ class HostDriver:
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
+            if not is_vector_env(env) and getattr(self.venv, "agents", ()):  # (rows of a multi-agent env's agents)
+                self.spec = dataclasses.replace(self.spec, agents=tuple(self.venv.agents))
             check_env_memory(config, self.spec, self.venv.single_observation_space)
             self.network, self._init, self._learn = build_learner(any_length(static_config(config)), self.spec)
         except BaseException:

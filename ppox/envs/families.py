@@ -46,14 +46,15 @@ GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed wit
 NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
 JUMANJI_IDS = ("Jumanji-Game2048-v1", "Jumanji-Knapsack-v1")  # "Jumanji-" + a jumanji id
 XMINIGRID_IDS = ("XLand-MiniGrid-Empty-6x6", "XLand-MiniGrid-DoorKey-5x5")  # "XLand-" + an xminigrid id
-# JaxMARL's multi-agent envs (agents stacked on the batch axis; any JaxMARL id, or SMAX- + a SMAX map)
-JAXMARL_IDS = ("MPE_simple_spread_v3", "MPE_simple_reference_v3")
-JAXMARL_OTHERS = ("hanabi", "overcooked", "switch_riddle", "coin_game")  # JaxMARL's ids without a prefix
 # Craftax's four envs (symbolic: an MLP torso; pixels: the CNN torso), their presets with --memory gru
 CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Classic-Pixels-v1", "Craftax-Pixels-v1")
 # Brax's locomotion worlds with presets (brax/NAME: the positional backend; brax/NAME/BACKEND for another)
 BRAX_NAMES = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "inverted_pendulum", "reacher")
 BRAX_IDS = tuple(f"brax/{name}" for name in BRAX_NAMES)
+# JaxMARL's multi-agent envs (agents stacked on the batch axis; any JaxMARL id, or SMAX- + a SMAX map)
+JAXMARL_IDS = ("MPE_simple_spread_v3", "MPE_simple_reference_v3")
+JAXMARL_OTHERS = ("hanabi", "overcooked", "switch_riddle", "coin_game")  # JaxMARL's ids without a prefix
+PETTINGZOO_IDS = ("pettingzoo/mpe2.simple_spread_v3",)  # "pettingzoo/" + a PettingZoo env module
 # Atari games that ppox trains on and tests (any ALE/Name-v5 or NameNoFrameskip-v4 runs)
 ATARI_IDS = tuple(
     f"ALE/{game}-v5"
@@ -147,6 +148,7 @@ class Family:
     needs: tuple[str, ...] = ()  # modules its makers import, checked first so that a missing one names the extra
     pool: bool = False  # its fused maker is (env_id, num_envs, max_episode_steps, seed) -> one batch of envs
     on_request: bool = False  # driver "auto" never picks it: only --driver fused does
+    open_ids: bool = False  # any id it claims passes the config check (checked where a run makes it)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -247,6 +249,17 @@ FAMILIES: tuple[Family, ...] = (
         extra="atari",
         needs=("ale_py",),
     ),
+    Family(  # PettingZoo's multi-agent envs: every agent of every game a row, one shared policy (IPPO)
+        "pettingzoo",
+        lambda env_id: env_id.startswith("pettingzoo/"),
+        "ppox.envs.pettingzoo",
+        host="make_host_envs",
+        single="make_one_env",
+        sections=(Section("PettingZoo (host driver, agents as rows; pettingzoo/ + any env module)", PETTINGZOO_IDS),),
+        extra="pettingzoo",
+        needs=("pettingzoo",),
+        open_ids=True,
+    ),
     Family(  # your own JAX env: an object given from Python, or an entry point that makes one (docs/jax-envs.md)
         "user-jax",
         is_user_jax_env,
@@ -297,10 +310,14 @@ def load_maker(family: Family, maker: str) -> Callable[..., Any]:
     return getattr(module, getattr(family, maker))
 
 
-def make_host_envs(env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = ()):
-    """The host driver's vector env of ``env`` (an id, entry point, env object or factory), by its family."""
+def make_host_envs(
+    env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = (), agent_id: bool = False
+):
+    """The host driver's vector env of ``env`` (an id, entry point, env object or factory), by its family;
+    ``agent_id`` (multi-agent families only): each agent's row carries its one-hot id."""
     family = family_for(env, "host") or FAMILIES[-1]
-    return load_maker(family, "host")(env, num_envs, vec, max_episode_steps, hide_obs)
+    extra = {"agent_id": True} if agent_id else {}
+    return load_maker(family, "host")(env, num_envs, vec, max_episode_steps, hide_obs, **extra)
 
 
 def make_eval_env(env, video_folder=None):

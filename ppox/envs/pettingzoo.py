@@ -6,8 +6,8 @@ copies of such a game as one Gymnasium vector env of ``num_envs`` rows, row ``g 
 ``i`` of game ``g``, so one policy (and one value function) acts for every agent: IPPO with parameter sharing.
 AEC envs (``module.env()``) go through PettingZoo's own ``aec_to_parallel``.
 
-- Observations: each agent's own, padded with zeros to the longest (1-D boxes), plus a one-hot agent id where
-  there is more than one agent, so that a shared policy can still act differently per agent.
+- Observations: each agent's own, padded with zeros to the longest (1-D boxes); with ``--agent-id`` a one-hot
+  agent id after it, so that a shared policy can act differently per agent (as ppox's JaxMARL rows).
 - Rewards: each agent's own (a shared team reward is every agent's reward where the env gives it so).
 - Ends: a game ends when every agent is terminated or truncated; its rows then end together (each with its own
   terminated / truncated flags), the final observations go to ``info["final_obs"]`` and the game is reset
@@ -67,7 +67,7 @@ def as_parallel(game: Any) -> Any:
 class RowLayout:
     """How agents' observations and actions become rows: one shared action space, padded observations, ids."""
 
-    def __init__(self, game: Any, label: str):
+    def __init__(self, game: Any, label: str, agent_id: bool = False):
         self.agents = list(game.possible_agents)
         action_spaces = [game.action_space(a) for a in self.agents]
         if any(s != action_spaces[0] for s in action_spaces):
@@ -82,7 +82,9 @@ class RowLayout:
         self.flat = all(isinstance(s, spaces.Box) and len(s.shape) == 1 for s in inner)
         if not self.flat and any(s.shape != inner[0].shape for s in inner):
             raise ConfigError(f"env {label}: its agents observe different shapes ({[s.shape for s in inner]})")
-        self.with_id = self.flat and len(self.agents) > 1
+        if agent_id and not self.flat:
+            raise ConfigError(f"--agent-id: {label}'s observations are not vectors; one-hot ids go after vectors only")
+        self.with_id = agent_id
         self.size = max(s.shape[0] for s in inner) if self.flat else 0
         box = self._box(inner)
         self.observation_space = (
@@ -116,9 +118,10 @@ class AgentRows(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, make_game: Callable[[], Any], num_envs: int, label: str = "pettingzoo"):
+    def __init__(self, make_game: Callable[[], Any], num_envs: int, label: str = "pettingzoo", agent_id: bool = False):
         first = make_game()
-        self.layout = RowLayout(first, label)
+        self.layout = RowLayout(first, label, agent_id)
+        self.agents = tuple(str(a) for a in self.layout.agents)  # (a policy trained on the rows acts by agent)
         agents = len(self.layout.agents)
         if num_envs % agents:
             games = max(1, round(num_envs / agents))
@@ -200,7 +203,14 @@ def _env_action(action: np.ndarray) -> Any:
     return int(action) if np.ndim(action) == 0 and np.issubdtype(np.asarray(action).dtype, np.integer) else action
 
 
-def make_host_envs(env: Any, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = ()):
+def make_host_envs(
+    env: Any,
+    num_envs: int,
+    vec: str,
+    max_episode_steps: int | None = None,
+    hide_obs: tuple = (),
+    agent_id: bool = False,
+):
     """The host driver's rows of a PettingZoo env (the family's host maker); options it cannot honour refused."""
     if vec != "sync":
         raise ConfigError(f"--vec {vec}: PettingZoo games are stepped in this process: leave --vec out")
@@ -209,7 +219,7 @@ def make_host_envs(env: Any, num_envs: int, vec: str, max_episode_steps: int | N
             "--max-episode-steps and --hide-obs wrap Gymnasium envs; a PettingZoo game sets its own length "
             "(e.g. max_cycles)"
         )
-    return AgentRows(game_factory(env), num_envs, env if isinstance(env, str) else "pettingzoo")
+    return AgentRows(game_factory(env), num_envs, env if isinstance(env, str) else "pettingzoo", agent_id)
 
 
 def make_one_env(env: Any, video_folder=None):

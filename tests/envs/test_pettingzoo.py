@@ -7,11 +7,13 @@ import pytest
 from gymnasium import spaces
 
 pytest.importorskip("pettingzoo")
+simple_spread_v3 = pytest.importorskip("mpe2.simple_spread_v3")
+
+from pettingzoo.utils.env import ParallelEnv  # noqa: E402
 
 import ppox  # noqa: E402
 from ppox.envs.pettingzoo import AgentRows  # noqa: E402
 from ppox.errors import ConfigError  # noqa: E402
-from pettingzoo.utils.env import ParallelEnv  # noqa: E402
 
 
 class Relay(ParallelEnv):
@@ -54,7 +56,7 @@ class Relay(ParallelEnv):
 
 
 def test_rows_pad_observations_add_ids_and_end_games_together():
-    rows = AgentRows(Relay, 4, "relay")
+    rows = AgentRows(Relay, 4, "relay", agent_id=True)
     assert rows.num_envs == 4 and rows.single_observation_space.shape == (5,)  # 3 padded + 2 one-hot ids
     obs, _ = rows.reset(seed=0)
     assert obs.shape == (4, 5)
@@ -87,6 +89,36 @@ def test_unknown_module_and_refused_options_are_one_line_errors():
         ppox.train(ppox.Config(env="pettingzoo/json", num_envs=4, total_timesteps=512, num_steps=64))
     with pytest.raises(ConfigError, match="--vec async: PettingZoo games are stepped in this process"):
         ppox.train(ppox.Config(env="pettingzoo/mpe2.simple_spread_v3", num_envs=6, vec="async", total_timesteps=768))
+
+
+def test_agent_ids_only_where_asked_and_only_for_multi_agent_envs():
+    assert AgentRows(Relay, 2, "relay").single_observation_space.shape == (3,)  # padded to the longest, no id
+    ppox.Config(env="pettingzoo/mpe2.simple_spread_v3", num_envs=6, agent_id=True)
+    with pytest.raises(ConfigError, match="no world state: drop --critic"):
+        ppox.Config(env="pettingzoo/mpe2.simple_spread_v3", num_envs=6, critic="world_state")
+
+
+def test_a_loaded_policy_acts_for_every_agent(tmp_path, monkeypatch):
+    """Trained with --agent-id on the rows, loaded, called with a dict agent -> observation: the same actions as
+    the rows of training (each agent's observation padded, its id after it)."""
+    monkeypatch.chdir(tmp_path)
+    config = ppox.Config(
+        env="pettingzoo/mpe2.simple_spread_v3",
+        num_envs=6,
+        num_steps=24,
+        total_timesteps=288,
+        num_minibatches=2,
+        agent_id=True,
+        seed=0,
+    )
+    policy = ppox.load(ppox.train(config).run_path)
+    assert policy.spec.agents == ("agent_0", "agent_1", "agent_2")
+    rows = AgentRows(simple_spread_v3.parallel_env, 3, agent_id=True)
+    obs, _ = rows.reset(seed=1)
+    game_obs = {a: obs[i, :18] for i, a in enumerate(rows.agents)}
+    actions = policy.act(game_obs)
+    assert set(actions) == set(rows.agents)
+    np.testing.assert_array_equal([actions[a] for a in rows.agents], policy.act(obs))
 
 
 def test_a_parallel_env_factory_trains_from_python(tmp_path, monkeypatch):
