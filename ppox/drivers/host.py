@@ -217,8 +217,9 @@ class HostDriver:
         self.config = config
         try:
             self.spec = spec_from_spaces(self.venv.single_observation_space, self.venv.single_action_space)
-            if not is_vector_env(env) and getattr(self.venv, "agents", ()):  # (rows of a multi-agent env's agents)
-                self.spec = dataclasses.replace(self.spec, agents=tuple(self.venv.agents))
+            agents: tuple[str, ...] = () if is_vector_env(env) else tuple(getattr(self.venv, "agents", ()))
+            if agents:  # (rows of a multi-agent env's agents: a loaded policy acts by agent)
+                self.spec = dataclasses.replace(self.spec, agents=agents)
             check_env_memory(config, self.spec, self.venv.single_observation_space)
             self.network, self._init, self._learn = build_learner(any_length(static_config(config)), self.spec)
         except BaseException:
