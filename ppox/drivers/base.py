@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from ppox.config.config import Config
-from ppox.config.validation import check_memory_need, machine_memory
+from ppox.config.memory import check_memory_need, machine_memory
 from ppox.storage.checkpoint import Checkpoint
 from ppox.storage.runfolder import AnyRunConfig
 

@@ -11,7 +11,7 @@ import pytest
 from gymnasium import spaces
 
 import ppox
-from ppox.config import validation
+from ppox.config import memory as memory_check
 from ppox.errors import CheckpointError, ConfigError
 from tests.helpers import QUICK
 
@@ -40,7 +40,7 @@ def machine_of_16_gb(monkeypatch):
     """The memory check sees a machine of 16 GiB, whatever this one has."""
     from ppox.drivers import base
 
-    monkeypatch.setattr(validation, "machine_memory", lambda: 16 * GB)
+    monkeypatch.setattr(memory_check, "machine_memory", lambda: 16 * GB)
     monkeypatch.setattr(base, "machine_memory", lambda: 16 * GB)
 
 
@@ -67,7 +67,7 @@ def test_every_preset_fits_a_small_machine(machine_of_16_gb):
     from ppox.config.config import PRESETS
 
     for env in PRESETS:
-        need = sum(validation.memory_need(ppox.Config.preset(env)).values())
+        need = sum(memory_check.memory_need(ppox.Config.preset(env)).values())
         assert need < 0.1 * GB, env
 
 
@@ -300,6 +300,6 @@ def test_the_fused_driver_repeats_the_check_with_its_env(machine_of_16_gb):
     alone, checked with the smallest env's observations, fits in 16 GiB."""
     config = ppox.Config(**{**QUICK, "env": "Breakout-MinAtar", "num_steps": 3 * 10**6, "total_timesteps": 12 * 10**6,
                             "num_minibatches": 256, "save": False})
-    validation.check_memory_need(config, (1,), 4, 3, 16 * GB)  # (the config alone fits)
+    memory_check.check_memory_need(config, (1,), 4, 3, 16 * GB)  # (the config alone fits)
     with pytest.raises(ConfigError, match="rollout buffers.*lower --num-envs or --num-steps"):
         ppox.train(config)
