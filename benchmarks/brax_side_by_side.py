@@ -42,8 +42,8 @@ SCALES = {
         "num_minibatches": 8,
         "unroll": 5,
         "epochs": 4,
-        "evals": 6,
-        "eval_episodes": 32,
+        "evals": 3,
+        "eval_episodes": 16,
     },
     "published": {
         "num_envs": 4096,
@@ -61,7 +61,7 @@ def steps_per_update(scale: dict) -> int:
     return scale["batch_size"] * scale["num_minibatches"] * scale["unroll"]
 
 
-def run_ppox(steps: int, seed: int, scale: dict) -> dict:
+def run_ppox(steps: int, seed: int, scale: dict, log_std_init: float | None = None) -> dict:
     import numpy as np
 
     import ppox
@@ -78,6 +78,7 @@ def run_ppox(steps: int, seed: int, scale: dict) -> dict:
         save=False,
         progress=False,
         checkpoint_every=0,
+        **({} if log_std_init is None else {"log_std_init": log_std_init}),
     )
     marks: list[tuple[float, int]] = []
 
@@ -172,12 +173,16 @@ def run_brax(steps: int, seed: int, scale: dict) -> dict:
 
 def one(args) -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    out = (run_ppox if args.which == "ppox" else run_brax)(args.steps, args.seed, SCALES[args.scale])
+    if args.which == "ppox":
+        out = run_ppox(args.steps, args.seed, SCALES[args.scale], args.log_std_init)
+    else:
+        out = run_brax(args.steps, args.seed, SCALES[args.scale])
     print("RESULT " + json.dumps(out), flush=True)
 
 
-def measure(which: str, steps: int, seed: int, scale: str) -> dict:
+def measure(which: str, steps: int, seed: int, scale: str, log_std_init: float | None = None) -> dict:
     cmd = [sys.executable, __file__, "one", which, "--steps", str(steps), "--seed", str(seed), "--scale", scale]
+    cmd += [] if log_std_init is None or which != "ppox" else ["--log-std-init", str(log_std_init)]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -214,9 +219,11 @@ def main() -> None:
     parser.add_argument("which", nargs="?", choices=("one",))
     parser.add_argument("impl", nargs="?", choices=("ppox", "brax"))
     parser.add_argument("--scale", choices=tuple(SCALES), default="cpu")
-    parser.add_argument("--steps", type=int, default=None, help="default: 40 updates (8 per Brax training epoch)")
+    parser.add_argument("--steps", type=int, default=None, help="default: 8 updates per Brax training epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--impls", default="brax,ppox", help="which to run, alternating: brax,ppox or one of them")
+    parser.add_argument("--log-std-init", type=float, default=None, help="ppox's initial log std (default 0)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "brax_ant_cpu.json"))
     args = parser.parse_args()
     scale = SCALES[args.scale]
@@ -226,6 +233,7 @@ def main() -> None:
         return one(args)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     record = {
+        "log_std_init": args.log_std_init,
         "env": f"brax/{ENV}/{BACKEND}",
         "steps": args.steps,
         "scale": scale,
@@ -236,9 +244,9 @@ def main() -> None:
         "runs": [],
     }
     for repeat in range(args.repeats):
-        order = ("ppox", "brax") if repeat % 2 == 0 else ("brax", "ppox")
-        for which in order:
-            record["runs"].append(measure(which, args.steps, args.seed + repeat, args.scale))
+        order = ("brax", "ppox") if repeat % 2 == 0 else ("ppox", "brax")
+        for which in [w for w in order if w in args.impls.split(",")]:
+            record["runs"].append(measure(which, args.steps, args.seed + repeat, args.scale, args.log_std_init))
             record["summary"] = summary(record["runs"])
             record["uptime_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
             Path(args.out).write_text(json.dumps(record, indent=2))
