@@ -63,7 +63,9 @@ class BraxWorld:
 def arrays(state):
     """Brax's State with every leaf a float32 (or its own dtype's) array: a step may leave Python numbers in its
     metrics, and a reset and a step must give states of one structure and dtypes (autoreset selects between them)."""
-    return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32) if isinstance(x, float) else jnp.asarray(x), state)
+    return jax.tree_util.tree_map(
+        lambda x: jnp.asarray(x, jnp.float32) if isinstance(x, float) else jnp.asarray(x), state
+    )
 
 
 def make(env_id: str):
