@@ -169,3 +169,11 @@ def test_craftax_classic_learns_past_a_random_policy():
         seed=0,
     )
     assert final_return(result.metrics)[0] > 2.5, result.metrics["episode_return"][0, -10:]
+
+
+@pytest.mark.long  # (a minute on 2 busy cores: the renderer and the CNN compile)
+def test_the_pixel_variant_trains_with_the_cnn_torso():
+    config = {**SMALL, "num_envs": 4, "num_steps": 16, "num_minibatches": 2}
+    result = ppox.train(env="Craftax-Classic-Pixels-v1", total_timesteps=128, **config)
+    assert result.spec.obs_shape == (63, 63, 3) and "actor_cnn" in result.params["params"]
+    assert np.isfinite(result.metrics["policy_loss"]).all()
