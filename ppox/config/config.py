@@ -1,9 +1,6 @@
-"""The one configuration of a ppox run: a frozen dataclass, validated when it is built.
-
-Every field has a docstring (it becomes the CLI's help through tyro); ``Config.preset``
-starts from the tuned values for an environment. Invalid values raise ``ConfigError``
-with a message that says what to change.
-"""
+"""The one configuration of a ppox run: a frozen dataclass, validated when it is built. Every field has a docstring
+(the CLI's help, through tyro); ``Config.preset`` starts from an env's tuned values; invalid values raise
+``ConfigError`` with a message that says what to change."""
 
 from __future__ import annotations
 
@@ -49,8 +46,7 @@ class Config:
     """Parallel environments stepped together."""
 
     max_episode_steps: int | None = None
-    """End an episode after this many steps (truncated: it bootstraps from V of its last observation), for
-    envs without a time limit of their own. None: the env's own limit only."""
+    """End episodes after this many steps (truncated: bootstrapped from V of the last observation). None: the env's."""
 
     num_steps: int = 128
     """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""
@@ -131,9 +127,9 @@ class Config:
     observations) otherwise; auto picks cnn exactly when the observations are images."""
 
     memory: Literal["none", "gru", "lstm"] = "none"
-    """A recurrent cell after the torso, for partially observed tasks: gru or lstm (separate cells for actor and
-    critic; one shared cell with --shared-trunk). The carry is reset where an episode starts; each update
-    re-runs the cell over whole per-env sequences, so --num-envs must divide by --num-minibatches."""
+    """A recurrent cell after the torso for partially observed tasks (one each for actor and critic, one shared with
+    --shared-trunk); reset where an episode starts; updates re-run whole per-env sequences (--num-envs divides by
+    --num-minibatches)."""
 
     memory_size: int = 128
     """Units of the recurrent cell (--memory)."""
@@ -143,30 +139,25 @@ class Config:
     partially observed (CartPole-v1 --hide-obs 1 3 hides both velocities: the RL Zoo's CartPoleNoVel-v1)."""
 
     action_mask: Literal["auto", "off"] = "auto"
-    """auto: where the env offers a mask of legal actions (an action_masks() method, info["action_mask"], or an
-    "action_mask" entry of a Dict observation), masked actions get probability 0 in acting, in the update's
-    log-probabilities and entropy, in evaluation and in the saved policy. off: ignore masks."""
+    """auto: where the env offers legal-action masks (action_masks(), info["action_mask"] or a Dict observation's
+    "action_mask"), masked actions get probability 0 in acting, the update, evaluation and the policy. off: ignore."""
 
     shared_trunk: bool = False
     """Share the hidden layers between actor and critic (default: two separate networks)."""
 
     critic: Literal["local", "world_state"] = "local"
-    """Multi-agent envs (JaxMARL; docs/multi-agent.md): the critic's input. local: each agent's own observation,
-    as the actor's (IPPO); world_state: the env's world state (MAPPO's centralised critic), the actor still on
-    the agent's own observation."""
+    """Multi-agent envs (docs/multi-agent.md): the critic's input. local: the agent's own observation (IPPO);
+    world_state: the env's world state (MAPPO's centralised critic; the actor keeps its own observation)."""
 
     agent_id: bool = False
-    """Multi-agent envs: append a one-hot agent index to each agent's observation (one shared network tells
-    the agents apart)."""
+    """Multi-agent envs: a one-hot agent index after each agent's observation (the shared network tells them apart)."""
 
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
     weight_init: Literal["orthogonal", "lecun"] = "orthogonal"
-    """Weight initialisation. orthogonal: PPO's customary one (CleanRL, SB3, PureJaxRL): hidden and
-    convolution layers gain sqrt 2, policy head 0.01, value head 1, biases 0. lecun: flax's default LeCun
-    normal kernels on every layer, heads included, biases uniform in [0, 0.05): gymnax-blines' PPO network.
-    Recurrent cells stay orthogonal."""
+    """orthogonal: PPO's customary init (CleanRL, SB3, PureJaxRL): gain sqrt 2, policy head 0.01, value head 1,
+    biases 0. lecun: flax's LeCun normal on every layer, biases in [0, 0.05) (gymnax-blines). Cells stay orthogonal."""
 
     seed: int = 0
     """Random seed of the first run; seed i of --seeds N uses seed + i."""
@@ -175,11 +166,9 @@ class Config:
     """Independent seeds trained together in one compiled, vmapped run."""
 
     prng_impl: Literal["threefry2x32", "rbg", "unsafe_rbg"] = "threefry2x32"
-    """Fused driver: JAX's random-number generator for the run's keys. threefry2x32: JAX's default, the same
-    streams on every JAX version and backend. rbg, unsafe_rbg: XLA's RngBitGenerator, far fewer operations per draw
-    (faster rollouts on a CPU); a seed still gives a bit-identical run and resume on one machine and JAX version,
-    but the streams may change across JAX versions and backends, and unsafe_rbg splits keys with weaker
-    statistical guarantees (docs/results.md). Part of the compiled program."""
+    """Fused driver: JAX's random-number generator. threefry2x32: JAX's default, the same streams everywhere. rbg,
+    unsafe_rbg: XLA's RngBitGenerator, fewer operations per draw; bit-identical per seed on one machine and JAX
+    version only, and unsafe_rbg splits keys with weaker statistical guarantees (docs/results.md)."""
 
     driver: Literal["auto", "fused", "host"] = "auto"
     """fused: the whole run in one jitted function (JAX-native envs). host: a Python loop over a Gymnasium
@@ -190,9 +179,8 @@ class Config:
     --num-envs must divide by it). On a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N."""
 
     distributed: bool = False
-    """Fused driver over several processes (hosts): call jax.distributed.initialize() first. Under Slurm it
-    reads the job; elsewhere set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID in
-    each process. --devices then counts every process's devices; process 0 writes the run folder."""
+    """Fused driver over several processes: jax.distributed.initialize() first (Slurm's job, or JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID); --devices counts every process's devices; process 0 writes the run."""
 
     ray: str | None = None
     """Host driver on Ray (pip install "ppox[ray]"): 'local' starts Ray here, 'auto' or an address joins a
@@ -202,10 +190,8 @@ class Config:
     """Ray rollout workers; each owns --num-envs / --workers envs and a copy of the policy."""
 
     vec: Literal["sync", "async", "ale", "envpool"] = "sync"
-    """Host driver: step the envs in this process (sync) or one subprocess each (async); Atari games also ale
-    (ale-py's threaded AtariVectorEnv, preprocessing in C++) or envpool (EnvPool's, pip install
-    "ppox[envpool]"; with --driver fused, stepped inside the compiled program, one seed per run); sync and
-    async use Gymnasium's wrappers."""
+    """Host driver: envs stepped in this process (sync) or a subprocess each (async); Atari also ale (ale-py's threaded
+    AtariVectorEnv) or envpool ("ppox[envpool]"; with --driver fused, inside the compiled program, one seed a run)."""
 
     run_dir: str = "runs"
     """Folder under which each run's folder is made."""
@@ -220,9 +206,8 @@ class Config:
     """Write TensorBoard event files into the run folder."""
 
     track: tuple[Literal["wandb", "mlflow"], ...] = ()
-    """Experiment trackers besides TensorBoard (ppox.storage.trackers.TRACKERS): wandb (Weights & Biases, pip
-    install "ppox[wandb]") and mlflow (pip install "ppox[mlflow]"; a local file store ./mlruns unless
-    MLFLOW_TRACKING_URI names another)."""
+    """Trackers besides TensorBoard (ppox.storage.trackers.TRACKERS): wandb ("ppox[wandb]") and mlflow
+    ("ppox[mlflow]"; a local file store ./mlruns unless MLFLOW_TRACKING_URI names another)."""
 
     stop_at_return: float | None = None
     """Stop the run (saving a checkpoint and the policy; it counts as finished) once the mean return reaches this:
@@ -230,8 +215,8 @@ class Config:
     (SB3's StopTrainingOnRewardThreshold). None: run to --total-timesteps."""
 
     init_from: str | None = None
-    """Start from this finished run's parameters and observation statistics (a run folder), with a fresh
-    optimiser: fine-tuning, on the same env or another with the same spaces. None: a fresh initialisation."""
+    """Fine-tune: start from this finished run's parameters and observation statistics, with a fresh optimiser, on the
+    same env or another with the same spaces. None: a fresh initialisation."""
 
     checkpoint_every: int = 100_000
     """Env steps (per seed) between training checkpoints in RUN/checkpoints (0: only at the end and on

@@ -9,13 +9,11 @@ Both take the traced hyperparameters (``ppox.agent.learner.Hyper``) as an argume
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import struct
 
 from ppox.agent.agent import act, init_params, initial_carry, make_network, next_values, prepare_obs
 from ppox.agent.learner import Hyper, batch_from_rollout, init_opt_state, make_optimizer, ppo_update
@@ -25,6 +23,7 @@ from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers import agents as stacking
 from ppox.drivers.base import check_env_memory
+from ppox.drivers.fused_state import Runner, Transition
 from ppox.drivers.keys import typed_key
 from ppox.envs.action_repeat import with_action_repeat
 from ppox.envs.episode_metrics import extra_metric_names, update_means
@@ -32,47 +31,6 @@ from ppox.envs.families import family_for, load_maker
 from ppox.envs.jax_envs import make_autoreset_step, make_jax_env
 from ppox.envs.optimistic_reset import batched_step
 from ppox.envs.spec import EnvSpec, to_env_action
-
-
-@struct.dataclass
-class Runner:
-    """Everything a fused run carries from one update to the next (per seed)."""
-
-    params: Any
-    opt_state: Any
-    env_state: Any
-    obs: jax.Array  # raw observation of each env, [num_envs, ...]
-    obs_stats: RunningMeanStd
-    reward_scaler: RewardScaler
-    episode_return: jax.Array  # raw return so far of each env's current episode
-    episode_length: jax.Array
-    key: jax.Array  # the uint32 words of a key of config.prng_impl (threefry2x32: 2 words, rbg: 4)
-    update_index: jax.Array
-    carry: Any = None  # recurrent policy: each env's carry before its next step
-    starts: jax.Array | None = None  # recurrent policy: obs begins an episode (the carry is zeroed first)
-
-    def replace(self, **changes: Any) -> Runner:
-        """A copy with ``changes`` (flax.struct's replace, declared for the type checker)."""
-        return dataclasses.replace(self, **changes)
-
-
-class Transition(NamedTuple):
-    """One vector step of a rollout (time-major after the scan: [T, num_envs, ...])."""
-
-    obs: jax.Array  # what the policy saw (normalised if norm_obs)
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    reward: jax.Array  # the training reward (scaled if norm_reward)
-    terminated: jax.Array
-    truncated: jax.Array
-    next_obs: jax.Array  # the true next observation (the final one when the episode ended), prepared
-    finished_return: jax.Array  # raw episode return where an episode ended here, else 0
-    finished_length: jax.Array
-    start: jax.Array | None = None  # recurrent: obs begins an episode
-    carry: Any = None  # recurrent: the carry after this step (V of the next observation is one step on)
-    mask: jax.Array | None = None  # legal actions where the env has action_mask(state) (e.g. pgx games)
-    episode_values: Any = None  # the env's per-episode values (ppox.envs.episode_metrics; {} for most envs)
 
 
 class Fused(NamedTuple):
