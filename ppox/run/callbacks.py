@@ -186,7 +186,7 @@ class Callbacks:
         """on_update for each update of a chunk (metrics [seeds, n]), from update index ``first`` on."""
         if not self.callbacks or self.failure is not None:
             return
-        arrays = {name: values for name, values in metrics.items() if isinstance(values, np.ndarray)}
+        arrays = {name: v for name, v in metrics.items() if isinstance(v, np.ndarray) and v.ndim == 2}  # [seeds, n]
         for j in range(arrays["episode_return"].shape[1]):
             per_seed = {name: values[:, j] for name, values in arrays.items()}
             means = {name: _mean(values) for name, values in per_seed.items()}
