@@ -133,9 +133,7 @@ class Policy:
                 trained with action masks called without them, or observations of the wrong shape.
         """
         if self.spec.agents and isinstance(obs, dict):  # (rows of one shared network, as in training)
-            rows, one = agent_rows(self.spec, self.config, obs)
-            out = self.act(rows, state, deterministic=deterministic, key=key, mask=agent_masks(self.spec, mask))
-            return by_agent(self.spec, out, one) if state is NO_STATE else (by_agent(self.spec, out[0], one), out[1])
+            return self._act_by_agent(obs, state, deterministic, key, mask)
         batch, single = self.observations(obs)
         mask = self.legal_actions(obs, mask, info, env)
         if mask is not None:
@@ -148,14 +146,19 @@ class Policy:
                 "this policy is recurrent (--memory): call act(obs, state) with "
                 "state = policy.initial_state(n) at an episode's start; it returns (actions, state)"
             )
-        memory = None
-        if self.recurrent:
-            memory = (state, np.zeros(batch.shape[0], bool))
+        memory = (state, np.zeros(batch.shape[0], bool)) if self.recurrent else None
         actions, _, carry = self._act(self.params, self.obs_stats, batch, key, deterministic, mask, memory)
         actions = np.asarray(actions)[0] if single else np.asarray(actions)
         if state is NO_STATE:
             return actions
         return actions, (jax.device_get(carry) if self.recurrent else state)
+
+    def _act_by_agent(self, obs_by_agent: dict, state, deterministic: bool, key, mask_by_agent):
+        """``act`` on a dict agent -> observation: the agents' rows acted on as in training, actions by agent."""
+        rows, one = agent_rows(self.spec, self.config, obs_by_agent)
+        masks = agent_masks(self.spec, mask_by_agent)
+        out = self.act(rows, state, deterministic=deterministic, key=key, mask=masks)
+        return by_agent(self.spec, out, one) if state is NO_STATE else (by_agent(self.spec, out[0], one), out[1])
 
     def legal_actions(self, obs, mask=None, info=None, env=None):
         """The mask to act under: ``mask``, else one that the observation, ``info`` or ``env`` offers (unless the

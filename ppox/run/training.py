@@ -187,17 +187,7 @@ def resume(
         run_path, lambda c: restored(c, run_path, env, ray, trust_run_config, changes)
     )
     if driver is None:
-        if checkpoint.meta["driver"] == "lm":
-            raise CheckpointError(
-                f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}"
-            )
-        stopped = finished_early(checkpoint, changes)  # (a stopping rule ended it: it is finished)
-        how = f"stopped early by {stopped}" if stopped else f"{checkpoint.update} of {checkpoint.update} updates"
-        raise CheckpointError(
-            f"{run_path}: the run already finished ({how}); to train "
-            f"it further, give a new end: {named('--total-timesteps N', 'total_timesteps=N')} above "
-            f"{checkpoint.meta.get('global_step', 0):,}"
-        )
+        raise _not_resumable(run_path, checkpoint, changes)
     try:
         start = Start.from_checkpoint(checkpoint, driver.metric_names)
         path = Path(run_path) if driver.config.save else None
@@ -208,6 +198,21 @@ def resume(
         return _run(driver, path, start, state)
     finally:
         driver.close()
+
+
+def _not_resumable(run_path, checkpoint, changes: dict) -> CheckpointError:
+    """Why a checkpoint that no driver took cannot continue: a language-model run, or a finished one."""
+    if checkpoint.meta["driver"] == "lm":
+        return CheckpointError(
+            f"{run_path} is a language-model run: continue it with ppox lm train --resume {run_path}"
+        )
+    stopped = finished_early(checkpoint, changes)  # (a stopping rule ended it: it is finished)
+    how = f"stopped early by {stopped}" if stopped else f"{checkpoint.update} of {checkpoint.update} updates"
+    return CheckpointError(
+        f"{run_path}: the run already finished ({how}); to train "
+        f"it further, give a new end: {named('--total-timesteps N', 'total_timesteps=N')} above "
+        f"{checkpoint.meta.get('global_step', 0):,}"
+    )
 
 
 def _write_lost_policy(driver, run_path: Path | None, start: Start, state, checkpoint: Path) -> TrainResult:
