@@ -68,7 +68,7 @@ def stacked_step(env, env_params):
 
 
 def step_rows(env_step, agents: int, keys, env_state, action):
-    """The fused program's step_envs tuple (env_state, next_obs, final_obs, reward, game_reward, terminated,
-    truncated, game_over) of a vmapped stacked step, its per-agent arrays folded into rows."""
+    """The first eight of the fused program's step_envs values (env_state, next_obs, final_obs, reward,
+    game_reward, terminated, truncated, game_over) of a vmapped stacked step, per-agent arrays folded into rows."""
     out = env_step(keys, env_state, action.reshape((-1, agents) + action.shape[1:]))
     return (out[1],) + tuple(fold(x, agents) for x in (out[0], out[5], out[2], out[2], out[3], out[4], out[6]))

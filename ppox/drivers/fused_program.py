@@ -105,7 +105,7 @@ class Fused(NamedTuple):
         )
         # the env gets the clipped action, the batch the sampled one
         stepped = self.step_envs(env_keys, runner.env_state, to_env_action(self.spec, acted.action, jnp))
-        env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over = stepped[:8]
+        env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over, values = stepped
         done = jnp.logical_or(terminated, truncated)
         stats = (
             update_stats(runner.obs_stats, jnp.asarray(next_obs, jnp.float32)) if config.norm_obs else runner.obs_stats
@@ -129,7 +129,7 @@ class Fused(NamedTuple):
             start=runner.starts,
             carry=acted.carry,
             mask=mask,
-            episode_values=stepped[8] if len(stepped) > 8 else {},
+            episode_values=values,
         )
         if runner.carry is not None:
             runner = runner.replace(carry=acted.carry, starts=done)
@@ -144,8 +144,9 @@ class Fused(NamedTuple):
         return runner, transition
 
     def step_envs(self, keys, env_state, action):
-        """(env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over): training's
-        episodes and reward, and the episodes the run logs (for Atari: whole games and their raw score)."""
+        """(env_state, next_obs, final_obs, reward, game_reward, terminated, truncated, game_over, episode_values):
+        training's episodes and reward, the episodes the run logs (for Atari: whole games and their raw score), and
+        the env's per-episode values (ppox.envs.episode_metrics; {} for pools and multi-agent rows)."""
         if self.pool is not None:
             env_state, stepped = self.pool.step(env_state, action)
             return (
@@ -157,9 +158,10 @@ class Fused(NamedTuple):
                 stepped.terminated,
                 stepped.truncated,
                 stepped.game_over,
+                {},
             )
         if self.agents:
-            return stacking.step_rows(self.env_step, self.agents, keys, env_state, action)
+            return (*stacking.step_rows(self.env_step, self.agents, keys, env_state, action), {})
         next_obs, env_state, reward, terminated, truncated, final_obs, values = self.env_step(keys, env_state, action)
         return (
             env_state,
