@@ -1,25 +1,33 @@
-"""ppox IPPO and MAPPO against JaxMARL's own baselines on MPE simple_spread, alternating in one run.
+"""ppox IPPO and MAPPO against JaxMARL's own baselines on MPE simple_spread and SMAX, alternating in one run.
 
-    python benchmarks/jaxmarl.py --algos ippo mappo --timesteps 409600 --seeds 3 --repeats 2 \
-        --out benchmarks/results/jaxmarl_mpe.json
-    python benchmarks/jaxmarl.py --plot benchmarks/results/jaxmarl_mpe.json   # docs/curves/jaxmarl_mpe.png
+    python benchmarks/jaxmarl.py --env mpe --algos ippo --timesteps 409600 --seeds 3 --repeats 2 \
+        --out benchmarks/results/jaxmarl_ippo_mpe.json
+    python benchmarks/jaxmarl.py --env mpe --algos mappo --timesteps 204800 --seeds 3 --repeats 2 \
+        --out benchmarks/results/jaxmarl_mappo_mpe.json
+    python benchmarks/jaxmarl.py --env smax --algos ippo mappo --num-envs 32 --timesteps 163840 --seeds 3 \
+        --repeats 2 --out benchmarks/results/jaxmarl_smax.json
+    python benchmarks/jaxmarl.py --plot benchmarks/results/jaxmarl_smax.json   # docs/curves/jaxmarl_smax.png
 
 Each measurement is a fresh process (``--one``) that builds one implementation's whole training run, jits it with
 its seeds vmapped (both libraries' own form: ``jax.jit(jax.vmap(train))``), then times compilation and the run
 apart. The processes alternate ppox and JaxMARL, in rotating order.
 
-JaxMARL's side is its own baseline file, fetched from github.com/FLAIROx/JaxMARL (baselines/IPPO/ippo_ff_mpe.py,
-baselines/MAPPO/mappo_rnn_mpe.py; --jaxmarl-repo names the checkout), executed with these changes only:
-- hydra and omegaconf are not installed here: two stub modules stand in for them (only ``@hydra.main`` is used,
-  by ``main``, which is not run); the config dict is built in code from the yaml values below;
-- wandb is a stub whose ``log`` does nothing (the io_callback that calls it stays in the program);
-- the metrics: each update also returns the mean return of the episodes that ended in its rollout (JaxMARL's
-  ``returned_episode_returns`` where ``returned_episode``); mappo_rnn_mpe's ``train`` returns its metrics, which it
-  only logged before. JaxMARL's MPELogWrapper logs each agent's reward times the number of agents: with
-  simple_spread's shared reward, the team return, which is ppox's ``team_return`` (compared here).
-Same hyperparameters on both sides: JaxMARL's yaml (IPPO: ippo_ff_mpe.yaml; MAPPO: mappo_homogenous_rnn_mpe.yaml)
-with TOTAL_TIMESTEPS scaled down. ppox's MAPPO is --critic world_state --memory gru --memory-size 128
---hidden-sizes 128: its networks differ from JaxMARL's (which put a 128-unit ReLU layer before and after the GRU).
+JaxMARL's side is its own baseline file, fetched from github.com/FLAIROx/JaxMARL (``--jaxmarl-repo`` names the
+checkout): ippo_ff_mpe.py, mappo_rnn_mpe.py, ippo_rnn_smax.py, mappo_rnn_smax.py, patched as
+benchmarks/_jaxmarl_peer.py says (stubs for hydra, omegaconf and wandb; the ended episodes' returns, and SMAX's
+win rate, returned as metrics). Same hyperparameters on both sides: JaxMARL's yaml, with TOTAL_TIMESTEPS (and with
+``--num-envs``, NUM_ENVS) scaled down.
+
+What is compared: on MPE, JaxMARL's MPELogWrapper logs each agent's reward times the number of agents, which with
+simple_spread's shared reward is the team return: ppox's ``team_return``. On SMAX, JaxMARL's SMAXLogWrapper logs
+each agent's own return: ppox's ``episode_return`` (the mean return of an agent's row). The win rate is JaxMARL's
+only (ppox logs no win flag).
+
+ppox's networks: IPPO on MPE 64x64 tanh (as JaxMARL's). The recurrent runs are ``--memory gru --memory-size 128
+--hidden-sizes 128``: a 128-unit layer, then the GRU, then the heads; JaxMARL's put one more 128-unit ReLU
+layer after the GRU. SMAX IPPO also has ``--shared-trunk`` (JaxMARL's IPPO shares its layer and GRU between
+actor and critic); MAPPO on SMAX has ``--agent-id`` (JaxMARL's OBS_WITH_AGENT_ID puts the id in the critic's
+world state; ppox puts it in the actor's observation too).
 """
 
 from __future__ import annotations
@@ -31,123 +39,67 @@ import resource
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
-# (this file's folder comes first on the path when it runs as a script: its name would hide the jaxmarl package)
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# (this file's folder comes first on the path when it runs as a script: its name would hide the jaxmarl package;
+# it goes last instead, where _jaxmarl_peer is found and jaxmarl is not)
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 
-IPPO = {  # baselines/IPPO/config/ippo_ff_mpe.yaml
-    "LR": 2.5e-4, "NUM_ENVS": 16, "NUM_STEPS": 128, "UPDATE_EPOCHS": 4, "NUM_MINIBATCHES": 4, "GAMMA": 0.99,
-    "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "ENT_COEF": 0.01, "VF_COEF": 0.5, "MAX_GRAD_NORM": 0.5,
-    "ACTIVATION": "tanh", "ENV_NAME": "MPE_simple_spread_v3", "ENV_KWARGS": {}, "ANNEAL_LR": True,
-}  # fmt: skip
-MAPPO = {  # baselines/MAPPO/config/mappo_homogenous_rnn_mpe.yaml
-    "LR": 2e-3, "NUM_ENVS": 16, "NUM_STEPS": 128, "FC_DIM_SIZE": 128, "GRU_HIDDEN_DIM": 128, "UPDATE_EPOCHS": 4,
-    "NUM_MINIBATCHES": 4, "GAMMA": 0.99, "GAE_LAMBDA": 0.95, "CLIP_EPS": 0.2, "SCALE_CLIP_EPS": False,
-    "ENT_COEF": 0.01, "VF_COEF": 0.5, "MAX_GRAD_NORM": 0.5, "ACTIVATION": "tanh", "ENV_NAME": "MPE_simple_spread_v3",
-    "ENV_KWARGS": {}, "ANNEAL_LR": True,
-}  # fmt: skip
-PEER_FILES = {"ippo": "baselines/IPPO/ippo_ff_mpe.py", "mappo": "baselines/MAPPO/mappo_rnn_mpe.py"}
-MASKED_RETURN = (
-    "ended = metric['returned_episode']; "
-    "ep = jnp.where(ended, metric['returned_episode_returns'], 0.0).sum() / jnp.maximum(ended.sum(), 1); "
-    "ep = jnp.where(ended.sum() > 0, ep, jnp.nan)"
-)
-PATCHES = {
-    "ippo": [
-        (
-            "            metric = jax.tree.map(lambda x: x.mean(), metric)\n",
-            f"            {MASKED_RETURN}\n            metric = jax.tree.map(lambda x: x.mean(), metric)\n"
-            "            metric['episode_return'] = ep\n",
-        )
-    ],
-    "mappo": [
-        (
-            "            metric = traj_batch.info\n",
-            f"            metric = traj_batch.info\n            {MASKED_RETURN}\n",
-        ),
-        (
-            "            return (runner_state, update_steps), metric\n",
-            "            return (runner_state, update_steps), {'episode_return': ep}\n",
-        ),
-        (
-            '        return {"runner_state": runner_state}\n',
-            '        return {"runner_state": runner_state, "metrics": metric}\n',
-        ),
-    ],
-}
+from _jaxmarl_peer import peer_train, settings  # noqa: E402
+
+PPOX_ENV = {"mpe": "MPE_simple_spread_v3", "smax": "SMAX-2s3z"}
 
 
-def stub_modules() -> None:
-    """hydra, omegaconf (not installed) and wandb (not wanted) as stubs, before the baseline file is run."""
-    hydra = types.ModuleType("hydra")
-    hydra.main = lambda **kwargs: lambda f: f  # type: ignore[attr-defined]
-    omegaconf = types.ModuleType("omegaconf")
-    omegaconf.OmegaConf = types.SimpleNamespace(to_container=lambda c: c)  # type: ignore[attr-defined]
-    wandb = types.ModuleType("wandb")
-    wandb.log = lambda *args, **kwargs: None  # type: ignore[attr-defined]
-    wandb.init = lambda *args, **kwargs: None  # type: ignore[attr-defined]
-    sys.modules.update(hydra=hydra, omegaconf=omegaconf, wandb=wandb)
-
-
-def peer_train(algo: str, repo: Path, timesteps: int):
-    """JaxMARL's make_train(config) from its baseline file (patched as the module docstring says)."""
-    source = subprocess.run(
-        ["git", "--git-dir", str(repo), "show", f"HEAD:{PEER_FILES[algo]}"], capture_output=True, text=True, check=True
-    ).stdout
-    for old, new in PATCHES[algo]:
-        if source.count(old) != 1:
-            raise SystemExit(f"{PEER_FILES[algo]}: the patch's anchor {old.strip()!r} is not there once")
-        source = source.replace(old, new)
-    stub_modules()
-    module = types.ModuleType(f"jaxmarl_{algo}")
-    sys.modules[module.__name__] = module  # (its dataclasses look their module up)
-    exec(compile(source, PEER_FILES[algo], "exec"), module.__dict__)  # noqa: S102 (JaxMARL's own file)
-    config = dict(IPPO if algo == "ippo" else MAPPO, TOTAL_TIMESTEPS=timesteps)
-    return module.make_train(config)
-
-
-def ppox_train(algo: str, timesteps: int):
+def ppox_train(env: str, algo: str, timesteps: int, num_envs: int | None):
+    """ppox's fused make_train with the baseline's settings; its per-update return (the compared metric)."""
     import ppox
     from ppox.drivers.fused_program import make_train
 
-    settings = IPPO if algo == "ippo" else MAPPO
+    values = settings(env, algo, num_envs)
     fields = dict(
-        env=settings["ENV_NAME"],
+        env=PPOX_ENV[env],
         total_timesteps=timesteps,
-        num_envs=settings["NUM_ENVS"],
-        num_steps=settings["NUM_STEPS"],
-        update_epochs=settings["UPDATE_EPOCHS"],
-        num_minibatches=settings["NUM_MINIBATCHES"],
-        learning_rate=settings["LR"],
-        gamma=settings["GAMMA"],
-        gae_lambda=settings["GAE_LAMBDA"],
-        clip_coef=settings["CLIP_EPS"],
-        vf_clip_coef=settings["CLIP_EPS"],
-        ent_coef=settings["ENT_COEF"],
-        vf_coef=settings["VF_COEF"],
-        max_grad_norm=settings["MAX_GRAD_NORM"],
-        activation=settings["ACTIVATION"],
-        anneal_lr=settings["ANNEAL_LR"],
+        num_envs=values["NUM_ENVS"],
+        num_steps=values["NUM_STEPS"],
+        update_epochs=values["UPDATE_EPOCHS"],
+        num_minibatches=values["NUM_MINIBATCHES"],
+        learning_rate=values["LR"],
+        gamma=values["GAMMA"],
+        gae_lambda=values["GAE_LAMBDA"],
+        clip_coef=values["CLIP_EPS"],
+        vf_clip_coef=values["CLIP_EPS"],
+        ent_coef=values["ENT_COEF"],
+        vf_coef=values["VF_COEF"],
+        max_grad_norm=values["MAX_GRAD_NORM"],
+        activation=values["ACTIVATION"],
+        anneal_lr=values["ANNEAL_LR"],
         save=False,
         progress=False,
     )
+    if "GRU_HIDDEN_DIM" in values:
+        fields.update(memory="gru", memory_size=values["GRU_HIDDEN_DIM"], hidden_sizes=(values["FC_DIM_SIZE"],))
     if algo == "mappo":
-        fields.update(critic="world_state", memory="gru", memory_size=128, hidden_sizes=(128,))
+        fields.update(critic="world_state", agent_id=values.get("OBS_WITH_AGENT_ID", False))
+    elif env == "smax":
+        fields.update(shared_trunk=True)
     train = make_train(ppox.Config(**fields))
-    return lambda key: {"episode_return": train(key)[1]["team_return"]}
+    name = "team_return" if env == "mpe" else "episode_return"
+    return lambda key: {"episode_return": train(key)[1][name]}
 
 
-def measure_one(impl: str, algo: str, seed: int, seeds: int, timesteps: int, repo: Path) -> dict:
+def measure_one(impl: str, env: str, algo: str, args) -> dict:
     """One implementation's run in this process: compile and run times, and the per-update returns."""
     import jax
 
     start = time.perf_counter()
-    train = ppox_train(algo, timesteps) if impl == "ppox" else peer_train(algo, repo, timesteps)
-    keys = jax.random.split(jax.random.PRNGKey(seed), seeds)
+    if impl == "ppox":
+        train = ppox_train(env, algo, args.timesteps, args.num_envs)
+    else:
+        train = peer_train(env, algo, args.jaxmarl_repo, args.timesteps, args.num_envs)
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
     program = jax.jit(jax.vmap(train))
     compiled = program.lower(keys).compile()
     compile_s = time.perf_counter() - start
@@ -156,17 +108,20 @@ def measure_one(impl: str, algo: str, seed: int, seeds: int, timesteps: int, rep
     run_s = time.perf_counter() - run0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     metrics = out if impl == "ppox" else out["metrics"]
-    returns = np.asarray(metrics["episode_return"], np.float64)  # [seeds, updates]
-    return {
+    row = {
         "impl": impl,
+        "env": env,
         "algo": algo,
         "compile_s": compile_s,
         "run_s": run_s,
         "run_cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
-        "steps_per_s": timesteps * seeds / run_s,
-        "returns": returns.tolist(),
+        "steps_per_s": args.timesteps * args.seeds / run_s,
+        "returns": np.asarray(metrics["episode_return"], np.float64).tolist(),  # [seeds, updates]
         "load": os.getloadavg()[0],
     }
+    if "win_rate" in metrics:
+        row["win_rates"] = np.asarray(metrics["win_rate"], np.float64).tolist()
+    return row
 
 
 def final(returns, fraction: float = 0.1) -> list[float]:
@@ -177,6 +132,7 @@ def final(returns, fraction: float = 0.1) -> list[float]:
 
 
 def summary(rows: list[dict]) -> dict:
+    """Per algorithm and implementation: median speed and times, and the first run's final returns per seed."""
     table = {}
     for algo in sorted({r["algo"] for r in rows}):
         entry = {}
@@ -185,12 +141,17 @@ def summary(rows: list[dict]) -> dict:
             if not mine:
                 continue
             entry[impl] = {
+                "runs": len(mine),
                 "steps_per_s_median": float(np.median([r["steps_per_s"] for r in mine])),
+                "steps_per_s_runs": [r["steps_per_s"] for r in mine],
                 "run_s_median": float(np.median([r["run_s"] for r in mine])),
                 "compile_s_median": float(np.median([r["compile_s"] for r in mine])),
                 "final_return_per_seed": final(mine[0]["returns"]),
                 "final_return_mean": float(np.mean(final(mine[0]["returns"]))),
             }
+            if "win_rates" in mine[0]:
+                entry[impl]["final_win_rate_per_seed"] = final(mine[0]["win_rates"])
+                entry[impl]["final_win_rate_mean"] = float(np.mean(final(mine[0]["win_rates"])))
         if len(entry) == 2:
             entry["ppox_speed_ratio"] = entry["ppox"]["steps_per_s_median"] / entry["jaxmarl"]["steps_per_s_median"]
         table[algo] = entry
@@ -204,6 +165,8 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    env = PPOX_ENV[result.get("env", "mpe")]
+    ylabel = "team return" if env.startswith("MPE") else "return of an agent"
     algos = sorted({r["algo"] for r in result["runs"]})
     fig, axes = plt.subplots(1, len(algos), figsize=(6 * len(algos), 4), squeeze=False)
     for ax, algo in zip(axes[0], algos):
@@ -216,17 +179,31 @@ def plot(result: dict, path: Path) -> None:
             for seed in returns:
                 ax.plot(steps, seed, color=colour, alpha=0.2, linewidth=0.8)
             ax.plot(steps, np.nanmean(returns, axis=0), color=colour, label=f"{impl} {algo.upper()}")
-        ax.set(xlabel="env steps (per seed)", ylabel="team return", title=f"MPE_simple_spread_v3, {algo.upper()}")
+        ax.set(xlabel="env steps (per seed)", ylabel=ylabel, title=f"{env}, {algo.upper()}")
         ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
 
 
-def main() -> None:
+def run_one(impl: str, algo: str, args) -> dict:
+    """``measure_one`` in a fresh process; its result row."""
+    command = [sys.executable, __file__, "--one", impl, algo, "--env", args.env, "--timesteps", str(args.timesteps)]
+    command += ["--seeds", str(args.seeds), "--seed", str(args.seed), "--jaxmarl-repo", str(args.jaxmarl_repo)]
+    command += ["--num-envs", str(args.num_envs)] if args.num_envs else []
+    done = subprocess.run(command, capture_output=True, text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{impl} {algo} failed:\n{done.stderr[-3000:]}")
+    return json.loads(line[len("RESULT ") :])
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="mpe", choices=sorted(PPOX_ENV))
     parser.add_argument("--algos", nargs="+", default=["ippo", "mappo"], choices=["ippo", "mappo"])
-    parser.add_argument("--timesteps", type=int, default=409_600)
+    parser.add_argument("--timesteps", type=int, default=409_600, help="env steps per seed")
+    parser.add_argument("--num-envs", type=int, default=None, help="NUM_ENVS on both sides (default: the yaml's)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2)
@@ -234,44 +211,35 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/jaxmarl_mpe.json"))
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "ALGO"), help=argparse.SUPPRESS)
     parser.add_argument("--plot", type=Path, help="draw the curves of this results file (a PNG beside --out's name)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     if args.plot:
         plot(json.loads(args.plot.read_text()), Path("docs/curves") / (args.plot.stem + ".png"))
         return
     if args.one:
-        row = measure_one(args.one[0], args.one[1], args.seed, args.seeds, args.timesteps, args.jaxmarl_repo)
-        print("RESULT " + json.dumps(row), flush=True)
+        print("RESULT " + json.dumps(measure_one(args.one[0], args.env, args.one[1], args)), flush=True)
         return
     rows: list[dict] = []
     for repeat in range(args.repeats):
         for algo in args.algos:
-            order = ("ppox", "jaxmarl") if repeat % 2 == 0 else ("jaxmarl", "ppox")
-            for impl in order:
-                command = [sys.executable, __file__, "--one", impl, algo, "--timesteps", str(args.timesteps)]
-                command += [
-                    "--seeds",
-                    str(args.seeds),
-                    "--seed",
-                    str(args.seed),
-                    "--jaxmarl-repo",
-                    str(args.jaxmarl_repo),
-                ]
-                done = subprocess.run(command, capture_output=True, text=True)
-                line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-                if line is None:
-                    raise SystemExit(f"{impl} {algo} failed:\n{done.stderr[-3000:]}")
-                rows.append(json.loads(line[len("RESULT ") :]) | {"repeat": repeat})
-                row = rows[-1]
+            for impl in ("ppox", "jaxmarl") if repeat % 2 == 0 else ("jaxmarl", "ppox"):
+                row = run_one(impl, algo, args) | {"repeat": repeat}
+                rows.append(row)
                 print(
-                    f"{algo} {impl} repeat {repeat}: {row['steps_per_s']:,.0f} steps/s, run {row['run_s']:.1f} s, "
-                    f"compile {row['compile_s']:.1f} s, final return {np.mean(final(row['returns'])):.2f}, "
-                    f"load {row['load']:.1f}",
+                    f"{args.env} {algo} {impl} repeat {repeat}: {row['steps_per_s']:,.0f} steps/s, run "
+                    f"{row['run_s']:.1f} s, compile {row['compile_s']:.1f} s, final return "
+                    f"{np.mean(final(row['returns'])):.3f}, load {row['load']:.1f}",
                     flush=True,
                 )
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 result = {
                     "command": "python " + " ".join(sys.argv),
+                    "env": args.env,
                     "timesteps": args.timesteps,
+                    "num_envs": args.num_envs,
                     "seeds": args.seeds,
                     "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
                     "summary": summary(rows),
