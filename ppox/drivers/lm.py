@@ -30,7 +30,7 @@ from ppox.language.reward_model import RewardModel
 from ppox.language.rewards import RewardError, Rewards, call_reward, checked_scores, weighted_total
 from ppox.language.run_checks import lora_spec
 from ppox.language.run_config import LMRunConfig, check_run_memory, kl_controller
-from ppox.language.sampling import Sampling, make_sampler
+from ppox.language.sampling import Sampling, make_sampler, trim_prompts
 from ppox.storage.checkpoint import Checkpoint, restore_state
 from ppox.storage.trackers import SAMPLES, UPDATE_CLOCKS, completion_samples
 
@@ -234,7 +234,8 @@ class LMDriver:
         config, tick = self.config, time.perf_counter()
         key, sample_key, epoch_key = jax.random.split(state.key, 3)
         rows = self.prompt_rows(int(state.update))
-        prompt, prompt_mask = self.split(self.task.ids[rows]), self.split(self.task.mask[rows])
+        ids, ids_mask = trim_prompts(self.task.ids[rows], self.task.mask[rows], config.prompt_bucket)  # (few widths)
+        prompt, prompt_mask = self.split(ids), self.split(ids_mask)
         out = self.sample(self.policy_params(state), prompt, prompt_mask, sample_key)
         tokens, mask = np.asarray(out.tokens), np.asarray(out.mask)
         ended = (np.isin(tokens, self.task.eos_ids) & mask).any(-1)

@@ -13,7 +13,7 @@ OptimizerDType = Literal["float32", "params"]  # with bfloat16: a float32 master
 
 
 def training_problems(config) -> list[tuple[bool, str]]:
-    """(bad, message) for --eval-prompts/--eval-every, --grad-accum-steps and --optimizer-dtype."""
+    """(bad, message) for --eval-prompts/--eval-every, --grad-accum-steps, --prompt-bucket, --optimizer-dtype."""
     k, m = config.grad_accum_steps, max(config.minibatches, 1)
     return [
         (
@@ -25,6 +25,11 @@ def training_problems(config) -> list[tuple[bool, str]]:
             k < 1 or m % max(k, 1),
             f"--grad-accum-steps {k}: >= 1 and dividing --minibatches {config.minibatches} "
             "(each Adam step averages the gradients of that many minibatches)",
+        ),
+        (
+            not isinstance(config.prompt_bucket, int) or config.prompt_bucket < 0,
+            f"--prompt-bucket {config.prompt_bucket}: a whole number of tokens >= 0 (0: every update at the "
+            "longest prompt's width)",
         ),
         (
             config.optimizer_dtype not in typing.get_args(OptimizerDType),

@@ -1,6 +1,5 @@
-"""The settings of one PPO run on a language model (RLHF): one frozen dataclass, validated when made.
-
-It also answers what the run loop asks of a config (``num_updates``, ``batch_size``, ``seeds``, ...), so that
+"""The settings of one PPO run on a language model (RLHF): one frozen dataclass, validated when made. It also
+answers what the run loop asks of a config (``num_updates``, ``batch_size``, ``seeds``, ...), so that
 ``ppox.run.loop`` drives the LM driver as it drives the others: an update is one batch of completions.
 """
 
@@ -43,6 +42,7 @@ class LMRunConfig:
     prompts_per_update: int = 16
     samples_per_prompt: int = 1  # k; at least the --advantage's min_samples (2 for rloo and grpo)
     max_prompt_tokens: int = 64
+    prompt_bucket: int = 64  # an update's prompts are cut to a power of two >= this (one program each); 0: never
     max_new_tokens: int = 32
     temperature: float = 0.7  # sampling, and every log-probability of the policy and the reference
     top_k: int = 0

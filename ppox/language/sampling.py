@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from ppox.errors import ConfigError
@@ -185,6 +186,25 @@ def _generate(
         state,
     )
     return state.out
+
+
+def bucket_width(longest: int, full: int, smallest: int) -> int:
+    """The prompt width an update compiles for: the smallest power of two >= ``longest`` (at least
+    ``smallest``), capped at ``full`` (the data set's width). Widths 1..W then give at most
+    log2(W / smallest) + 2 programs, not W."""
+    if not 1 <= longest <= full:
+        raise ConfigError(f"bucket_width: longest prompt {longest} must be in [1, {full}] (the padded width)")
+    return min(full, max(smallest, 1 << (longest - 1).bit_length()))
+
+
+def trim_prompts(ids: np.ndarray, mask: np.ndarray, smallest: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded prompts [B, W] cut to ``bucket_width`` of their longest row (``smallest`` 0: not cut): the
+    columns dropped are padding in every row, so the completions are the same (positions count real tokens,
+    padding is masked out)."""
+    if not smallest:
+        return ids, mask
+    width = bucket_width(int(np.asarray(mask, bool).sum(-1).max()), ids.shape[1], smallest)
+    return ids[:, ids.shape[1] - width :], mask[:, mask.shape[1] - width :]
 
 
 @functools.lru_cache(maxsize=32)

@@ -10,8 +10,8 @@ from safetensors.numpy import load_file
 
 from ppox.errors import ConfigError
 from ppox.language import forward, load
-from ppox.language.sampling import (Sampling, filter_logits, inverse_cdf, make_sampler, sample_tokens,
-                                     sequence_logprobs)
+from ppox.language.sampling import (Sampling, bucket_width, filter_logits, inverse_cdf, make_sampler,
+                                     sample_tokens, sequence_logprobs, trim_prompts)
 from tests import helpers
 
 FIXTURES = helpers.FIXTURES / "lm"
@@ -187,3 +187,38 @@ def test_sampling_settings_are_checked():
     sample = make_sampler(model.config, Sampling(max_new_tokens=21, eos_ids=(1,), pad_id=0))
     with pytest.raises(ConfigError, match="12 tokens \\+ max_new_tokens=21 exceed the model's 32 positions"):
         sample(model.params, *prompts("gpt2"), jax.random.key(0))
+
+
+def test_bucket_widths_are_powers_of_two_from_16_capped_at_the_padded_width():
+    """Every longest-prompt length 1..W maps to the smallest power of two >= it (at least 16, at most W),
+    checked against a loop over the candidate widths; W = 100 gives 4 widths (16, 32, 64, 100), not 100."""
+    full = 100
+    widths = set()
+    for longest in range(1, full + 1):
+        expected = next(w for w in (16, 32, 64, 128) if w >= longest)
+        assert bucket_width(longest, full, 16) == min(expected, full)
+        widths.add(bucket_width(longest, full, 16))
+    assert widths == {16, 32, 64, 100}
+    assert bucket_width(5, 12, 16) == 12 and bucket_width(17, 40, 8) == 32 and bucket_width(3, 40, 1) == 4
+    with pytest.raises(ConfigError, match="longest prompt 0"):
+        bucket_width(0, 10, 16)
+
+
+def test_trimmed_prompts_generate_what_the_full_width_generates():
+    """Prompts padded to 40 columns, then cut to their bucket (16): the dropped columns are padding in every
+    row, so sampling with the same key gives the same tokens and log-probabilities (within 1e-5)."""
+    model = load(FIXTURES / "qwen2")
+    prompt, prompt_mask = (np.asarray(x) for x in prompts("qwen2"))
+    wide = np.zeros((len(prompt), 40), prompt.dtype)
+    wide_mask = np.zeros((len(prompt), 40), bool)
+    wide[:, -prompt.shape[1] :], wide_mask[:, -prompt.shape[1] :] = prompt, prompt_mask
+    assert trim_prompts(wide, wide_mask, 0)[0] is wide  # (0: never cut)
+    ids, mask = trim_prompts(wide, wide_mask, 16)
+    assert ids.shape == (len(prompt), 16) and (ids[:, -prompt.shape[1] :] == prompt).all()
+    sampling = Sampling(max_new_tokens=10, eos_ids=EOS_IDS, pad_id=PAD, temperature=1.3)
+    sample = make_sampler(model.config, sampling)
+    full = sample(model.params, jnp.asarray(wide), jnp.asarray(wide_mask), jax.random.key(5))
+    cut = sample(model.params, jnp.asarray(ids), jnp.asarray(mask), jax.random.key(5))
+    np.testing.assert_array_equal(np.asarray(full.tokens), np.asarray(cut.tokens))
+    np.testing.assert_array_equal(np.asarray(full.mask), np.asarray(cut.mask))
+    np.testing.assert_allclose(np.asarray(full.logprobs), np.asarray(cut.logprobs), atol=1e-5)
