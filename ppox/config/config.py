@@ -152,6 +152,20 @@ class Config:
     agent_id: bool = False
     """Multi-agent envs: a one-hot agent index after each agent's observation (the shared network tells them apart)."""
 
+    opponent: Literal["random", "self", "latest", "uniform", "prioritised"] = "random"
+    """Two-player pgx games (docs/self-play.md). random: a uniformly random legal opponent. self: the current policy.
+    latest, uniform, prioritised: a pool of past selves (--pool-size, one more every --pool-every updates) supplies
+    --pool-share of the games, the newest, any alike, or those the agent scores least against; the rest: self."""
+
+    pool_size: int = 8
+    """Self-play: past selves kept in the pool (the oldest replaced)."""
+
+    pool_every: int = 10
+    """Self-play: updates between snapshots of the policy added to the pool."""
+
+    pool_share: float = 0.5
+    """Self-play: the share of games played against the pool (the rest against the current policy)."""
+
     log_std_init: float = 0.0
     """Initial log standard deviation of the Gaussian policy (continuous actions)."""
 
@@ -281,33 +295,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> Config:
-        """A Config from JSON-like data (a config.json, a file's metadata): every field checked.
-
-        Args:
-            data: field name -> value; lists stand for tuples. Missing fields take their defaults.
-
-        Returns:
-            The validated Config.
-
-        Raises:
-            ConfigError: ``data`` is not a dict, names an unknown field, or holds an invalid value.
-        """
+        """The validated Config of JSON-like ``data`` (a config.json, a file's metadata): field name -> value, lists
+        for tuples, missing fields their defaults. Raises ConfigError where ``data`` is not a dict, names an unknown
+        field or holds an invalid value."""
         return cls(**fields_from_json(cls, data))
 
     @classmethod
     def load(cls, path) -> Config:
-        """A Config from a JSON file (a run folder's config.json, a sweep's best_config.json, or one written by
-        hand with only some fields: the rest take their defaults), or a run folder. Every field is checked.
-
-        Args:
-            path: a JSON file, or a folder holding config.json.
-
-        Returns:
-            The validated Config.
-
-        Raises:
-            ConfigError: the file cannot be read, is not JSON, or holds an invalid config.
-        """
+        """The validated Config of a JSON file at ``path`` (a run folder's config.json, a sweep's best_config.json,
+        or one written by hand with only some fields: the rest take their defaults), or of a run folder. Raises
+        ConfigError where the file cannot be read, is not JSON, or holds an invalid config."""
         path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
         data = read_json(path)
         try:

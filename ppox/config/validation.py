@@ -11,6 +11,7 @@ import typing
 
 from ppox.config.memory import check_memory_need
 from ppox.envs.families import family_for, is_unresolved_entry_point
+from ppox.envs.ids import TASK_IDS
 from ppox.envs.registry import check_env_id, driver_for, is_atari_id, is_jax_env, uses_envpool
 from ppox.errors import ConfigError
 from ppox.utils.naming import with_fields
@@ -27,6 +28,7 @@ def validate(c) -> None:
         _validate_run(c)
         _validate_placement(c)
         _validate_agents(c)
+        _validate_self_play(c)
         check_memory_need(c)
     except ConfigError as err:
         err.args = (with_fields(str(err), {f.name for f in dataclasses.fields(c)}),)
@@ -171,6 +173,19 @@ def _validate_agents(c) -> None:
         family is None or family.name != "jaxmarl" or c.action_repeat == 1,
         f"--action-repeat {c.action_repeat}: not for multi-agent envs (JaxMARL); drop it",
     )
+
+
+def _validate_self_play(c) -> None:
+    """--opponent and the pool: two-player pgx games (TASK_IDS ending in -pgx), a feed-forward policy."""
+    need(c.pool_size >= 1, f"--pool-size must be a positive integer, got {c.pool_size!r}")
+    need(c.pool_every >= 1, f"--pool-every must be a positive integer (updates), got {c.pool_every!r}")
+    need(0.0 <= c.pool_share <= 1.0, f"--pool-share must be in [0, 1], got {c.pool_share!r}")
+    if c.opponent == "random":
+        return
+    games = [i for i in TASK_IDS if i.endswith("-pgx")]
+    need(c.env in games, f"--opponent {c.opponent} is self-play for two-player games ({', '.join(games)}); not {c.env}")
+    need(c.memory == "none", f"--opponent {c.opponent}: the opponents act without memory; drop --memory {c.memory}")
+    need(c.driver != "host", f"--opponent {c.opponent}: self-play runs on the fused driver; drop --driver host")
 
 
 def _validate_memory(c) -> None:

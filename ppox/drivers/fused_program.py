@@ -22,6 +22,7 @@ from ppox.agent.networks import ActorCritic, RecurrentActorCritic
 from ppox.config.config import Config
 from ppox.core.normalize import RewardScaler, RunningMeanStd, scale_reward, update_stats
 from ppox.drivers import agents as stacking
+from ppox.drivers import selfplay
 from ppox.drivers.base import check_env_memory
 from ppox.drivers.fused_state import Runner, Transition
 from ppox.drivers.keys import typed_key
@@ -54,7 +55,8 @@ class Fused(NamedTuple):
     def metric_names(self) -> tuple[str, ...]:
         """metrics.csv's columns: METRIC_NAMES, an env's own (such as Craftax's achievements), and a multi-agent
         env's team return and each agent's return."""
-        return METRIC_NAMES + extra_metric_names(self.env) + stacking.agent_metric_names(self.env)
+        names = METRIC_NAMES + extra_metric_names(self.env) + stacking.agent_metric_names(self.env)
+        return names + (selfplay.POOL_METRICS if self.config.opponent != "random" else ())
 
     @property
     def masked(self) -> bool:
@@ -67,6 +69,8 @@ class Fused(NamedTuple):
         key, k_params, k_env = jax.random.split(typed_key(key, config.prng_impl), 3)
         if self.pool is not None:  # (the host restarted the games: this receives their first frames)
             obs, env_state = self.pool.first()
+        elif config.opponent != "random":  # (self-play: the games start below, once the parameters exist)
+            obs, env_state = selfplay.first_observations(self, k_env), None
         else:
             reset = jax.vmap(self.env.reset, in_axes=(0, None))
             obs, env_state = reset(jax.random.split(k_env, num_envs), self.env_params)
@@ -74,6 +78,9 @@ class Fused(NamedTuple):
         rows = obs.shape[0]  # num_envs, or num_envs * agents
         stats = update_stats(RunningMeanStd.create(self.spec.obs_shape), jnp.asarray(obs, jnp.float32))
         params = init_params(self.network, k_params, prepare_obs(config, stats, obs[:1]))
+        pool = None
+        if config.opponent != "random":  # (games against the current policy: its first moves need the parameters)
+            obs, env_state, pool = selfplay.start(self, k_env, params)
         carry = initial_carry(self.network, rows)
         return Runner(
             params=params,
@@ -88,6 +95,7 @@ class Fused(NamedTuple):
             update_index=jnp.zeros((), jnp.int32),
             carry=carry,
             starts=None if carry is None else jnp.ones(rows, bool),
+            pool=pool,
         )
 
     def key_of(self, runner: Runner) -> jax.Array:
@@ -113,6 +121,8 @@ class Fused(NamedTuple):
         scaler, train_reward = runner.reward_scaler, reward * config.reward_scale
         if config.norm_reward:
             scaler, train_reward = scale_reward(scaler, train_reward, done, hyper.gamma)
+        if runner.pool is not None:  # (self-play: the games that ended, counted against their opponents)
+            runner = runner.replace(pool=selfplay.record(runner.pool, runner.env_state, game_over, game_reward))
         ep_return = runner.episode_return + game_reward
         ep_length = runner.episode_length + 1
         transition = Transition(
@@ -186,7 +196,8 @@ class Fused(NamedTuple):
         act_keys = jax.random.split(act_key, steps)
         env_keys = jax.random.split(env_key, (steps, self.config.num_envs, 2))
         runner = runner.replace(key=jax.random.key_data(key))
-        return jax.lax.scan(lambda r, k: self.rollout_step(r, k, hyper), runner, (act_keys, env_keys))
+        program = self if runner.pool is None else selfplay.rollout_program(self, runner)  # (this rollout's opponents)
+        return jax.lax.scan(lambda r, k: program.rollout_step(r, k, hyper), runner, (act_keys, env_keys))
 
     def update_step(self, runner: Runner, hyper: Hyper | None = None) -> tuple[Runner, dict]:
         """One PPO iteration: collect a rollout, compute advantages, run the update."""
@@ -238,6 +249,9 @@ class Fused(NamedTuple):
         runner = runner.replace(
             params=params, opt_state=opt_state, key=jax.random.key_data(key), update_index=runner.update_index + 1
         )
+        if runner.pool is not None:
+            pool, pool_metrics = selfplay.after_update(config, runner.pool, params, runner.update_index)
+            runner, metrics = runner.replace(pool=pool), {**metrics, **pool_metrics}
         return runner, metrics
 
 
@@ -253,6 +267,8 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
     )
     check_env_memory(config, spec)  # with this env's observations, before the runner is made
     env = with_action_repeat(env, config.action_repeat)
+    if config.opponent != "random":  # (a pgx game against the agent's own selves: ppox.drivers.selfplay)
+        env = selfplay.make_game(env, make_network(config, spec), config)
     step = stacking.stacked_step(env, env_params) or make_autoreset_step(env, env_params, with_episode_values=True)
     return Fused(
         config,

@@ -27,6 +27,7 @@ class Runner:
     update_index: jax.Array
     carry: Any = None  # recurrent policy: each env's carry before its next step
     starts: jax.Array | None = None  # recurrent policy: obs begins an episode (the carry is zeroed first)
+    pool: Any = None  # self-play: the agent's past selves and its record against them (ppox.drivers.selfplay.Pool)
 
     def replace(self, **changes: Any) -> Runner:
         """A copy with ``changes`` (flax.struct's replace, declared for the type checker)."""
