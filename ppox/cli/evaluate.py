@@ -9,7 +9,7 @@ import tyro
 
 from ppox.cli.flags import fail, parse_flags
 
-SUMMARY = "run a saved policy: ppox eval RUN [--episodes N] [--deterministic] [--video]"
+SUMMARY = "run a saved policy: ppox eval RUN [--episodes N] [--deterministic] [--video] [--opponent random|RUN]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Eval:
     max_episode_steps: int | None = None
     """Cut an episode after this many steps (default: the run's --max-episode-steps, else 10,000), so that an
     env without a time limit cannot hang the evaluation."""
+    opponent: str | None = None
+    """Two-player pgx games: play --episodes games against 'random' (the uniformly random legal player) or another
+    run's policy of the same game, who starts drawn at even odds, and print wins, draws, losses and the score."""
 
 
 def run(args: list[str]) -> int:
@@ -51,6 +54,8 @@ def run(args: list[str]) -> int:
 
     try:
         policy = load(opts.run, seed_index=opts.seed_index)
+        if opts.opponent is not None:
+            return _match(policy, opts)
         folder = Path(opts.run) if Path(opts.run).is_dir() else Path(opts.run).parent
         returns = evaluate(
             policy,
@@ -70,4 +75,15 @@ def run(args: list[str]) -> int:
         f"{returns.std():.2f} over {opts.episodes} "
         f"episodes ({mode} policy)" + (f"; videos in {folder / 'videos'}" if opts.video else "")
     )
+    return 0
+
+
+def _match(policy, opts: Eval) -> int:
+    """ppox eval --opponent: the policy's record over --episodes games (sampled moves unless --deterministic)."""
+    from ppox.acting.matches import play_match
+    from ppox.acting.policy import load
+
+    opponent = opts.opponent if opts.opponent == "random" else load(opts.opponent, seed_index=opts.seed_index)
+    record = play_match(policy, opponent, games=opts.episodes, seed=opts.seed, deterministic=opts.deterministic)
+    print(f"{policy.config.env} against {opts.opponent}: {record}")
     return 0

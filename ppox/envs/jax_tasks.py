@@ -18,7 +18,12 @@ from ppox.errors import ConfigError
 
 # id -> (gymnax id, observation entries hidden): the RL Zoo's names for the velocity-hidden classics
 HIDDEN_VELOCITY = {"CartPoleNoVel-v1": ("CartPole-v1", (1, 3)), "PendulumNoVel-v1": ("Pendulum-v1", (2,))}
-PGX_GAMES = {"TicTacToe-pgx": "tic_tac_toe", "ConnectFour-pgx": "connect_four"}
+PGX_GAMES = {
+    "TicTacToe-pgx": "tic_tac_toe",
+    "ConnectFour-pgx": "connect_four",
+    "Othello-pgx": "othello",
+    "Go9x9-pgx": "go_9x9",
+}
 
 
 class HiddenObservation:

@@ -32,6 +32,8 @@ PANELS = {
     "approx_kl": ("approx KL", "KL(pi_old || pi), nats"),
     "clip_fraction": ("clip fraction", "fraction of samples"),
     "explained_variance": ("explained variance", "1 - Var[G - V] / Var[G]"),
+    "selfplay_elo": ("Elo against its past selves", "rating (self-play)"),
+    "selfplay_pool_score": ("score against the pool", "(wins + draws / 2) / games"),
 }
 LM_PANELS = {  # columns only LM runs write
     "kl_ref": ("KL to the reference", "KL(pi || pi_ref), nats"),

@@ -13,6 +13,7 @@ from ppox.errors import ConfigError
 pgx = pytest.importorskip("pgx")
 
 from ppox.acting.matches import play_match, player  # noqa: E402
+from ppox.cli import main  # noqa: E402
 from ppox.drivers import selfplay  # noqa: E402
 from ppox.envs.jax_tasks import gymnax_spaces  # noqa: E402
 from ppox.envs.selfplay import Match, SelfPlayGame, SelfPlayParams  # noqa: E402
@@ -106,16 +107,18 @@ def test_the_game_moves_the_opponent_first_where_it_starts_and_the_agent_always_
 
 
 @pytest.mark.long
-def test_a_near_uniform_policy_scores_about_even_against_the_random_player(tmp_path):
+def test_a_near_uniform_policy_scores_about_even_against_the_random_player(tmp_path, capsys):
     """A policy trained for one update (policy head gain 0.01: near uniform) against the random player over 2,000
     TicTacToe games, who starts drawn at even odds: a score of 0.5 within 0.04 (the score's standard error is
-    about 0.011); a policy named as an opponent of another game is refused."""
+    about 0.011); `ppox eval --opponent RUN` prints a record; an opponent that is not a policy is refused."""
     run = ppox.train(
         env="TicTacToe-pgx", total_timesteps=128, run_dir=str(tmp_path), run_name="t", **{**QUICK, "save": True}
     )
     policy = ppox.load(run.run_path)
     record = play_match(policy, "random", games=2000, seed=1)
     assert record.games == 2000 and abs(record.score - 0.5) < 0.04, record
+    assert main(["eval", str(run.run_path), "--opponent", str(run.run_path), "--episodes", "50"]) == 0
+    assert " against " in capsys.readouterr().out
     with pytest.raises(ConfigError, match="'random' or a policy"):
         player("greedy")
 
