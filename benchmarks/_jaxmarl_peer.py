@@ -7,7 +7,14 @@ these changes only:
 - wandb is a stub whose ``log`` does nothing (the io_callback that calls it stays in the program);
 - the metrics: each update also returns the mean return of the episodes that ended in its rollout (JaxMARL's
   ``returned_episode_returns`` where ``returned_episode``), and on SMAX the fraction of them won
-  (``returned_won_episode``); the recurrent files' ``train`` returns these metrics, which it only logged before.
+  (``returned_won_episode``); the recurrent files' ``train`` returns these metrics, which it only logged before;
+- jax's ``qr`` (where jax.random.orthogonal finds it) runs in NumPy through a host callback (``host_qr``).
+  Their orthogonal initialisers (flax's, in their layers and in GRUCell) call it; with the seeds vmapped, XLA's
+  CPU QR kernel splits the batch over the intra-op thread pool and waits for it, and when two such kernels run
+  at once (MAPPO's actor and critic are initialised side by side) they hold both threads of this 2-core machine
+  and wait forever: a deadlock (seen in gdb: two threads in lapack_sgeqrf's ParallelBatchMap, in
+  BlockingCounter::Wait, the process using no CPU for 16 minutes).
+  Only the initialisation calls QR: the training program is theirs unchanged.
 """
 
 from __future__ import annotations
@@ -100,6 +107,30 @@ def stub_modules() -> None:
     sys.modules.update(hydra=hydra, omegaconf=omegaconf, wandb=wandb)
 
 
+def host_qr() -> None:
+    """``jnp.linalg.qr`` (the reduced QR) computed by NumPy in a host callback, one matrix at a time under vmap:
+    the same factorisation, without XLA's parallel batched QR kernel (module docstring)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    def qr(a, mode="reduced"):
+        if mode != "reduced" or a.ndim != 2:
+            raise NotImplementedError(f"host_qr: only the reduced QR of a matrix (mode {mode!r}, shape {a.shape})")
+        k = min(a.shape)
+        shapes = (jax.ShapeDtypeStruct((a.shape[0], k), a.dtype), jax.ShapeDtypeStruct((k, a.shape[1]), a.dtype))
+
+        def host(x):
+            q, r = np.linalg.qr(np.asarray(x))
+            return q.astype(x.dtype), r.astype(x.dtype)
+
+        return jax.pure_callback(host, shapes, a, vmap_method="sequential")
+
+    from jax._src.numpy import linalg  # (jax.random.orthogonal, which flax's initialiser calls, looks qr up here)
+
+    linalg.qr = jnp.linalg.qr = qr
+
+
 def settings(env: str, algo: str, num_envs: int | None) -> dict:
     """The baseline's yaml values, with NUM_ENVS scaled down where --num-envs says so."""
     values = dict(SETTINGS[(env, algo)])
@@ -119,6 +150,7 @@ def peer_train(env: str, algo: str, repo: Path, timesteps: int, num_envs: int | 
             raise SystemExit(f"{path}: the patch's anchor {old.strip()!r} is not there once")
         source = source.replace(old, new)
     stub_modules()
+    host_qr()
     module = types.ModuleType(f"jaxmarl_{env}_{algo}")
     sys.modules[module.__name__] = module  # (its dataclasses look their module up)
     exec(compile(source, path, "exec"), module.__dict__)  # noqa: S102 (JaxMARL's own file)
