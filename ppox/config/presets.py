@@ -199,6 +199,12 @@ BRAX_PRESETS["hopper"] = BRAX_PRESETS["walker2d"] = BRAX_PRESETS["ant"]
 for _name, _preset in BRAX_PRESETS.items():
     for _id in (f"brax/{_name}", f"brax/{_name}/positional", f"brax/{_name}/generalized", f"brax/{_name}/spring"):
         PRESETS[_id] = _preset
+# MuJoCo Playground (fused, pip install "ppox[playground]"): Playground's own Brax PPO settings for its dm_control suite
+# (mujoco_playground.config.dm_control_suite_params.brax_ppo_config), mapped as Brax's above: 2048 envs x 480 steps
+# (unroll 30 x batch 1024 x 32 minibatches), 16 epochs, lr 1e-3, entropy 1e-2, discount 0.995, reward scaling 10,
+# 60M steps. Its networks are Brax's defaults, not mapped (as for Brax; docs/jax-envs.md).
+for _name in ("CartpoleBalance", "CheetahRun", "WalkerWalk"):
+    PRESETS[f"playground/{_name}"] = _brax(60_000_000, 2048, 1024, 30, 32, 16, 1e-3, 1e-2, 0.995, 10)
 # pgx games against a random opponent, masks from the game's legal_action_mask (pip install "ppox[pgx]")
 PRESETS["TicTacToe-pgx"] = {"total_timesteps": 200_000}
 PRESETS["ConnectFour-pgx"] = {"total_timesteps": 1_000_000, "num_envs": 16, "hidden_sizes": (128, 128)}

@@ -4,12 +4,9 @@ FAMILIES is in priority order: an env belongs to the first family that claims it
 for (the last, Gymnasium, also takes env objects and ids no family claims). Makers are found by module
 path when first used, so that ``ppox --help`` and config checks import no adapter or optional dependency.
 
-To add a family (Brax, MuJoCo Playground, Craftax, JaxMARL, ...):
-1. write ppox/envs/NAME.py with ``make(env_id) -> (env, env_params)``, a gymnax-style JAX env (reset_env,
-   step_env, is_truncated, observation_space, action_space; env_params.max_steps_in_episode);
-2. add ``Family("NAME", claims, "ppox.envs.NAME", fused="make", sections=..., extra=..., needs=...)`` to
-   FAMILIES, before Gymnasium, and the extra to pyproject.toml. Driver choice, config checks, the fused
-   driver, evaluation and ``ppox envs`` read FAMILIES; nothing else changes.
+To add a family, write ppox/envs/NAME.py with ``make(env_id) -> (env, env_params)`` (a gymnax-style JAX env) and
+add ``Family("NAME", claims, "ppox.envs.NAME", fused="make", sections=..., extra=...)`` to FAMILIES before Gymnasium,
+and the extra to pyproject.toml: driver choice, config checks, the fused driver, evaluation and ppox envs read it.
 """
 
 from __future__ import annotations
@@ -35,10 +32,12 @@ from ppox.envs.ids import (
     JUMANJI_IDS,
     NAVIX_IDS,
     PETTINGZOO_IDS,
+    PLAYGROUND_IDS,
     TASK_IDS,
     XMINIGRID_IDS,
     is_atari_id,
     is_entry_point,
+    is_playground_id,
 )
 from ppox.errors import ConfigError
 
@@ -123,6 +122,7 @@ class Family:
     open_ids: bool = False  # any id it claims passes the config check (checked where a run makes it)
 
 
+PLAYGROUND = (Section("MuJoCo Playground (fused driver; playground/NAME[/randomized]), with presets", PLAYGROUND_IDS),)
 FAMILIES: tuple[Family, ...] = (
     Family(
         "gymnax",
@@ -191,6 +191,9 @@ FAMILIES: tuple[Family, ...] = (
         sections=(Section("Brax (fused driver; brax/NAME, or brax/NAME/BACKEND), with presets", BRAX_IDS),),
         extra="brax",
         needs=("brax",),
+    ),
+    Family(  # MuJoCo Playground's dm_control suite and locomotion registries, on MJX (docs/jax-envs.md)
+        "playground", is_playground_id, "ppox.envs.playground", fused="make", sections=PLAYGROUND, extra="playground"
     ),
     Family(  # JaxMARL: IPPO and MAPPO, agents stacked on the batch axis (docs/multi-agent.md)
         "jaxmarl",

@@ -27,6 +27,8 @@ CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1", "Craftax-Cl
 # Brax's locomotion worlds with presets (brax/NAME: the positional backend; brax/NAME/BACKEND for another)
 BRAX_NAMES = ("ant", "halfcheetah", "hopper", "walker2d", "humanoid", "inverted_pendulum", "reacher")
 BRAX_IDS = tuple(f"brax/{name}" for name in BRAX_NAMES)
+# MuJoCo Playground's worlds with presets (playground/NAME: its dm_control suite registry, on MJX's JAX implementation)
+PLAYGROUND_IDS = ("playground/CartpoleBalance", "playground/CheetahRun", "playground/WalkerWalk")
 # JaxMARL's multi-agent envs (agents stacked on the batch axis; any JaxMARL id, or SMAX- + a SMAX map)
 JAXMARL_IDS = ("MPE_simple_spread_v3", "MPE_simple_reference_v3")
 JAXMARL_OTHERS = ("hanabi", "overcooked", "switch_riddle", "coin_game")  # JaxMARL's ids without a prefix
@@ -45,3 +47,7 @@ def is_entry_point(env_id: str) -> bool:
 def is_atari_id(env_id: str) -> bool:
     """An Atari game of ale-py (ALE/Name-v5, NameNoFrameskip-v4): trained with the standard preprocessing."""
     return isinstance(env_id, str) and (env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"))
+
+
+def is_playground_id(env_id: str) -> bool:
+    return env_id.startswith("playground/")
