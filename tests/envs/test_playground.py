@@ -164,3 +164,17 @@ def test_playground_cartpole_balance_learns():
     result = ppox.train(config)
     last = float(np.nanmean(result.metrics["episode_return"][0, -5:]))
     assert last > 160, result.metrics["episode_return"][0]
+
+
+@pytest.mark.long
+def test_playground_two_seeds_resume_bit_identically_and_evaluate(tmp_path):
+    config = {"num_envs": 4, "num_steps": 8, "num_minibatches": 2, "update_epochs": 2, "run_dir": str(tmp_path)}
+    first = ppox.train(
+        env="playground/CartpoleBalance", total_timesteps=64, seeds=2, run_name="r", progress=False, **config
+    )
+    assert first.metrics["policy_loss"].shape == (2, 2)
+    resumed = ppox.resume(first.run_path, total_timesteps=128)
+    np.testing.assert_array_equal(resumed.metrics["policy_loss"][:, :2], first.metrics["policy_loss"])
+    assert resumed.metrics["policy_loss"].shape == (2, 4)
+    returns = ppox.evaluate(resumed.policy(), episodes=2)
+    assert returns.shape == (2,) and np.isfinite(returns).all() and (returns > 0).all()
