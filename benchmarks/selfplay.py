@@ -30,6 +30,8 @@ from ppox.acting.matches import play_match
 def train(env: str, opponent: str, args, run_dir: Path) -> tuple[Path, float]:
     """One ppox run in its own process (its wall time includes imports and compilation)."""
     name = f"{env}_{opponent}"
+    if args.reuse and (run_dir / name / "policy.safetensors").exists():  # (a finished run of an earlier call)
+        return run_dir / name, float("nan")
     command = ["ppox", "train", "--env", env, "--opponent", opponent, "--seeds", str(args.seeds)]
     command += ["--total-timesteps", str(args.timesteps), "--run-dir", str(run_dir), "--run-name", name]
     command += ["--checkpoint-every", str(args.timesteps // 10), "--eval-episodes", str(args.eval_episodes)]
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="benchmarks/runs/selfplay")
     parser.add_argument("--out", default="benchmarks/results/selfplay_connect_four.json")
     parser.add_argument("--plot", default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs of the same name (train time NaN)")
     args = parser.parse_args()
     run_dir = Path(args.run_dir)
     (baseline, base_s), (selfplay, self_s) = (train(args.env, o, args, run_dir) for o in ("random", args.opponent))

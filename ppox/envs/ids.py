@@ -16,7 +16,15 @@ JAX_ENV_IDS = (
     "Seaquest-MinAtar",
 )
 # ppox's own JAX-native tasks (ppox.envs.jax_tasks): memory tasks and pgx games (pip install "ppox[pgx]")
-TASK_IDS = ("CartPoleNoVel-v1", "PendulumNoVel-v1", "RepeatPrevious-v0", "TicTacToe-pgx", "ConnectFour-pgx")
+TASK_IDS = (
+    "CartPoleNoVel-v1",
+    "PendulumNoVel-v1",
+    "RepeatPrevious-v0",
+    "TicTacToe-pgx",
+    "ConnectFour-pgx",
+    "Othello-pgx",
+    "Go9x9-pgx",
+)
 GYMNAX_MEMORY_IDS = ("MemoryChain-bsuite",)  # gymnax's memory tasks, listed with ppox's
 # JAX worlds of other packages that ppox trains on and tests (any id of theirs runs, with the prefix)
 NAVIX_IDS = ("Navix-Empty-5x5-v0", "Navix-DoorKey-5x5-v0")  # navix's own ids
