@@ -82,7 +82,8 @@ def evaluate(
                 f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "
                 f"drawn from the grid: MinAtar); {name} is JAX-native only and its observations are flat"
             )
-        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder is not None)
+        record = video_folder is not None
+        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, record, max_episode_steps)
         if video_folder is not None:
             write_grid_videos(frames, Path(video_folder), name.replace("/", "_"))
         return returns
@@ -208,10 +209,11 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     return np.asarray(returns)
 
 
-def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False):
-    """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes]))."""
+def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False, max_steps=None):
+    """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes])); episodes
+    cut (truncated) after ``max_steps`` where given, else at the run's --max-episode-steps or the env's limit."""
     c = policy.config
-    env, params, spec = make_jax_env(c.env, c.max_episode_steps, c.hide_obs, c.agent_id, c.critic)
+    env, params, spec = make_jax_env(c.env, max_steps or c.max_episode_steps, c.hide_obs, c.agent_id, c.critic)
     check_fits(policy, spec, policy.config.env)
     if hasattr(env, "stacked_agents"):
         return _evaluate_agents(policy, env, params, episodes, deterministic, seed), None

@@ -25,6 +25,13 @@ def test_saved_policy_evaluates_like_the_trained_one(cartpole_run):
     assert saved.shape == (3,) and np.all(saved >= 8)
 
 
+def test_max_episode_steps_cuts_the_episodes_of_a_jax_env(cartpole_run):
+    """gymnax CartPole (fused): ``max_episode_steps`` caps each episode (it was ignored for JAX envs before)."""
+    capped = evaluate(ppox.load(cartpole_run.run_path), episodes=3, seed=1, max_episode_steps=5)
+    whole = evaluate(ppox.load(cartpole_run.run_path), episodes=3, seed=1)
+    assert (capped <= 5).all() and (whole > 5).all()
+
+
 def test_normalisation_statistics_matter(cartpole_run):
     policy = ppox.load(cartpole_run.run_path)
     identity = dataclasses.replace(policy, obs_stats=RunningMeanStd.create((4,)))
