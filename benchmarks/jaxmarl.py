@@ -2,11 +2,11 @@
 
     python benchmarks/jaxmarl.py --env mpe --algos ippo --timesteps 409600 --seeds 3 --repeats 2 \
         --out benchmarks/results/jaxmarl_ippo_mpe.json
-    python benchmarks/jaxmarl.py --env mpe --algos mappo --timesteps 204800 --seeds 3 --repeats 2 \
+    python benchmarks/jaxmarl.py --env mpe --algos mappo --timesteps 102400 --seeds 3 --repeats 2 \
         --out benchmarks/results/jaxmarl_mappo_mpe.json
-    python benchmarks/jaxmarl.py --env smax --algos ippo mappo --num-envs 32 --timesteps 163840 --seeds 3 \
+    python benchmarks/jaxmarl.py --env smax --algos ippo mappo --num-envs 32 --timesteps 61440 --seeds 3 \
         --repeats 2 --out benchmarks/results/jaxmarl_smax.json
-    python benchmarks/jaxmarl.py --plot benchmarks/results/jaxmarl_smax.json   # docs/curves/jaxmarl_smax.png
+    python benchmarks/jaxmarl.py --plot benchmarks/results/jaxmarl_smax.json   # summary; docs/curves/jaxmarl_smax.png
 
 Each measurement is a fresh process (``--one``) that builds one implementation's whole training run, jits it with
 its seeds vmapped (both libraries' own form: ``jax.jit(jax.vmap(train))``), then times compilation and the run
