@@ -32,6 +32,8 @@ PANELS = {
     "approx_kl": ("approx KL", "KL(pi_old || pi), nats"),
     "clip_fraction": ("clip fraction", "fraction of samples"),
     "explained_variance": ("explained variance", "1 - Var[G - V] / Var[G]"),
+}
+SELF_PLAY_PANELS = {  # columns only self-play runs write (ppox.drivers.selfplay)
     "selfplay_elo": ("Elo against its past selves", "rating (self-play)"),
     "selfplay_pool_score": ("score against the pool", "(wins + draws / 2) / games"),
 }
@@ -161,15 +163,19 @@ def plot_runs(runs: list[Path], out: Path, labels: list[str] | None = None) -> l
 
 
 def draw_runs(runs: list[Path], labels: list[str] | None = None):
-    """The figure of each panel (PANELS, then LM_PANELS) that some run has values for, the runs overlaid
-    against env steps (completions for LM runs); a multi-seed run is its mean over seeds with a 95% band.
+    """The figure of each panel (PANELS, SELF_PLAY_PANELS, then LM_PANELS) that some run has values for, the runs
+    overlaid against env steps (completions for LM runs); a multi-seed run is its mean over seeds with a 95% band.
     Each run is labelled by its env and the settings that differ among the plotted runs of its kind."""
     data = [read_run(r) for r in runs]
     settings = [read_settings(r) for r in runs]
     kinds = ["lm" if s.get("kind") == "lm" or "kl_ref" in d else "rl" for s, d in zip(settings, data)]
     labels = labels or run_labels(runs, settings, kinds)
     components = sorted({n for d in data for n in d if n.startswith(REWARD_PREFIX)})  # (an LM run's several rewards)
-    names = [n for n in [*PANELS, *LM_PANELS, *components] if any(n in d and np.isfinite(d[n]).any() for d in data)]
+    names = [
+        n
+        for n in [*PANELS, *SELF_PLAY_PANELS, *LM_PANELS, *components]
+        if any(n in d and np.isfinite(d[n]).any() for d in data)
+    ]
     cols, rows = 4, max(1, math.ceil(len(names) / 4))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows))
     axes = np.atleast_1d(axes).ravel()
@@ -216,7 +222,7 @@ def _panel_names(name: str, kinds: set) -> tuple[str, str]:
     both where RL and LM runs share it."""
     if name.startswith(REWARD_PREFIX):
         return f"reward {name[len(REWARD_PREFIX) :]}", "mean score per completion"
-    rl = {**PANELS, **LM_PANELS}[name]
+    rl = {**PANELS, **SELF_PLAY_PANELS, **LM_PANELS}[name]
     lm = LM_NAMES.get(name, rl)
     if kinds == {"lm"}:
         return lm
