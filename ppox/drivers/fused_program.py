@@ -266,14 +266,14 @@ def build(config: Config, pool_seed: int = 0) -> Fused:
         config.env, config.max_episode_steps, config.hide_obs, config.agent_id, config.critic
     )
     check_env_memory(config, spec)  # with this env's observations, before the runner is made
-    env = with_action_repeat(env, config.action_repeat)
+    env, network = with_action_repeat(env, config.action_repeat), make_network(config, spec)
     if config.opponent != "random":  # (a pgx game against the agent's own selves: ppox.drivers.selfplay)
-        env = selfplay.make_game(env, make_network(config, spec), config)
+        env = selfplay.make_game(env, network, config)
     step = stacking.stacked_step(env, env_params) or make_autoreset_step(env, env_params, with_episode_values=True)
     return Fused(
         config,
         spec,
-        make_network(config, spec),
+        network,
         make_optimizer(config),
         env,
         env_params,

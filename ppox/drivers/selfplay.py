@@ -28,7 +28,7 @@ from ppox.core.normalize import RunningMeanStd
 from ppox.envs.jax_envs import make_autoreset_step
 from ppox.envs.jax_tasks import gymnax_spaces
 from ppox.envs.optimistic_reset import batched_step
-from ppox.envs.selfplay import Match, SelfPlayGame, SelfPlayParams
+from ppox.envs.selfplay import Match, SelfPlayGame, SelfPlayParams, select
 
 K_ELO = 16.0  # rating points moved per game at a surprise of 1
 START_ELO = 1000.0
@@ -139,7 +139,7 @@ def after_update(config: Config, pool: Pool, params: Any, updates_done: jax.Arra
         games=pool.games.at[slot].set(0.0),
         elo=pool.elo.at[slot].set(pool.agent_elo),
     )
-    pool = jax.tree_util.tree_map(lambda a, b: jnp.where(take, a, b), added, pool)
+    pool = select(take, added, pool)
     return pool.replace(update_points=jnp.zeros(()), update_games=jnp.zeros(())), metrics
 
 
