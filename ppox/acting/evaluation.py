@@ -13,7 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ppox.acting.agent_episodes import evaluate_agents, is_pettingzoo_env
 from ppox.acting.policy import Policy
+from ppox.acting.videos import write_clip
 from ppox.config.trust import confirm_file_config
 from ppox.envs.action_repeat import with_action_repeat
 from ppox.envs.contract import check_reset, check_spaces, step_problem
@@ -71,6 +73,8 @@ def evaluate(
         _check_rebuildable(policy.config.env)
     cap = max_episode_steps or policy.config.max_episode_steps or EVAL_STEP_CAP
     name = policy.config.env
+    if is_pettingzoo_env(name) and env is None:  # (whole games, the policy acting for every agent: team returns)
+        return evaluate_agents(policy, episodes, deterministic, seed, video_folder, cap).team
     if env is None and (family_for(name, "single") is None or (is_entry_point(name) and is_jax_env(name))):  # JAX only
         if video_folder is not None and name.startswith("brax/"):
             raise ConfigError(
@@ -298,14 +302,7 @@ def grid_frame(obs: np.ndarray, scale: int = 16) -> np.ndarray:
 
 def write_grid_videos(seen, folder: Path, name: str, fps: int = 10) -> None:
     """One mp4 per episode in ``folder``, drawn from its grid observations (``_evaluate_gymnax``'s record)."""
-    try:
-        from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
-    except ImportError:
-        raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
     observations, alive = seen
-    folder.mkdir(parents=True, exist_ok=True)
     for episode in range(alive.shape[1]):
         frames = [grid_frame(obs) for obs in observations[alive[:, episode], episode]]
-        clip = ImageSequenceClip(frames, fps=fps)
-        clip.write_videofile(str(folder / f"{name}-episode-{episode}.mp4"), logger=None)
-        clip.close()
+        write_clip(frames, folder / f"{name}-episode-{episode}.mp4", fps)

@@ -262,9 +262,10 @@ class NumpyActor:
         x = obs.reshape(obs.shape[0], -1)
         if self.config.norm_obs:
             x = np.clip((obs - self.mean) * self.scale, -10.0, 10.0).reshape(obs.shape[0], -1)
-        features = self.mlp(self.layers, x)
+        split = self.spec.actor_obs  # (MAPPO: the actor reads the first features, the critic the rest)
+        features = self.mlp(self.layers, x[:, :split] if split else x)
         if self.network is not None:
-            critic = features if self.critic_layers is None else self.mlp(self.critic_layers, x)
+            critic = features if self.critic_layers is None else self.mlp(self.critic_layers, x[:, split:])
             features = self.step_cells(features, critic)
         return features @ self.head[0] + self.head[1]
 

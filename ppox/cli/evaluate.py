@@ -23,7 +23,8 @@ class Eval:
     deterministic: bool = True
     """Act with the distribution's mode (the default, as Policy.act does); --no-deterministic samples."""
     video: bool = False
-    """Record every episode as mp4 into RUN/videos (Gymnasium environments; needs ppox[video])."""
+    """Record every episode as mp4 into RUN/videos (Gymnasium environments, MinAtar's grids, PettingZoo envs that
+    render rgb_array frames; needs ppox[video])."""
     seed_index: int = 0
     """Which seed of a multi-seed run."""
     seed: int = 0
@@ -49,6 +50,7 @@ def run(args: list[str]) -> int:
         return fail("eval", f"--seed and --seed-index must be integers >= 0, got {opts.seed} and {opts.seed_index}")
     if opts.max_episode_steps is not None and opts.max_episode_steps < 1:
         return fail("eval", f"--max-episode-steps must be a positive integer, got {opts.max_episode_steps}")
+    from ppox.acting.agent_episodes import is_pettingzoo_env
     from ppox.acting.evaluation import evaluate
     from ppox.acting.policy import load
 
@@ -57,6 +59,8 @@ def run(args: list[str]) -> int:
         if opts.opponent is not None:
             return _match(policy, opts)
         folder = Path(opts.run) if Path(opts.run).is_dir() else Path(opts.run).parent
+        if is_pettingzoo_env(policy.config.env) and opts.env is None:
+            return _agents(policy, opts, folder)
         returns = evaluate(
             policy,
             episodes=opts.episodes,
@@ -74,6 +78,27 @@ def run(args: list[str]) -> int:
         f"{policy.config.env}: {'team ' if policy.spec.agents else ''}return {returns.mean():.2f} +- "
         f"{returns.std():.2f} over {opts.episodes} "
         f"episodes ({mode} policy)" + (f"; videos in {folder / 'videos'}" if opts.video else "")
+    )
+    return 0
+
+
+def _agents(policy, opts: Eval, folder: Path) -> int:
+    """ppox eval of a PettingZoo run: whole games, the policy acting for every agent; team and per-agent returns."""
+    from ppox.acting.agent_episodes import evaluate_agents
+
+    result = evaluate_agents(
+        policy,
+        episodes=opts.episodes,
+        deterministic=opts.deterministic,
+        seed=opts.seed,
+        video_folder=folder / "videos" if opts.video else None,
+        max_episode_steps=opts.max_episode_steps,
+    )
+    mode = "deterministic" if opts.deterministic else "stochastic"
+    agents = ", ".join(f"{a} {r.mean():.2f}" for a, r in result.by_agent.items())
+    print(
+        f"{policy.config.env}: team return {result.team.mean():.2f} +- {result.team.std():.2f} over {opts.episodes} "
+        f"episodes ({mode} policy); per agent: {agents}" + (f"; videos in {folder / 'videos'}" if opts.video else "")
     )
     return 0
 

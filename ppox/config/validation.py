@@ -150,20 +150,17 @@ def _validate_algorithm(c) -> None:
 
 
 def _validate_agents(c) -> None:
-    """--critic and --agent-id: multi-agent envs (JaxMARL) only; the centralised critic needs its own trunk."""
+    """--critic and --agent-id: multi-agent envs (JaxMARL, PettingZoo) only; the centralised critic needs its own
+    trunk."""
     need(c.critic in ("local", "world_state"), f"--critic must be local or world_state, got {c.critic!r}")
     need(isinstance(c.agent_id, bool), f"--agent-id must be true or false, got {c.agent_id!r}")
     family = family_for(c.env, "fused")
-    many = getattr(family_for(c.env, "host"), "name", None) == "pettingzoo"  # (rows of agents: --agent-id only)
-    need(
-        not (many and c.critic != "local"),
-        f"--critic {c.critic}: {c.env}'s rows carry each agent's own observation, no world state: drop --critic",
-    )
-    if c.critic != "local" or (c.agent_id and not many):
+    many = getattr(family_for(c.env, "host"), "name", None) == "pettingzoo"  # (rows of agents, maybe a world state)
+    if (c.critic != "local" or c.agent_id) and not many:
         need(
             family is not None and family.name == "jaxmarl",
-            f"--critic {c.critic} / --agent-id are for multi-agent envs (JaxMARL ids, `ppox envs`; --agent-id also "
-            f"PettingZoo's); {c.env!r} has one agent: drop them",
+            f"--critic {c.critic} / --agent-id are for multi-agent envs (JaxMARL ids, `ppox envs`, and PettingZoo's); "
+            f"{c.env!r} has one agent: drop them",
         )
     need(
         c.critic == "local" or not c.shared_trunk,

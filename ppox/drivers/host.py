@@ -203,9 +203,8 @@ class HostDriver:
             self.eval_env = vector_eval_factory(env)
         else:
             count = 1 if config.ray is not None else config.num_envs
-            self.venv = make_host_envs(
-                env, count, config.vec, config.max_episode_steps, config.hide_obs, config.agent_id
-            )
+            options = {"agent_id": config.agent_id, "critic": config.critic}  # (multi-agent families' options)
+            self.venv = make_host_envs(env, count, config.vec, config.max_episode_steps, config.hide_obs, **options)
         self.metric_names = (
             METRIC_NAMES
             + (("worker_restarts",) if config.ray is not None else ())
@@ -220,6 +219,8 @@ class HostDriver:
             agents: tuple[str, ...] = () if is_vector_env(env) else tuple(getattr(self.venv, "agents", ()))
             if agents:  # (rows of a multi-agent env's agents: a loaded policy acts by agent)
                 self.spec = dataclasses.replace(self.spec, agents=agents)
+            actor_obs = getattr(env if is_vector_env(env) else self.venv, "actor_obs", 0)  # (PettingZoo's MAPPO rows)
+            self.spec = dataclasses.replace(self.spec, actor_obs=int(actor_obs or 0))
             check_env_memory(config, self.spec, self.venv.single_observation_space)
             self.network, self._init, self._learn = build_learner(any_length(static_config(config)), self.spec)
         except BaseException:

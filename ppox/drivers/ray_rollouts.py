@@ -41,7 +41,8 @@ class RolloutWorker:
             num_envs=num_envs, ray=None, workers=1, num_minibatches=1
         )
         vec = config.vec if config.vec in ("ale", "envpool") else "sync"
-        venv = make_host_envs(env, num_envs, vec, config.max_episode_steps, config.hide_obs, config.agent_id)
+        c = config
+        venv = make_host_envs(env, num_envs, vec, c.max_episode_steps, c.hide_obs, agent_id=c.agent_id, critic=c.critic)
         spec = spec_from_spaces(venv.single_observation_space, venv.single_action_space)
         self.collector = Collector(
             config, spec, venv, make_network(config, spec), np.random.default_rng(seed), seed=seed

@@ -285,13 +285,11 @@ def load_maker(family: Family, maker: str) -> Callable[..., Any]:
     return getattr(module, getattr(family, maker))
 
 
-def make_host_envs(
-    env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = (), agent_id: bool = False
-):
-    """The host driver's vector env of ``env`` (an id, entry point, env object or factory), by its family;
-    ``agent_id`` (multi-agent families only): each agent's row carries its one-hot id."""
+def make_host_envs(env, num_envs: int, vec: str, max_episode_steps: int | None = None, hide_obs: tuple = (), **agents):
+    """The host driver's vector env of ``env`` (an id, entry point, env object or factory), by its family; ``agents``
+    (multi-agent families only, given where not off): agent_id, critic, render_mode (PettingZoo's options)."""
     family = family_for(env, "host") or FAMILIES[-1]
-    extra = {"agent_id": True} if agent_id else {}
+    extra = {name: value for name, value in agents.items() if value not in (False, "local", None)}
     return load_maker(family, "host")(env, num_envs, vec, max_episode_steps, hide_obs, **extra)
 
 

@@ -14,6 +14,10 @@ AEC envs (``module.env()``) go through PettingZoo's own ``aec_to_parallel``.
   (Gymnasium's SAME_STEP autoreset). An agent that leaves while the others play on is refused in one line.
 - Action masks: where the env's observations are ``{"observation", "action_mask"}`` (PettingZoo's classic games)
   the mask goes through ppox's mask path.
+- MAPPO (``--critic world_state``): each row is the agent's part (observation, id) followed by the world state
+  (and the id again), the layout of ppox's JaxMARL rows: the actor reads the first ``actor_obs`` features, the
+  critic the rest. The world state is the game's ``state()`` where it declares a ``state_space`` (MPE, pistonball),
+  else every agent's padded observation joined (JaxMARL's MAPPO convention); vector observations only.
 
 Ids: ``pettingzoo/MODULE`` names a PettingZoo env module, e.g. ``pettingzoo/mpe2.simple_spread_v3`` or
 ``pettingzoo/pettingzoo.butterfly.pistonball_v6``; ``MODULE.parallel_env()`` makes one game.
@@ -22,7 +26,7 @@ Ids: ``pettingzoo/MODULE`` names a PettingZoo env module, e.g. ``pettingzoo/mpe2
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -41,15 +45,17 @@ def is_pettingzoo_id(env_id: Any) -> bool:
     return isinstance(env_id, str) and env_id.startswith(PREFIX)
 
 
-def game_factory(env: Any) -> Callable[[], Any]:
-    """A function making one parallel game, from a ``pettingzoo/MODULE`` id, a parallel or AEC env function."""
+def game_factory(env: Any, render_mode: str | None = None) -> Callable[[], Any]:
+    """A function making one parallel game, from a ``pettingzoo/MODULE`` id, a parallel or AEC env function;
+    ``render_mode`` (ids only) is passed to the module's maker (``"rgb_array"``: ``render()`` returns frames)."""
     if is_pettingzoo_id(env):
         module_name = env[len(PREFIX) :]
         module = import_user_module(module_name, "--env", env)
         make = getattr(module, "parallel_env", None) or getattr(module, "env", None)
         if make is None:
             raise ConfigError(f"--env {env}: the module {module_name} has no parallel_env() (a PettingZoo env module)")
-        return lambda: as_parallel(make())
+        options = {"render_mode": render_mode} if render_mode else {}
+        return lambda: as_parallel(make(**options))
     if callable(env):
         return lambda: as_parallel(env())
     raise ConfigError(f"env: {env!r} is not a PettingZoo id (pettingzoo/MODULE) or a function making a game")
@@ -64,10 +70,36 @@ def as_parallel(game: Any) -> Any:
     return game
 
 
-class RowLayout:
-    """How agents' observations and actions become rows: one shared action space, padded observations, ids."""
+class WorldState(NamedTuple):
+    """Where MAPPO's world state comes from: "state" (the game's ``state()``) or "joint" (observations joined)."""
 
-    def __init__(self, game: Any, label: str, agent_id: bool = False):
+    kind: str
+    size: int
+
+
+def world_source(game: Any, label: str, flat: bool, masked: bool, joint_size: int) -> WorldState:
+    """The world state of a game (``--critic world_state``): its ``state()`` where it declares a ``state_space``,
+    else every agent's padded observation joined; refused in one line where a row cannot hold it."""
+    if not flat or masked:
+        what = "are not vectors" if not flat else "carry action masks"
+        raise ConfigError(
+            f"--critic world_state: {label}'s observations {what}, and a MAPPO row is a vector (the agent's "
+            "observation, then the world state): use --critic local"
+        )
+    try:
+        space = game.state_space
+    except (AttributeError, NotImplementedError):
+        space = None
+    if isinstance(space, spaces.Box):
+        return WorldState("state", int(np.prod(space.shape)))
+    return WorldState("joint", joint_size)
+
+
+class RowLayout:
+    """How agents' observations and actions become rows: one shared action space, padded observations, ids,
+    and with ``critic="world_state"`` the world state after them (MAPPO)."""
+
+    def __init__(self, game: Any, label: str, agent_id: bool = False, critic: str = "local"):
         self.agents = list(game.possible_agents)
         action_spaces = [game.action_space(a) for a in self.agents]
         if any(s != action_spaces[0] for s in action_spaces):
@@ -86,6 +118,9 @@ class RowLayout:
             raise ConfigError(f"--agent-id: {label}'s observations are not vectors; one-hot ids go after vectors only")
         self.with_id = agent_id
         self.size = max(s.shape[0] for s in inner) if self.flat else 0
+        self.ids = len(self.agents) if agent_id else 0
+        joint = len(self.agents) * self.size
+        self.world = world_source(game, label, self.flat, self.masked, joint) if critic == "world_state" else None
         box = self._box(inner)
         self.observation_space = (
             spaces.Dict({"observation": box, "action_mask": raw[0]["action_mask"]}) if self.masked else box
@@ -107,10 +142,30 @@ class RowLayout:
             inner = out
         return {"observation": inner, "action_mask": np.asarray(obs["action_mask"])} if self.masked else inner
 
+    def game_rows(self, obs: dict, game: Any) -> list:
+        """Every agent's row of one game; with a world state, [observation, id, world state, id] (as JaxMARL's)."""
+        rows = [self.row(i, obs[a]) for i, a in enumerate(self.agents)]
+        if self.world is None:
+            return rows
+        joint = self.world.kind == "joint"
+        world = np.concatenate([r[: self.size] for r in rows]) if joint else np.ravel(game.state())
+        if world.size != self.world.size:
+            raise ConfigError(f"env: state() has {world.size} values, its state_space {self.world.size}")
+        for i, r in enumerate(rows):
+            r[self.actor_obs : self.actor_obs + world.size] = world
+            if self.with_id:
+                r[self.width - self.ids + i] = 1.0
+        return rows
+
+    @property
+    def actor_obs(self) -> int:
+        """The features the actor reads where a world state follows (observation and id); 0 without one."""
+        return self.size + self.ids if self.world else 0
+
     @property
     def width(self) -> int:
-        """A row's length: the longest observation, then the one-hot id."""
-        return self.size + (len(self.agents) if self.with_id else 0)
+        """A row's length: the longest observation, the one-hot id, then the world state and the id again."""
+        return self.size + self.ids + (self.world.size + self.ids if self.world else 0)
 
 
 class AgentRows(gym.vector.VectorEnv):
@@ -118,9 +173,17 @@ class AgentRows(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, make_game: Callable[[], Any], num_envs: int, label: str = "pettingzoo", agent_id: bool = False):
+    def __init__(
+        self,
+        make_game: Callable[[], Any],
+        num_envs: int,
+        label: str = "pettingzoo",
+        agent_id: bool = False,
+        critic: str = "local",
+    ):
         first = make_game()
-        self.layout = RowLayout(first, label, agent_id)
+        self.layout = RowLayout(first, label, agent_id, critic)
+        self.actor_obs = self.layout.actor_obs  # (> 0: MAPPO, the policy's actor reads these first features)
         self.agents = tuple(str(a) for a in self.layout.agents)  # (a policy trained on the rows acts by agent)
         agents = len(self.layout.agents)
         if num_envs % agents:
@@ -182,8 +245,7 @@ class AgentRows(gym.vector.VectorEnv):
 
     def _set_game(self, g: int, obs: dict) -> None:
         n = len(self.layout.agents)
-        for i, agent in enumerate(self.layout.agents):
-            self._rows[g * n + i] = self.layout.row(i, obs[agent])
+        self._rows[g * n : (g + 1) * n] = self.layout.game_rows(obs, self.games[g])
 
     def _stacked(self) -> Any:
         if self.layout.masked:
@@ -210,8 +272,11 @@ def make_host_envs(
     max_episode_steps: int | None = None,
     hide_obs: tuple = (),
     agent_id: bool = False,
+    critic: str = "local",
+    render_mode: str | None = None,
 ):
-    """The host driver's rows of a PettingZoo env (the family's host maker); options it cannot honour refused."""
+    """The host driver's rows of a PettingZoo env (the family's host maker; evaluation makes one game's rows, with
+    ``render_mode`` for --video); options it cannot honour refused."""
     if vec != "sync":
         raise ConfigError(f"--vec {vec}: PettingZoo games are stepped in this process: leave --vec out")
     if max_episode_steps is not None or hide_obs:
@@ -219,12 +284,14 @@ def make_host_envs(
             "--max-episode-steps and --hide-obs wrap Gymnasium envs; a PettingZoo game sets its own length "
             "(e.g. max_cycles)"
         )
-    return AgentRows(game_factory(env), num_envs, env if isinstance(env, str) else "pettingzoo", agent_id)
+    label = env if isinstance(env, str) else "pettingzoo"
+    return AgentRows(game_factory(env, render_mode), num_envs, label, agent_id, critic)
 
 
 def make_one_env(env: Any, video_folder=None):
-    """Evaluation plays single-agent episodes; a PettingZoo run is judged by its training episodes for now."""
+    """Single-agent evaluation refuses PettingZoo envs: a PettingZoo run is evaluated on its own env, whole games
+    with every agent acting (``ppox.acting.agent_episodes``)."""
     raise ConfigError(
-        f"env {env}: evaluation (--eval-episodes, ppox eval) of a PettingZoo run is not built yet; the run's "
-        "metrics report each agent's episode return"
+        f"env {env}: a PettingZoo env is evaluated with the run's own policy acting for every agent: evaluate a "
+        "PettingZoo run on the env it trained on (leave env out)"
     )

@@ -94,8 +94,8 @@ def test_unknown_module_and_refused_options_are_one_line_errors():
 def test_agent_ids_only_where_asked_and_only_for_multi_agent_envs():
     assert AgentRows(Relay, 2, "relay").single_observation_space.shape == (3,)  # padded to the longest, no id
     ppox.Config(env="pettingzoo/mpe2.simple_spread_v3", num_envs=6, agent_id=True)
-    with pytest.raises(ConfigError, match="no world state: drop --critic"):
-        ppox.Config(env="pettingzoo/mpe2.simple_spread_v3", num_envs=6, critic="world_state")
+    with pytest.raises(ConfigError, match="are for multi-agent envs"):
+        ppox.Config(env="CartPole-v1", agent_id=True)
 
 
 def test_a_loaded_policy_acts_for_every_agent(tmp_path, monkeypatch):
