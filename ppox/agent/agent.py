@@ -30,7 +30,9 @@ def make_network(config: Config, spec: EnvSpec) -> ActorCritic | RecurrentActorC
     if spec.actor_obs and (config.shared_trunk or image):
         raise ConfigError("--critic world_state gives the critic its own input: flat observations, no --shared-trunk")
     memory: dict[str, Any] = (
-        {} if config.memory == "none" else {"memory": config.memory, "memory_size": config.memory_size}
+        {}
+        if config.memory == "none"
+        else {"memory": config.memory, "memory_size": config.memory_size, "post_memory_sizes": config.post_memory_sizes}
     )
     return (RecurrentActorCritic if memory else ActorCritic)(
         **memory,
@@ -239,6 +241,7 @@ class NumpyActor:
             cells = ["actor_memory"] + ([] if self.network.shared_trunk else ["critic_memory"])
             self.cells = [p[name] for name in cells]
             self.critic_layers = None if self.network.shared_trunk else dense(p["critic_trunk"])
+            self.post_layers = dense(p["actor_post_memory"]) if "actor_post_memory" in p else []
 
     def mlp(self, layers, x: np.ndarray) -> np.ndarray:
         for kernel, bias in layers:
@@ -266,7 +269,7 @@ class NumpyActor:
         features = self.mlp(self.layers, x[:, :split] if split else x)
         if self.network is not None:
             critic = features if self.critic_layers is None else self.mlp(self.critic_layers, x[:, split:])
-            features = self.step_cells(features, critic)
+            features = self.mlp(self.post_layers, self.step_cells(features, critic))
         return features @ self.head[0] + self.head[1]
 
     def act(self, obs: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None) -> np.ndarray:

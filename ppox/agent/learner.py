@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from ppox.agent.networks import critic_mask
 from ppox.config.config import TRACED_FIELDS, Config
 from ppox.core.advantages import ADVANTAGE_ESTIMATORS, EstimatorParams, Trajectory, discounted_returns
 from ppox.core.losses import LossTerms, explained_variance, ppo_loss
@@ -87,6 +88,18 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
         return optax.chain(optax.identity(), adam)
 
     return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
+
+
+def clip_per_group(grads, groups, max_norm):
+    """Each group's part of ``grads`` clipped to norm ``max_norm`` apart (``--grad-clip per_network``):
+
+        g_k <- g_k * min(1, max_norm / ||g_k||),   ||g_k|| = sqrt(sum over the entries of group k of g^2)
+
+    ``grads`` a flat vector, ``groups`` a bool vector of its shape (True: the critic's entries, False: the actor's)."""
+    squares = jnp.square(grads)
+    norms = [jnp.sqrt(jnp.sum(jnp.where(groups == flag, squares, 0.0))) for flag in (False, True)]
+    scales = [jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30)) for norm in norms]
+    return grads * jnp.where(groups, scales[1], scales[0])
 
 
 def init_opt_state(optimizer: optax.GradientTransformation, params):
@@ -203,6 +216,7 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     lr = learning_rate_at(config, update_index, hyper)
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
     flat_params, unravel = ravel_pytree(params)
+    critic_entries = ravel_pytree(critic_mask(params))[0] if config.grad_clip == "per_network" else None
     grad_fn = jax.value_and_grad(
         lambda flat, mb: minibatch_loss(unravel(flat), apply_fn, mb, config, hyper), has_aux=True
     )
@@ -210,7 +224,9 @@ def ppo_update(params, opt_state, batch: Batch, key, update_index, *, apply_fn, 
     def minibatch_step(carry, minibatch):
         params, opt_state, stopped = carry
         (_, terms), grads = grad_fn(params, minibatch)
-        if hyper.max_grad_norm is not None:  # ||g|| <= max_grad_norm: g * min(1, max_grad_norm / ||g||)
+        if hyper.max_grad_norm is not None and config.grad_clip == "per_network":
+            grads = clip_per_group(grads, critic_entries, hyper.max_grad_norm)
+        elif hyper.max_grad_norm is not None:  # ||g|| <= max_grad_norm: g * min(1, max_grad_norm / ||g||)
             grads, _ = optax.clip_by_global_norm(hyper.max_grad_norm).update(grads, optax.EmptyState())
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)

@@ -294,6 +294,7 @@ class RecurrentActorCritic(nn.Module):
     actor_obs: int = 0  # > 0: the actor reads obs[..., :actor_obs], the critic the rest (flat observations)
     memory: str = "gru"
     memory_size: int = 128
+    post_memory_sizes: Sequence[int] = ()  # hidden layers after the cell, one MLP per head (shared trunk or not)
 
     @nn.compact
     def __call__(self, carry, obs, starts):
@@ -302,9 +303,25 @@ class RecurrentActorCritic(nn.Module):
         if not self.shared_trunk:
             cells += (CellWeights(self.memory, self.memory_size, name="critic_memory")(critic_x),)
         carries = run_cells(self.memory, cells, carry, starts)
-        features = [memory_output(self.memory, c) for c in carries]
-        dist, value = _heads(self, features[0], features[-1])
+        actor_f, critic_f = (memory_output(self.memory, c) for c in (carries[0], carries[-1]))
+        if self.post_memory_sizes:
+            post = (self.post_memory_sizes, self.activation, self.weight_init)
+            actor_f = MLP(*post, name="actor_post_memory")(actor_f)
+            critic_f = MLP(*post, name="critic_post_memory")(critic_f)
+        dist, value = _heads(self, actor_f, critic_f)
         return carries, dist, value
+
+
+def critic_mask(params):
+    """True on the critic's parameters (its trunk, cell, post-memory layers and the value head, ``Dense_0`` of the
+    network's own scope), False on the actor's: a pytree shaped like ``params``, of NumPy bools (constants)."""
+
+    def is_critic(path, leaf):
+        names = [getattr(p, "key", "") for p in path]
+        top = names[1] if names and names[0] == "params" and len(names) > 1 else names[0]
+        return np.full(np.shape(leaf), top.startswith("critic_") or top == "Dense_0")
+
+    return jax.tree_util.tree_map_with_path(is_critic, params)
 
 
 def zero_carry(network: RecurrentActorCritic, batch: int):

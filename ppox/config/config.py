@@ -98,6 +98,11 @@ class Config:
     max_grad_norm: float | None = traced(0.5)
     """Clip the global gradient norm to this. None: no gradient clipping."""
 
+    grad_clip: Literal["joint", "per_network"] = "joint"
+    """What --max-grad-norm bounds. joint: the norm of the whole gradient (CleanRL, SB3). per_network: the actor's
+    and the critic's gradient norms, each apart (JaxMARL's MAPPO, with an optimiser per network); needs separate
+    actor and critic networks (no --shared-trunk)."""
+
     target_kl: float | None = traced(None, fixed=0.01)
     """Stop an update's remaining minibatches once a minibatch's approx KL exceeds this. None: never."""
 
@@ -133,6 +138,10 @@ class Config:
 
     memory_size: int = 128
     """Units of the recurrent cell (--memory)."""
+
+    post_memory_sizes: tuple[int, ...] = ()
+    """Hidden layers after the recurrent cell, in each head (actor and critic each its own, --activation): the
+    recurrent networks of JaxMARL's baselines have one of 128 units. (): the heads read the cell's output."""
 
     hide_obs: tuple[int, ...] = ()
     """Hide these entries of the (flattened) observation from the agent, on either driver: any env becomes

@@ -187,6 +187,21 @@ def _validate_self_play(c) -> None:
 
 def _validate_memory(c) -> None:
     need(c.memory_size > 0, f"--memory-size must be a positive integer, got {c.memory_size!r}")
+    need(
+        isinstance(c.post_memory_sizes, tuple)
+        and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in c.post_memory_sizes),
+        f"--post-memory-sizes must be zero or more positive integers, got {c.post_memory_sizes!r}",
+    )
+    need(
+        not c.post_memory_sizes or c.memory != "none",
+        f"--post-memory-sizes {' '.join(map(str, c.post_memory_sizes))} adds layers after the recurrent cell: use "
+        "it with --memory gru or lstm (without memory, put the sizes in --hidden-sizes)",
+    )
+    need(
+        c.grad_clip == "joint" or not c.shared_trunk,
+        "--grad-clip per_network clips the actor's and the critic's gradients apart: drop --shared-trunk "
+        "(a shared trunk belongs to both), or use --grad-clip joint",
+    )
     if c.memory != "none" and c.num_envs % c.num_minibatches:
         need(
             False,

@@ -38,6 +38,7 @@ NETWORK_FIELDS = (
     "activation",
     "memory",
     "memory_size",
+    "post_memory_sizes",
     "shared_trunk",
     "norm_obs",
     "hide_obs",
