@@ -24,10 +24,18 @@ each agent's own return: ppox's ``episode_return`` (the mean return of an agent'
 only (ppox logs no win flag).
 
 ppox's networks: IPPO on MPE 64x64 tanh (as JaxMARL's). The recurrent runs are ``--memory gru --memory-size 128
---hidden-sizes 128``: a 128-unit layer, then the GRU, then the heads; JaxMARL's put one more 128-unit ReLU
-layer after the GRU. SMAX IPPO also has ``--shared-trunk`` (JaxMARL's IPPO shares its layer and GRU between
-actor and critic); MAPPO on SMAX has ``--agent-id`` (JaxMARL's OBS_WITH_AGENT_ID puts the id in the critic's
-world state; ppox puts it in the actor's observation too).
+--hidden-sizes 128 --post-memory-sizes 128 --activation relu``: a 128-unit layer, the GRU, a 128-unit layer in each
+head, then the heads, with ReLU, as JaxMARL's recurrent networks (which use ReLU whatever the yaml's ACTIVATION
+says). MAPPO has ``--grad-clip per_network`` (JaxMARL's actor and critic each have an optimiser clipping its own
+gradient norm). ``vf_coef`` is half the yaml's VF_COEF (JaxMARL's value loss is VF_COEF * 0.5 * MSE, ppox's
+vf_coef * MSE). SMAX IPPO also has ``--shared-trunk`` (JaxMARL's IPPO shares its layer and GRU between actor and
+critic); MAPPO on SMAX has ``--agent-id`` (JaxMARL's OBS_WITH_AGENT_ID puts the id in the critic's world state;
+ppox puts it in the actor's observation too). Still different: ppox bootstraps time-limited episodes from V of
+their final observation (JaxMARL treats the limit as terminal), its GAE uses each agent's done (JaxMARL's recurrent
+baselines the episode's), and the layers after the GRU start orthogonal with gain sqrt(2) (JaxMARL's 2).
+``--unmatched`` gives ppox's side as first measured (tanh on MPE, no layer after the GRU, one joint gradient clip,
+vf_coef = VF_COEF): benchmarks/results/jaxmarl_mappo_mpe.json and jaxmarl_smax.json were measured so;
+benchmarks/jaxmarl_ablation.py changes those differences one at a time.
 """
 
 from __future__ import annotations
@@ -53,8 +61,12 @@ from _jaxmarl_peer import peer_train, settings  # noqa: E402
 PPOX_ENV = {"mpe": "MPE_simple_spread_v3", "smax": "SMAX-2s3z"}
 
 
-def ppox_train(env: str, algo: str, timesteps: int, num_envs: int | None):
-    """ppox's fused make_train with the baseline's settings; its per-update return (the compared metric)."""
+def ppox_train(
+    env: str, algo: str, timesteps: int, num_envs: int | None, overrides: dict | None = None, matched: bool = True
+):
+    """ppox's fused make_train with the baseline's settings (and ``overrides``: Config fields, for
+    benchmarks/jaxmarl_ablation.py); its per-update return (the compared metric). ``matched``: the network, value
+    loss scale and gradient clipping of JaxMARL's program (module docstring); False: the first runs' settings."""
     import ppox
     from ppox.drivers.fused_program import make_train
 
@@ -72,7 +84,7 @@ def ppox_train(env: str, algo: str, timesteps: int, num_envs: int | None):
         clip_coef=values["CLIP_EPS"],
         vf_clip_coef=values["CLIP_EPS"],
         ent_coef=values["ENT_COEF"],
-        vf_coef=values["VF_COEF"],
+        vf_coef=values["VF_COEF"] * (0.5 if matched else 1.0),  # (JaxMARL's value loss is VF_COEF * 0.5 * MSE)
         max_grad_norm=values["MAX_GRAD_NORM"],
         activation=values["ACTIVATION"],
         anneal_lr=values["ANNEAL_LR"],
@@ -81,11 +93,14 @@ def ppox_train(env: str, algo: str, timesteps: int, num_envs: int | None):
     )
     if "GRU_HIDDEN_DIM" in values:
         fields.update(memory="gru", memory_size=values["GRU_HIDDEN_DIM"], hidden_sizes=(values["FC_DIM_SIZE"],))
+        if matched:  # their recurrent networks: ReLU whatever ACTIVATION says, a layer after the GRU in each head
+            fields.update(activation="relu", post_memory_sizes=(values["GRU_HIDDEN_DIM"],))
     if algo == "mappo":
         fields.update(critic="world_state", agent_id=values.get("OBS_WITH_AGENT_ID", False))
+        fields.update(grad_clip="per_network" if matched else "joint")  # (an optimiser per network, each clipped)
     elif env == "smax":
         fields.update(shared_trunk=True)
-    train = make_train(ppox.Config(**fields))
+    train = make_train(ppox.Config(**(fields | (overrides or {}))))
     name = "team_return" if env == "mpe" else "episode_return"
     return lambda key: {"episode_return": train(key)[1][name]}
 
@@ -96,7 +111,7 @@ def measure_one(impl: str, env: str, algo: str, args) -> dict:
 
     start = time.perf_counter()
     if impl == "ppox":
-        train = ppox_train(env, algo, args.timesteps, args.num_envs)
+        train = ppox_train(env, algo, args.timesteps, args.num_envs, matched=not args.unmatched)
     else:
         train = peer_train(env, algo, args.jaxmarl_repo, args.timesteps, args.num_envs)
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.seeds)
@@ -198,6 +213,7 @@ def run_one(impl: str, algo: str, args) -> dict:
     command = [sys.executable, __file__, "--one", impl, algo, "--env", args.env, "--timesteps", str(args.timesteps)]
     command += ["--seeds", str(args.seeds), "--seed", str(args.seed), "--jaxmarl-repo", str(args.jaxmarl_repo)]
     command += ["--num-envs", str(args.num_envs)] if args.num_envs else []
+    command += ["--unmatched"] if args.unmatched else []
     done = subprocess.run(command, capture_output=True, text=True)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
@@ -216,6 +232,11 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--jaxmarl-repo", type=Path, default=Path("/work/.mirror/FLAIROx+JaxMARL/repo"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/jaxmarl_mpe.json"))
+    parser.add_argument(
+        "--unmatched",
+        action="store_true",
+        help="ppox as first measured: tanh on MPE, no layer after the GRU, one joint gradient clip, vf_coef = VF_COEF",
+    )
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "ALGO"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--plot", type=Path, help="redo the summary of this results file, and draw its curves (docs/curves/NAME.png)"
@@ -248,6 +269,7 @@ def main() -> None:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 result = {
                     "command": "python " + " ".join(sys.argv),
+                    "ppox_settings": "unmatched" if args.unmatched else "matched",
                     "env": args.env,
                     "timesteps": args.timesteps,
                     "num_envs": args.num_envs,

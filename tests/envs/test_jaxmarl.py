@@ -147,7 +147,8 @@ def test_ippo_and_mappo_learn_simple_spread(critic, learning_rate):
 
 @pytest.mark.long
 def test_a_recurrent_mappo_run_resumes_bit_identically_and_its_policy_acts_for_every_agent(tmp_path):
-    """--memory gru --critic world_state --agent-id, two seeds, a constant learning rate: a run of 2 updates
+    """--memory gru --critic world_state --agent-id (with JaxMARL's --post-memory-sizes and --grad-clip per_network),
+    two seeds, a constant learning rate: a run of 2 updates
     resumed to 4 equals a run of 4 (bit for bit); metrics.csv has the team's and each agent's return; the saved
     policy acts on a dict of observations and ``ppox.evaluate`` plays whole episodes (team returns)."""
     config = {
@@ -159,6 +160,8 @@ def test_a_recurrent_mappo_run_resumes_bit_identically_and_its_policy_acts_for_e
         "memory_size": 16,
         "critic": "world_state",
         "agent_id": True,
+        "post_memory_sizes": (8,),
+        "grad_clip": "per_network",
         "seeds": 2,
         "anneal_lr": False,  # (annealed, the schedule of a run follows its own end: 2 updates or 4)
         "save": True,
