@@ -95,3 +95,27 @@ def play_game(policy: Policy, game, encoder: ObsEncoder, seed: int, deterministi
         if (terminated | truncated).any():
             return total, frames, True
     return total, frames, False
+
+
+def film_stacked_agents(policy: Policy, env, params, episodes: int, deterministic: bool, seed: int, folder: Path):
+    """Team returns of ``episodes`` episodes of a JaxMARL env (``ppox.envs.jaxmarl.AgentStack``), played one step
+    at a time with every agent's row acted on as in training, each episode filmed into ``folder`` as one mp4 (the
+    env's ``render_frames``: JaxMARL's MPE drawing); the episodes end as ``ppox eval``'s batched ones do."""
+    reset, step = jax.jit(env.reset_env), jax.jit(env.step_env)
+    key, returns, agents = jax.random.PRNGKey(seed), [], env.stacked_agents
+    for episode in range(episodes):
+        key, reset_key = jax.random.split(key)
+        obs, state = reset(reset_key, params)
+        states, memory, total = [state.inner], policy.initial_state(agents), 0.0
+        for _ in range(int(params.max_steps_in_episode)):
+            key, act_key, env_key = jax.random.split(key, 3)
+            mask = np.asarray(env.action_mask(state)) if hasattr(env, "action_mask") and policy.masked else None
+            action, memory = policy.act(np.asarray(obs), memory, deterministic=deterministic, key=act_key, mask=mask)
+            obs, state, reward, _, _, over = step(env_key, state, np.asarray(action), params)
+            states.append(state.inner)
+            total += float(np.sum(reward))
+            if bool(over[0]):
+                break
+        returns.append(total)
+        write_clip(env.render_frames(states), folder / f"{env.name}-episode-{episode}.mp4", fps=10)
+    return np.asarray(returns)

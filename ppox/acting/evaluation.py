@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ppox.acting.agent_episodes import evaluate_agents, is_pettingzoo_env
+from ppox.acting.agent_episodes import evaluate_agents, film_stacked_agents, is_pettingzoo_env
 from ppox.acting.policy import Policy
 from ppox.acting.videos import write_clip
 from ppox.config.trust import confirm_file_config
@@ -81,14 +81,13 @@ def evaluate(
                 f"{named('--video', 'video_folder')}: ppox does not film Brax worlds (Brax's renderer needs "
                 f"pytinyrenderer, which ppox does not install); evaluate {name} without --video"
             )
-        if video_folder is not None and len(policy.spec.obs_shape) != 3:
+        if video_folder is not None and len(policy.spec.obs_shape) != 3 and not policy.spec.agents:
             raise ConfigError(
                 f"{named('--video', 'video_folder')} needs a Gymnasium environment or image observations (HxWxC, "
                 f"drawn from the grid: MinAtar); {name} is JAX-native only and its observations are flat"
             )
-        record = video_folder is not None
-        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, record, max_episode_steps)
-        if video_folder is not None:
+        returns, frames = _evaluate_gymnax(policy, episodes, deterministic, seed, video_folder, max_episode_steps)
+        if video_folder is not None and frames is not None:  # (multi-agent videos are written as they are played)
             write_grid_videos(frames, Path(video_folder), name.replace("/", "_"))
         return returns
     return _evaluate_gymnasium(
@@ -213,12 +212,15 @@ def _evaluate_gymnasium(policy: Policy, env, episodes, deterministic, seed, vide
     return np.asarray(returns)
 
 
-def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, record: bool = False, max_steps=None):
-    """(returns, None) or, with ``record``, (returns, (observations [T, episodes, ...], alive [T, episodes])); episodes
-    cut (truncated) after ``max_steps`` where given, else at the run's --max-episode-steps or the env's limit."""
-    c = policy.config
+def _evaluate_gymnax(policy: Policy, episodes, deterministic, seed, video_folder=None, max_steps=None):
+    """(returns, None) or, with ``video_folder``, (returns, (observations [T, episodes, ...], alive [T, episodes]));
+    episodes cut (truncated) after ``max_steps`` where given, else at the run's --max-episode-steps or the env's limit.
+    Multi-agent envs (JaxMARL) with ``video_folder``: played one step at a time, each episode filmed there."""
+    c, record = policy.config, video_folder is not None
     env, params, spec = make_jax_env(c.env, max_steps or c.max_episode_steps, c.hide_obs, c.agent_id, c.critic)
     check_fits(policy, spec, policy.config.env)
+    if hasattr(env, "stacked_agents") and record:
+        return film_stacked_agents(policy, env, params, episodes, deterministic, seed, Path(video_folder)), None
     if hasattr(env, "stacked_agents"):
         return _evaluate_agents(policy, env, params, episodes, deterministic, seed), None
     env = with_action_repeat(env, policy.config.action_repeat)

@@ -20,13 +20,17 @@ observation (as JaxMARL's MAPPO baseline builds it); other envs refuse it. Legal
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import jaxmarl
+import matplotlib.pyplot as plt
 import numpy as np
 from flax import struct
+from jaxmarl.environments.mpe.mpe_visualizer import MPEVisualizer
 from jaxmarl.environments.multi_agent_env import MultiAgentEnv
 from jaxmarl.environments.smax import map_name_to_scenario
 
@@ -147,6 +151,26 @@ class AgentStack:
         new_state = jax.tree_util.tree_map(lambda r, s: jax.lax.select(over[0], r, s), state_re, stepped)
         obs = jnp.where(over[0], obs_re, final_obs)
         return obs, new_state, reward, terminated, truncated, final_obs, over
+
+    def render_frames(self, states: list) -> list[np.ndarray]:
+        """RGB frames [H, W, 3] of an episode's env states (``StackState.inner``), drawn by JaxMARL's own MPE
+        visualiser (matplotlib, off-screen); other JaxMARL envs are refused in one line."""
+        if not self.name.startswith("MPE_"):
+            raise ConfigError(
+                f"--video: ppox films JaxMARL's MPE envs only (JaxMARL's MPEVisualizer draws them); evaluate "
+                f"{self.name} without --video"
+            )
+        with contextlib.redirect_stdout(io.StringIO()):  # (the visualiser prints whether agents talk)
+            drawing = MPEVisualizer(self.env, [jax.device_get(s) for s in states])
+        frames = []
+        try:
+            for index in range(len(states)):
+                drawing.update(index)
+                drawing.fig.canvas.draw()
+                frames.append(np.asarray(drawing.fig.canvas.buffer_rgba())[..., :3].copy())
+        finally:
+            plt.close(drawing.fig)
+        return frames
 
     def is_truncated(self, state: StackState, params):
         return state.time >= params.max_steps_in_episode
