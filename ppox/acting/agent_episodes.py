@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from ppox.acting.policy import Policy
-from ppox.acting.videos import write_clip
+from ppox.acting.videos import require_writer, write_clip
 from ppox.envs.families import family_for, make_host_envs
 from ppox.envs.gym_envs import ObsEncoder
 from ppox.errors import ConfigError
@@ -47,6 +47,8 @@ def evaluate_agents(
         raise ConfigError(f"{named('--episodes', 'episodes')} >= 1 and {named('--seed', 'seed')} >= 0, below 2^31")
     c, agents = policy.config, list(policy.spec.agents)
     render = "rgb_array" if video_folder is not None else None
+    if render:
+        require_writer()
     try:
         game = make_host_envs(c.env, len(agents), "sync", agent_id=c.agent_id, critic=c.critic, render_mode=render)
     except TypeError as err:  # (a PettingZoo maker without render_mode)
@@ -101,6 +103,8 @@ def film_stacked_agents(policy: Policy, env, params, episodes: int, deterministi
     """Team returns of ``episodes`` episodes of a JaxMARL env (``ppox.envs.jaxmarl.AgentStack``), played one step
     at a time with every agent's row acted on as in training, each episode filmed into ``folder`` as one mp4 (the
     env's ``render_frames``: JaxMARL's MPE drawing); the episodes end as ``ppox eval``'s batched ones do."""
+    env.check_filmable()
+    require_writer()
     reset, step = jax.jit(env.reset_env), jax.jit(env.step_env)
     key, returns, agents = jax.random.PRNGKey(seed), [], env.stacked_agents
     for episode in range(episodes):

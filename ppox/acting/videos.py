@@ -9,12 +9,19 @@ import numpy as np
 from ppox.errors import ConfigError
 
 
-def write_clip(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """Write ``frames`` (each [H, W, 3] uint8) as an mp4 at ``path``; a clear error where moviepy is missing."""
+def require_writer() -> None:
+    """A one-line error where moviepy is missing (called before any episode is played)."""
     try:
-        from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
+        import moviepy  # noqa: F401
     except ImportError:
         raise ConfigError('--video needs moviepy: pip install "ppox[video]"') from None
+
+
+def write_clip(frames: list[np.ndarray], path: Path, fps: float) -> None:
+    """Write ``frames`` (each [H, W, 3] uint8) as an mp4 at ``path``; a clear error where moviepy is missing."""
+    require_writer()
+    from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
+
     path.parent.mkdir(parents=True, exist_ok=True)
     clip = ImageSequenceClip([np.asarray(f, np.uint8) for f in frames], fps=fps)
     try:

@@ -152,14 +152,18 @@ class AgentStack:
         obs = jnp.where(over[0], obs_re, final_obs)
         return obs, new_state, reward, terminated, truncated, final_obs, over
 
-    def render_frames(self, states: list) -> list[np.ndarray]:
-        """RGB frames [H, W, 3] of an episode's env states (``StackState.inner``), drawn by JaxMARL's own MPE
-        visualiser (matplotlib, off-screen); other JaxMARL envs are refused in one line."""
+    def check_filmable(self) -> None:
+        """A one-line refusal unless ``render_frames`` can draw this env (JaxMARL's MPE envs)."""
         if not self.name.startswith("MPE_"):
             raise ConfigError(
                 f"--video: ppox films JaxMARL's MPE envs only (JaxMARL's MPEVisualizer draws them); evaluate "
                 f"{self.name} without --video"
             )
+
+    def render_frames(self, states: list) -> list[np.ndarray]:
+        """RGB frames [H, W, 3] of an episode's env states (``StackState.inner``), drawn by JaxMARL's own MPE
+        visualiser (matplotlib, off-screen); other JaxMARL envs are refused in one line."""
+        self.check_filmable()
         with contextlib.redirect_stdout(io.StringIO()):  # (the visualiser prints whether agents talk)
             drawing = MPEVisualizer(self.env, [jax.device_get(s) for s in states])
         frames = []

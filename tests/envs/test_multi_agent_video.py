@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ppox
+from ppox.acting.agent_episodes import film_stacked_agents
 from ppox.errors import ConfigError
 
 pytest.importorskip("jaxmarl")
@@ -32,6 +33,9 @@ def test_a_jaxmarl_mpe_run_is_filmed_and_other_jaxmarl_envs_refuse(tmp_path):
     finally:
         clip.close()
     assert filmed.shape == (2,) and np.isfinite(filmed).all() and (filmed < 0).all()  # (distances, collisions)
-    other = AgentStack(make("MPE_simple_spread_v3")[0].env, "SMAX-2s3z")  # (the refusal reads the env's name)
+    stack, params = make("MPE_simple_spread_v3")
+    other = AgentStack(stack.env, "SMAX-2s3z")  # (the refusal reads the env's name)
+    with pytest.raises(ConfigError, match="films JaxMARL's MPE envs only"):  # (before any episode is played)
+        film_stacked_agents(policy, other, params, 1, True, 0, tmp_path / "no")
     with pytest.raises(ConfigError, match="films JaxMARL's MPE envs only"):
         other.render_frames([])
