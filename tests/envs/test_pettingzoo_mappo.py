@@ -96,6 +96,7 @@ def mappo_run(tmp_path_factory):
         num_minibatches=2,
         agent_id=True,
         critic="world_state",
+        eval_episodes=2,  # (--eval-episodes: whole games at the run's end, every agent acting)
         seed=0,
         run_dir=str(folder),
     )
@@ -129,6 +130,9 @@ def test_evaluation_plays_whole_games_for_every_agent(mappo_run):
             np.testing.assert_allclose(result.by_agent[a][episode], total[a], rtol=1e-6)
         np.testing.assert_allclose(result.team[episode], sum(total.values()), rtol=1e-6)
     np.testing.assert_array_equal(ppox.evaluate(policy, episodes=2, seed=5), result.team)
+    evaluations = (mappo_run / "evaluations.csv").read_text().splitlines()
+    assert evaluations[0].startswith("update,global_step,mean_return") and len(evaluations) >= 2
+    assert float(evaluations[-1].split(",")[2]) < 0  # (a team return of 25 steps: distances, collisions)
 
 
 def test_ppox_eval_reports_team_and_agents_and_writes_a_video(mappo_run, capsys):
