@@ -112,8 +112,11 @@ def advantages_and_targets(config: Config, rewards, values, next_values, termina
     ``ADVANTAGE_ESTIMATORS`` (its targets: advantages + V(s_t)).
 
     With ``baseline=False`` (REINFORCE), the advantage is the discounted return G_t of the raw rewards,
-    summed within the batch without bootstrapping from the critic."""
+    summed within the batch without bootstrapping from the critic. With ``bootstrap_truncated=False`` a truncated
+    step counts as terminated (no V after it)."""
     hyper = Hyper.from_config(config) if hyper is None else hyper
+    if not config.bootstrap_truncated:
+        terminated, truncated = jnp.logical_or(terminated, truncated), jnp.zeros_like(truncated)
     if not config.baseline:
         returns = discounted_returns(rewards, jnp.zeros_like(rewards), terminated, truncated, hyper.gamma)
         return returns, returns

@@ -48,6 +48,11 @@ class Config:
     max_episode_steps: int | None = None
     """End episodes after this many steps (truncated: bootstrapped from V of the last observation). None: the env's."""
 
+    bootstrap_truncated: bool = True
+    """Bootstrap an episode cut off by a time limit from V of its final observation (SB3's timeout handling).
+    --no-bootstrap-truncated treats the cut as terminal (no value after it), as CleanRL's, PureJaxRL's and JaxMARL's
+    PPO do."""
+
     num_steps: int = 128
     """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""
 

@@ -258,5 +258,7 @@ PRESETS["pettingzoo/mpe2.simple_spread_v3"] = {
 # JaxMARL's MPE (fused, pip install "ppox[marl]"): its IPPO baseline's published settings (baselines/IPPO/config/
 # ippo_ff_mpe.yaml; the rest are ppox's defaults: lr 2.5e-4 annealed, 4 epochs x 4 minibatches, clip 0.2, ent 0.01,
 # 64x64 tanh). Its MAPPO (mappo_homogenous_rnn_mpe.yaml) is these with --critic world_state --memory gru
-# --memory-size 128 --hidden-sizes 128 --learning-rate 2e-3 (docs/multi-agent.md).
+# --memory-size 128 --hidden-sizes 128 --learning-rate 2e-3, and as mappo_rnn_mpe.py builds it --post-memory-sizes 128
+# --activation relu --grad-clip per_network (docs/multi-agent.md). JaxMARL's value loss is VF_COEF * 0.5 * MSE: its
+# VF_COEF 0.5 is ppox's --vf-coef 0.25 (ppox's default 0.5 here weighs the critic's loss twice as much).
 PRESETS["MPE_simple_spread_v3"] = {"total_timesteps": 10_000_000, "num_envs": 16, "num_steps": 128}

@@ -142,3 +142,35 @@ def test_bad_values_are_refused_with_what_to_change():
     with pytest.raises(ConfigError, match="--grad-clip per_network .* drop --shared-trunk"):
         Config(grad_clip="per_network", shared_trunk=True)
     assert Config(memory="gru", post_memory_sizes=(128,), grad_clip="per_network").post_memory_sizes == (128,)
+
+
+def _gae_float64(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """GAE in float64: delta_t = r_t + gamma (1 - term_t) V(s_{t+1}) - V(s_t), A_t = delta_t + gamma lam
+    (1 - done_t) A_{t+1}, done_t = term_t or trunc_t."""
+    advantages, next_advantage = np.zeros_like(rewards), np.zeros(rewards.shape[1])
+    for t in reversed(range(len(rewards))):
+        delta = rewards[t] + gamma * (1 - terminated[t]) * next_values[t] - values[t]
+        next_advantage = delta + gamma * lam * (1 - np.maximum(terminated[t], truncated[t])) * next_advantage
+        advantages[t] = next_advantage
+    return advantages
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_no_bootstrap_truncated_treats_a_time_limit_as_terminal(bootstrap):
+    """--no-bootstrap-truncated (CleanRL's, PureJaxRL's and JaxMARL's time limits): a truncated step gets no V after
+    it, as a terminated one; the default bootstraps it (float64 reference, both)."""
+    from ppox.agent.learner import advantages_and_targets
+
+    rng = np.random.default_rng(1)
+    rewards, values, next_values = (rng.normal(size=(9, 4)) for _ in range(3))
+    terminated, truncated = np.zeros((9, 4)), np.zeros((9, 4))
+    terminated[3, 0], truncated[5, 1], truncated[2, 2], terminated[6, 2] = 1, 1, 1, 1
+    config = Config(gamma=0.9, gae_lambda=0.8, bootstrap_truncated=bootstrap)
+    floats = (jnp.asarray(x, jnp.float32) for x in (rewards, values, next_values))
+    got, targets = advantages_and_targets(config, *floats, jnp.asarray(terminated, bool), jnp.asarray(truncated, bool))
+    ends = terminated if bootstrap else np.maximum(terminated, truncated)
+    expected = _gae_float64(rewards, values, next_values, ends, truncated, 0.9, 0.8)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(targets), expected + values, rtol=1e-5, atol=1e-5)
+    assert bootstrap or not np.allclose(expected, _gae_float64(rewards, values, next_values, terminated, truncated,
+                                                               0.9, 0.8))
