@@ -1,11 +1,14 @@
 """ppox IPPO and MAPPO against JaxMARL's own baselines on MPE simple_spread and SMAX, alternating in one run.
 
-    python benchmarks/jaxmarl.py --env mpe --algos ippo --timesteps 409600 --seeds 3 --repeats 2 \
-        --out benchmarks/results/jaxmarl_ippo_mpe.json
     python benchmarks/jaxmarl.py --env mpe --algos mappo --timesteps 102400 --seeds 3 --repeats 2 \
+        --out benchmarks/results/jaxmarl_mappo_mpe_matched.json
+    # the first runs (ppox's settings before issue 36's matching: --unmatched)
+    python benchmarks/jaxmarl.py --env mpe --algos ippo --timesteps 409600 --seeds 3 --repeats 2 --unmatched \
+        --out benchmarks/results/jaxmarl_ippo_mpe.json
+    python benchmarks/jaxmarl.py --env mpe --algos mappo --timesteps 102400 --seeds 3 --repeats 2 --unmatched \
         --out benchmarks/results/jaxmarl_mappo_mpe.json
     python benchmarks/jaxmarl.py --env smax --algos ippo mappo --num-envs 32 --timesteps 61440 --seeds 3 \
-        --repeats 2 --out benchmarks/results/jaxmarl_smax.json
+        --repeats 2 --unmatched --out benchmarks/results/jaxmarl_smax.json
     python benchmarks/jaxmarl.py --plot benchmarks/results/jaxmarl_smax.json   # summary; docs/curves/jaxmarl_smax.png
 
 Each measurement is a fresh process (``--one``) that builds one implementation's whole training run, jits it with

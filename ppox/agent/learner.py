@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ppox.agent.networks import critic_mask
 from ppox.config.config import TRACED_FIELDS, Config
 from ppox.core.advantages import ADVANTAGE_ESTIMATORS, EstimatorParams, Trajectory, discounted_returns
 from ppox.core.losses import LossTerms, explained_variance, ppo_loss
@@ -88,6 +88,18 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
         return optax.chain(optax.identity(), adam)
 
     return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
+
+
+def critic_mask(params):
+    """True on the critic's parameters (its trunk, cell, post-memory layers and the value head, ``Dense_0`` of the
+    network's own scope), False on the actor's: a pytree shaped like ``params``, of NumPy bools (constants)."""
+
+    def is_critic(path, leaf):
+        names = [getattr(p, "key", "") for p in path]
+        top = names[1] if names and names[0] == "params" and len(names) > 1 else names[0]
+        return np.full(np.shape(leaf), top.startswith("critic_") or top == "Dense_0")
+
+    return jax.tree_util.tree_map_with_path(is_critic, params)
 
 
 def clip_per_group(grads, groups, max_norm):

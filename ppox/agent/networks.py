@@ -312,18 +312,6 @@ class RecurrentActorCritic(nn.Module):
         return carries, dist, value
 
 
-def critic_mask(params):
-    """True on the critic's parameters (its trunk, cell, post-memory layers and the value head, ``Dense_0`` of the
-    network's own scope), False on the actor's: a pytree shaped like ``params``, of NumPy bools (constants)."""
-
-    def is_critic(path, leaf):
-        names = [getattr(p, "key", "") for p in path]
-        top = names[1] if names and names[0] == "params" and len(names) > 1 else names[0]
-        return np.full(np.shape(leaf), top.startswith("critic_") or top == "Dense_0")
-
-    return jax.tree_util.tree_map_with_path(is_critic, params)
-
-
 def zero_carry(network: RecurrentActorCritic, batch: int):
     """The carry at an episode's start for ``batch`` envs: zeros, one cell state per cell."""
     zeros = jnp.zeros((batch, network.memory_size), jnp.float32)

@@ -8,11 +8,10 @@ import dataclasses
 import json
 import math
 import os
-from pathlib import Path
 from typing import Literal
 
 from ppox.config.compile_keys import program_config, static_config, traced, traced_fields
-from ppox.config.json_io import fields_from_json, read_json
+from ppox.config.json_io import config_from_file, fields_from_json
 from ppox.config.presets import NETWORK_PRESETS, PRESETS
 from ppox.config.validation import validate
 from ppox.core.advantages import AdvantageName
@@ -49,9 +48,7 @@ class Config:
     """End episodes after this many steps (truncated: bootstrapped from V of the last observation). None: the env's."""
 
     bootstrap_truncated: bool = True
-    """Bootstrap an episode cut off by a time limit from V of its final observation (SB3's timeout handling).
-    --no-bootstrap-truncated treats the cut as terminal (no value after it), as CleanRL's, PureJaxRL's and JaxMARL's
-    PPO do."""
+    """Bootstrap time-limited episodes from V of the final observation (SB3); --no-...: terminal (CleanRL, JaxMARL)."""
 
     num_steps: int = 128
     """Steps per environment per rollout; one update consumes num_envs * num_steps transitions."""
@@ -104,9 +101,7 @@ class Config:
     """Clip the global gradient norm to this. None: no gradient clipping."""
 
     grad_clip: Literal["joint", "per_network"] = "joint"
-    """What --max-grad-norm bounds. joint: the norm of the whole gradient (CleanRL, SB3). per_network: the actor's
-    and the critic's gradient norms, each apart (JaxMARL's MAPPO, with an optimiser per network); needs separate
-    actor and critic networks (no --shared-trunk)."""
+    """What --max-grad-norm bounds. joint: the whole gradient's norm. per_network: actor's, critic's apart (JaxMARL)."""
 
     target_kl: float | None = traced(None, fixed=0.01)
     """Stop an update's remaining minibatches once a minibatch's approx KL exceeds this. None: never."""
@@ -145,8 +140,7 @@ class Config:
     """Units of the recurrent cell (--memory)."""
 
     post_memory_sizes: tuple[int, ...] = ()
-    """Hidden layers after the recurrent cell, in each head (actor and critic each its own, --activation): the
-    recurrent networks of JaxMARL's baselines have one of 128 units. (): the heads read the cell's output."""
+    """Hidden layers after the recurrent cell, one MLP per head (JaxMARL's recurrent networks: 128). (): none."""
 
     hide_obs: tuple[int, ...] = ()
     """Hide these entries of the (flattened) observation from the agent, on either driver: any env becomes
@@ -319,12 +313,7 @@ class Config:
         """The validated Config of a JSON file at ``path`` (a run folder's config.json, a sweep's best_config.json,
         or one written by hand with only some fields: the rest take their defaults), or of a run folder. Raises
         ConfigError where the file cannot be read, is not JSON, or holds an invalid config."""
-        path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
-        data = read_json(path)
-        try:
-            return cls.from_dict(data)
-        except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
+        return config_from_file(cls, path)
 
 
 TRACED_FIELDS = traced_fields(Config)

@@ -80,3 +80,13 @@ def read_json(path: Path) -> Any:
         raise ConfigError(
             f"{path} holds an integer of more than {sys.get_int_max_str_digits()} digits; {fix}"
         ) from None
+
+
+def config_from_file(cls: Any, path) -> Any:
+    """``cls.from_dict`` of the JSON file at ``path``, or of a run folder's config.json; ConfigError naming the file."""
+    path = Path(path) / "config.json" if Path(path).is_dir() else Path(path)
+    data = read_json(path)
+    try:
+        return cls.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

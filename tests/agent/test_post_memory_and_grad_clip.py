@@ -12,12 +12,13 @@ from ppox.agent.agent import NumpyActor, make_network
 from ppox.agent.learner import (
     Batch,
     clip_per_group,
+    critic_mask,
     init_opt_state,
     make_optimizer,
     minibatch_loss,
     ppo_update,
 )
-from ppox.agent.networks import critic_mask, zero_carry
+from ppox.agent.networks import zero_carry
 from ppox.config.config import Config
 from ppox.core.normalize import RunningMeanStd
 from ppox.envs.spec import EnvSpec
