@@ -10,12 +10,28 @@ import pytest
 os.environ["PPOX_CACHE_DIR"] = ""
 
 
+# The default tier compiles far more than it runs (most of its tests are a few updates of a new program): there
+# LLVM optimises XLA's CPU code at -O0 instead of -O2, which cuts its CPU time by a quarter (benchmarks/results/
+# suite_time_issue34.json). XLA's own passes (fusion, simplification) are unchanged; a multiply-add may round in
+# its last bit apart from -O2's fused one, so a test compares two programs compiled alike, or within rounding. The
+# long tier (learning runs: run time, not compile time) and every user keep -O2. XLA_FLAGS that already name a
+# level are left as they are.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
+def _compile_fast(config) -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if (config.getoption("markexpr", "") or "").strip() == "not long" and "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE}".strip()
+
+
 def pytest_configure(config):
     """One XLA compilation cache per test session, shared by the xdist workers and the `ppox` subprocesses that
     tests start: a program one test compiled is loaded, not compiled again, by the next test that builds it.
     A temporary folder, removed at the end; PPOX_TEST_XLA_CACHE names another, and empty turns it off."""
     if not hasattr(config, "workerinput") and "PPOX_TEST_XLA_CACHE" not in os.environ:  # the controller
         config.ppox_xla_cache = os.environ["PPOX_TEST_XLA_CACHE"] = tempfile.mkdtemp(prefix="ppox-test-xla-")
+    _compile_fast(config)  # (before JAX starts: XLA reads XLA_FLAGS once; subprocesses inherit them)
     folder = os.environ["PPOX_TEST_XLA_CACHE"]
     if folder:  # read by JAX at import in every subprocess that inherits this environment
         os.environ["JAX_COMPILATION_CACHE_DIR"] = folder

@@ -62,6 +62,7 @@ def test_gymnax_only_env_evaluates_in_jax(tmp_path):
 
 
 @pytest.mark.learning
+@pytest.mark.long
 def test_host_policy_with_observation_normalisation_evaluates_as_in_training(tmp_path):
     """Pendulum's observations span [-1, 1] and [-8, 8]: the saved statistics decide the actions.
 

@@ -101,6 +101,7 @@ def test_reinforce_leaves_the_critic_untouched():
                               initial.params["params"]["actor_trunk"]["Dense_0"]["kernel"])
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_reinforce_learns_cartpole():
     result = ppox.train(ppox.Config(advantage="mc", baseline=False, total_timesteps=200_000, save=False,

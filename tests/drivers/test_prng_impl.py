@@ -62,6 +62,7 @@ def test_the_generator_is_part_of_the_compile_key_and_checked():
         Config(env="CartPole-v1", driver="host", prng_impl="rbg")
 
 
+@pytest.mark.long
 @pytest.mark.learning
 @pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
 def test_default_cartpole_solves_with_each_generator(impl):

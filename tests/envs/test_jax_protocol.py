@@ -13,6 +13,7 @@ from tests.envs.jax_env_examples import GymnaxSayWhatYouSee, NoStep, SayWhatYouS
 FAST = {"num_envs": 8, "num_steps": 64, "learning_rate": 5e-3, "save": False, "progress": False, "seed": 0}
 
 
+@pytest.mark.long
 @pytest.mark.learning
 @pytest.mark.parametrize("env", [SayWhatYouSee(), GymnaxSayWhatYouSee()], ids=["pure", "gymnax"])
 def test_a_jax_env_object_learns_on_the_fused_driver(env):

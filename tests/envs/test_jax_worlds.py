@@ -19,6 +19,7 @@ def last_return(result, updates=5) -> float:
     return float(np.nanmean(result.metrics["episode_return"][0, -updates:]))
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_navix_empty_learns():
     """Navix-Empty-5x5-v0 (reward 1 at the goal, 100 steps): a uniformly random policy reaches the goal in 0.44
@@ -28,6 +29,7 @@ def test_navix_empty_learns():
     assert last_return(result) > 0.8, result.metrics["episode_return"][0, -5:]
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_xminigrid_empty_learns():
     """XLand-MiniGrid-Empty-6x6 (reward 1 - 0.9 t / 144 at the goal): a uniformly random policy returns 0.17
@@ -37,6 +39,7 @@ def test_xminigrid_empty_learns():
     assert last_return(result) > 0.7, result.metrics["episode_return"][0, -5:]
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_jumanji_game2048_learns_with_masks():
     """Jumanji-Game2048-v1 with its legal-move masks: a uniformly random legal policy returns 1,071 (measured

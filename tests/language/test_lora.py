@@ -57,7 +57,7 @@ def test_an_adapter_peft_saved_gives_pefts_logits(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_an_adapter_ppox_saved_loads_in_peft_with_the_same_logits(name):
     """ppox's adapter (A and B drawn, targets named as PEFT matches them) is what save_lora_with_ppox.py writes
-    today (tensors equal), and PEFT's PeftModel.from_pretrained of it gave the logits ppox computes, with the
+    today (tensors equal within float32 rounding), and PEFT's PeftModel.from_pretrained of it gave the logits ppox computes, with the
     adapter and merged (peft_logits.safetensors, made by make_lora_fixtures.py ppox)."""
     sys.path.insert(0, str(FIXTURES))
     try:
@@ -68,8 +68,9 @@ def test_an_adapter_ppox_saved_loads_in_peft_with_the_same_logits(name):
     folder = LORA / f"ppox-{name}"
     committed, committed_spec = load_adapter(folder, model.config)
     assert committed_spec == spec
-    for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(committed)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(adapters), jax.tree.leaves(committed)):  # (equal within float32 rounding: the
+        # default test tier compiles XLA's code at -O0, where a multiply-add rounds apart from -O2's fused one)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=3e-8)  # 2 ulp at 0.2
     ref = load_file(FIXTURES / name / "reference.safetensors")
     peft = load_file(folder / "peft_logits.safetensors")
     valid = ref["attention_mask"].astype(bool)

@@ -14,21 +14,11 @@ from ppox.core.losses import clipped_surrogate
 from ppox.errors import ConfigError
 from ppox.language import randomwalks as rw
 from ppox.language.advantages import LM_ADVANTAGES, LMAdvantageParams, scaled_grpo_advantages
-from ppox.language.hf import save
 from ppox.language.losses import LM_LOSSES, LossInputs, k3
 from ppox.language.run_config import LMRunConfig
 
 GRAPH = rw.make_graph(seed=0)
 REWARD = functools.partial(rw.path_scores, GRAPH)
-
-
-@pytest.fixture(scope="module")
-def walker(tmp_path_factory):
-    """The tiny GPT-2 of test_ppo, pretrained on random walks of GRAPH (600 steps), saved as a model folder."""
-    model, _ = rw.pretrain(GRAPH, steps=600, seed=0)
-    folder = tmp_path_factory.mktemp("walker")
-    save(folder, model)
-    return folder
 
 
 def case(B=6, N=5, seed=0, equal=False, beta=0.0):

@@ -17,23 +17,13 @@ from ppox.drivers.lm import LM_METRICS
 from ppox.errors import CheckpointError, ConfigError
 from ppox.language import randomwalks as rw
 from ppox.language.advantages import kl_penalized_rewards, masked_whiten, response_gae, rloo_advantages
-from ppox.language.hf import load, save
+from ppox.language.hf import load
 from ppox.language.ppo import init_value_head, prepare, response_values, token_loss
 from ppox.language.run_config import LMRunConfig, kl_controller
 from ppox.language.sampling import Sampling, make_sampler
 
 GRAPH = rw.make_graph(seed=0)
 REWARD = functools.partial(rw.path_scores, GRAPH)
-
-
-@pytest.fixture(scope="module")
-def walker(tmp_path_factory):
-    """A tiny GPT-2 pretrained on random walks of GRAPH (600 steps), saved as a model folder."""
-    model, loss = rw.pretrain(GRAPH, steps=600, seed=0)
-    assert loss < 1.3  # uniform over 3 out-edges is ln 3 = 1.10
-    folder = tmp_path_factory.mktemp("walker")
-    save(folder, model)
-    return folder
 
 
 def settings(folder, tmp_path, **changes):

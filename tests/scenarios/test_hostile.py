@@ -39,7 +39,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-@pytest.mark.parametrize("tensorboard", [True, False], ids=["tensorboard", "csv-only"])
+@pytest.mark.parametrize("tensorboard", [pytest.param(True, marks=pytest.mark.long), False], ids=["tensorboard", "csv-only"])
 def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_it_resumes(small_disk, tensorboard):
     run = small_disk / "full"
     args = ["--total-timesteps", "409600", "--num-envs", "4", "--num-steps", "256", "--checkpoint-every", "8192",

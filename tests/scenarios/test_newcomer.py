@@ -163,6 +163,7 @@ def test_a_run_that_fails_its_checks_leaves_no_folder(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.long
 def test_video_without_a_display_renders_off_screen(tmp_path, monkeypatch):
     pytest.importorskip("moviepy")
     pytest.importorskip("mujoco")
@@ -235,6 +236,7 @@ def test_tensorboard_comes_with_an_extra():
     assert 'pip install -e ".[tensorboard]"' in (ROOT / "README.md").read_text()
 
 
+@pytest.mark.long
 @pytest.mark.learning
 def test_the_mountaincar_preset_learns():
     """The RL Zoo's hyperparameters: about -115 at 1M steps on both drivers (4 fused seeds -115.4 to -116.7,

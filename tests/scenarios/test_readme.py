@@ -109,6 +109,7 @@ def test_readme_quickstart_command_runs(command, readme_folder):
     assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
 
 
+@pytest.mark.long
 def test_readme_python_example_runs(monkeypatch, tmp_path):
     """The Python block, verbatim, with every run cut to a few thousand steps."""
     original = ppox.Config.__post_init__

@@ -22,7 +22,7 @@ def config_args(tmp_path, name):
     return ["--run-dir", str(tmp_path), "--run-name", name]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.long)], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_fused_run_resumes_bit_identical(tmp_path, sig):
     proc = ppox_cli("train", *FUSED, *config_args(tmp_path, "cut"))
     wait_for_checkpoint(tmp_path / "cut", proc)
