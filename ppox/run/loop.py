@@ -226,8 +226,7 @@ class Loop:
 
 
 def warn_if_no_episode_ended(chunks: list[dict], done: int, config: AnyRunConfig) -> None:
-    """Say once, when no episode has ended in the first tenth of the run, what may be wrong; where the env has
-    a time limit of its own, only once every env has taken more steps than it."""
+    """Say once what may be wrong when no episode has ended in a tenth of the run (and past the env's time limit)."""
     per_env = getattr(config, "num_steps", 1)
     limit = _step_limit(getattr(config, "env", ""), getattr(config, "max_episode_steps", None))
     due = max(1, config.num_updates // 10, 0 if limit is None else limit // per_env + 1)
@@ -235,9 +234,10 @@ def warn_if_no_episode_ended(chunks: list[dict], done: int, config: AnyRunConfig
         return
     if sum(float(np.nansum(c["episode_count"])) for c in chunks) == 0:
         steps = f"the first {done * config.batch_size:,} steps ({done * per_env:,} per env)"
+        games = str(getattr(config, "env", "")).startswith("pettingzoo/")  # (they refuse --max-episode-steps)
         print(
             f"ppox: no episode has ended in {steps}: an episode may simply be long; if the env has no time limit "
-            "of its own, set one with --max-episode-steps N"
+            f"of its own, {'the game sets one (e.g. max_cycles)' if games else 'set one with --max-episode-steps N'}"
             if limit is None
             else f"ppox: no episode has ended in {steps}, though the env's time limit is {limit:,} steps: check "
             "that the env ends its episodes",

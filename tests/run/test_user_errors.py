@@ -156,3 +156,6 @@ def test_the_no_episode_warning_knows_the_envs_own_time_limit(capsys):
     assert "though the env's time limit is 27,000 steps" in warned("ALE/Pong-v5", 211)  # past 27,000 per env
     unknown = warned("brokenenv:Broken", 10)
     assert "no episode has ended in the first 10,240 steps (1,280 per env): an episode may simply be long" in unknown
+    assert "set one with --max-episode-steps N" in unknown
+    game = warned("pettingzoo/mpe2.simple_spread_v3", 10)  # (a PettingZoo run refuses --max-episode-steps)
+    assert "the game sets one (e.g. max_cycles)" in game and "--max-episode-steps" not in game
